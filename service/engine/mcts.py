@@ -1,0 +1,484 @@
+"""Batched Monte-Carlo tree search: Gumbel root search (default) and PUCT.
+
+Many searches (one per game in flight) advance in lock-step: each step every unfinished
+search descends to one leaf (or a few, with virtual loss), all leaves are evaluated in
+one network call, then expanded and backed up (`step`). The hot loop follows what was
+measured on a 2-core CPU (DESIGN.md "Performance"):
+
+- legal moves are generated once per node and cached; game-over is read from them;
+- nodes hold plain Python lists and floats, and no parent pointers, so reference
+  counting frees a discarded subtree (the caller may switch the cyclic GC off);
+- children are sorted by prior, so an interior selection scans the visited children
+  plus the first unvisited one (every rule below prefers the highest-prior unvisited
+  child, so the visited children are always a prefix);
+- leaves are encoded and soft-maxed in one numpy call per step.
+
+Values are in [-1, 1] from the view of the side to move at the node; an edge's
+statistics (`n`, `w`) are from the view of the player choosing it.
+
+Gumbel search follows Danihelka et al., "Policy improvement by planning with Gumbel"
+(ICLR 2022) and DeepMind's mctx: sequential halving over the top-m actions by
+Gumbel + logit at the root, deterministic improved-policy selection below it, and the
+improved policy softmax(logits + sigma(completed Q)) as the training target.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from itertools import chain
+
+import chess
+import numpy as np
+
+from .encoding import board_features, move_indices, planes_from_features
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Knobs of one search; the defaults are self-play's."""
+
+    algorithm: str = "gumbel"  # gumbel | puct
+    simulations: int = 32
+    gumbel_considered: int = 8
+    gumbel_scale: float = 1.0  # 0: no root noise (evaluation, UCI)
+    c_visit: float = 50.0
+    c_scale: float = 0.1
+    c_puct: float = 1.5
+    fpu_reduction: float = 0.25
+    dirichlet_alpha: float = 0.3
+    dirichlet_epsilon: float = 0.25  # 0: no root noise
+    virtual_loss: int = 1
+    leaves_per_step: int = 1
+
+
+class Node:
+    """A position in the tree; edge statistics live in the parent's lists."""
+
+    __slots__ = ("moves", "priors", "n", "w", "children", "visits", "value", "terminal")
+
+    def __init__(self) -> None:
+        self.moves: list[chess.Move] = []
+        self.priors: list[float] | None = None  # None until the network has evaluated it
+        self.n: list[int] = []
+        self.w: list[float] = []
+        self.children: list[Node | None] = []
+        self.visits = 0
+        self.value = 0.0
+        self.terminal: float | None = None  # game over here: -1 mated, 0 drawn
+
+    @property
+    def expanded(self) -> bool:
+        """Whether the network has evaluated this node (terminal nodes never are)."""
+        return self.priors is not None
+
+
+def terminal_value(board: chess.Board, legal: list[chess.Move], *, root: bool = False) -> float | None:
+    """-1 or 0 when the game is over at `board` (a repetition inside the search counts as a
+    draw, as lc0 does), else None. `legal` is `board`'s cached legal moves."""
+    if not legal:
+        return -1.0 if board.is_check() else 0.0
+    if board.is_insufficient_material() or board.halfmove_clock >= 100:
+        return 0.0
+    if not root and board.halfmove_clock >= 4 and board.is_repetition(2):
+        return 0.0
+    return None
+
+
+def repetitions(board: chess.Board) -> int:
+    """Earlier occurrences of this position (0, 1 or 2+), for the encoding's repetition planes."""
+    if board.halfmove_clock < 4 or not board.is_repetition(2):
+        return 0
+    return 2 if board.is_repetition(3) else 1
+
+
+@dataclass(slots=True)
+class Leaf:
+    """A new node waiting for the network."""
+
+    search: "Search"
+    node: Node
+    path: list[tuple[Node, int]]
+    legal: list[chess.Move]
+    indices: list[int]
+    features: tuple[int, ...]
+
+
+def _backup(path: list[tuple[Node, int]], value: float, vl: int) -> None:
+    for node, i in reversed(path):
+        value = -value
+        node.n[i] += 1 - vl
+        node.w[i] += value + vl
+        node.visits += 1 - vl
+
+
+def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
+    """mctx's qtransform_completed_by_mix_value for the children `idxs` of `node`.
+
+    Unvisited children get the mixed value of the network's value and the prior-weighted
+    Q of the visited ones; Q is min-max rescaled over all children, then scaled by
+    (c_visit + max visits) * c_scale. Assumes every visited child is in `idxs`.
+    """
+    n, w, p = node.n, node.w, node.priors
+    sum_n = node.visits - 1
+    qs = []
+    lo = hi = None
+    if sum_n > 0:
+        sum_p = weighted = 0.0
+        for i in idxs:
+            if n[i]:
+                q = w[i] / n[i]
+                sum_p += p[i]
+                weighted += p[i] * q
+        v_mix = (node.value + sum_n * weighted / sum_p) / (sum_n + 1) if sum_p > 0 else node.value
+    else:
+        v_mix = node.value
+    max_n = 0
+    for i in idxs:
+        ni = n[i]
+        q = w[i] / ni if ni else v_mix
+        if ni > max_n:
+            max_n = ni
+        qs.append(q)
+    lo, hi = min(qs), max(qs)
+    if len(idxs) < len(n) and sum_n < len(n):  # some child outside idxs is unvisited: v_mix counts too
+        lo, hi = min(lo, v_mix), max(hi, v_mix)
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
+    return [scale * (q - lo) for q in qs]
+
+
+def _select_gumbel_interior(node: Node, cfg: SearchConfig) -> int:
+    """argmax of improved policy minus visit share, over the visited prefix and the first unvisited child."""
+    n, w, p = node.n, node.w, node.priors
+    sum_n = node.visits - 1
+    if sum_n <= 0:
+        return 0
+    k = 0
+    size = len(n)
+    sum_p = weighted = 0.0
+    max_n = 0
+    while k < size and n[k]:
+        q = w[k] / n[k]
+        sum_p += p[k]
+        weighted += p[k] * q
+        if n[k] > max_n:
+            max_n = n[k]
+        k += 1
+    v_mix = (node.value + sum_n * weighted / sum_p) / (sum_n + 1)
+    lo = hi = v_mix
+    for i in range(k):
+        q = w[i] / n[i]
+        if q < lo:
+            lo = q
+        elif q > hi:
+            hi = q
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
+    exp = math.exp
+    weights = [p[i] * exp(scale * (w[i] / n[i] - lo)) for i in range(k)]
+    rest = exp(scale * (v_mix - lo))
+    z = sum(weights) + max(1.0 - sum_p, 0.0) * rest
+    inv = 1.0 / (1 + sum_n)
+    best, best_i = -1e9, 0
+    for i in range(k):
+        s = weights[i] / z - n[i] * inv
+        if s > best:
+            best, best_i = s, i
+    if k < size and p[k] * rest / z > best:
+        best_i = k
+    return best_i
+
+
+def _select_puct(node: Node, priors: list[float], cfg: SearchConfig, scan_all: bool) -> int:
+    """argmax Q + U; unvisited children take the node's value minus the FPU reduction."""
+    n, w = node.n, node.w
+    c = cfg.c_puct * math.sqrt(node.visits)
+    fpu = node.value - cfg.fpu_reduction
+    best, best_i = -1e9, 0
+    for i in range(len(n)):
+        ni = n[i]
+        if ni:
+            s = w[i] / ni + c * priors[i] / (1 + ni)
+        else:
+            s = fpu + c * priors[i]
+            if not scan_all:
+                return i if s > best else best_i
+        if s > best:
+            best, best_i = s, i
+    return best_i
+
+
+def considered_visits(m: int, simulations: int) -> tuple[int, ...]:
+    """Sequential halving's visit target for each simulation (mctx's get_sequence_of_considered_visits)."""
+    if m <= 1:
+        return tuple(range(simulations))
+    log2max = math.ceil(math.log2(m))
+    seq: list[int] = []
+    visits = [0] * m
+    considered = m
+    while len(seq) < simulations:
+        extra = max(1, int(simulations / (log2max * considered)))
+        for _ in range(extra):
+            seq.extend(visits[:considered])
+            for i in range(considered):
+                visits[i] += 1
+        considered = max(2, considered // 2)
+    return tuple(seq[:simulations])
+
+
+class Search:
+    """The search of one game's current position; `board` is the game's own board,
+    pushed and popped during descent (never copied)."""
+
+    __slots__ = ("board", "cfg", "rng", "root", "target", "started", "finished", "pending",
+                 "_gumbel", "_considered", "_seq", "_root_priors")
+
+    def __init__(self, board: chess.Board, cfg: SearchConfig, rng: random.Random,
+                 root: Node | None = None) -> None:
+        self.board = board
+        self.cfg = cfg
+        self.rng = rng
+        self.root = root if root is not None and root.expanded else None
+        self.target = cfg.simulations
+        self.started = self.finished = self.pending = 0
+        self._gumbel: list[float] = []
+        self._considered: list[int] = []
+        self._seq: tuple[int, ...] = ()
+        self._root_priors: list[float] = []
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self, simulations: int) -> None:
+        """Begin a search of `simulations` simulations at the current position."""
+        self.target = simulations
+        self.started = self.finished = self.pending = 0
+        if self.root is not None:
+            self._prepare_root()
+
+    @property
+    def done(self) -> bool:
+        """All simulations are backed up."""
+        return self.root is not None and self.finished >= self.target and self.pending == 0
+
+    def advance(self, move: chess.Move) -> None:
+        """Play `move` on the board and keep its subtree as the next root (tree reuse)."""
+        child = None
+        if self.root is not None:
+            try:
+                child = self.root.children[self.root.moves.index(move)]
+            except ValueError:
+                child = None
+        self.board.push(move)
+        self.root = child if child is not None and child.expanded else None
+
+    def _prepare_root(self) -> None:
+        root, cfg = self.root, self.cfg
+        k = len(root.moves)
+        if cfg.algorithm == "gumbel":
+            # Sequential halving counts visits from zero; the subtrees below stay.
+            root.n = [0] * k
+            root.w = [0.0] * k
+            root.visits = 1
+            rnd = self.rng.random
+            g = [-math.log(-math.log(rnd() or 1e-300)) * cfg.gumbel_scale for _ in range(k)] \
+                if cfg.gumbel_scale > 0 else [0.0] * k
+            logits = [math.log(max(p, 1e-30)) for p in root.priors]
+            m = min(cfg.gumbel_considered, k)
+            order = sorted(range(k), key=lambda i: g[i] + logits[i], reverse=True)
+            self._gumbel = [g[i] + logits[i] for i in range(k)]
+            self._considered = order[:m]
+            self._seq = considered_visits(m, max(self.target, 1))
+        else:
+            pri = root.priors
+            if cfg.dirichlet_epsilon > 0 and k > 1:
+                noise = np.random.default_rng(self.rng.getrandbits(64)).dirichlet([cfg.dirichlet_alpha] * k)
+                eps = cfg.dirichlet_epsilon
+                pri = [(1 - eps) * p + eps * x for p, x in zip(pri, noise.tolist())]
+            self._root_priors = pri
+
+    # -- selection -----------------------------------------------------------------
+    def _root_choice(self) -> int:
+        root, cfg = self.root, self.cfg
+        if cfg.algorithm != "gumbel":
+            return _select_puct(root, self._root_priors, cfg, scan_all=True)
+        considered = self._considered
+        seq = self._seq
+        target = seq[min(self.started, len(seq) - 1)]
+        sig = _sigma(root, considered, cfg)
+        n = root.n
+        best, best_i = -1e18, -1
+        for j, i in enumerate(considered):
+            if n[i] == target:
+                s = self._gumbel[i] + sig[j]
+                if s > best:
+                    best, best_i = s, i
+        if best_i < 0:  # a collision or an early terminal left the counts off the schedule
+            best_i = min(considered, key=n.__getitem__)
+        return best_i
+
+    def select(self) -> Leaf | None:
+        """Descend to a new leaf and return it for evaluation; None if the simulation ended
+        without one (terminal leaf backed up at once, or a collision with a pending leaf)."""
+        board = self.board
+        if self.root is None:
+            if self.pending:
+                return None
+            node = Node()
+            legal = list(board.legal_moves)
+            self.root = node
+            self.pending += 1
+            return Leaf(self, node, [], legal, move_indices(legal, board.turn),
+                        board_features(board, repetitions(board)))
+        vl = self.cfg.virtual_loss
+        gumbel = self.cfg.algorithm == "gumbel"
+        cfg = self.cfg
+        self.started += 1
+        node = self.root
+        i = self._root_choice()
+        path: list[tuple[Node, int]] = []
+        try:
+            while True:
+                path.append((node, i))
+                node.n[i] += vl
+                node.w[i] -= vl
+                node.visits += vl
+                board.push(node.moves[i])
+                child = node.children[i]
+                if child is None:
+                    child = node.children[i] = Node()
+                    legal = list(board.legal_moves)
+                    child.terminal = terminal_value(board, legal)
+                    if child.terminal is None:
+                        self.pending += 1
+                        return Leaf(self, child, path, legal, move_indices(legal, board.turn),
+                                    board_features(board, 0))
+                if child.terminal is not None:
+                    child.visits += 1
+                    _backup(path, child.terminal, vl)
+                    self.finished += 1
+                    return None
+                if child.priors is None:  # another leaf of this search is waiting for it
+                    for node_, j in path:  # undo the virtual loss: a collision is no visit
+                        node_.n[j] -= vl
+                        node_.w[j] += vl
+                        node_.visits -= vl
+                    self.started -= 1
+                    return None
+                node = child
+                i = _select_gumbel_interior(node, cfg) if gumbel else _select_puct(node, node.priors, cfg, False)
+        finally:
+            for _ in path:
+                board.pop()
+
+    # -- results -------------------------------------------------------------------
+    def policy(self) -> tuple[list[chess.Move], list[float]]:
+        """The training target over the root's legal moves: the improved policy (Gumbel) or visit shares (PUCT)."""
+        root = self.root
+        if self.cfg.algorithm == "gumbel":
+            idxs = list(range(len(root.moves)))
+            sig = _sigma(root, idxs, self.cfg)
+            x = [math.log(max(p, 1e-30)) + s for p, s in zip(root.priors, sig)]
+            m = max(x)
+            e = [math.exp(v - m) for v in x]
+        else:
+            e = [float(v) for v in root.n]
+        z = sum(e)
+        if z <= 0:
+            return list(root.moves), list(root.priors)
+        return list(root.moves), [v / z for v in e]
+
+    def best_move(self) -> chess.Move:
+        """The search's choice: Gumbel's most-visited considered action by Gumbel + logit + sigma(Q),
+        or PUCT's most-visited move."""
+        root = self.root
+        n = root.n
+        if self.cfg.algorithm == "gumbel":
+            considered = self._considered or list(range(len(n)))
+            top = max(n[i] for i in considered)
+            cands = [i for i in considered if n[i] == top]
+            sig = _sigma(root, considered, self.cfg)
+            score = {i: self._gumbel[i] + s for i, s in zip(considered, sig)} if self._gumbel else {}
+            return root.moves[max(cands, key=lambda i: score.get(i, 0.0))]
+        top = max(n)
+        return root.moves[next(i for i in range(len(n)) if n[i] == top)]
+
+    def root_value(self) -> float:
+        """The search's value of the position for the side to move."""
+        root = self.root
+        total = root.visits - 1
+        if total <= 0:
+            return root.value
+        return (root.value + sum(root.w)) / (total + 1)
+
+
+def expand(leaves: list[Leaf], evaluator) -> None:
+    """Evaluate `leaves` in one network call, set their priors (sorted) and back up their values."""
+    if not leaves:
+        return
+    planes = planes_from_features([leaf.features for leaf in leaves])
+    logits, values, _ = evaluator.evaluate(planes)
+    sizes = np.fromiter((len(leaf.indices) for leaf in leaves), dtype=np.int64, count=len(leaves))
+    rows = np.repeat(np.arange(len(leaves)), sizes)
+    flat = np.fromiter(chain.from_iterable(leaf.indices for leaf in leaves), dtype=np.int64, count=int(sizes.sum()))
+    x = logits[rows, flat].astype(np.float64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    x -= np.maximum.reduceat(x, starts)[rows]
+    e = np.exp(x)
+    p = e / np.add.reduceat(e, starts)[rows]
+    order = np.lexsort((-p, rows))
+    pri = p[order].tolist()
+    local = (order - starts[rows[order]]).tolist()
+    vals = values.tolist()
+    pos = 0
+    for b, leaf in enumerate(leaves):
+        k = int(sizes[b])
+        idx = local[pos:pos + k]
+        node = leaf.node
+        legal = leaf.legal
+        node.moves = [legal[j] for j in idx]
+        node.priors = pri[pos:pos + k]
+        node.n = [0] * k
+        node.w = [0.0] * k
+        node.children = [None] * k
+        node.value = vals[b]
+        node.visits += 1
+        pos += k
+        search = leaf.search
+        search.pending -= 1
+        if leaf.path:
+            _backup(leaf.path, vals[b], search.cfg.virtual_loss)
+            search.finished += 1
+        else:
+            search._prepare_root()
+
+
+def step(searches: list[Search], evaluator) -> int:
+    """One lock-step round: up to `leaves_per_step` leaves per unfinished search, one network call.
+    Returns the number of leaves evaluated."""
+    leaves: list[Leaf] = []
+    for s in searches:
+        for _ in range(s.cfg.leaves_per_step):
+            if s.root is not None and s.started >= s.target:
+                break
+            leaf = s.select()
+            if leaf is not None:
+                leaves.append(leaf)
+                if not leaf.path:
+                    break
+    expand(leaves, evaluator)
+    return len(leaves)
+
+
+def run(searches: list[Search], evaluator) -> None:
+    """Run searches (already `start`ed) to completion."""
+    while not all(s.done for s in searches):
+        step(searches, evaluator)
+
+
+class UniformEvaluator:
+    """A stand-in network: uniform priors and a 0 value everywhere (tests, pure-search baselines)."""
+
+    def evaluate(self, planes: np.ndarray):
+        n = planes.shape[0]
+        from .encoding import POLICY_SIZE
+        wdl = np.tile(np.array([0.0, 1.0, 0.0], dtype=np.float32), (n, 1))
+        return np.zeros((n, POLICY_SIZE), dtype=np.float32), np.zeros(n, dtype=np.float32), wdl

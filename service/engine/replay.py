@@ -1,0 +1,155 @@
+"""Bounded replay buffer of self-play positions, sampled into dense training batches.
+
+Chess has no board symmetry to augment with, so a position is stored once, compactly:
+its `board_features` row (16 x uint64), its result as a WDL class (int8) and its search
+policy as the legal moves' indices (int16) with their probabilities (float16), packed
+into one small bytes object per slot. Dense 1858-wide targets exist only in a sampled
+batch. After a restart the buffer is rebuilt from stored games (the games are the
+record, not the buffer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import FEATURE_WIDTH, POLICY_SIZE, planes_from_features
+
+WIN, DRAW, LOSS = 0, 1, 2
+"""WDL classes, from the side to move's view (the value head's output order)."""
+
+
+@dataclass(slots=True)
+class Sample:
+    """One position to learn from, as self-play records it."""
+
+    features: tuple[int, ...]
+    """`encoding.board_features` row of the position."""
+    move_indices: np.ndarray
+    """Policy indices of the position's legal moves (each once)."""
+    policy: np.ndarray
+    """Search policy target over `move_indices` (float, sums to 1)."""
+    result: float
+    """Game result from the side to move's view: +1 win, 0 draw, -1 loss."""
+
+
+@dataclass
+class Batch:
+    """Dense training targets for B sampled positions."""
+
+    planes: np.ndarray  # float32 (B, 22, 8, 8)
+    policy: np.ndarray  # float32 (B, 1858), sums to 1 over legal moves, 0 elsewhere
+    legal: np.ndarray  # bool (B, 1858)
+    wdl: np.ndarray  # int64 (B,): 0 win, 1 draw, 2 loss
+
+    def __len__(self) -> int:
+        return int(self.wdl.shape[0])
+
+
+def _wdl_class(result: float) -> int:
+    if result == 1:
+        return WIN
+    if result == 0:
+        return DRAW
+    if result == -1:
+        return LOSS
+    raise ValueError(f"result must be +1, 0 or -1 from the side to move's view, got {result!r}")
+
+
+class ReplayBuffer:
+    """Ring buffer of the last `capacity` positions (the oldest is dropped first).
+
+    `sample` draws with replacement from the buffer's own numpy Generator (seeded), so a
+    session's training is reproducible. `recency=0` samples uniformly; `recency=r>0`
+    weights a position of age a (0 = newest) by exp(-a / (r * len(buffer))): with r=1
+    the newest position is e times as likely as the oldest, with r=0.25 about 55 times.
+    """
+
+    def __init__(self, capacity: int, seed: int = 0) -> None:
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.capacity = int(capacity)
+        self._rng = np.random.default_rng(seed)
+        self._features = np.zeros((self.capacity, FEATURE_WIDTH), dtype=np.uint64)
+        self._wdl = np.zeros(self.capacity, dtype=np.int8)
+        self._policies: list[bytes] = [b""] * self.capacity  # int16 indices then float16 probs
+        self._size = 0
+        self._next = 0  # slot the next sample goes to
+        self.total_added = 0
+        """Positions ever added (not reset by `clear`)."""
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        """Append positions, overwriting the oldest once full."""
+        for s in samples:
+            idx = np.asarray(s.move_indices)
+            probs = np.asarray(s.policy, dtype=np.float32)
+            if idx.ndim != 1 or idx.shape != probs.shape or idx.size == 0:
+                raise ValueError("move_indices and policy must be equal-length, non-empty 1-d arrays")
+            if idx.min() < 0 or idx.max() >= POLICY_SIZE:
+                raise ValueError(f"move index out of range 0..{POLICY_SIZE - 1}")
+            if not (probs >= 0).all() or not probs.sum() > 0:
+                raise ValueError("policy target must be non-negative with a positive sum")
+            if len(s.features) != FEATURE_WIDTH:
+                raise ValueError(f"features must be a board_features row of {FEATURE_WIDTH} ints")
+            slot = self._next
+            self._features[slot] = s.features
+            self._wdl[slot] = _wdl_class(s.result)
+            self._policies[slot] = idx.astype("<i2").tobytes() + (probs / probs.sum()).astype("<f2").tobytes()
+            self._next = (slot + 1) % self.capacity
+            self._size = min(self._size + 1, self.capacity)
+            self.total_added += 1
+
+    def sample(self, batch_size: int, *, recency: float = 0.0) -> Batch:
+        """B positions drawn with replacement (see the class docstring for `recency`)."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if recency < 0:
+            raise ValueError(f"recency must be >= 0, got {recency}")
+        n = self._size
+        if recency == 0:
+            ages = self._rng.integers(0, n, size=batch_size)
+        else:
+            # Inverse CDF of an exponential truncated to [0, n): floor(age) has mass
+            # proportional to exp(-age / tau) for each integer age, in O(batch_size).
+            tau = recency * n
+            u = self._rng.random(batch_size)
+            ages = np.floor(-tau * np.log1p(-u * -math.expm1(-n / tau))).astype(np.int64)
+            ages = np.clip(ages, 0, n - 1)
+        slots = (self._next - 1 - ages) % self.capacity
+        return self._batch(slots)
+
+    def _batch(self, slots: np.ndarray) -> Batch:
+        b = len(slots)
+        planes = planes_from_features(self._features[slots])
+        policy = np.zeros((b, POLICY_SIZE), dtype=np.float32)
+        legal = np.zeros((b, POLICY_SIZE), dtype=bool)
+        for row, slot in enumerate(slots):
+            packed = self._policies[slot]
+            k = len(packed) // 4
+            idx = np.frombuffer(packed, dtype="<i2", count=k)
+            probs = np.frombuffer(packed, dtype="<f2", count=k, offset=2 * k).astype(np.float32)
+            policy[row, idx] = probs / probs.sum()  # float16 rounding: renormalise
+            legal[row, idx] = True
+        wdl = self._wdl[slots].astype(np.int64)
+        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl)
+
+    def clear(self) -> None:
+        """Drop every position (`total_added` keeps counting)."""
+        self._policies = [b""] * self.capacity
+        self._size = 0
+        self._next = 0
+
+    def state_dict(self) -> dict:
+        """The sampler's generator state (the positions themselves come back from stored games)."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]

@@ -1,0 +1,267 @@
+"""Self-play: `parallel_games` games in flight, one batched network call per step.
+
+A finished game's slot is refilled at once so the batch stays full. Per move the game
+records the search's policy over the legal moves (in python-chess's generation order,
+so storage can recover the moves by replaying), the root value and whether the move got
+the full search budget (playout-cap randomisation, KataGo): only full searches become
+policy targets. At the move cap, material adjudication scores a clear lead as a win;
+without it an untrained net's games are all draws and its value head learns nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import chess
+import chess.pgn
+import numpy as np
+
+from . import mcts
+from .encoding import board_features, move_indices
+from .replay import Sample
+
+PIECE_VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9}
+
+
+@dataclass(frozen=True)
+class SelfPlayConfig:
+    """How games are played; built from the session's settings."""
+
+    search: mcts.SearchConfig = mcts.SearchConfig()
+    simulations: int = 32
+    fast_simulations: int = 8
+    full_search_prob: float = 0.25
+    parallel_games: int = 64
+    temperature_plies: int = 30
+    max_plies: int = 150
+    adjudication: str = "material"  # material | none
+    adjudication_margin: int = 3
+    resign_threshold: float | None = None
+    resign_playout_share: float = 0.1
+
+
+@dataclass
+class GameRecord:
+    """One finished self-play game with its training targets."""
+
+    number: int
+    moves: list[chess.Move]
+    result: str  # 1-0 | 0-1 | 1/2-1/2
+    termination: str  # checkmate|stalemate|insufficient_material|fifty_moves|threefold_repetition|move_cap|resignation
+    adjudicated: bool
+    temperature: float
+    policies: list[np.ndarray] = field(default_factory=list)  # per ply, float32 over legal moves in generation order
+    root_values: list[float] = field(default_factory=list)  # per ply, side to move's view
+    full_search: list[bool] = field(default_factory=list)
+    move_seconds: list[float] = field(default_factory=list)
+    features: list[tuple[int, ...]] = field(default_factory=list)
+    indices: list[list[int]] = field(default_factory=list)  # per ply, policy indices of the legal moves
+    material: int = 0  # white minus black at the end
+    false_resign: bool | None = None  # a played-out game one side would have resigned: did it wrongly?
+    simulations: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def plies(self) -> int:
+        return len(self.moves)
+
+    def samples(self) -> list[Sample]:
+        """Training samples of the full-search plies, the result seen from each side to move."""
+        white = {"1-0": 1.0, "0-1": -1.0}.get(self.result, 0.0)
+        out = []
+        for ply, full in enumerate(self.full_search):
+            if full:
+                z = white if ply % 2 == 0 else -white
+                out.append(Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16),
+                                  self.policies[ply], z))
+        return out
+
+    def pgn(self, headers: dict[str, str] | None = None) -> str:
+        """The game as PGN, with termination and adjudication tags."""
+        game = chess.pgn.Game()
+        game.headers["Event"] = "continuous-play self-play"
+        game.headers["Round"] = str(self.number)
+        game.headers["White"] = game.headers["Black"] = "continuous-play"
+        game.headers["Result"] = self.result
+        game.headers["Termination"] = "adjudication" if self.termination == "move_cap" else "normal"
+        game.headers["TerminationDetail"] = self.termination
+        game.headers["Adjudicated"] = "true" if self.adjudicated else "false"
+        game.headers["PlyCount"] = str(self.plies)
+        for k, v in (headers or {}).items():
+            game.headers[k] = v
+        game.add_line(self.moves)
+        out = io.StringIO()
+        print(game, file=out, end="\n\n")
+        return out.getvalue()
+
+
+def material_balance(board: chess.Board) -> int:
+    """White's material minus Black's, in pawns (P1 N3 B3 R5 Q9)."""
+    total = 0
+    for piece, value in PIECE_VALUES.items():
+        total += value * (len(board.pieces(piece, chess.WHITE)) - len(board.pieces(piece, chess.BLACK)))
+    return total
+
+
+def adjudicate(board: chess.Board, rule: str, margin: int) -> str:
+    """Result of a game cut at the move cap: a lead of `margin` pawns wins under `material`, else a draw."""
+    if rule == "material":
+        balance = material_balance(board)
+        if balance >= margin:
+            return "1-0"
+        if balance <= -margin:
+            return "0-1"
+    return "1/2-1/2"
+
+
+def game_over(board: chess.Board, legal: list[chess.Move]) -> tuple[str, str] | None:
+    """(result, termination) when the rules end the game at `board` (threefold and fifty-move
+    draws are claimed at once), else None."""
+    if not legal:
+        if board.is_check():
+            return ("0-1" if board.turn else "1-0"), "checkmate"
+        return "1/2-1/2", "stalemate"
+    if board.is_insufficient_material():
+        return "1/2-1/2", "insufficient_material"
+    if board.halfmove_clock >= 100:
+        return "1/2-1/2", "fifty_moves"
+    if board.halfmove_clock >= 8 and board.is_repetition(3):
+        return "1/2-1/2", "threefold_repetition"
+    return None
+
+
+def sample_move(moves: list[chess.Move], probs: list[float], temperature: float, rng: random.Random) -> chess.Move:
+    """A move drawn from probs ** (1 / temperature)."""
+    weights = [p ** (1.0 / temperature) for p in probs]
+    if sum(weights) <= 0:
+        return rng.choice(moves)
+    return rng.choices(moves, weights=weights)[0]
+
+
+class _Game:
+    __slots__ = ("record", "board", "search", "rng", "started", "move_started", "full",
+                 "may_resign", "resign_candidate")
+
+    def __init__(self, record: GameRecord, cfg: SelfPlayConfig, rng: random.Random) -> None:
+        self.record = record
+        self.board = chess.Board()
+        self.rng = rng
+        self.search = mcts.Search(self.board, cfg.search, rng)
+        self.started = time.perf_counter()
+        self.move_started = self.started
+        self.full = True
+        self.may_resign = cfg.resign_threshold is not None and rng.random() >= cfg.resign_playout_share
+        self.resign_candidate: chess.Color | None = None
+
+
+class SelfPlay:
+    """Keeps games in flight and advances them together; `step()` returns the games it finished.
+
+    `temperature_for(n)` gives the temperature of the session's n-th game (0-based);
+    `accepting` (settable) stops new games from starting, to end a session cleanly.
+    """
+
+    def __init__(self, cfg: SelfPlayConfig, evaluator, *, seed: int = 0, first_game: int = 1,
+                 temperature_for: Callable[[int], float] = lambda n: 1.0) -> None:
+        self.cfg = cfg
+        self.evaluator = evaluator
+        self.seed = seed
+        self.next_number = first_game
+        self.temperature_for = temperature_for
+        self.max_new_games: int | None = None  # None: no limit
+        self.games: list[_Game] = []
+        self.simulations = 0
+        self.leaves = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.games)
+
+    def _new_game(self) -> _Game:
+        number = self.next_number
+        self.next_number += 1
+        if self.max_new_games is not None:
+            self.max_new_games -= 1
+        rng = random.Random(f"{self.seed}:{number}")
+        record = GameRecord(number, [], "*", "", False, self.temperature_for(number - 1))
+        game = _Game(record, self.cfg, rng)
+        self._start_search(game)
+        return game
+
+    def _start_search(self, game: _Game) -> None:
+        cfg = self.cfg
+        game.full = cfg.full_search_prob >= 1.0 or game.rng.random() < cfg.full_search_prob
+        game.search.start(cfg.simulations if game.full else cfg.fast_simulations)
+        game.move_started = time.perf_counter()
+
+    def _refill(self) -> None:
+        while len(self.games) < self.cfg.parallel_games and (self.max_new_games is None or self.max_new_games > 0):
+            self.games.append(self._new_game())
+
+    def step(self) -> list[GameRecord]:
+        """Play every finished search's move, refill free slots, then run one batched search step."""
+        finished: list[GameRecord] = []
+        still: list[_Game] = []
+        for game in self.games:
+            if game.search.done:
+                record = self._play_move(game)
+                if record is not None:
+                    finished.append(record)
+                    continue
+            still.append(game)
+        self.games = still
+        self._refill()
+        if self.games:
+            self.leaves += mcts.step([g.search for g in self.games], self.evaluator)
+        return finished
+
+    def _play_move(self, game: _Game) -> GameRecord | None:
+        cfg, rec, board, search = self.cfg, game.record, game.board, game.search
+        now = time.perf_counter()
+        moves, probs = search.policy()
+        ply = board.ply()
+        temp = rec.temperature if ply < cfg.temperature_plies else 0.0
+        move = sample_move(moves, probs, temp, game.rng) if temp > 0 else search.best_move()
+        legal = list(board.legal_moves)
+        where = {m: i for i, m in enumerate(legal)}
+        policy = np.zeros(len(legal), dtype=np.float32)
+        for m, p in zip(moves, probs):
+            policy[where[m]] = p
+        value = search.root_value()
+        rec.policies.append(policy)
+        rec.root_values.append(value)
+        rec.full_search.append(game.full)
+        rec.move_seconds.append(now - game.move_started)
+        rec.features.append(board_features(board, mcts.repetitions(board)))
+        rec.indices.append(move_indices(legal, board.turn))
+        rec.simulations += search.finished
+        self.simulations += search.finished
+        if cfg.resign_threshold is not None and value < cfg.resign_threshold:
+            if game.may_resign:
+                return self._finish(game, "0-1" if board.turn else "1-0", "resignation", False)
+            if game.resign_candidate is None:
+                game.resign_candidate = board.turn
+        rec.moves.append(move)
+        search.advance(move)
+        root = search.root
+        over = game_over(board, root.moves if root is not None else list(board.legal_moves))
+        if over is not None:
+            return self._finish(game, over[0], over[1], False)
+        if board.ply() >= cfg.max_plies:
+            return self._finish(game, adjudicate(board, cfg.adjudication, cfg.adjudication_margin), "move_cap", True)
+        self._start_search(game)
+        return None
+
+    def _finish(self, game: _Game, result: str, termination: str, adjudicated: bool) -> GameRecord:
+        rec = game.record
+        rec.result, rec.termination, rec.adjudicated = result, termination, adjudicated
+        rec.material = material_balance(game.board)
+        rec.duration_s = time.perf_counter() - game.started
+        if game.resign_candidate is not None:
+            loser = "0-1" if game.resign_candidate == chess.WHITE else "1-0"
+            rec.false_resign = result != loser
+        return rec

@@ -1,0 +1,139 @@
+"""Learning from the replay buffer: AdamW steps on policy cross-entropy + WDL value loss.
+
+The policy loss compares the search's target with the net's policy restricted to legal
+moves (illegal logits masked to -inf before the softmax), so the net spends no capacity
+learning which moves are illegal. The value loss is the cross-entropy of the WDL logits
+against the game's result class. Each step reports per-head losses, gradient norm,
+learning rate and the masked policy's entropy (a collapsing entropy warns early).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .replay import Batch, ReplayBuffer
+
+
+@dataclass
+class TrainStats:
+    """Means over the steps (lr: the last step's)."""
+
+    steps: int
+    policy_loss: float
+    value_loss: float
+    total_loss: float
+    grad_norm: float
+    """Gradient norm before clipping."""
+    lr: float
+    policy_entropy: float
+    """Entropy of the net's policy over legal moves, nats."""
+    samples: int
+
+
+def steps_for(new_positions: int, samples_per_position: float, batch_size: int) -> int:
+    """Training steps that draw about `samples_per_position` samples per new self-play position."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if new_positions <= 0 or samples_per_position <= 0:
+        return 0
+    # round() first so that e.g. 100 * 0.3 / 10 gives 3, not 4.
+    return math.ceil(round(new_positions * samples_per_position / batch_size, 9))
+
+
+class Trainer:
+    """Owns the optimiser of one net; deterministic under `seed` on CPU.
+
+    Weight decay applies to conv/linear weights only, not to biases or BatchNorm (decaying
+    those only fights the normalisation). Each step runs under a forked torch RNG seeded
+    from (seed, step), so training never disturbs, nor depends on, the global RNG.
+    """
+
+    def __init__(self, net: nn.Module, *, lr: float, weight_decay: float = 1e-4,
+                 device: str | torch.device = "cpu", seed: int = 0, value_weight: float = 1.0,
+                 max_grad_norm: float = 10.0) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device)
+        self.seed = int(seed)
+        self.value_weight = float(value_weight)
+        self.max_grad_norm = float(max_grad_norm)
+        decay = [p for p in net.parameters() if p.ndim > 1]
+        no_decay = [p for p in net.parameters() if p.ndim <= 1]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=lr,
+        )
+        self.step = 0
+        """Optimiser steps taken (restored by `load_state_dict`)."""
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(value)
+
+    def train_batch(self, batch: Batch) -> TrainStats:
+        """One optimiser step on `batch`."""
+        self.net.train()
+        try:
+            parts = self._step(batch)
+        finally:
+            self.net.eval()
+        return self._stats([parts], len(batch))
+
+    def train(self, buffer: ReplayBuffer, steps: int, batch_size: int, *, recency: float = 0.0) -> TrainStats:
+        """`steps` optimiser steps on batches sampled from `buffer`, aggregated."""
+        if steps <= 0:
+            return TrainStats(0, 0.0, 0.0, 0.0, 0.0, self.lr, 0.0, 0)
+        self.net.train()
+        try:
+            parts = [self._step(buffer.sample(batch_size, recency=recency)) for _ in range(steps)]
+        finally:
+            self.net.eval()
+        return self._stats(parts, steps * batch_size)
+
+    def _step(self, batch: Batch) -> torch.Tensor:
+        """One step; returns detached (policy, value, total, grad norm, entropy)."""
+        dev = self.device
+        x = torch.from_numpy(batch.planes).to(dev)
+        target = torch.from_numpy(batch.policy).to(dev)
+        legal = torch.from_numpy(batch.legal).to(dev)
+        wdl = torch.from_numpy(batch.wdl).to(dev)
+        devices = [dev] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed * 1_000_003 + self.step)
+            logits, wdl_logits = self.net(x)
+            logp = torch.log_softmax(logits.float().masked_fill(~legal, float("-inf")), dim=1)
+            logp_legal = logp.masked_fill(~legal, 0.0)  # avoids 0 * -inf where the target is 0
+            policy_loss = -(target * logp_legal).sum(dim=1).mean()
+            value_loss = F.cross_entropy(wdl_logits.float(), wdl)
+            total = policy_loss + self.value_weight * value_loss
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+        self.step += 1
+        with torch.no_grad():
+            entropy = -(logp_legal.exp() * logp_legal).sum(dim=1).mean()
+        return torch.stack([policy_loss.detach(), value_loss.detach(), total.detach(),
+                            grad_norm.detach().float(), entropy])
+
+    def _stats(self, parts: list[torch.Tensor], samples: int) -> TrainStats:
+        mean = torch.stack(parts).mean(dim=0).tolist()  # one device sync for all steps
+        return TrainStats(steps=len(parts), policy_loss=mean[0], value_loss=mean[1], total_loss=mean[2],
+                          grad_norm=mean[3], lr=self.lr, policy_entropy=mean[4], samples=samples)
+
+    def state_dict(self) -> dict:
+        """Optimiser state and step count, for checkpoints (the weights are saved separately)."""
+        return {"optimizer": self.optimizer.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])

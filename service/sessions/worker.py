@@ -1,0 +1,249 @@
+"""The session worker: owns one session's network, optimizer, replay buffer and random
+state, and interleaves self-play, learning and checkpoints.
+
+It reads top to bottom as a pipeline (`SessionWorker.run`): play a batched step, hand
+finished games to the replay buffer and to the caller, learn when due, checkpoint when
+due, stop when told or when a limit is reached. It reports through `emit(kind, data)`
+with plain picklable dicts, so the same code runs inline (tests, benchmarks) or in a
+spawned process (`worker_main`) whose messages travel over a multiprocessing queue.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+import torch
+
+from ..engine import mcts, network, schedules
+from ..engine.replay import ReplayBuffer
+from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig
+from ..engine.training import Trainer, steps_for
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker needs to run a session (picklable, sent to a spawned process)."""
+
+    session_id: str
+    config: dict[str, Any]  # SessionConfig.model_dump()
+    checkpoint_dir: Path  # this session's own folder
+    torch_threads: int = 1
+    first_game: int = 1  # games already stored + 1 (resume)
+    resume_state: Path | None = None  # a checkpoint's state file
+    stats_interval_s: float = 2.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def selfplay_config(cfg: dict[str, Any]) -> SelfPlayConfig:
+    """Engine settings of a session config."""
+    search = mcts.SearchConfig(
+        algorithm=cfg["search"],
+        simulations=cfg["selfplay_simulations"],
+        gumbel_considered=cfg["gumbel_considered"],
+    )
+    return SelfPlayConfig(
+        search=search,
+        simulations=cfg["selfplay_simulations"],
+        fast_simulations=cfg["fast_simulations"],
+        full_search_prob=cfg["full_search_prob"],
+        parallel_games=cfg["selfplay_parallel_games"],
+        temperature_plies=cfg["temperature_plies"],
+        max_plies=cfg["max_moves_per_game"],
+        adjudication=cfg["adjudication"],
+        adjudication_margin=cfg["adjudication_margin"],
+        resign_threshold=cfg["resign_threshold"],
+    )
+
+
+def game_message(record: GameRecord) -> dict[str, Any]:
+    """What the caller stores of a game: no board features (they are recomputed by replay)."""
+    return {
+        "number": record.number,
+        "moves": [m.uci() for m in record.moves],
+        "result": record.result,
+        "termination": record.termination,
+        "adjudicated": record.adjudicated,
+        "plies": record.plies,
+        "temperature": record.temperature,
+        "policies": [p.astype("float16") for p in record.policies],
+        "root_values": record.root_values,
+        "full_search": record.full_search,
+        "move_seconds": record.move_seconds,
+        "simulations": record.simulations,
+        "duration_s": record.duration_s,
+        "material": record.material,
+        "false_resign": record.false_resign,
+        "pgn": record.pgn(),
+    }
+
+
+class SessionWorker:
+    """One session's learning loop; `run` returns when the session stops."""
+
+    def __init__(self, spec: WorkerSpec, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.spec = spec
+        self.cfg = spec.config
+        self.emit = emit
+        self.should_stop = should_stop
+        cfg = self.cfg
+        torch.set_num_threads(spec.torch_threads)
+        self.device = cfg["device"] if cfg["device"] == "cpu" or torch.cuda.is_available() else "cpu"
+        torch.manual_seed(cfg["seed"])
+        self.net = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
+        self.trainer = Trainer(self.net, lr=cfg["learning_rate"], device=self.device, seed=cfg["seed"])
+        self.buffer = ReplayBuffer(cfg["replay_buffer_positions"], seed=cfg["seed"])
+        self.generation = 0
+        self.games_done = spec.first_game - 1
+        self.new_positions = 0
+        self.positions_learned = 0
+        if spec.resume_state is not None:
+            self._restore(spec.resume_state)
+        self.evaluator = network.Evaluator(self.net, self.device)
+        self.selfplay = SelfPlay(
+            selfplay_config(cfg), self.evaluator, seed=cfg["seed"], first_game=self.games_done + 1,
+            temperature_for=lambda n: schedules.temperature(
+                cfg["temperature_schedule"], n, cfg["initial_temperature"], cfg["final_temperature"],
+                cfg["temperature_decay_games"]),
+        )
+        if cfg["max_games"]:
+            self.selfplay.max_new_games = max(cfg["max_games"] - self.games_done, 0)
+        self.process = psutil.Process()
+
+    # -- the pipeline --------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Play, learn and checkpoint until a stop condition; returns the final summary."""
+        cfg = self.cfg
+        deadline = time.monotonic() + cfg["session_duration_min"] * 60
+        if self.generation == 0:
+            self._checkpoint()  # generation 0: the evaluation anchor
+        reason = "max_games"
+        last_stats = time.monotonic()
+        sims_mark, t_mark = self.selfplay.simulations, time.perf_counter()
+        start_rss = self.process.memory_info().rss
+        gc.disable()  # search trees hold no cycles: reference counting frees them
+        try:
+            while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
+                if self.should_stop():
+                    reason = "stopped"
+                    break
+                if time.monotonic() >= deadline:
+                    reason = "duration"
+                    break
+                for record in self.selfplay.step():
+                    self._on_game(record)
+                now = time.monotonic()
+                if now - last_stats >= self.spec.stats_interval_s:
+                    sims_mark, t_mark = self._emit_stats(sims_mark, t_mark, start_rss)
+                    last_stats = now
+        finally:
+            gc.enable()
+        self._emit_stats(sims_mark, t_mark, start_rss)
+        if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
+            self._checkpoint()
+        summary = {"reason": reason, "games": self.games_done, "generation": self.generation,
+                   "positions_learned": self.positions_learned, "training_steps": self.trainer.step,
+                   "dropped_in_flight": self.selfplay.in_flight}
+        self.emit("finished", summary)
+        return summary
+
+    def _emit_stats(self, sims_mark: int, t_mark: float, start_rss: int) -> tuple[int, float]:
+        """Throughput since the last report, buffer and memory; returns the new marks."""
+        t = time.perf_counter()
+        rss = self.process.memory_info().rss
+        self.emit("stats", {
+            "simulations_per_second": (self.selfplay.simulations - sims_mark) / max(t - t_mark, 1e-9),
+            "buffer_size": len(self.buffer),
+            "games_in_flight": self.selfplay.in_flight,
+            "rss_mb": rss / 2**20,
+            "rss_growth_mb": (rss - start_rss) / 2**20,
+        })
+        return self.selfplay.simulations, t
+
+    def _on_game(self, record: GameRecord) -> None:
+        cfg = self.cfg
+        self.games_done += 1
+        samples = record.samples()
+        self.buffer.add(samples)
+        self.new_positions += len(samples)
+        self.emit("game", game_message(record))
+        n = self.games_done
+        if n >= cfg["min_games_before_learning"] and n % cfg["learn_every_n_games"] == 0 and len(self.buffer):
+            self._learn()
+        if n % cfg["checkpoint_interval"] == 0:
+            self._checkpoint()
+
+    def _learn(self) -> None:
+        cfg = self.cfg
+        steps = steps_for(self.new_positions, cfg["train_samples_per_position"], cfg["learning_batch_size"])
+        if steps <= 0:
+            return
+        t = time.perf_counter()
+        stats = self.trainer.train(self.buffer, steps, cfg["learning_batch_size"])
+        self.evaluator.refresh()
+        gc.collect()  # training and the optimizer may leave cycles behind
+        self.positions_learned += self.new_positions
+        self.new_positions = 0
+        self.emit("learning", {
+            "games": self.games_done, "step": self.trainer.step, "steps": stats.steps,
+            "policy_loss": stats.policy_loss, "value_loss": stats.value_loss, "total_loss": stats.total_loss,
+            "grad_norm": stats.grad_norm, "lr": stats.lr, "policy_entropy": stats.policy_entropy,
+            "samples": stats.samples, "buffer_size": len(self.buffer),
+            "positions_learned": self.positions_learned, "seconds": time.perf_counter() - t,
+        })
+
+    # -- checkpoints ---------------------------------------------------------------------
+    _last_checkpoint_games = -1
+
+    def _checkpoint(self) -> None:
+        folder = self.spec.checkpoint_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = folder / f"gen-{self.generation:04d}.safetensors"
+        state = folder / f"gen-{self.generation:04d}.state.pt"
+        sha = network.save_weights(self.net, weights, generation=self.generation, seed=self.cfg["seed"],
+                                   extra={"session_id": self.spec.session_id, "games": self.games_done})
+        torch.save({
+            "generation": self.generation, "games": self.games_done, "optimizer": self.trainer.state_dict(),
+            "buffer_rng": self.buffer.state_dict() if hasattr(self.buffer, "state_dict") else None,
+            "positions_learned": self.positions_learned, "torch_rng": torch.get_rng_state(),
+            "weights": weights.name,
+        }, state)
+        self.emit("checkpoint", {"generation": self.generation, "games": self.games_done, "path": str(weights),
+                                 "state_path": str(state), "sha256": sha})
+        self._last_checkpoint_games = self.games_done
+        self.generation += 1
+
+    def _restore(self, state_path: Path) -> None:
+        state = torch.load(state_path, weights_only=False)
+        net, _ = network.load_weights(state_path.parent / state["weights"], self.device)
+        self.net.load_state_dict(net.state_dict())
+        self.trainer.load_state_dict(state["optimizer"])
+        if state.get("buffer_rng") is not None and hasattr(self.buffer, "load_state_dict"):
+            self.buffer.load_state_dict(state["buffer_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.positions_learned = state["positions_learned"]
+        self.generation = state["generation"] + 1
+
+
+def worker_main(spec: WorkerSpec, queue, stop_event) -> None:
+    """Entry point of a spawned worker process: Ctrl-C goes to the parent, which asks us to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_interop_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(spec.torch_threads))
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        queue.put((kind, data))
+
+    try:
+        SessionWorker(spec, emit, stop_event.is_set).run()
+    except BaseException as exc:  # report, then let the process die with it
+        queue.put(("failed", {"error": f"{type(exc).__name__}: {exc}"}))
+        raise
