@@ -323,7 +323,7 @@ class Search:
             if self.pending:
                 return None
             node = Node()
-            legal = list(board.legal_moves)
+            legal = list(board.generate_legal_moves())
             self.root = node
             self.pending += 1
             return Leaf(self, node, [], legal, move_indices(legal, board.turn),
@@ -345,7 +345,7 @@ class Search:
                 child = node.children[i]
                 if child is None:
                     child = node.children[i] = Node()
-                    legal = list(board.legal_moves)
+                    legal = list(board.generate_legal_moves())
                     child.terminal = terminal_value(board, legal)
                     if child.terminal is None:
                         self.pending += 1
