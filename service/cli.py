@@ -58,6 +58,11 @@ def run(
 
     settings = settings_or_exit()
     config = session_config(settings, set_)
+    if config.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("invalid setting DEVICE='cuda': torch sees no CUDA device here (use DEVICE=cpu)")
     threads = default_threads(settings)
     with SessionProgress(config, quiet=quiet) as progress:
         recorder = run_headless(settings, config, torch_threads=threads, on_message=progress.update)

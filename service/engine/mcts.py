@@ -142,7 +142,7 @@ def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
             max_n = ni
         qs.append(q)
     lo, hi = min(qs), max(qs)
-    if len(idxs) < len(n) and sum_n < len(n):  # some child outside idxs is unvisited: v_mix counts too
+    if len(idxs) < len(n):  # children outside idxs are unvisited: v_mix counts too
         lo, hi = min(lo, v_mix), max(hi, v_mix)
     scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
     return [scale * (q - lo) for q in qs]
@@ -165,18 +165,15 @@ def _select_gumbel_interior(node: Node, cfg: SearchConfig) -> int:
         if n[k] > max_n:
             max_n = n[k]
         k += 1
-    v_mix = (node.value + sum_n * weighted / sum_p) / (sum_n + 1)
-    lo = hi = v_mix
-    for i in range(k):
-        q = w[i] / n[i]
-        if q < lo:
-            lo = q
-        elif q > hi:
-            hi = q
+    v_mix = (node.value + sum_n * weighted / sum_p) / (sum_n + 1) if sum_p > 0 else node.value
+    qs = [w[i] / n[i] for i in range(k)]
+    lo, hi = min(qs), max(qs)
+    if k < size:  # unvisited children take v_mix
+        lo, hi = min(lo, v_mix), max(hi, v_mix)
     scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
-    exp = math.exp
-    weights = [p[i] * exp(scale * (w[i] / n[i] - lo)) for i in range(k)]
-    rest = exp(scale * (v_mix - lo))
+    exp = math.exp  # exponents relative to hi: at most 0, so no overflow however many visits
+    weights = [p[i] * exp(scale * (qs[i] - hi)) for i in range(k)]
+    rest = exp(scale * (v_mix - hi)) if k < size else 0.0
     z = sum(weights) + max(1.0 - sum_p, 0.0) * rest
     inv = 1.0 / (1 + sum_n)
     best, best_i = -1e9, 0
@@ -302,7 +299,7 @@ class Search:
             return _select_puct(root, self._root_priors, cfg, scan_all=True)
         considered = self._considered
         seq = self._seq
-        target = seq[min(self.started, len(seq) - 1)]
+        target = seq[min(self.started - 1, len(seq) - 1)]  # select() counted this one already
         sig = _sigma(root, considered, cfg)
         n = root.n
         best, best_i = -1e18, -1

@@ -96,7 +96,7 @@ class SessionWorker:
         self.should_stop = should_stop
         cfg = self.cfg
         torch.set_num_threads(spec.torch_threads)
-        self.device = cfg["device"] if cfg["device"] == "cpu" or torch.cuda.is_available() else "cpu"
+        self.device = cfg["device"]
         torch.manual_seed(cfg["seed"])
         self.net = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
         self.trainer = Trainer(self.net, lr=cfg["learning_rate"], device=self.device, seed=cfg["seed"])
