@@ -46,7 +46,11 @@ class SelfPlayConfig:
 
 @dataclass
 class GameRecord:
-    """One finished self-play game with its training targets."""
+    """One finished self-play game with its training targets.
+
+    The per-ply lists hold one entry per searched position: `plies` of them, plus one for
+    the resigning side's last search when the game ended by resignation.
+    """
 
     number: int
     moves: list[chess.Move]
