@@ -5,13 +5,16 @@ search descends to one leaf (or a few, with virtual loss), all leaves are evalua
 one network call, then expanded and backed up (`step`). The hot loop follows what was
 measured on a 2-core CPU (DESIGN.md "Performance"):
 
+- a new leaf keeps the network's logits and is expanded (legal moves generated, priors
+  soft-maxed and sorted) only when a later simulation passes through it: most leaves of
+  a small search are never revisited, and move generation is the costliest part;
 - legal moves are generated once per node and cached; game-over is read from them;
 - nodes hold plain Python lists and floats, and no parent pointers, so reference
   counting frees a discarded subtree (the caller may switch the cyclic GC off);
 - children are sorted by prior, so an interior selection scans the visited children
   plus the first unvisited one (every rule below prefers the highest-prior unvisited
   child, so the visited children are always a prefix);
-- leaves are encoded and soft-maxed in one numpy call per step.
+- leaves are encoded in one numpy call per step.
 
 Values are in [-1, 1] from the view of the side to move at the node; an edge's
 statistics (`n`, `w`) are from the view of the player choosing it.
@@ -27,7 +30,6 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from itertools import chain
 
 import chess
 import numpy as np
@@ -56,27 +58,50 @@ class SearchConfig:
 class Node:
     """A position in the tree; edge statistics live in the parent's lists."""
 
-    __slots__ = ("moves", "priors", "n", "w", "children", "visits", "value", "terminal")
+    __slots__ = ("moves", "priors", "n", "w", "children", "visits", "value", "terminal", "logits")
 
     def __init__(self) -> None:
         self.moves: list[chess.Move] = []
-        self.priors: list[float] | None = None  # None until the network has evaluated it
+        self.priors: list[float] | None = None  # None until expanded
         self.n: list[int] = []
         self.w: list[float] = []
         self.children: list[Node | None] = []
         self.visits = 0
         self.value = 0.0
         self.terminal: float | None = None  # game over here: -1 mated, 0 drawn
+        self.logits: np.ndarray | None = None  # the network's policy row, until expanded
 
     @property
     def expanded(self) -> bool:
-        """Whether the network has evaluated this node (terminal nodes never are)."""
+        """Whether its moves and priors are set (terminal nodes never are)."""
         return self.priors is not None
 
+    @property
+    def evaluated(self) -> bool:
+        """Whether the network has evaluated it (expanded, or holding its logits)."""
+        return self.priors is not None or self.logits is not None
 
-def terminal_value(board: chess.Board, legal: list[chess.Move], *, root: bool = False) -> float | None:
+
+def expand_node(node: Node, board: chess.Board) -> None:
+    """Set an evaluated node's legal moves and priors (softmax of its logits over them),
+    sorted by prior; `board` is at the node's position."""
+    legal = list(board.generate_legal_moves())
+    x = node.logits[move_indices(legal, board.turn)].astype(np.float64)
+    np.exp(x - x.max(), out=x)
+    x /= x.sum()
+    order = np.argsort(-x, kind="stable")
+    k = len(legal)
+    node.moves = [legal[j] for j in order.tolist()]
+    node.priors = x[order].tolist()
+    node.n = [0] * k
+    node.w = [0.0] * k
+    node.children = [None] * k
+    node.logits = None
+
+
+def terminal_value(board: chess.Board, legal: list[chess.Move] | bool, *, root: bool = False) -> float | None:
     """-1 or 0 when the game is over at `board` (a repetition inside the search counts as a
-    draw, as lc0 does), else None. `legal` is `board`'s cached legal moves."""
+    draw, as lc0 does), else None. `legal`: `board`'s legal moves, or whether it has any."""
     if not legal:
         return -1.0 if board.is_check() else 0.0
     if board.is_insufficient_material() or board.halfmove_clock >= 100:
@@ -99,9 +124,7 @@ class Leaf:
 
     search: "Search"
     node: Node
-    path: list[tuple[Node, int]]
-    legal: list[chess.Move]
-    indices: list[int]
+    path: list[tuple[Node, int]]  # empty: the search's root
     features: tuple[int, ...]
 
 
@@ -235,7 +258,7 @@ class Search:
         self.board = board
         self.cfg = cfg
         self.rng = rng
-        self.root = root if root is not None and root.expanded else None
+        self.root = root if root is not None and root.evaluated else None
         self.target = cfg.simulations
         self.started = self.finished = self.pending = 0
         self._gumbel: list[float] = []
@@ -249,6 +272,8 @@ class Search:
         self.target = simulations
         self.started = self.finished = self.pending = 0
         if self.root is not None:
+            if not self.root.expanded:
+                expand_node(self.root, self.board)
             self._prepare_root()
 
     @property
@@ -265,7 +290,7 @@ class Search:
             except ValueError:
                 child = None
         self.board.push(move)
-        self.root = child if child is not None and child.expanded else None
+        self.root = child if child is not None and child.evaluated else None
 
     def _prepare_root(self) -> None:
         root, cfg = self.root, self.cfg
@@ -320,11 +345,9 @@ class Search:
             if self.pending:
                 return None
             node = Node()
-            legal = list(board.generate_legal_moves())
             self.root = node
             self.pending += 1
-            return Leaf(self, node, [], legal, move_indices(legal, board.turn),
-                        board_features(board, repetitions(board)))
+            return Leaf(self, node, [], board_features(board, repetitions(board)))
         vl = self.cfg.virtual_loss
         gumbel = self.cfg.algorithm == "gumbel"
         cfg = self.cfg
@@ -342,18 +365,18 @@ class Search:
                 child = node.children[i]
                 if child is None:
                     child = node.children[i] = Node()
-                    legal = list(board.generate_legal_moves())
-                    child.terminal = terminal_value(board, legal)
+                    child.terminal = terminal_value(board, any(board.generate_legal_moves()))
                     if child.terminal is None:
                         self.pending += 1
-                        return Leaf(self, child, path, legal, move_indices(legal, board.turn),
-                                    board_features(board, 0))
+                        return Leaf(self, child, path, board_features(board, 0))
                 if child.terminal is not None:
                     child.visits += 1
                     _backup(path, child.terminal, vl)
                     self.finished += 1
                     return None
-                if child.priors is None:  # another leaf of this search is waiting for it
+                if child.logits is not None:  # evaluated on an earlier visit: expand it now
+                    expand_node(child, board)
+                elif child.priors is None:  # another leaf of this search awaits the network here
                     for node_, j in path:  # undo the virtual loss: a collision is no visit
                         node_.n[j] -= vl
                         node_.w[j] += vl
@@ -408,43 +431,24 @@ class Search:
 
 
 def expand(leaves: list[Leaf], evaluator) -> None:
-    """Evaluate `leaves` in one network call, set their priors (sorted) and back up their values."""
+    """Evaluate `leaves` in one network call, keep each one's logits and back up its value
+    (a search's root is expanded at once: its moves are needed now)."""
     if not leaves:
         return
-    planes = planes_from_features([leaf.features for leaf in leaves])
-    logits, values, _ = evaluator.evaluate(planes)
-    sizes = np.fromiter((len(leaf.indices) for leaf in leaves), dtype=np.int64, count=len(leaves))
-    rows = np.repeat(np.arange(len(leaves)), sizes)
-    flat = np.fromiter(chain.from_iterable(leaf.indices for leaf in leaves), dtype=np.int64, count=int(sizes.sum()))
-    x = logits[rows, flat].astype(np.float64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    x -= np.maximum.reduceat(x, starts)[rows]
-    e = np.exp(x)
-    p = e / np.add.reduceat(e, starts)[rows]
-    order = np.lexsort((-p, rows))
-    pri = p[order].tolist()
-    local = (order - starts[rows[order]]).tolist()
+    logits, values, _ = evaluator.evaluate(planes_from_features([leaf.features for leaf in leaves]))
     vals = values.tolist()
-    pos = 0
     for b, leaf in enumerate(leaves):
-        k = int(sizes[b])
-        idx = local[pos:pos + k]
         node = leaf.node
-        legal = leaf.legal
-        node.moves = [legal[j] for j in idx]
-        node.priors = pri[pos:pos + k]
-        node.n = [0] * k
-        node.w = [0.0] * k
-        node.children = [None] * k
+        node.logits = logits[b].copy()  # a row alone: a view would keep the whole batch alive
         node.value = vals[b]
         node.visits += 1
-        pos += k
         search = leaf.search
         search.pending -= 1
         if leaf.path:
             _backup(leaf.path, vals[b], search.cfg.virtual_loss)
             search.finished += 1
         else:
+            expand_node(node, search.board)
             search._prepare_root()
 
 

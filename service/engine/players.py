@@ -135,7 +135,7 @@ class MCTSPlayer:
                 node = node.children[node.moves.index(move)]
             except ValueError:
                 return None
-            if node is None or not node.expanded:
+            if node is None or not node.evaluated:
                 return None
         return node
 

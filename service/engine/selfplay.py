@@ -252,7 +252,7 @@ class SelfPlay:
         rec.moves.append(move)
         search.advance(move)
         root = search.root
-        over = game_over(board, root.moves if root is not None else list(board.legal_moves))
+        over = game_over(board, root.moves if root is not None and root.expanded else list(board.legal_moves))
         if over is not None:
             return self._finish(game, over[0], over[1], False)
         if board.ply() >= cfg.max_plies:

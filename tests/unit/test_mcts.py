@@ -49,7 +49,7 @@ def mates_in_one(board: chess.Board) -> list[chess.Move]:
 def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) -> int:
     """Statistics of the tree below `root` (at `board`) are exactly its backups; returns the node count.
 
-    Every expanded node: visits == 1 + sum(n) (its own evaluation plus the backups through it);
+    Every expanded node: visits == 1 + sum(n); a leaf visited once holds its logits, unexpanded; (its own evaluation plus the backups through it);
     every edge: child.visits == n[i] (terminal children count the times they were reached);
     every Q in [-1, 1]; moves == the legal moves, priors sorted and summing to 1. With
     `root_counters=False` the root's own counters are skipped (Gumbel resets them at `start`).
@@ -65,7 +65,11 @@ def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) ->
             assert node.terminal == terminal_value(board, legal)
             assert node.visits >= 1
             return
-        assert node.expanded
+        if not node.expanded:  # a leaf visited once keeps its logits until a later visit expands it
+            assert node.evaluated and node.visits == 1 and not is_root
+            assert node.logits.shape == (1858,) and -1.0 <= node.value <= 1.0
+            return
+        assert node.logits is None
         assert set(node.moves) == set(legal) and len(node.moves) == len(legal)
         k = len(node.moves)
         assert len(node.priors) == len(node.n) == len(node.w) == len(node.children) == k
