@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 
-from .config import SessionConfig, Settings, settings_or_exit
+from .config import SessionConfig, Settings, describe_errors, settings_or_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="AlphaZero-style continuous self-play and learning for chess.")
@@ -41,9 +41,7 @@ def session_config(settings: Settings, assignments: list[str]) -> SessionConfig:
     try:
         return settings.session_config(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err["loc"] else "?"
-        fail(f"invalid --set {name}={overrides.get(name.lower())!r}: {err['msg']}")
+        fail(describe_errors(exc))
     raise AssertionError  # unreachable
 
 

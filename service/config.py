@@ -325,12 +325,17 @@ def _describe(error: dict[str, Any]) -> str:
     return f"invalid setting {name.upper()}{shown}: {reason}"
 
 
+def describe_errors(exc: ValidationError) -> str:
+    """One line naming each bad variable and what it accepts (settings, CLI overrides)."""
+    return "; ".join(_describe(e) for e in exc.errors(include_url=False))
+
+
 def load_settings(**kwargs: Any) -> Settings:
     """Settings from the environment and `.env` (kwargs override both), or SettingsError."""
     try:
         return Settings(**kwargs)
     except ValidationError as exc:
-        raise SettingsError("; ".join(_describe(e) for e in exc.errors(include_url=False))) from None
+        raise SettingsError(describe_errors(exc)) from None
     except _SourceError as exc:  # a source could not be read or decoded
         raise SettingsError("invalid settings: " + " ".join(str(exc).split())) from None
 

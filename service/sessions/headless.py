@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import secrets
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,13 +118,19 @@ def run_headless(settings: Settings, config: SessionConfig, *, torch_threads: in
     stop = ctx.Event()
     proc = ctx.Process(target=worker_main, args=(spec, messages, stop), name=f"worker-{session_id}", daemon=True)
     proc.start()
+
+    def interrupt(signum, frame) -> None:  # Ctrl-C: ask the worker to stop; again: kill it
+        if stop.is_set():
+            proc.kill()
+        else:
+            stop.set()
+            on_message("stopping", {}, recorder)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
         _drain(proc, messages, handle)
-    except KeyboardInterrupt:
-        stop.set()
-        on_message("stopping", {}, recorder)
-        _drain(proc, messages, handle)
     finally:
+        signal.signal(signal.SIGINT, previous)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()

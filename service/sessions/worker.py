@@ -129,6 +129,7 @@ class SessionWorker:
         last_stats = time.monotonic()
         sims_mark, t_mark = self.selfplay.simulations, time.perf_counter()
         start_rss = self.process.memory_info().rss
+        gc_was_enabled = gc.isenabled()
         gc.disable()  # search trees hold no cycles: reference counting frees them
         try:
             while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
@@ -145,7 +146,8 @@ class SessionWorker:
                     sims_mark, t_mark = self._emit_stats(sims_mark, t_mark, start_rss)
                     last_stats = now
         finally:
-            gc.enable()
+            if gc_was_enabled:
+                gc.enable()
         self._emit_stats(sims_mark, t_mark, start_rss)
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()

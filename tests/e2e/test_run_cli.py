@@ -1,0 +1,231 @@
+"""`continuous-play run` end to end: the real console script in a subprocess, a tiny session,
+and everything it leaves behind (PGN, checkpoints, metrics, report); Ctrl-C, the duration
+limit and bad settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chess
+import chess.pgn
+import pytest
+import torch
+
+from service.config import Settings
+from service.engine import network
+
+pytestmark = pytest.mark.e2e
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
+SEED = 3
+MAX_GAMES = 8
+MAX_MOVES = 32
+INTERVAL = 3
+TINY = {
+    "CHESS_PRESET": "tiny", "SEED": str(SEED), "MAX_GAMES": str(MAX_GAMES), "SELFPLAY_PARALLEL_GAMES": "4",
+    "MAX_MOVES_PER_GAME": str(MAX_MOVES), "SELFPLAY_SIMULATIONS": "8", "FAST_SIMULATIONS": "2",
+    "MIN_GAMES_BEFORE_LEARNING": "2", "LEARN_EVERY_N_GAMES": "2", "LEARNING_BATCH_SIZE": "32",
+    "CHECKPOINT_INTERVAL": str(INTERVAL), "TORCH_THREADS": "1", "ENABLE_PROMETHEUS": "false",
+}
+
+
+def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    """os.environ without any setting of ours, plus the tiny session's and `values`."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env.update(TINY, REPORT_DIR=str(tmp_path / "reports"), CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+               COLUMNS="100", NO_COLOR="1")
+    env.update(values)
+    return env
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CONSOLE_SCRIPT), *args], cwd=tmp_path, env=env or clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def session_dir(tmp_path: Path) -> Path:
+    (out,) = list((tmp_path / "reports").iterdir())
+    return out
+
+
+def read_games(pgn_path: Path) -> list[chess.pgn.Game]:
+    games = []
+    with pgn_path.open() as f:
+        while (game := chess.pgn.read_game(f)) is not None:
+            games.append(game)
+    return games
+
+
+def check_game(game: chess.pgn.Game, max_plies: int) -> None:
+    """A well-formed self-play game: legal moves, a result and its termination tags."""
+    h = game.headers
+    assert game.errors == [], game.errors
+    assert h["Result"] in ("1-0", "0-1", "1/2-1/2")
+    assert h["Adjudicated"] in ("true", "false")
+    assert h["Termination"] in ("normal", "adjudication")
+    detail = h["TerminationDetail"]
+    board = game.board()
+    plies = 0
+    for move in game.mainline_moves():
+        assert board.is_legal(move), (h["Round"], move)
+        board.push(move)
+        plies += 1
+    assert 1 <= plies <= max_plies and int(h["PlyCount"]) == plies
+    if detail == "move_cap":
+        assert h["Adjudicated"] == "true" and h["Termination"] == "adjudication" and plies == max_plies
+    else:
+        assert h["Adjudicated"] == "false" and h["Termination"] == "normal"
+    if detail == "checkmate":
+        assert board.is_checkmate() and h["Result"] == ("0-1" if board.turn == chess.WHITE else "1-0")
+    elif detail != "move_cap":
+        assert h["Result"] == "1/2-1/2"
+
+
+def checkpoint_games(n: int, every: int) -> list[int]:
+    """Games at each checkpoint: gen 0, every `every` games, and the last game if not already."""
+    return [0, *range(every, n + 1, every)] + ([n] if n % every else [])
+
+
+def test_tiny_session_end_to_end(tmp_path):
+    proc = run_cli(tmp_path, "run", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    out = session_dir(tmp_path)
+    sid = out.name
+    assert sid in proc.stdout and f"{MAX_GAMES} games" in proc.stdout
+
+    # games.pgn: exactly MAX_GAMES parseable games numbered 1..N
+    games = read_games(out / "games.pgn")
+    assert len(games) == MAX_GAMES
+    for game in games:
+        check_game(game, MAX_MOVES)
+    assert sorted(int(g.headers["Round"]) for g in games) == list(range(1, MAX_GAMES + 1))
+
+    # checkpoints: gen 0 = build_network(preset, seed), one per interval, the final one
+    expected = checkpoint_games(MAX_GAMES, INTERVAL)
+    ckpt = tmp_path / "checkpoints" / sid
+    weights = sorted(ckpt.glob("gen-*.safetensors"))
+    assert [p.name for p in weights] == [f"gen-{g:04d}.safetensors" for g in range(len(expected))]
+    for gen, path in enumerate(weights):
+        net, header = network.load_weights(path)
+        assert header["generation"] == gen and header["seed"] == SEED and header["preset"] == "tiny"
+        assert header["games"] == expected[gen]
+        state = torch.load(ckpt / f"gen-{gen:04d}.state.pt", weights_only=False)
+        assert state["generation"] == gen and state["games"] == expected[gen]
+    gen0, _ = network.load_weights(weights[0])
+    fresh = network.build_network("tiny", SEED).state_dict()
+    assert gen0.state_dict().keys() == fresh.keys()
+    assert all(torch.equal(gen0.state_dict()[k], v) for k, v in fresh.items())
+    last, _ = network.load_weights(weights[-1])
+    assert not all(torch.equal(last.state_dict()[k], v) for k, v in fresh.items()), "learning changed nothing"
+
+    # metrics.json
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["session_id"] == sid
+    assert len(metrics["games"]) == MAX_GAMES
+    assert [row["games"] for row in metrics["learning"]] == [2, 4, 6, 8]
+    assert metrics["stats"] and all("simulations_per_second" in s for s in metrics["stats"])
+    assert [c["games"] for c in metrics["checkpoints"]] == expected
+
+    # report.json
+    report = json.loads((out / "report.json").read_text())
+    assert report["session_id"] == sid and report["stop_reason"] == "max_games" and report["error"] is None
+    card = report["scorecard"]
+    res = card["results"]
+    assert card["games"] == MAX_GAMES
+    assert res["white_wins"] + res["draws"] + res["black_wins"] == MAX_GAMES
+    assert [res["white_wins"], res["draws"], res["black_wins"]] == [
+        sum(g.headers["Result"] == r for g in games) for r in ("1-0", "1/2-1/2", "0-1")]
+    assert res["by_colour"]["white"]["wins"] == res["by_colour"]["black"]["losses"] == res["white_wins"]
+    assert res["by_colour"]["black"]["wins"] == res["by_colour"]["white"]["losses"] == res["black_wins"]
+    assert card["adjudicated"] == sum(g.headers["Adjudicated"] == "true" for g in games)
+    assert report["losses"]["phases"] == 4
+    assert report["losses"]["steps"] == metrics["learning"][-1]["step"] > 0
+    assert {"first", "last", "min"} <= set(report["losses"]["total_loss"])
+    tp = report["throughput"]
+    assert tp["elapsed_s"] > 0 and tp["games_per_minute"] > 0 and tp["learning_steps_per_minute"] > 0
+    assert [c["generation"] for c in report["checkpoints"]] == list(range(len(expected)))
+    for c in report["checkpoints"]:
+        assert hashlib.sha256(Path(c["path"]).read_bytes()).hexdigest() == c["sha256"]
+    man = report["manifest"]
+    assert man["seed"] == SEED
+    assert man["config"]["max_games"] == MAX_GAMES and man["config"]["chess_preset"] == "tiny"
+    assert man["config"]["max_moves_per_game"] == MAX_MOVES
+    assert man["packages"]["torch"] == torch.__version__
+    assert "git_revision" in man and man["torch_threads"] == 1
+
+
+def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
+    env = clean_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="60")
+    proc = subprocess.Popen([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            pgns = list((tmp_path / "reports").glob("*/games.pgn"))
+            if pgns and "[Round " in pgns[0].read_text():
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, f"run ended by itself: {proc.returncode}"
+        assert time.monotonic() < deadline, "no game within 120 s"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    out = session_dir(tmp_path)
+    report = json.loads((out / "report.json").read_text())
+    assert report["stop_reason"] == "stopped" and report["error"] is None
+    games = read_games(out / "games.pgn")
+    assert len(games) == report["scorecard"]["games"] >= 1
+    for game in games:
+        check_game(game, MAX_MOVES)
+    weights = sorted((tmp_path / "checkpoints" / out.name).glob("gen-*.safetensors"))
+    assert len(weights) >= 2  # generation 0 and the final checkpoint
+    _, header = network.load_weights(weights[-1])
+    assert header["games"] == len(games) and header["generation"] == len(weights) - 1
+    assert report["checkpoints"][-1]["games"] == len(games)
+
+
+def test_duration_limit_stops_the_session(tmp_path):
+    env = clean_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="0.05")  # 3 s
+    proc = run_cli(tmp_path, "run", "--quiet", env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = session_dir(tmp_path)
+    report = json.loads((out / "report.json").read_text())
+    assert report["stop_reason"] == "duration" and report["error"] is None
+    assert len(read_games(out / "games.pgn")) == report["scorecard"]["games"]
+    # the run stopped on its clock, well before any game limit: the session itself took ~3 s
+    assert report["throughput"]["elapsed_s"] < 60
+
+
+@pytest.mark.parametrize("how", ["--set", "environment"])
+def test_bad_max_games_is_one_line_and_exit_2(tmp_path, how):
+    if how == "--set":
+        proc = run_cli(tmp_path, "run", "--set", "MAX_GAMES=-1", timeout=60)
+    else:
+        proc = run_cli(tmp_path, "run", env=clean_env(tmp_path, MAX_GAMES="abc"), timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MAX_GAMES" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    proc = run_cli(tmp_path, "run", "--set", "NOPE=1", timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NOPE" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,254 @@
+"""The session worker inline: self-play, replay buffer, learning and checkpoints together.
+
+Tiny network, a few simulations, short games: each session takes a few seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import chess
+import numpy as np
+import pytest
+import torch
+
+from service.config import SessionConfig, Settings, load_settings
+from service.engine import encoding, network
+from service.engine.training import steps_for
+from service.sessions.headless import run_headless
+from service.sessions.worker import SessionWorker, WorkerSpec
+
+pytestmark = pytest.mark.integration
+
+TINY = dict(
+    chess_preset="tiny", seed=11, max_games=6, selfplay_parallel_games=3, max_moves_per_game=24,
+    selfplay_simulations=8, fast_simulations=2, gumbel_considered=4, min_games_before_learning=2,
+    learn_every_n_games=2, learning_batch_size=32, checkpoint_interval=3, torch_threads=1,
+    session_duration_min=10,
+)
+
+
+def tiny_config(**overrides) -> dict:
+    return SessionConfig(**{**TINY, **overrides}).model_dump()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """The worker sets torch's thread count for the whole process: put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No setting from the caller's environment or a .env file leaks into Settings."""
+    for key in list(os.environ):
+        if key.lower() in Settings.model_fields:
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def probe_planes() -> np.ndarray:
+    boards = [chess.Board()]
+    for uci in ("e2e4", "e7e5", "g1f3", "b8c6"):
+        board = boards[-1].copy()
+        board.push_uci(uci)
+        boards.append(board)
+    return encoding.encode_boards(boards)
+
+
+class Recorder:
+    """An inline worker's emit: keeps every message, and checks the buffer per game."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict]] = []
+        self.worker: SessionWorker | None = None
+        self.buffer_sizes: list[tuple[int, int]] = []  # (buffer size after the game, full-search plies)
+        self.outputs: list[tuple[str, int, tuple[np.ndarray, ...]]] = []  # evaluator outputs over the session
+        self.planes = probe_planes()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        self.messages.append((kind, data))
+        if kind == "game":
+            self.buffer_sizes.append((len(self.worker.buffer), sum(data["full_search"])))
+        if kind in ("game", "learning"):
+            self.outputs.append((kind, len(self.of("game")), self.worker.evaluator.evaluate(self.planes)))
+
+    def of(self, kind: str) -> list[dict]:
+        return [d for k, d in self.messages if k == kind]
+
+
+def run_worker(tmp_path: Path, cfg: dict, **spec_kw) -> tuple[Recorder, SessionWorker, dict]:
+    rec = Recorder()
+    should_stop = spec_kw.pop("should_stop", lambda: False)
+    spec = WorkerSpec(session_id="itest", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1, **spec_kw)
+    worker = SessionWorker(spec, rec, should_stop)
+    rec.worker = worker
+    rec.initial = worker.evaluator.evaluate(rec.planes)
+    summary = worker.run()
+    return rec, worker, summary
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    threads = torch.get_num_threads()
+    try:
+        tmp = tmp_path_factory.mktemp("worker")
+        cfg = tiny_config()
+        rec, worker, summary = run_worker(tmp, cfg)
+        yield cfg, rec, worker, summary, tmp
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_games_are_numbered_once_each(session):
+    cfg, rec, _, summary, _ = session
+    games = rec.of("game")
+    assert len(games) == cfg["max_games"]
+    assert sorted(g["number"] for g in games) == list(range(1, cfg["max_games"] + 1))
+    for g in games:
+        assert g["result"] in ("1-0", "0-1", "1/2-1/2")
+        assert 1 <= g["plies"] == len(g["moves"]) <= cfg["max_moves_per_game"]
+        assert len(g["policies"]) == len(g["root_values"]) == len(g["full_search"]) == g["plies"]
+        assert g["adjudicated"] == (g["termination"] == "move_cap")
+        board = chess.Board()
+        for uci, policy in zip(g["moves"], g["policies"]):
+            legal = list(board.legal_moves)
+            assert len(policy) == len(legal)
+            assert abs(float(np.sum(policy.astype(np.float32))) - 1.0) < 1e-2
+            move = chess.Move.from_uci(uci)
+            assert move in legal
+            board.push(move)
+        if g["termination"] == "checkmate":
+            assert board.is_checkmate()
+    assert summary["games"] == cfg["max_games"]
+
+
+def test_buffer_grows_by_the_full_search_plies(session):
+    _, rec, worker, _, _ = session
+    size = 0
+    for after, full in rec.buffer_sizes:
+        size += full
+        assert after == size
+    assert len(worker.buffer) == size > 0
+
+
+def test_learning_phases_when_due(session):
+    cfg, rec, worker, summary, _ = session
+    expected = []  # (games, steps) the worker should learn at, replayed from its messages
+    games = pending = 0
+    for kind, data in rec.messages:
+        if kind == "game":
+            games += 1
+            pending += sum(data["full_search"])
+            if games >= cfg["min_games_before_learning"] and games % cfg["learn_every_n_games"] == 0 and pending:
+                expected.append((games, steps_for(pending, cfg["train_samples_per_position"],
+                                                  cfg["learning_batch_size"])))
+                pending = 0
+    phases = rec.of("learning")
+    assert [(p["games"], p["steps"]) for p in phases] == expected
+    assert [p["games"] for p in phases] == [2, 4, 6]  # this seed's games all have full-search plies
+    step = 0
+    for p in phases:
+        step += p["steps"]
+        assert p["step"] == step
+        assert p["samples"] == p["steps"] * cfg["learning_batch_size"]
+        for key in ("policy_loss", "value_loss", "total_loss", "grad_norm", "policy_entropy", "seconds"):
+            assert math.isfinite(p[key]), (key, p)
+        assert p["policy_loss"] > 0 and p["value_loss"] > 0 and p["policy_entropy"] >= 0
+        assert p["total_loss"] == pytest.approx(p["policy_loss"] + p["value_loss"], rel=1e-5)
+        assert p["lr"] == pytest.approx(cfg["learning_rate"])
+    assert summary["training_steps"] == worker.trainer.step == step
+
+
+def test_learning_changes_the_selfplay_network(session):
+    _, rec, _, _, _ = session
+    current = rec.initial
+    changed = 0
+    for kind, games, outputs in rec.outputs:
+        same = all(np.array_equal(a, b) for a, b in zip(outputs, current))
+        if kind == "game":
+            assert same, f"the self-play net changed between learning phases (game {games})"
+        else:
+            changed += not any(np.allclose(a, b, atol=1e-6) for a, b in zip(outputs[:2], current[:2]))
+            current = outputs
+    assert changed == len(rec.of("learning")) == 3
+
+
+def test_checkpoints_gen0_then_every_interval_then_final(session):
+    cfg, rec, _, summary, tmp = session
+    points = rec.of("checkpoint")
+    n, every = cfg["max_games"], cfg["checkpoint_interval"]
+    games = [0, *range(every, n + 1, every)] + ([n] if n % every else [])
+    assert [(c["generation"], c["games"]) for c in points] == list(enumerate(games))
+    assert rec.messages[0][0] == "checkpoint"  # generation 0 before any game
+    for c in points:
+        path = Path(c["path"])
+        assert path.parent == tmp / "ckpt" and Path(c["state_path"]).is_file()
+        net, header = network.load_weights(path)
+        assert header["generation"] == c["generation"] and header["games"] == c["games"]
+    gen0, _ = network.load_weights(points[0]["path"])
+    fresh = network.build_network(cfg["chess_preset"], cfg["seed"]).state_dict()
+    assert all(torch.equal(gen0.state_dict()[k], v) for k, v in fresh.items())
+    assert summary["generation"] == len(points)
+
+
+def test_finished_summary_comes_last(session):
+    cfg, rec, _, summary, _ = session
+    kind, data = rec.messages[-1]
+    assert kind == "finished" and data == summary
+    assert summary["reason"] == "max_games"
+    assert summary["dropped_in_flight"] == 0
+    assert [k for k, _ in rec.messages].count("finished") == 1
+    stats = rec.of("stats")
+    assert stats and all(s["simulations_per_second"] >= 0 and s["rss_mb"] > 0 for s in stats)
+
+
+def test_should_stop_stops_with_reason_stopped(tmp_path):
+    seen = []
+
+    def should_stop() -> bool:
+        return len(seen) >= 2
+
+    cfg = tiny_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
+    rec = Recorder()
+
+    def emit(kind, data):
+        if kind == "game":
+            seen.append(data["number"])
+        rec(kind, data)
+
+    spec = WorkerSpec(session_id="stop", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1)
+    worker = SessionWorker(spec, emit, should_stop)
+    rec.worker = worker
+    summary = worker.run()
+    assert summary["reason"] == "stopped"
+    assert summary["games"] == len(seen) >= 2
+    assert rec.messages[-1] == ("finished", summary)
+    points = rec.of("checkpoint")
+    assert [c["generation"] for c in points] == [0, 1]  # gen 0, then the final one
+    assert points[-1]["games"] == summary["games"]
+
+
+def test_run_headless_inline_writes_its_files(clean_env, tmp_path):
+    settings = load_settings(report_dir=tmp_path / "reports", checkpoint_dir=tmp_path / "checkpoints")
+    config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2,
+                                        "max_moves_per_game": 16})
+    kinds = []
+    recorder = run_headless(settings, config, torch_threads=1, inline=True, session_id="inline-1",
+                            on_message=lambda k, d, r: kinds.append(k))
+    out = tmp_path / "reports" / "inline-1"
+    assert recorder.out_dir == out
+    assert {p.name for p in out.iterdir()} >= {"games.pgn", "metrics.json", "report.json"}
+    assert out.joinpath("games.pgn").read_text().count("[Round ") == 4
+    metrics = json.loads(out.joinpath("metrics.json").read_text())
+    assert len(metrics["games"]) == 4
+    report = json.loads(out.joinpath("report.json").read_text())
+    assert report["stop_reason"] == "max_games" and report["error"] is None
+    assert report["scorecard"]["games"] == 4
+    assert kinds.count("game") == 4 and kinds[-1] == "finished"
+    assert (tmp_path / "checkpoints" / "inline-1" / "gen-0000.safetensors").is_file()
