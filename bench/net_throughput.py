@@ -1,14 +1,17 @@
-"""Positions/s of a preset's network at batch 1..256: eager vs the optimized (frozen) evaluator.
+"""Positions/s of a preset's network at batch 1..256: the Evaluator against plain eager torch.
 
 What it measures: the wall time of `Evaluator.evaluate` (numpy planes in, numpy logits,
 value and WDL probabilities out, i.e. everything the search pays per batched network call)
-on random 0/1 planes, for the eager snapshot (`optimize=False`) and the optimized
-snapshot (`optimize=True`, the default on CPU: TorchScript through
-`torch.jit.optimize_for_inference`, i.e. frozen plus oneDNN convolutions), plus a plain
-`torch.jit.freeze` snapshot for reference. Each figure is the median over a few timed repetitions
-after warm-up; the ratio `optimized/eager` is the figure to read, since absolute speeds move
-from machine to machine. Threads are fixed before any torch work (default 2, as the
-self-play worker runs). Prints one JSON object.
+on random 0/1 planes, for:
+- `eager`: the training net as it is (BatchNorm layers, contiguous layout);
+- `folded`: BatchNorm folded into the convolutions (`optimize=False`);
+- `optimized`: folded and channels-last (`optimize=True`, the default on CPU);
+- `optimize_for_inference`: a frozen TorchScript module, for reference only (it leaks
+  ~5 MB per rebuild, see network.Evaluator, so the worker does not use it).
+Each figure is the median over a few timed repetitions after warm-up, the variants
+interleaved; read the ratios, since absolute speeds move from machine to machine.
+Threads are fixed before any torch work (default 2, as the self-play worker runs).
+Prints one JSON object.
 
     python bench/net_throughput.py [--preset small] [--threads 2] [--device cpu]
 """
@@ -16,6 +19,7 @@ self-play worker runs). Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -51,15 +55,16 @@ def main() -> None:
     net = build_network(args.preset, seed=0)
     evaluators = {
         "eager": Evaluator(net, args.device, optimize=False),
+        "folded": Evaluator(net, args.device, optimize=False),
         "optimized": Evaluator(net, args.device, optimize=True),
     }
-    if evaluators["optimized"].backend != "eager":
-        # Plain freeze (no oneDNN conversion) for reference: what DESIGN's prototype used.
+    evaluators["eager"]._model = copy.deepcopy(net).eval().to(args.device)
+    if args.device == "cpu":
         frozen = Evaluator(net, args.device, optimize=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            frozen._model = torch.jit.freeze(torch.jit.script(frozen._model))
-        evaluators["frozen"] = frozen
+            frozen._model = torch.jit.optimize_for_inference(torch.jit.script(copy.deepcopy(net).eval()))
+        evaluators["optimize_for_inference"] = frozen
 
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, float]] = {name: {} for name in evaluators}
