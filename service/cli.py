@@ -6,7 +6,9 @@ a per-session setting for one run. A bad value is one line naming it, and exit c
 
 from __future__ import annotations
 
+import ipaddress
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -48,28 +50,79 @@ def session_config(settings: Settings, assignments: list[str]) -> SessionConfig:
 @app.command()
 def run(
     set_: list[str] = typer.Option([], "--set", help="Override a per-session setting, e.g. --set MAX_GAMES=10."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stored session by its id."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; one line per event."),
 ) -> None:
-    """Run one session headless: self-play and learning until MAX_GAMES, SESSION_DURATION_MIN or Ctrl-C."""
-    from .sessions.headless import default_threads, run_headless
+    """Run one session headless: self-play and learning until MAX_GAMES, SESSION_DURATION_MIN or Ctrl-C.
+
+    It is stored in DATABASE_URL like a session of `serve` (resumable, visible to the API) and ends
+    with games.pgn, metrics.json and report.json under REPORT_DIR/<session_id>/."""
+    import asyncio
+
+    from .sessions.headless import run_session
+    from .sessions.lifecycle import SessionError
     from .sessions.progress import SessionProgress
 
     settings = settings_or_exit()
-    config = session_config(settings, set_)
-    if config.device == "cuda":
+    if resume is not None and set_:
+        fail("--resume continues a session with its stored settings: drop --set")
+    config = None if resume is not None else session_config(settings, set_)
+    if config is not None and config.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             fail("invalid setting DEVICE='cuda': torch sees no CUDA device here (use DEVICE=cpu)")
-    threads = default_threads(settings)
-    with SessionProgress(config, quiet=quiet) as progress:
-        recorder = run_headless(settings, config, torch_threads=threads, on_message=progress.update)
-    out = recorder.out_dir
-    typer.echo(f"session {recorder.session_id}: {recorder.scorecard.games} games, "
+    try:
+        with SessionProgress(config, quiet=quiet) as progress:
+            session_id, report = asyncio.run(run_session(settings, config, resume_id=resume,
+                                                         on_event=progress.update))
+    except SessionError as exc:
+        fail(str(exc))
+    out = Path(settings.report_dir) / session_id
+    typer.echo(f"session {session_id} {report['state']}: {report['scorecard']['games']} games, "
                f"report {out / 'report.json'}, games {out / 'games.pgn'}")
-    if recorder.error:
-        typer.echo(f"continuous-play: worker failed: {recorder.error}", err=True)
+    if report["state"] == "failed":
+        typer.echo(f"continuous-play: session failed: {report['error']}", err=True)
         raise typer.Exit(1)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve() -> None:
+    """Serve the API and dashboard on HOST:PORT (migrating the database first)."""
+    import uvicorn
+
+    from .app import create_app
+    from .storage.database import upgrade
+
+    settings = settings_or_exit()
+    if not settings.api_keys and not is_loopback(settings.host):
+        fail(f"refusing to bind HOST={settings.host!r} without API_KEYS: set API_KEYS, or bind 127.0.0.1")
+    upgrade(settings.database_url)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate DATABASE_URL to the newest schema (Alembic)."""
+    from .storage.database import safe_url, upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    typer.echo(f"database {safe_url(settings.database_url)} is at the newest revision")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

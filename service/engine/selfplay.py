@@ -269,3 +269,21 @@ class SelfPlay:
             loser = "0-1" if game.resign_candidate == chess.WHITE else "1-0"
             rec.false_resign = result != loser
         return rec
+
+
+def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: list[bool],
+                   result: str) -> list[Sample]:
+    """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
+    replay buffer is refilled from the database, which keeps no board features)."""
+    white = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
+    board = chess.Board()
+    out = []
+    for ply, (policy, full) in enumerate(zip(policies, full_search)):
+        if full:
+            legal = list(board.generate_legal_moves())
+            out.append(Sample(board_features(board, mcts.repetitions(board)),
+                              np.asarray(move_indices(legal, board.turn), dtype=np.int16),
+                              np.asarray(policy, dtype=np.float32), white if ply % 2 == 0 else -white))
+        if ply < len(moves):
+            board.push_uci(moves[ply])
+    return out

@@ -1,27 +1,31 @@
 """The headless run's live progress bar (rich): games, W/D/L, adjudicated, loss,
-games/min, simulations/s and buffer size, updated from worker messages."""
+games/min, simulations/s and buffer size, updated from the session's events."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import SessionConfig
+from ..stats.scorecard import Scorecard
 
 
 class SessionProgress:
-    """Context manager; pass `update` as the headless run's `on_message`."""
+    """Context manager; pass `update` as the headless run's `on_event`."""
 
-    def __init__(self, config: SessionConfig, *, quiet: bool = False, console: Console | None = None) -> None:
+    def __init__(self, config: SessionConfig | None, *, quiet: bool = False, console: Console | None = None) -> None:
         self.quiet = quiet
         self.console = console or Console(stderr=True)
-        self.total = config.max_games or None
+        total = config.max_games if config is not None and config.max_games else None
         self.progress = Progress(
             TextColumn("[bold]games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[line]}"), console=self.console, disable=quiet)
-        self.task = self.progress.add_task("games", total=self.total, line="starting worker...")
+        self.task = self.progress.add_task("games", total=total, line="starting worker...")
+        self.card = Scorecard()
+        self.started = time.monotonic()
         self.loss: float | None = None
         self.sims: float | None = None
         self.buffer = 0
@@ -33,21 +37,24 @@ class SessionProgress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def update(self, kind: str, data: dict[str, Any], recorder) -> None:
-        """Fold one worker message into the bar."""
-        if kind == "learning":
+    def update(self, kind: str, data: dict[str, Any]) -> None:
+        """Fold one session event into the bar."""
+        if kind == "game.finished":
+            self.card.add(data["result"], data["plies"], data["termination"], data["adjudicated"],
+                          data.get("duration_s", 0.0))
+        elif kind == "learning.step":
             self.loss = data["total_loss"]
             self.buffer = data["buffer_size"]
         elif kind == "stats":
             self.sims = data["simulations_per_second"]
             self.buffer = data["buffer_size"]
         elif kind == "stopping":
-            self.console.print("stopping: finishing the last checkpoint (Ctrl-C again to abandon)")
-        card = recorder.scorecard
+            self.console.print("stopping: saving a last checkpoint (Ctrl-C again to stop waiting)")
+        card = self.card
+        per_min = card.games / max((time.monotonic() - self.started) / 60, 1e-9)
         line = (f"W/D/L {card.white_wins}/{card.draws}/{card.black_wins}  adj {card.adjudicated}  "
-                f"loss {'-' if self.loss is None else f'{self.loss:.3f}'}  "
-                f"{recorder.games_per_minute():.1f} games/min  "
+                f"loss {'-' if self.loss is None else f'{self.loss:.3f}'}  {per_min:.1f} games/min  "
                 f"{'-' if self.sims is None else f'{self.sims:,.0f}'} sims/s  buffer {self.buffer:,}")
         self.progress.update(self.task, completed=card.games, line=line)
-        if self.quiet and kind in ("game", "learning", "checkpoint", "finished", "failed"):
+        if self.quiet and kind in ("game.finished", "learning.step", "checkpoint.saved", "session.state"):
             self.console.print(f"{kind}: {line}")

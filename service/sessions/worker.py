@@ -23,7 +23,7 @@ import torch
 
 from ..engine import mcts, network, schedules
 from ..engine.replay import ReplayBuffer
-from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig
+from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -38,9 +38,11 @@ class WorkerSpec:
     checkpoint_dir: Path  # this session's own folder
     torch_threads: int = 1
     first_game: int = 1  # games already stored + 1 (resume)
-    resume_state: Path | None = None  # a checkpoint's state file
+    resume_state: Path | None = None  # the session's last checkpoint's state file
+    init_weights: Path | None = None  # a stored checkpoint to start a new session from
+    replay_games: list[dict[str, Any]] = field(default_factory=list)  # stored games to refill the buffer
+    duration_s: float | None = None  # time left; None: SESSION_DURATION_MIN
     stats_interval_s: float = 2.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def selfplay_config(cfg: dict[str, Any]) -> SelfPlayConfig:
@@ -86,14 +88,37 @@ def game_message(record: GameRecord) -> dict[str, Any]:
     }
 
 
-class SessionWorker:
-    """One session's learning loop; `run` returns when the session stops."""
+class Commands:
+    """Commands from the orchestrator (pause, resume, stop, shutdown), read between steps.
 
-    def __init__(self, spec: WorkerSpec, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> None:
+    `get(timeout)` returns the next command, or None when none came within `timeout`
+    seconds (0: don't wait; None: wait for one)."""
+
+    def __init__(self, get: Callable[[float | None], str | None]) -> None:
+        self.get = get
+
+    @classmethod
+    def none(cls) -> "Commands":
+        """A source that never sends anything (a session that only stops by its limits)."""
+        return cls(lambda timeout: None)
+
+
+class SessionWorker:
+    """One session's learning loop; `run` returns when the session stops.
+
+    Commands: `pause` holds the session between two search steps (its games and trees
+    stay in memory) until `resume`; `stop` ends it (final checkpoint, reason "stopped");
+    `shutdown` does the same for a service going down (reason "shutdown": the session
+    stays resumable). `should_stop` is a plain flag for callers without a command queue.
+    """
+
+    def __init__(self, spec: WorkerSpec, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
+                 commands: Commands | None = None) -> None:
         self.spec = spec
         self.cfg = spec.config
         self.emit = emit
         self.should_stop = should_stop
+        self.commands = commands or Commands.none()
         cfg = self.cfg
         torch.set_num_threads(spec.torch_threads)
         self.device = cfg["device"]
@@ -107,6 +132,11 @@ class SessionWorker:
         self.positions_learned = 0
         if spec.resume_state is not None:
             self._restore(spec.resume_state)
+        elif spec.init_weights is not None:
+            net, _ = network.load_weights(spec.init_weights, self.device)
+            self.net.load_state_dict(net.state_dict())
+        for game in spec.replay_games:
+            self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"]))
         self.evaluator = network.Evaluator(self.net, self.device)
         self.selfplay = SelfPlay(
             selfplay_config(cfg), self.evaluator, seed=cfg["seed"], first_game=self.games_done + 1,
@@ -122,7 +152,8 @@ class SessionWorker:
     def run(self) -> dict[str, Any]:
         """Play, learn and checkpoint until a stop condition; returns the final summary."""
         cfg = self.cfg
-        deadline = time.monotonic() + cfg["session_duration_min"] * 60
+        duration = self.spec.duration_s if self.spec.duration_s is not None else cfg["session_duration_min"] * 60
+        deadline = time.monotonic() + duration
         if self.generation == 0:
             self._checkpoint()  # generation 0: the evaluation anchor
         reason = "max_games"
@@ -133,8 +164,17 @@ class SessionWorker:
         gc.disable()  # search trees hold no cycles: reference counting frees them
         try:
             while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
-                if self.should_stop():
-                    reason = "stopped"
+                command = self.commands.get(0)
+                if command == "pause":
+                    paused_at = time.monotonic()
+                    self.emit("paused", {"games": self.games_done})
+                    while command not in ("resume", "stop", "shutdown", "exit"):
+                        command = self.commands.get(None)
+                    deadline += time.monotonic() - paused_at  # a pause does not use the session's time
+                    if command == "resume":
+                        self.emit("resumed", {"games": self.games_done})
+                if command in ("stop", "shutdown", "exit") or self.should_stop():
+                    reason = "stopped" if command == "stop" or command is None else "shutdown"
                     break
                 if time.monotonic() >= deadline:
                     reason = "duration"
@@ -236,10 +276,8 @@ class SessionWorker:
 
 
 def worker_main(spec: WorkerSpec, queue, stop_event) -> None:
-    """Entry point of a spawned worker process: Ctrl-C goes to the parent, which asks us to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_interop_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", str(spec.torch_threads))
+    """Entry point of a spawned one-session worker: Ctrl-C goes to the parent, which asks us to stop."""
+    _process_setup(spec.torch_threads)
 
     def emit(kind: str, data: dict[str, Any]) -> None:
         queue.put((kind, data))
@@ -249,3 +287,55 @@ def worker_main(spec: WorkerSpec, queue, stop_event) -> None:
     except BaseException as exc:  # report, then let the process die with it
         queue.put(("failed", {"error": f"{type(exc).__name__}: {exc}"}))
         raise
+
+
+def _process_setup(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a session stops
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(threads)
+
+
+def serve_sessions(commands: Callable[[float | None], Any], emit: Emit) -> None:
+    """A long-lived worker: runs one session per ("run", spec) command until ("exit", None).
+
+    Used by the process pool (in a spawned process, warm before any session needs it) and
+    by the inline pool (in a thread). Between sessions it reports "idle"."""
+    emit("ready", {"pid": os.getpid()})
+    while True:
+        kind, payload = commands(None)
+        if kind == "exit":
+            return
+        if kind != "run":
+            continue  # a late pause/stop for a session that already ended
+        session_commands = Commands(lambda timeout: _command_name(commands(timeout)))
+        try:
+            SessionWorker(payload, emit, commands=session_commands).run()
+        except Exception as exc:  # the session failed; the worker lives on for the next one
+            emit("failed", {"error": f"{type(exc).__name__}: {exc}"})
+        emit("idle", {})
+
+
+def _command_name(command: Any) -> str | None:
+    return None if command is None else command[0]
+
+
+def pool_process_main(commands, messages, threads: int) -> None:
+    """Entry point of a process-pool worker (spawned): commands and messages are mp queues."""
+    import queue as queue_mod
+
+    _process_setup(threads)
+    parent = os.getppid()
+
+    def get(timeout: float | None):
+        while True:
+            if os.getppid() != parent:  # the service died (even by SIGKILL): don't outlive it
+                os._exit(0)
+            try:
+                if timeout == 0:
+                    return commands.get_nowait()
+                return commands.get(timeout=1.0 if timeout is None else timeout)
+            except queue_mod.Empty:
+                if timeout is not None:
+                    return None
+
+    serve_sessions(get, lambda kind, data: messages.put((kind, data)))

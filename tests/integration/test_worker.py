@@ -5,6 +5,7 @@ Tiny network, a few simulations, short games: each session takes a few seconds o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import torch
 from service.config import SessionConfig, Settings, load_settings
 from service.engine import encoding, network
 from service.engine.training import steps_for
-from service.sessions.headless import run_headless
+from service.sessions.headless import run_session
 from service.sessions.worker import SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration
@@ -234,21 +235,21 @@ def test_should_stop_stops_with_reason_stopped(tmp_path):
     assert points[-1]["games"] == summary["games"]
 
 
-def test_run_headless_inline_writes_its_files(clean_env, tmp_path):
-    settings = load_settings(report_dir=tmp_path / "reports", checkpoint_dir=tmp_path / "checkpoints")
+def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path):
+    """The headless path: orchestrator, inline worker, SQLite storage, then the three files."""
+    settings = load_settings(report_dir=tmp_path / "reports", checkpoint_dir=tmp_path / "checkpoints",
+                             database_url=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", worker_backend="inline")
     config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2,
                                         "max_moves_per_game": 16})
     kinds = []
-    recorder = run_headless(settings, config, torch_threads=1, inline=True, session_id="inline-1",
-                            on_message=lambda k, d, r: kinds.append(k))
-    out = tmp_path / "reports" / "inline-1"
-    assert recorder.out_dir == out
+    sid, report = asyncio.run(run_session(settings, config, on_event=lambda k, d: kinds.append(k)))
+    out = tmp_path / "reports" / sid
     assert {p.name for p in out.iterdir()} >= {"games.pgn", "metrics.json", "report.json"}
     assert out.joinpath("games.pgn").read_text().count("[Round ") == 4
     metrics = json.loads(out.joinpath("metrics.json").read_text())
-    assert len(metrics["games"]) == 4
-    report = json.loads(out.joinpath("report.json").read_text())
-    assert report["stop_reason"] == "max_games" and report["error"] is None
+    assert [g["number"] for g in metrics["games"]] == [1, 2, 3, 4]
+    assert report == json.loads(out.joinpath("report.json").read_text())
+    assert report["state"] == "completed" and report["stop_reason"] == "max_games" and report["error"] is None
     assert report["scorecard"]["games"] == 4
-    assert kinds.count("game") == 4 and kinds[-1] == "finished"
-    assert (tmp_path / "checkpoints" / "inline-1" / "gen-0000.safetensors").is_file()
+    assert kinds.count("game.finished") == 4 and kinds[-1] == "session.state"
+    assert (tmp_path / "checkpoints" / sid / "gen-0000.safetensors").is_file()

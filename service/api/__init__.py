@@ -1,0 +1,1 @@
+"""The REST API: routers (sessions, games, checkpoints, health), auth, problem+json errors."""

@@ -1,0 +1,72 @@
+"""Bearer-key auth for mutating routes: `Depends(require_key)`.
+
+With `API_KEYS` empty it does nothing. Otherwise the request needs
+`Authorization: Bearer <key>`; the key is compared with `hmac.compare_digest` against
+every configured key (no early exit, so timing says nothing about which key or how much
+of it matched). Keys are never logged nor echoed in an answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from service.api.errors import Problem
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="continuous-play"'}
+
+
+def key_matches(given: str, keys: list[str]) -> bool:
+    """Whether `given` (a header value as Starlette decodes it: latin-1) equals one of
+    `keys` (UTF-8), in time independent of where they differ."""
+    try:
+        given_bytes = given.encode("latin-1")  # the header's raw bytes again
+    except UnicodeEncodeError:
+        given_bytes = given.encode("utf-8")
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given_bytes, key.encode("utf-8"))
+    return found
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def check_key(request: Request) -> Problem | None:
+    """None when keys are off or the request carries a valid one, else the 401 problem."""
+    keys = request.app.state.settings.api_keys
+    if not keys:
+        return None
+    token = bearer_token(request)
+    if token is None:
+        return Problem(401, "this route needs 'Authorization: Bearer <key>'", title="Unauthorized",
+                       headers=_CHALLENGE)
+    if not key_matches(token, keys):
+        return Problem(401, "the bearer key is not valid", title="Unauthorized",
+                       headers={"WWW-Authenticate": 'Bearer realm="continuous-play", error="invalid_token"'})
+    return None
+
+
+def auth_problem(request: Request) -> Problem | None:
+    """For error handlers: the 401 a mutating request without a valid key must get first."""
+    if request.method in SAFE_METHODS:
+        return None
+    return check_key(request)
+
+
+async def require_key(request: Request) -> None:
+    """401 problem+json unless the request carries one of the configured API keys."""
+    denied = check_key(request)
+    if denied is not None:
+        raise denied

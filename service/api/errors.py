@@ -1,0 +1,296 @@
+"""RFC 9457 problem details (`application/problem+json`) for every error the API answers.
+
+Every handler here answers with the members of RFC 9457 (`type`, `title`, `status`,
+`detail`, `instance`) plus extension members where they help a client: `errors` (one
+entry per invalid field: `loc`, `field`, `msg`, `type`) on 422, `state`/`action`/
+`session_id` on 409. An unexpected exception is logged with its traceback and answered
+with a bare 500 problem that names nothing of the server's internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.storage.repositories import NotFound, StateConflict
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:continuous-play:problem:"
+"""Prefix of this API's problem types (names, not pages to fetch); generic errors use about:blank."""
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+class Problem(Exception):
+    """Raise from a route for an error answer; `extra` become extension members."""
+
+    def __init__(self, status: int, detail: str | None = None, *, title: str | None = None,
+                 type_: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail or title or HTTPStatus(status).phrase)
+        self.status = status
+        self.detail = detail
+        self.title = title
+        self.type_ = type_
+        self.headers = headers
+        self.extra = extra
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_body(status: int, *, title: str | None = None, detail: str | None = None,
+                 type_: str | None = None, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": type_ or "about:blank",
+        "title": title or _phrase(status),
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
+
+def problem(status: int, *, request: Request | None = None, headers: dict[str, str] | None = None,
+            **fields: Any) -> ProblemResponse:
+    """A problem+json response; `instance` defaults to the request's path."""
+    if request is not None:
+        fields.setdefault("instance", request.url.path)
+    return ProblemResponse(problem_body(status, **fields), status_code=status, headers=headers)
+
+
+def _loc_name(loc: Iterable[Any]) -> str:
+    """`("body", "max_games")` -> `max_games`; `("query", "limit")` -> `limit`."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _clean_msg(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid value"))
+    # pydantic prefixes custom validator messages with "Value error, "
+    return msg.removeprefix("Value error, ")
+
+
+def validation_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic errors reduced to what a client needs; never the (possibly huge) input."""
+    out = []
+    for error in errors:
+        loc = list(error.get("loc") or ())
+        out.append({
+            "loc": [p if isinstance(p, (str, int)) else str(p) for p in loc],
+            "field": _loc_name(loc),
+            "msg": _clean_msg(error),
+            "type": str(error.get("type", "value_error")),
+        })
+    return out
+
+
+def validation_problem(request: Request, errors: Iterable[dict[str, Any]]) -> ProblemResponse:
+    items = validation_errors(errors)
+    detail = "; ".join(f"{e['field']}: {e['msg']}" for e in items)[:2000] or "invalid request"
+    return problem(422, request=request, title="Request validation failed", detail=detail,
+                   type_=PROBLEM_BASE + "validation", errors=items)
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+    # FastAPI reads and validates a body before it runs a route's dependencies: without
+    # this check, an unauthenticated caller of a mutating route would get a 422 (and learn
+    # about the body) instead of the 401 it must get.
+    from service.api.auth import auth_problem
+
+    denied = auth_problem(request)
+    if denied is not None:
+        return await _on_problem(request, denied)
+    return validation_problem(request, exc.errors())
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _phrase(status) else None
+    if status == 404 and detail is None:
+        detail = f"nothing at {request.url.path}"
+    if status == 405 and detail is None:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem(status, request=request, detail=detail, headers=dict(exc.headers or {}) or None)
+
+
+async def _on_problem(request: Request, exc: Problem) -> ProblemResponse:
+    return problem(exc.status, request=request, title=exc.title, detail=exc.detail, type_=exc.type_,
+                   headers=exc.headers, **exc.extra)
+
+
+async def _on_not_found(request: Request, exc: SessionNotFound) -> ProblemResponse:
+    return problem(404, request=request, title="Not Found", detail=str(exc), type_=PROBLEM_BASE + "not-found",
+                   resource=exc.what)
+
+
+async def _on_illegal(request: Request, exc: IllegalTransition) -> ProblemResponse:
+    return problem(409, request=request, title="Illegal session transition", detail=str(exc),
+                   type_=PROBLEM_BASE + "illegal-transition", session_id=exc.session_id,
+                   state=str(exc.state), action=exc.action)
+
+
+async def _on_repo_not_found(request: Request, exc: NotFound) -> ProblemResponse:
+    return problem(404, request=request, title="Not Found", detail=str(exc), type_=PROBLEM_BASE + "not-found")
+
+
+async def _on_state_conflict(request: Request, exc: StateConflict) -> ProblemResponse:
+    return problem(409, request=request, title="Illegal session transition", detail=str(exc),
+                   type_=PROBLEM_BASE + "illegal-transition", session_id=exc.session_id,
+                   state=exc.state, action=exc.wanted)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, request=request, detail="internal error; the server log has the details")
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request, e.g. a cursor not received from this API",
+    401: "Missing or wrong API key",
+    404: "No such resource",
+    409: "Not allowed in the session's current state",
+    413: "Request body too large",
+    422: "Invalid input; `errors` names each field",
+    503: "Not ready",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error codes, as problem+json (see `install_problem_openapi`)."""
+    from service.api.schemas import IllegalTransitionProblem, ProblemDetails, ValidationProblem
+
+    models = {422: ValidationProblem, 409: IllegalTransitionProblem}
+    return {code: {"model": models.get(code, ProblemDetails), "description": _DESCRIPTIONS.get(code, _phrase(code))}
+            for code in codes}
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API does: every error answer is
+    `application/problem+json` (FastAPI files response models under application/json, and
+    adds its own 422 body, which this API never sends)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        problem_refs = ("/ProblemDetails", "/ValidationProblem", "/IllegalTransitionProblem")
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                for response in responses.values():
+                    content = response.get("content", {})
+                    refs = [media.get("schema", {}).get("$ref", "") for media in content.values()]
+                    ref = next((r for r in refs if r.endswith((*problem_refs, "/HTTPValidationError"))), None)
+                    if ref is None:
+                        continue
+                    if ref.endswith("/HTTPValidationError"):
+                        ref = "#/components/schemas/ValidationProblem"
+                        response["description"] = _DESCRIPTIONS[422]
+                    response["content"] = {PROBLEM_JSON: {"schema": {"$ref": ref}}}
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error of `app` as problem+json."""
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(SessionNotFound, _on_not_found)
+    app.add_exception_handler(IllegalTransition, _on_illegal)
+    app.add_exception_handler(NotFound, _on_repo_not_found)
+    app.add_exception_handler(StateConflict, _on_state_conflict)
+    app.add_exception_handler(Exception, _on_unexpected)
+    install_problem_openapi(app)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"request body larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with a 413 problem.
+
+    A declared Content-Length over the limit is refused before the app runs; a body sent
+    without one (chunked) is counted as it is read and refused at the first byte over.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = problem_body(413, detail=f"request body larger than {self.max_bytes} bytes",
+                            instance=scope.get("path"))
+        await ProblemResponse(body, status_code=413)(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                if declared is None or declared < 0:
+                    body = problem_body(400, detail="malformed Content-Length", instance=scope.get("path"))
+                    await ProblemResponse(body, status_code=400)(scope, receive, send)
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)

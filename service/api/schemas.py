@@ -1,0 +1,242 @@
+"""Request and response bodies of the REST API (pydantic), as they appear in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import types
+from typing import Annotated, Any, Generic, Optional, TypeVar, Union, get_args, get_origin
+
+import annotated_types as at
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from service.config import SessionConfig
+
+T = TypeVar("T")
+INT64_MAX = 2**63 - 1
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem (`application/problem+json`); extension members may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field("about:blank", description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(None, description="The request path that had the problem.")
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body|query|path, then the field (and index).")
+    field: str = Field(description="The field's name (dotted, with list indexes).")
+    msg: str
+    type: str
+
+
+class ValidationProblem(ProblemDetails):
+    """422: the request did not validate; `errors` names every bad field."""
+
+    errors: list[FieldError]
+
+
+class IllegalTransitionProblem(ProblemDetails):
+    """409: the action is not allowed in the session's state."""
+
+    session_id: str
+    state: str
+    action: str
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` back as `cursor` for the next (null: the end)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Opaque cursor of the next page; null on the last page.")
+
+
+def _is_int(tp: Any) -> bool:
+    return tp is int or (get_origin(tp) in (Union, types.UnionType) and int in get_args(tp))
+
+
+def _optional_overrides() -> dict[str, Any]:
+    """Every SessionConfig field, optional, with its type and bounds (so OpenAPI shows them
+    and a wrong type fails here, located in the body). Integers without an upper bound get
+    int64's: a number no column or tensor can hold is refused up front. The full checks
+    (cross-field ones included) run on the merged config (`Settings.session_config`)."""
+    fields: dict[str, Any] = {}
+    for name, info in SessionConfig.model_fields.items():
+        metadata = list(info.metadata)
+        if _is_int(info.annotation) and not any(isinstance(m, (at.Le, at.Lt)) for m in metadata):
+            metadata.append(at.Le(INT64_MAX))
+        tp = Annotated[(info.annotation, *metadata)] if metadata else info.annotation
+        fields[name] = (Optional[tp], Field(None, description=info.description))
+    return fields
+
+
+_SessionOverrides = create_model(
+    "SessionOverrides",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    **_optional_overrides(),
+)
+
+
+class CreateSession(_SessionOverrides):  # type: ignore[misc, valid-type]
+    """Body of POST /v1/sessions: any per-session setting as an override (omitted: the
+    service's value), plus the checkpoint to start from. Unknown fields are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [{"max_games": 200, "chess_preset": "tiny", "seed": 7}]},
+    )
+
+    init_checkpoint_id: int | None = Field(
+        None, ge=1, le=INT64_MAX, description="Start from this stored checkpoint's weights (its id)."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """NUL characters fit no text column (PostgreSQL refuses them): a 422, not a 500."""
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in items):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings the client gave, by name (explicit nulls included: they clear an
+        optional setting such as resign_threshold)."""
+        return self.model_dump(exclude_unset=True, exclude={"init_checkpoint_id"})
+
+
+class Scorecard(BaseModel):
+    """Self-play results of a session, by colour (not a strength measure: see `elo`)."""
+
+    games: int
+    white_wins: int
+    black_wins: int
+    draws: int
+    adjudicated: int = Field(description="Games decided by the ply cap (ADJUDICATION).")
+    adjudicated_decisive: int
+    white_win_rate: float | None
+    black_win_rate: float | None
+    draw_rate: float | None
+    white_score: float | None = Field(description="White's points per game (wins + draws/2).")
+    mean_plies: float | None
+    min_plies: int | None
+    max_plies: int | None
+    total_duration_s: float
+    terminations: dict[str, int]
+
+
+class Elo(BaseModel):
+    """The rating of the session's newest evaluated checkpoint, with its 95% interval."""
+
+    rating: float
+    low: float | None
+    high: float | None
+    checkpoint_id: int
+    generation: int | None
+    opponent: str
+    evaluated_at: datetime
+
+
+class SessionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    state: str
+    config: dict[str, Any]
+    seed: int
+    init_checkpoint_id: int | None
+    games_done: int
+    stop_reason: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SessionDetail(SessionOut):
+    scorecard: Scorecard
+    metrics: dict[str, Any] | None = Field(
+        description="Latest metrics: the live worker's, else the newest stored snapshot; null if none."
+    )
+    metrics_at: datetime | None = Field(None, description="When `metrics` was recorded (null when live).")
+    elo: Elo | None = Field(description="Null until the first evaluation.")
+
+
+class GameOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    session_id: str
+    number: int
+    result: str
+    termination: str
+    adjudicated: bool
+    plies: int
+    moves: list[str] = Field(description="The moves in UCI.")
+    temperature: float
+    simulations: int
+    duration_s: float
+    material: int
+    false_resign: bool | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> "GameOut":
+        data = {name: getattr(row, name) for name in cls.model_fields if name != "moves"}
+        return cls(moves=row.move_list(), **data)
+
+
+class CheckpointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    session_id: str
+    generation: int
+    games: int
+    sha256: str
+    created_at: datetime
+    weights_url: str
+
+    @classmethod
+    def of(cls, row: Any) -> "CheckpointOut":
+        data = {name: getattr(row, name) for name in cls.model_fields if name != "weights_url"}
+        return cls(weights_url=f"/v1/checkpoints/{row.id}/weights", **data)
+
+
+class EvaluationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    session_id: str
+    checkpoint_id: int
+    opponent: str
+    games: int
+    wins: int
+    draws: int
+    losses: int
+    pentanomial: list[Any] | None
+    elo: float | None
+    elo_low: float | None
+    elo_high: float | None
+    sprt: dict[str, Any] | None
+    created_at: datetime
+
+
+class MetricSnapshotOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    session_id: str
+    ts: datetime
+    data: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,265 @@
+"""/v1/sessions: create, list, inspect, pause/resume/stop, delete, and per-session reads."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import StatementError
+
+from service.api import queries
+from service.api.auth import require_key
+from service.api.deps import DEFAULT_LIMIT, MAX_CHECKPOINT_ID, Cursor, Db, Limit, Orch, SessionId, SettingsDep
+from service.api.errors import PROBLEM_BASE, Problem, problem_responses
+from service.api.schemas import (
+    CheckpointOut,
+    CreateSession,
+    EvaluationOut,
+    GameOut,
+    MetricSnapshotOut,
+    Page,
+    Scorecard,
+    SessionDetail,
+    SessionOut,
+)
+from service.sessions.lifecycle import SessionNotFound, State
+from service.storage import repositories as repo
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+StateFilter = Literal[tuple(s.value for s in State)]  # type: ignore[valid-type]
+PROBLEMS = problem_responses(404, 422)
+PAGED = problem_responses(400, 404, 422)
+MUTATING = problem_responses(401, 404, 413, 422)
+
+
+def bad_cursor() -> Problem:
+    return Problem(400, "the cursor is malformed: pass back a next_cursor exactly as received",
+                   title="Bad Request", type_=PROBLEM_BASE + "bad-cursor")
+
+
+def _out_of_range(exc: BaseException) -> bool:
+    """Whether a database error comes from a value the column cannot hold (a forged cursor's
+    number beyond INTEGER, a date out of range, a NUL character: OverflowError, or a
+    DataError of the driver)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OverflowError) or any(c.__name__ == "DataError" for c in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
+async def paged(db, call, cursor: str | None):
+    """Run a cursor query; a malformed cursor is a 400 problem, never a 500."""
+    try:
+        return await call()
+    except ValueError:
+        raise bad_cursor() from None
+    except (OverflowError, StatementError) as exc:
+        if cursor is None or not _out_of_range(exc):
+            raise
+        await db.rollback()
+        raise bad_cursor() from None
+
+
+async def require_session(db, session_id: str):
+    row = await repo.get_session(db, session_id)
+    if row is None:
+        raise SessionNotFound("session", session_id)
+    return row
+
+
+async def session_detail(request: Request, db, session_id: str) -> SessionDetail:
+    row = await require_session(db, session_id)
+    live = request.app.state.orchestrator.live(session_id) if request.app.state.orchestrator else None
+    metrics, metrics_at = live, None
+    if metrics is None:
+        snapshot = await repo.latest_metric_snapshot(db, session_id)
+        if snapshot is not None:
+            metrics, metrics_at = snapshot.data, snapshot.ts
+    return SessionDetail(
+        **SessionOut.model_validate(row).model_dump(),
+        scorecard=await queries.scorecard(db, session_id),
+        metrics=metrics,
+        metrics_at=metrics_at,
+        elo=await queries.latest_elo(db, session_id),
+    )
+
+
+def _config_errors(exc: ValidationError) -> RequestValidationError:
+    """Errors of the merged session configuration, located in the request body."""
+    errors = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error.get("loc") or ())
+        errors.append({**error, "loc": ("body", *loc)})
+    return RequestValidationError(errors)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionDetail,
+    dependencies=[Depends(require_key)],
+    responses=MUTATING,
+    summary="Create a session (any per-session setting may be overridden)",
+)
+async def create_session(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    orchestrator: Orch,
+    db: Db,
+    body: Annotated[CreateSession, Body()] = None,  # type: ignore[assignment]
+) -> SessionDetail:
+    body = body or CreateSession()
+    try:
+        config = settings.session_config(**body.overrides())
+    except ValidationError as exc:
+        raise _config_errors(exc) from None
+    if body.init_checkpoint_id is not None and body.init_checkpoint_id > MAX_CHECKPOINT_ID:
+        raise SessionNotFound("checkpoint", body.init_checkpoint_id)
+    session_id = await orchestrator.create_session(config, body.init_checkpoint_id)
+    response.headers["Location"] = str(request.url_for("get_session", session_id=session_id).path)
+    return await session_detail(request, db, session_id)
+
+
+@router.get("", response_model=Page[SessionOut], responses=problem_responses(400, 422),
+            summary="List sessions, newest first")
+async def list_sessions(
+    db: Db,
+    state: Annotated[StateFilter | None, Query(description="Only sessions in this state.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[SessionOut]:
+    rows, next_cursor = await paged(
+        db, lambda: repo.list_sessions(db, state=state, limit=limit, cursor=cursor), cursor)
+    return Page[SessionOut](items=[SessionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses=PROBLEMS,
+            summary="A session: config, state, scorecard, latest metrics, elo")
+async def get_session(request: Request, session_id: SessionId, db: Db) -> SessionDetail:
+    return await session_detail(request, db, session_id)
+
+
+async def _act(request: Request, db, orchestrator, session_id: str, action: str) -> SessionDetail:
+    await getattr(orchestrator, action)(session_id)
+    db.expire_all()
+    return await session_detail(request, db, session_id)
+
+
+_ACTION = dict(
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SessionDetail,
+    dependencies=[Depends(require_key)],
+    responses={**MUTATING, **problem_responses(409)},
+)
+
+
+@router.post("/{session_id}/pause", summary="Pause a running session", **_ACTION)
+async def pause_session(request: Request, session_id: SessionId, db: Db, orchestrator: Orch) -> SessionDetail:
+    return await _act(request, db, orchestrator, session_id, "pause")
+
+
+@router.post("/{session_id}/resume", summary="Resume a paused session", **_ACTION)
+async def resume_session(request: Request, session_id: SessionId, db: Db, orchestrator: Orch) -> SessionDetail:
+    return await _act(request, db, orchestrator, session_id, "resume")
+
+
+@router.post("/{session_id}/stop", summary="Stop a session (it checkpoints and ends as stopped)", **_ACTION)
+async def stop_session(request: Request, session_id: SessionId, db: Db, orchestrator: Orch) -> SessionDetail:
+    return await _act(request, db, orchestrator, session_id, "stop")
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_key)],
+    responses={**MUTATING, **problem_responses(409)},
+    summary="Delete a session that is not active, with its games, checkpoints and events",
+)
+async def delete_session(session_id: SessionId, orchestrator: Orch) -> Response:
+    await orchestrator.delete(session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{session_id}/games", response_model=Page[GameOut], responses=PAGED,
+            summary="A session's games by number")
+async def list_games(session_id: SessionId, db: Db, limit: Limit = DEFAULT_LIMIT,
+                     cursor: Cursor = None) -> Page[GameOut]:
+    await require_session(db, session_id)
+    rows, next_cursor = await paged(db, lambda: repo.list_games(db, session_id, limit=limit, cursor=cursor), cursor)
+    return Page[GameOut](items=[GameOut.of(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{session_id}/games.pgn",
+    response_class=StreamingResponse,
+    responses={**PROBLEMS, 200: {"content": {"application/x-chess-pgn": {}}, "description": "All games as PGN"}},
+    summary="All of a session's games as one PGN file (streamed)",
+)
+async def games_pgn(request: Request, session_id: SessionId, db: Db) -> StreamingResponse:
+    await require_session(db, session_id)
+    maker = request.app.state.sessionmaker
+
+    async def stream():
+        # Its own database session: the request's one closes when the route returns.
+        async with maker() as reader:
+            async for pgn in repo.games_pgn(reader, session_id):
+                yield pgn.rstrip("\n") + "\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="application/x-chess-pgn",
+        headers={"Content-Disposition": f'attachment; filename="{session_id}.pgn"'},
+    )
+
+
+@router.get("/{session_id}/scorecard", response_model=Scorecard, responses=PROBLEMS,
+            summary="Self-play results by colour, adjudications, lengths, terminations")
+async def get_scorecard(session_id: SessionId, db: Db) -> Scorecard:
+    await require_session(db, session_id)
+    return await queries.scorecard(db, session_id)
+
+
+@router.get("/{session_id}/metrics", response_model=Page[MetricSnapshotOut], responses=PROBLEMS,
+            summary="A session's stored metric snapshots in time order (the newest `limit`)")
+async def list_metrics(
+    session_id: SessionId,
+    db: Db,
+    since: Annotated[datetime | None, Query(description="Only snapshots after this time (RFC 3339).")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000, description="At most this many, the newest.")] = 1000,
+) -> Page[MetricSnapshotOut]:
+    await require_session(db, session_id)
+    if since is not None:
+        if since.tzinfo is None:
+            raise RequestValidationError([{"type": "timezone_aware", "loc": ("query", "since"),
+                                           "msg": "needs a time zone (e.g. 2024-01-01T00:00:00Z)"}])
+        try:
+            since = since.astimezone(timezone.utc)
+        except OverflowError:
+            raise RequestValidationError([{"type": "datetime_range", "loc": ("query", "since"),
+                                           "msg": "out of the range of dates"}]) from None
+    rows = await repo.list_metric_snapshots(db, session_id, since=since, limit=limit)
+    return Page[MetricSnapshotOut](items=[MetricSnapshotOut.model_validate(r) for r in rows])
+
+
+@router.get("/{session_id}/evaluations", response_model=Page[EvaluationOut], responses=PROBLEMS,
+            summary="A session's evaluation matches in the order they were played")
+async def list_evaluations(session_id: SessionId, db: Db) -> Page[EvaluationOut]:
+    await require_session(db, session_id)
+    rows = await repo.list_evaluations(db, session_id)
+    return Page[EvaluationOut](items=[EvaluationOut.model_validate(r) for r in rows])
+
+
+@router.get("/{session_id}/checkpoints", response_model=Page[CheckpointOut], responses=PROBLEMS,
+            summary="A session's checkpoints by generation")
+async def list_checkpoints(session_id: SessionId, db: Db) -> Page[CheckpointOut]:
+    await require_session(db, session_id)
+    rows = await repo.list_checkpoints(db, session_id)
+    return Page[CheckpointOut](items=[CheckpointOut.of(r) for r in rows])

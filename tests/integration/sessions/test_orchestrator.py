@@ -1,0 +1,184 @@
+"""The orchestrator with real storage (SQLite and PostgreSQL) and real workers (inline
+pool threads running the real engine on the tiny preset): lifecycle, capacity, commands,
+recovery after a shutdown, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from service.config import Settings
+from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.sessions.orchestrator import Orchestrator
+from service.sessions.pool import InlinePool
+from service.storage import models
+from service.storage import repositories as repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+TINY = dict(chess_preset="tiny", selfplay_parallel_games=3, max_moves_per_game=24, selfplay_simulations=4,
+            fast_simulations=2, gumbel_considered=4, min_games_before_learning=2, learn_every_n_games=2,
+            learning_batch_size=16, checkpoint_interval=2, torch_threads=1)
+
+
+def settings(tmp_path: Path, **overrides) -> Settings:
+    values = dict(TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
+                  max_concurrent_sessions=1, metrics_export_interval=0.5)
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def state_of(db_sessions, session_id: str) -> str:
+    async with db_sessions() as db:
+        return (await repo.get_session(db, session_id)).state
+
+
+async def game_numbers(db_sessions, session_id: str) -> list[int]:
+    async with db_sessions() as db:
+        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == session_id)
+                                .order_by(models.GameRow.number))
+        return list(rows)
+
+
+async def event_seqs(db_sessions, session_id: str) -> list[int]:
+    async with db_sessions() as db:
+        return [e.seq for e in await repo.events_since(db, session_id, 0, 100000)]
+
+
+@pytest_asyncio.fixture
+async def orchestrator(db_sessions, tmp_path):
+    orch = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    await orch.start()
+    yield orch
+    await orch.close()
+
+
+async def test_a_session_runs_to_max_games_and_is_stored(orchestrator, db_sessions, tmp_path):
+    cfg = orchestrator.settings.session_config(max_games=5)
+    sid = await orchestrator.create_session(cfg)
+    await wait_for(lambda: _final(db_sessions, sid))
+    assert await state_of(db_sessions, sid) == "completed"
+    assert await game_numbers(db_sessions, sid) == [1, 2, 3, 4, 5]
+    seqs = await event_seqs(db_sessions, sid)
+    assert seqs == list(range(1, len(seqs) + 1))
+    async with db_sessions() as db:
+        row = await repo.get_session(db, sid)
+        assert row.stop_reason == "max_games" and row.games_done == 5 and row.finished_at is not None
+        checkpoints = await repo.list_checkpoints(db, sid)
+        types = [e.type for e in await repo.events_since(db, sid, 0, 1000)]
+    assert [c.generation for c in checkpoints] == list(range(len(checkpoints)))
+    assert all((tmp_path / "checkpoints" / c.file_name).is_file() for c in checkpoints)
+    assert types.count("game.finished") == 5 and "learning.step" in types and "checkpoint.saved" in types
+    assert types[0] == "session.state" and types[-1] == "session.state"
+
+
+async def _final(db_sessions, sid):
+    return await state_of(db_sessions, sid) in ("completed", "stopped", "failed")
+
+
+async def test_sessions_beyond_capacity_wait_as_pending(orchestrator, db_sessions):
+    cfg = orchestrator.settings.session_config(max_games=3)
+    first = await orchestrator.create_session(cfg)
+    second = await orchestrator.create_session(cfg)
+    await wait_for(lambda: _is(db_sessions, first, "running"))
+    assert await state_of(db_sessions, second) == "pending"
+    await wait_for(lambda: _final(db_sessions, second))
+    assert await state_of(db_sessions, first) == "completed"
+    assert await game_numbers(db_sessions, second) == [1, 2, 3]
+
+
+async def _is(db_sessions, sid, state):
+    return await state_of(db_sessions, sid) == state
+
+
+async def test_pause_resume_stop_and_illegal_transitions(orchestrator, db_sessions):
+    cfg = orchestrator.settings.session_config(max_games=0, session_duration_min=30)
+    sid = await orchestrator.create_session(cfg)
+    await wait_for(lambda: _has_games(db_sessions, sid, 1))
+    with pytest.raises(IllegalTransition):
+        await orchestrator.resume(sid)
+    await orchestrator.pause(sid)
+    assert await state_of(db_sessions, sid) == "paused"
+    with pytest.raises(IllegalTransition):
+        await orchestrator.pause(sid)
+    with pytest.raises(IllegalTransition):
+        await orchestrator.delete(sid)
+    await asyncio.sleep(0.5)  # games in flight at the pause may still be reported
+    held = len(await game_numbers(db_sessions, sid))
+    await asyncio.sleep(1.0)
+    assert len(await game_numbers(db_sessions, sid)) == held, "a paused session went on playing"
+    await orchestrator.resume(sid)
+    await wait_for(lambda: _has_games(db_sessions, sid, held + 1))
+    await orchestrator.stop(sid)
+    await wait_for(lambda: _is(db_sessions, sid, "stopped"))
+    with pytest.raises(IllegalTransition):
+        await orchestrator.stop(sid)
+    with pytest.raises(SessionNotFound):
+        await orchestrator.pause("0" * 32)
+    numbers = await game_numbers(db_sessions, sid)
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+async def _has_games(db_sessions, sid, n):
+    return len(await game_numbers(db_sessions, sid)) >= n
+
+
+async def test_a_pending_session_can_be_stopped_and_deleted(db_sessions, tmp_path):
+    orch = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    await orch.start()
+    try:
+        long = await orch.create_session(orch.settings.session_config(max_games=0, session_duration_min=30))
+        queued = await orch.create_session(orch.settings.session_config(max_games=2))
+        await wait_for(lambda: _is(db_sessions, long, "running"))
+        await orch.stop(queued)
+        assert await state_of(db_sessions, queued) == "stopped"
+        await orch.delete(queued)
+        async with db_sessions() as db:
+            assert await repo.get_session(db, queued) is None
+        await orch.stop(long)
+        await wait_for(lambda: _is(db_sessions, long, "stopped"))
+        await orch.delete(long)
+        assert not (tmp_path / "checkpoints" / long).exists()
+        async with db_sessions() as db:
+            left = await db.scalar(select(func.count()).select_from(models.GameRow))
+        assert left == 0
+    finally:
+        await orch.close()
+
+
+async def test_a_restart_resumes_running_sessions_without_losing_or_renumbering_games(db_sessions, tmp_path):
+    first = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    await first.start()
+    sid = await first.create_session(first.settings.session_config(max_games=10))
+    await wait_for(lambda: _has_games(db_sessions, sid, 3))
+    await first.close()  # the service goes down: the session stays resumable
+    assert await state_of(db_sessions, sid) == "running"
+    stored = await game_numbers(db_sessions, sid)
+    assert stored == list(range(1, len(stored) + 1))
+
+    second = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    await second.start()
+    try:
+        await wait_for(lambda: _final(db_sessions, sid))
+    finally:
+        await second.close()
+    assert await state_of(db_sessions, sid) == "completed"
+    assert await game_numbers(db_sessions, sid) == list(range(1, 11))
+    async with db_sessions() as db:
+        generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
+    assert generations == list(range(len(generations)))
