@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve run test test-all bench clean
+.PHONY: install serve run test test-all bench openapi postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +18,26 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# Until the API exists, `serve` runs one headless session (see README).
+# Migrates the database (SQLite file under ./data by default), then serves on 127.0.0.1:8000.
 serve: install
-	$(BIN)/continuous-play run
+	$(BIN)/continuous-play db upgrade
+	$(BIN)/continuous-play serve
 
 run: install
 	$(BIN)/continuous-play run
 
-test: install
+# The storage and API tests also run on this machine's PostgreSQL: start it if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true
+
+test: install postgres
 	$(BIN)/python -m pytest
 
-test-all: install
+test-all: install postgres
 	$(BIN)/python -m pytest -m ""
+
+openapi: install
+	$(BIN)/python -m service.api.openapi
 
 bench: install
 	$(BIN)/python bench/net_throughput.py

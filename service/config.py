@@ -43,17 +43,17 @@ class SessionFields(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, validate_default=True)
 
     # Session
-    session_duration_min: float = Field(20.0, gt=0, description="Wall-clock limit of a session, in minutes.")
-    max_games: int = Field(100, ge=0, description="Stop after this many self-play games; 0 = no limit.")
+    session_duration_min: float = Field(20.0, gt=0, le=525_600, description="Wall-clock limit of a session, in minutes.")
+    max_games: int = Field(100, ge=0, le=100_000_000, description="Stop after this many self-play games; 0 = no limit.")
     max_moves_per_game: int = Field(
-        150, ge=2, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result."
+        150, ge=2, le=10_000, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result."
     )
-    checkpoint_interval: int = Field(10, ge=1, description="Save a checkpoint every this many games.")
+    checkpoint_interval: int = Field(10, ge=1, le=100_000_000, description="Save a checkpoint every this many games.")
 
     # Learning
-    learn_every_n_games: int = Field(5, ge=1, description="Run a learning phase every this many games.")
+    learn_every_n_games: int = Field(5, ge=1, le=100_000_000, description="Run a learning phase every this many games.")
     min_games_before_learning: int = Field(
-        10, ge=0, description="Games played before the first learning phase (fills the replay buffer)."
+        10, ge=0, le=100_000_000, description="Games played before the first learning phase (fills the replay buffer)."
     )
     learning_batch_size: int = Field(256, ge=1, le=65536, description="Positions per training step.")
     learning_rate: float = Field(0.001, gt=0, le=1, description="AdamW learning rate.")
@@ -62,9 +62,9 @@ class SessionFields(BaseModel):
     temperature_schedule: Literal["constant", "linear_decay", "exponential_decay", "step"] = Field(
         "linear_decay", description="How the move-sampling temperature changes over the games of a session."
     )
-    initial_temperature: float = Field(1.0, ge=0, description="Temperature at the first game.")
-    final_temperature: float = Field(0.1, ge=0, description="Temperature once the schedule has run out.")
-    temperature_decay_games: int = Field(50, ge=1, description="Games over which the temperature decays.")
+    initial_temperature: float = Field(1.0, ge=0, le=100, description="Temperature at the first game.")
+    final_temperature: float = Field(0.1, ge=0, le=100, description="Temperature once the schedule has run out.")
+    temperature_decay_games: int = Field(50, ge=1, le=100_000_000, description="Games over which the temperature decays.")
 
     # Engine
     chess_preset: Literal["tiny", "small", "medium", "large"] = Field(
@@ -87,7 +87,7 @@ class SessionFields(BaseModel):
         64, ge=1, le=4096, description="Games a worker keeps in flight, so network calls stay batched."
     )
     temperature_plies: int = Field(
-        30, ge=0, description="Plies of a game whose moves are sampled with temperature; later ones take the best."
+        30, ge=0, le=10_000, description="Plies of a game whose moves are sampled with temperature; later ones take the best."
     )
     adjudication: Literal["material", "none"] = Field(
         "material", description="Result at the ply cap: material lead of ADJUDICATION_MARGIN wins, else a draw."
@@ -96,21 +96,21 @@ class SessionFields(BaseModel):
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )
-    replay_buffer_positions: int = Field(50_000, ge=1, description="Positions kept in the replay buffer.")
+    replay_buffer_positions: int = Field(50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer.")
     train_samples_per_position: float = Field(
         4.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="Torch threads per worker; empty = CPU cores / MAX_CONCURRENT_SESSIONS."
+        None, ge=1, le=512, description="Torch threads per worker; empty = CPU cores / MAX_CONCURRENT_SESSIONS."
     )
 
     # Evaluation (eval_uci_engine precedes eval_opponents: the latter's check reads it)
-    eval_interval_games: int = Field(100, ge=1, description="Evaluate the newest checkpoint every this many games.")
+    eval_interval_games: int = Field(100, ge=1, le=100_000_000, description="Evaluate the newest checkpoint every this many games.")
     eval_games: int = Field(
-        40, ge=2, description="Games per evaluation match; even: openings are played in colour-swapped pairs."
+        40, ge=2, le=100_000, description="Games per evaluation match; even: openings are played in colour-swapped pairs."
     )
     eval_simulations: int | None = Field(
-        None, ge=1, description="Simulations per move in evaluation; empty = SELFPLAY_SIMULATIONS."
+        None, ge=1, le=100_000, description="Simulations per move in evaluation; empty = SELFPLAY_SIMULATIONS."
     )
     eval_uci_engine: str | None = Field(
         None, description="Command of an external UCI engine opponent, e.g. stockfish; needed for 'uci'."
@@ -211,7 +211,7 @@ class Settings(SessionFields, BaseSettings):
     worker_backend: Literal["process", "ray", "inline"] = Field(
         "process", description="Worker pool: spawned processes, a Ray cluster, or inline (unit tests only)."
     )
-    workers: int | None = Field(None, ge=1, description="Worker processes; empty = MAX_CONCURRENT_SESSIONS.")
+    workers: int | None = Field(None, ge=1, le=256, description="Worker processes; empty = MAX_CONCURRENT_SESSIONS.")
     ray_address: str = Field("local", min_length=1, description="Ray cluster address when WORKER_BACKEND=ray.")
     api_keys: Annotated[list[NonEmptyStr], NoDecode] = Field(
         [],
@@ -222,7 +222,7 @@ class Settings(SessionFields, BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="Address the API binds; only loopback without API_KEYS.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the API.")
     ws_queue_size: int = Field(
-        1000, ge=1, description="Events queued per WebSocket client before a slow one is closed (4008)."
+        1000, ge=1, le=10_000_000, description="Events queued per WebSocket client before a slow one is closed (4008)."
     )
     metrics_public: bool = Field(False, description="Serve /metrics without a key when API_KEYS is set.")
     cors_origins: Annotated[list[NonEmptyStr], NoDecode] = Field(

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SessionConfig, Settings
-from sqlalchemy import select
-
-from ..storage import codec, models
+from ..storage import codec
 from ..storage import repositories as repo
 from .lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
 from .pool import Pool
@@ -42,15 +40,6 @@ FINAL_REASONS = {"max_games": State.COMPLETED, "duration": State.COMPLETED, "sto
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-async def _sessions_in_state(db, state: str, limit: int | None = None):
-    """Sessions in `state`, oldest first (pending ones start in the order they came)."""
-    query = select(models.SessionRow).where(models.SessionRow.state == state).order_by(
-        models.SessionRow.created_at, models.SessionRow.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return list((await db.scalars(query)).all())
 
 
 class Orchestrator:
@@ -230,7 +219,7 @@ class Orchestrator:
             if free <= 0:
                 return
             async with self.sessionmaker() as db:
-                pending = await _sessions_in_state(db, State.PENDING.value, limit=free)
+                pending = await repo.sessions_in_state(db, State.PENDING.value, limit=free)
             for row in pending:
                 self._launch(row.id)
 
@@ -240,8 +229,8 @@ class Orchestrator:
 
     async def _recover(self) -> None:
         async with self.sessionmaker() as db:
-            running = await _sessions_in_state(db, State.RUNNING.value)
-            stopping = await _sessions_in_state(db, State.STOPPING.value)
+            running = await repo.sessions_in_state(db, State.RUNNING.value)
+            stopping = await repo.sessions_in_state(db, State.STOPPING.value)
         for row in stopping:
             await self._set_state(row.id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
         for row in running:

@@ -135,6 +135,14 @@ async def list_sessions(db: AsyncSession, state: str | None = None, limit: int =
     return rows[:limit], _encode_cursor([last.created_at.isoformat(), last.id])
 
 
+async def sessions_in_state(db: AsyncSession, state: str, limit: int | None = None) -> list[SessionRow]:
+    """Sessions in `state`, oldest first (pending sessions start in the order they came)."""
+    query = select(SessionRow).where(SessionRow.state == state).order_by(SessionRow.created_at, SessionRow.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await db.scalars(query)).all())
+
+
 async def set_state(db: AsyncSession, session_id: str, state: str, *,
                     from_states: Collection[str] | None = None, **fields: Any) -> SessionRow:
     """Move a session to `state` and set `fields` (SETTABLE_SESSION_FIELDS), updated_at too.
