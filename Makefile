@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve run test test-all bench openapi postgres clean
+.PHONY: install serve run test test-all bench openapi postgres stockfish clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) stockfish
+
+# Debian's stockfish: the external UCI opponent of evaluation and of the UCI tests.
+stockfish:
+	@command -v stockfish >/dev/null 2>&1 || test -x /usr/games/stockfish || \
+		(apt-get update -qq && apt-get install -y -qq stockfish)
 
 # Migrates the database (SQLite file under ./data by default), then serves on 127.0.0.1:8000.
 serve: install

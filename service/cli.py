@@ -86,6 +86,19 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def uci(
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="Weights file (safetensors); default: generation 0 of SEED (CHESS_PRESET)."),
+) -> None:
+    """Speak UCI on stdin/stdout with a checkpoint's network (chess GUIs, cutechess, lichess-bot)."""
+    from .uci import main as uci_main
+
+    settings = settings_or_exit()
+    raise typer.Exit(uci_main(checkpoint, seed=settings.seed, preset=settings.chess_preset,
+                              threads=settings.torch_threads, algorithm=settings.search, device=settings.device))
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` only accepts connections from this machine."""
     if host == "localhost":

@@ -116,7 +116,7 @@ class SessionFields(BaseModel):
         None, description="Command of an external UCI engine opponent, e.g. stockfish; needed for 'uci'."
     )
     eval_uci_elo: int | None = Field(
-        None, ge=1320, le=3190, description="UCI_Elo of the UCI opponent (Stockfish's range); empty = full strength."
+        None, ge=1350, le=2850, description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength."
     )
     eval_opponents: Annotated[list[Opponent], NoDecode] = Field(
         ["gen0", "random", "greedy"],

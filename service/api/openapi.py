@@ -34,7 +34,7 @@ class _DefaultSettings(Settings):
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type, init_settings: PydanticBaseSettingsSource,
-                                   *_sources: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+                                   **_others: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             current = None
         if current != text:
             what = "is missing" if current is None else "is stale"
-            print(f"{path} {what}: run `{REGENERATE}` and commit the result", file=sys.stderr)
+            command = REGENERATE if path == DEFAULT_PATH else f"{REGENERATE} {path}"
+            print(f"{path} {what}: run `{command}` and commit the result", file=sys.stderr)
             return 1
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from ..storage import codec
 from ..storage import repositories as repo
 from .lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
 from .pool import Pool
+from .ratings import player, rating_list
 from .worker import WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -219,8 +220,9 @@ class Orchestrator:
             if free <= 0:
                 return
             async with self.sessionmaker() as db:
-                pending = await repo.sessions_in_state(db, State.PENDING.value, limit=free)
-            for row in pending:
+                pending = await repo.sessions_in_state(db, State.PENDING.value, limit=free + len(self._tasks))
+            # a session just launched is still pending until its task marks it running
+            for row in [r for r in pending if r.id not in self._tasks][:free]:
                 self._launch(row.id)
 
     def _launch(self, session_id: str) -> None:
@@ -298,6 +300,29 @@ class Orchestrator:
         except Exception:
             log.exception("could not record the failure of session %s", session_id)
 
+    async def _store_evaluation(self, db, session_id: str, data: dict[str, Any]) -> None:
+        """Store a match, refit the session's rating list, and give the match's row the
+        candidate's fitted rating with its 95% interval."""
+        by_generation = {c.generation: c for c in await repo.list_checkpoints(db, session_id)}
+        checkpoint = by_generation[data["generation"]]
+        row = await repo.add_evaluation(db, session_id, checkpoint.id, data["opponent"], wins=data["wins"],
+                                        draws=data["draws"], losses=data["losses"],
+                                        pentanomial=data["pentanomial"], sprt=data.get("sprt"))
+        generation_of = {c.id: c.generation for c in by_generation.values()}
+        stored = await repo.list_evaluations(db, session_id)
+        ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored],
+                              self.settings.elo_anchor)
+        mine = ratings.get(player(data["generation"]))
+        if mine is not None:
+            row.elo, row.elo_low, row.elo_high = mine.rating, mine.low, mine.high
+            await db.flush()
+        await self._event(db, session_id, "evaluation.finished", {
+            "checkpoint_id": checkpoint.id, "generation": data["generation"], "opponent": data["opponent"],
+            "wins": data["wins"], "draws": data["draws"], "losses": data["losses"],
+            "pentanomial": data["pentanomial"], "adjudicated": data["adjudicated"],
+            "elo": row.elo, "elo_low": row.elo_low, "elo_high": row.elo_high, "sprt": data.get("sprt"),
+            "ratings": {name: {"rating": r.rating, "low": r.low, "high": r.high} for name, r in ratings.items()}})
+
     async def _snapshot(self, session_id: str, data: dict[str, Any]) -> None:
         async def job(db):
             await repo.add_metric_snapshot(db, session_id, data)
@@ -308,6 +333,8 @@ class Orchestrator:
         """Store the worker's reports until its session ends."""
         checkpoint_dir = Path(self.settings.checkpoint_dir)
         last_snapshot = 0.0
+        stored: dict[str, Any] | None = None  # the stats last kept as a snapshot
+        latest: dict[str, Any] | None = None
         while True:
             kind, data = await worker.receive()
             if kind == "game":
@@ -326,6 +353,8 @@ class Orchestrator:
                         "checkpoint_id": row.id, "generation": data["generation"], "games": data["games"],
                         "sha256": data["sha256"]})
                 await self.write(job)
+            elif kind == "evaluation":
+                await self.write(lambda db, data=data: self._store_evaluation(db, session_id, data))
             elif kind == "learning":
                 async def job(db, data=data):
                     await self._event(db, session_id, "learning.step", data)
@@ -335,11 +364,12 @@ class Orchestrator:
                 self._after_commit(session_id, "stats", data)  # live only (progress bars); stored below
                 now = time.monotonic()
                 if now - last_snapshot >= self.settings.metrics_export_interval:
-                    last_snapshot = now
+                    last_snapshot, stored = now, data
                     await self._snapshot(session_id, data)
+                latest = data
             elif kind == "finished":
-                if session_id in self._live:  # the worker's last stats: always kept
-                    await self._snapshot(session_id, self._live[session_id])
+                if latest is not None and latest is not stored:  # the worker's last stats: always kept
+                    await self._snapshot(session_id, latest)
                 reason = data["reason"]
                 if reason == "shutdown":
                     return  # the service is going down: the session stays resumable

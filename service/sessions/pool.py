@@ -49,7 +49,10 @@ class _Base:
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
 
     def _deliver(self, message: Message) -> None:  # called from the reader/worker thread
-        self._loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+        try:
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            pass
 
     async def receive(self) -> Message:
         return await self._inbox.get()
@@ -83,7 +86,7 @@ class ProcessWorker(_Base):
                     self._deliver(("died", {"exitcode": self.process.exitcode}))
                     return
                 continue
-            except (EOFError, OSError):
+            except (EOFError, OSError, ValueError):
                 self._deliver(("died", {"exitcode": self.process.exitcode}))
                 return
             self._deliver(message)
@@ -102,6 +105,9 @@ class ProcessWorker(_Base):
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
+        for q in (self._commands, self._messages):
+            q.close()
+            q.join_thread()
 
 
 class ThreadWorker(_Base):

@@ -10,18 +10,22 @@ spawned process (`worker_main`) whose messages travel over a multiprocessing que
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import chess.engine
 import psutil
 import torch
 
-from ..engine import mcts, network, schedules
+from ..engine import arena, mcts, network, players, schedules
+from ..stats.sprt import sprt
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
@@ -88,6 +92,14 @@ def game_message(record: GameRecord) -> dict[str, Any]:
     }
 
 
+def uci_command(command: str) -> list[str]:
+    """EVAL_UCI_ENGINE as argv; a bare name not on PATH is also looked for in /usr/games (Debian)."""
+    argv = command.split()
+    if argv and not shutil.which(argv[0]) and Path("/usr/games", argv[0]).is_file():
+        argv[0] = str(Path("/usr/games", argv[0]))
+    return argv
+
+
 class Commands:
     """Commands from the orchestrator (pause, resume, stop, shutdown), read between steps.
 
@@ -138,6 +150,10 @@ class SessionWorker:
         for game in spec.replay_games:
             self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"]))
         self.evaluator = network.Evaluator(self.net, self.device)
+        anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
+        if spec.init_weights is not None:
+            anchor, _ = network.load_weights(spec.init_weights, self.device)
+        self.gen0 = network.Evaluator(anchor, self.device)  # generation 0: the evaluation anchor
         self.selfplay = SelfPlay(
             selfplay_config(cfg), self.evaluator, seed=cfg["seed"], first_game=self.games_done + 1,
             temperature_for=lambda n: schedules.temperature(
@@ -191,6 +207,8 @@ class SessionWorker:
         self._emit_stats(sims_mark, t_mark, start_rss)
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
+        if reason != "shutdown" and self.games_done > self._last_eval_games:
+            self._evaluate()  # after the stop: the session's own time is not spent on it
         summary = {"reason": reason, "games": self.games_done, "generation": self.generation,
                    "positions_learned": self.positions_learned, "training_steps": self.trainer.step,
                    "dropped_in_flight": self.selfplay.in_flight}
@@ -222,6 +240,8 @@ class SessionWorker:
             self._learn()
         if n % cfg["checkpoint_interval"] == 0:
             self._checkpoint()
+        if n % cfg["eval_interval_games"] == 0:
+            self._evaluate()
 
     def _learn(self) -> None:
         cfg = self.cfg
@@ -230,7 +250,8 @@ class SessionWorker:
             return
         t = time.perf_counter()
         stats = self.trainer.train(self.buffer, steps, cfg["learning_batch_size"])
-        self.evaluator.refresh()
+        if not cfg["gating"]:  # with gating only an SPRT-accepted checkpoint plays self-play
+            self.evaluator.refresh()
         gc.collect()  # training and the optimizer may leave cycles behind
         self.positions_learned += self.new_positions
         self.new_positions = 0
@@ -241,6 +262,61 @@ class SessionWorker:
             "samples": stats.samples, "buffer_size": len(self.buffer),
             "positions_learned": self.positions_learned, "seconds": time.perf_counter() - t,
         })
+
+    # -- evaluation ----------------------------------------------------------------------
+    _last_eval_games = 0
+    _previous: tuple[int, Any] | None = None  # (generation, evaluator) of the last evaluated checkpoint
+
+    def _opponent(self, name: str, sims: int):
+        cfg = self.cfg
+        if name == "gen0":
+            return "gen0", arena.SearchSide(self.gen0, sims, cfg["search"])
+        if name == "random":
+            return "random", players.RandomPlayer(cfg["seed"])
+        if name == "greedy":
+            return "greedy", players.GreedyPlayer(cfg["seed"])
+        elo = cfg["eval_uci_elo"]
+        options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
+        player = players.UciPlayer(uci_command(cfg["eval_uci_engine"]), options=options,
+                                   limit=chess.engine.Limit(time=0.05))
+        return f"uci-{elo}" if elo else "uci", player
+
+    def _evaluate(self) -> None:
+        """The newest checkpoint against each anchor in EVAL_OPPONENTS, paired openings with
+        colours swapped, and against the previous evaluated checkpoint for the SPRT verdict."""
+        cfg = self.cfg
+        if self._last_checkpoint_games != self.games_done:
+            self._checkpoint()
+        generation = self.generation - 1
+        sims = cfg["eval_simulations"] or cfg["selfplay_simulations"]
+        candidate = arena.SearchSide(network.Evaluator(self.net, self.device), sims, cfg["search"])
+        previous_generation, previous = self._previous or (0, self.gen0)
+        matches = [self._opponent(name, sims) for name in cfg["eval_opponents"]]
+        if not (previous_generation == 0 and "gen0" in cfg["eval_opponents"]):
+            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg["search"])))
+        for name, opponent in matches:
+            t = time.perf_counter()
+            try:
+                result = arena.play_match(candidate, opponent, pairs=cfg["eval_games"] // 2,
+                                          max_plies=cfg["max_moves_per_game"], adjudication=cfg["adjudication"],
+                                          margin=cfg["adjudication_margin"], seed=cfg["seed"] + generation)
+            finally:
+                if hasattr(opponent, "close"):
+                    opponent.close()
+            data = {"generation": generation, "games_played": self.games_done, "opponent": name,
+                    "wins": result.wins, "draws": result.draws, "losses": result.losses,
+                    "pentanomial": result.pentanomial(), "adjudicated": sum(g.adjudicated for g in result.games),
+                    "seconds": time.perf_counter() - t}
+            if name == f"gen{previous_generation}":
+                verdict = sprt(data["pentanomial"], cfg["sprt_elo0"], cfg["sprt_elo1"], cfg["sprt_alpha"],
+                               cfg["sprt_beta"])
+                data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
+                if cfg["gating"] and verdict.state == "accepted":
+                    self.evaluator.refresh()  # promote: self-play now uses this checkpoint
+            self.emit("evaluation", data)
+        frozen = copy.deepcopy(self.net).eval()
+        self._previous = (generation, network.Evaluator(frozen, self.device))
+        self._last_eval_games = self.games_done
 
     # -- checkpoints ---------------------------------------------------------------------
     _last_checkpoint_games = -1

@@ -25,6 +25,7 @@ from service.sessions.worker import SessionWorker, WorkerSpec
 pytestmark = pytest.mark.integration
 
 TINY = dict(
+    eval_games=2, eval_opponents="random", eval_simulations=2,
     chess_preset="tiny", seed=11, max_games=6, selfplay_parallel_games=3, max_moves_per_game=24,
     selfplay_simulations=8, fast_simulations=2, gumbel_considered=4, min_games_before_learning=2,
     learn_every_n_games=2, learning_batch_size=32, checkpoint_interval=3, torch_threads=1,

@@ -28,6 +28,7 @@ CONFIG = dict(
     resign_threshold=None, min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=32,
     learning_rate=0.001, train_samples_per_position=4.0, replay_buffer_positions=50_000,
     checkpoint_interval=3, torch_threads=1, session_duration_min=10,
+    eval_games=2, eval_opponents="random", eval_simulations=2,
 )
 
 # Game 1 of the CONFIG session (SEED=5). It finishes before the first learning phase

@@ -142,7 +142,7 @@ def test_resolved_values(monkeypatch):
         ("SPRT_ELO1", "0", "> SPRT_ELO0"),
         ("SPRT_ALPHA", "0.5", "number > 0 and < 0.5"),
         ("RESIGN_THRESHOLD", "0.2", ">= -1 and < 0"),
-        ("EVAL_UCI_ELO", "1000", "from 1320 to 3190"),
+        ("EVAL_UCI_ELO", "1000", "from 1350 to 2850"),
         ("TEMPERATURE_SCHEDULE", "cosine", "constant|linear_decay|exponential_decay|step"),
     ],
 )

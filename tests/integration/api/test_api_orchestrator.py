@@ -16,6 +16,7 @@ from service.sessions.pool import InlinePool
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 TINY = dict(
+    eval_games=2, eval_opponents=["random"], eval_simulations=2,
     chess_preset="tiny", seed=3, max_games=10_000, selfplay_parallel_games=2, max_moves_per_game=16,
     selfplay_simulations=4, fast_simulations=2, gumbel_considered=2, min_games_before_learning=1000,
     checkpoint_interval=1000, torch_threads=1, eval_interval_games=10_000,
