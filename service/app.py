@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Callable
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api import checkpoints, games, health, sessions
+from service.api import checkpoints, games, health, ratings, sessions
 from service.api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
 from service.config import Settings, load_settings
 
@@ -110,6 +110,6 @@ def create_app(
             expose_headers=["Location", "Content-Disposition"],
         )
     app.include_router(health.router)
-    for module in (sessions, games, checkpoints):
+    for module in (sessions, games, checkpoints, ratings):
         app.include_router(module.router, prefix="/v1")
     return app

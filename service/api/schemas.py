@@ -217,6 +217,7 @@ class EvaluationOut(BaseModel):
     session_id: str
     checkpoint_id: int
     opponent: str
+    generation: int | None = Field(None, description="The evaluated checkpoint's generation.")
     games: int
     wins: int
     draws: int
@@ -227,6 +228,32 @@ class EvaluationOut(BaseModel):
     elo_high: float | None
     sprt: dict[str, Any] | None
     created_at: datetime
+
+
+class RatingOut(BaseModel):
+    """One player of a rating list: maximum-likelihood rating with its 95% interval."""
+
+    player: str = Field(description="gen<N> (a checkpoint; <session>/gen<N> across sessions), gen0, random, greedy, uci-<elo>")
+    rating: float
+    low: float
+    high: float
+    games: int
+
+
+class EvaluationPage(Page[EvaluationOut]):
+    """A session's evaluation matches, and the rating list fitted over all of them
+    (generation 0 anchored at ELO_ANCHOR)."""
+
+    ratings: list[RatingOut] = Field(default_factory=list)
+
+
+class RatingList(BaseModel):
+    """The rating list of every evaluated checkpoint of the sessions sharing one generation 0."""
+
+    seed: int
+    anchor: str
+    anchor_rating: float
+    ratings: list[RatingOut]
 
 
 class MetricSnapshotOut(BaseModel):

@@ -19,6 +19,7 @@ from service.api.schemas import (
     CheckpointOut,
     CreateSession,
     EvaluationOut,
+    EvaluationPage,
     GameOut,
     MetricSnapshotOut,
     Page,
@@ -27,6 +28,7 @@ from service.api.schemas import (
     SessionOut,
 )
 from service.sessions.lifecycle import SessionNotFound, State
+from service.sessions.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -249,12 +251,16 @@ async def list_metrics(
     return Page[MetricSnapshotOut](items=[MetricSnapshotOut.model_validate(r) for r in rows])
 
 
-@router.get("/{session_id}/evaluations", response_model=Page[EvaluationOut], responses=PROBLEMS,
-            summary="A session's evaluation matches in the order they were played")
-async def list_evaluations(session_id: SessionId, db: Db) -> Page[EvaluationOut]:
+@router.get("/{session_id}/evaluations", response_model=EvaluationPage, responses=PROBLEMS,
+            summary="A session's evaluation matches (W/D/L, pentanomial, SPRT) and its rating list")
+async def list_evaluations(session_id: SessionId, db: Db, settings: SettingsDep) -> EvaluationPage:
     await require_session(db, session_id)
     rows = await repo.list_evaluations(db, session_id)
-    return Page[EvaluationOut](items=[EvaluationOut.model_validate(r) for r in rows])
+    generation = {c.id: c.generation for c in await repo.list_checkpoints(db, session_id)}
+    fitted = rating_list([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
+    items = [EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
+             for r in rows]
+    return EvaluationPage(items=items, ratings=ratings_out(fitted))
 
 
 @router.get("/{session_id}/checkpoints", response_model=Page[CheckpointOut], responses=PROBLEMS,

@@ -36,3 +36,10 @@ def rating_list(evaluations: Iterable[tuple[object, int, str | None]], anchor_ra
     if not matches:
         return {}
     return fit_ratings(matches, anchor=ANCHOR, anchor_rating=anchor_rating)
+
+
+def ratings_out(ratings: dict[str, Rating]) -> list[dict]:
+    """A rating list as JSON rows, strongest first."""
+    rows = [{"player": name, "rating": r.rating, "low": r.low, "high": r.high, "games": r.games}
+            for name, r in ratings.items()]
+    return sorted(rows, key=lambda row: -row["rating"])

@@ -77,3 +77,38 @@ async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
         assert (await api.client.delete(base)).status_code == 204
         assert (await api.client.get(base)).status_code == 404
         assert (await count_rows(api))["games"] == 0
+
+
+EVALUATED = dict(TINY, max_games=4, eval_interval_games=2, eval_games=4, eval_opponents=["gen0", "random", "greedy"],
+                 eval_simulations=4, min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16,
+                 checkpoint_interval=2)
+
+
+async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
+    """Every EVAL_INTERVAL_GAMES and at the end the newest checkpoint plays each anchor over
+    paired openings; the session's rating list anchors gen0 at ELO_ANCHOR."""
+    async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1),
+                           max_concurrent_sessions=1, elo_anchor=1500.0) as api:
+        sid = (await api.client.post("/v1/sessions", json=EVALUATED)).json()["id"]
+        body = await wait_for(api, sid, lambda b: b["state"] in ("completed", "failed"), timeout=100)
+        assert body["state"] == "completed", body
+        evals = (await api.client.get(f"/v1/sessions/{sid}/evaluations")).json()
+        rows = evals["items"]
+        # checkpoints every 2 games: gen 1 after game 2, gen 2 after game 4; each plays gen0, random,
+        # greedy, and gen 2 also its predecessor (gen 1) for its SPRT verdict
+        assert [(r["generation"], r["opponent"]) for r in rows] == [
+            (1, "gen0"), (1, "random"), (1, "greedy"), (2, "gen0"), (2, "random"), (2, "greedy"), (2, "gen1")]
+        for r in rows:
+            assert r["wins"] + r["draws"] + r["losses"] == r["games"] == 4
+            assert sum(r["pentanomial"]) == 2
+            assert r["elo_low"] <= r["elo"] <= r["elo_high"]
+        assert rows[0]["sprt"]["state"] in ("accepted", "rejected", "continue")  # gen 1 against gen 0
+        assert rows[-1]["sprt"]["against_generation"] == 1
+        ratings = {r["player"]: r for r in evals["ratings"]}
+        assert ratings["gen0"]["rating"] == 1500.0
+        assert {"gen1", "gen2", "random", "greedy"} <= set(ratings)
+        assert body["elo"] is not None and body["elo"]["rating"] == pytest.approx(ratings["gen2"]["rating"])
+        across = (await api.client.get("/v1/ratings", params={"seed": EVALUATED["seed"]})).json()
+        assert across["anchor"] == "gen0" and across["anchor_rating"] == 1500.0
+        assert {f"{sid}/gen2", "gen0", "random"} <= {r["player"] for r in across["ratings"]}
+        assert (await api.client.get("/v1/ratings", params={"seed": -1})).status_code == 422

@@ -1,0 +1,26 @@
+"""/v1/ratings: one rating list over every session that shares a generation 0 (a seed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from service.api.deps import Db, SettingsDep
+from service.api.errors import problem_responses
+from service.api.schemas import RatingList
+from service.sessions.ratings import ANCHOR, rating_list, ratings_out
+from service.storage import repositories as repo
+
+router = APIRouter(tags=["ratings"])
+
+
+@router.get("/ratings", response_model=RatingList, responses=problem_responses(422),
+            summary="Rating list of all evaluated checkpoints of the sessions sharing SEED's generation 0")
+async def ratings(db: Db, settings: SettingsDep,
+                  seed: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Default: SEED")] = None
+                  ) -> RatingList:
+    seed = settings.seed if seed is None else seed
+    rows = await repo.evaluations_for_seed(db, seed)
+    fitted = rating_list([(e, c.generation, e.session_id) for e, c in rows], settings.elo_anchor)
+    return RatingList(seed=seed, anchor=ANCHOR, anchor_rating=settings.elo_anchor, ratings=ratings_out(fitted))
