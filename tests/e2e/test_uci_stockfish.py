@@ -72,3 +72,24 @@ def test_short_match_against_limited_stockfish(checkpoint):
                 assert board.is_game_over(claim_draw=True)
             results.append((white.name, game.result, game.termination, len(game.moves)))
         print(f"stockfish UCI_Elo {max(TARGET_ELO, elo.min)}: {results}")
+
+
+def test_evaluation_match_against_stockfish_through_the_arena():
+    """What a session's evaluation runs for EVAL_OPPONENTS=uci: the arena's paired openings,
+    our net searching, Stockfish found as EVAL_UCI_ENGINE=stockfish (PATH or /usr/games)."""
+    from service.engine import arena
+    from service.sessions.worker import uci_command
+
+    find_stockfish()
+    candidate = arena.SearchSide(network.Evaluator(network.build_network("tiny", 0)), simulations=8)
+    stockfish = UciPlayer(uci_command("stockfish"), options={"UCI_LimitStrength": True, "UCI_Elo": 1350},
+                          limit=chess.engine.Limit(time=0.02))
+    with stockfish:
+        result = arena.play_match(candidate, stockfish, pairs=1, max_plies=60)
+    assert len(result.games) == 2 and sum(result.pentanomial()) == 1
+    assert [g.candidate_white for g in result.games] == [True, False]
+    for game in result.games:
+        board = chess.Board()
+        for uci in game.moves:
+            assert chess.Move.from_uci(uci) in board.legal_moves
+            board.push_uci(uci)
