@@ -169,7 +169,8 @@ class SessionWorker:
         """Play, learn and checkpoint until a stop condition; returns the final summary."""
         cfg = self.cfg
         duration = self.spec.duration_s if self.spec.duration_s is not None else cfg["session_duration_min"] * 60
-        deadline = time.monotonic() + duration
+        self._run_started = time.monotonic()
+        deadline = self._run_started + duration - self.elapsed_before  # time used before a restart counts
         if self.generation == 0:
             self._checkpoint()  # generation 0: the evaluation anchor
         reason = "max_games"
@@ -186,6 +187,7 @@ class SessionWorker:
                     self.emit("paused", {"games": self.games_done})
                     while command not in ("resume", "stop", "shutdown", "exit"):
                         command = self.commands.get(None)
+                    self._paused_s += time.monotonic() - paused_at
                     deadline += time.monotonic() - paused_at  # a pause does not use the session's time
                     if command == "resume":
                         self.emit("resumed", {"games": self.games_done})
@@ -320,6 +322,15 @@ class SessionWorker:
 
     # -- checkpoints ---------------------------------------------------------------------
     _last_checkpoint_games = -1
+    elapsed_before = 0.0  # session time used by earlier runs (restored from the checkpoint)
+    _run_started: float | None = None
+    _paused_s = 0.0
+
+    def _elapsed(self) -> float:
+        """Session time used so far, pauses excluded, earlier runs included."""
+        if self._run_started is None:
+            return self.elapsed_before
+        return self.elapsed_before + time.monotonic() - self._run_started - self._paused_s
 
     def _checkpoint(self) -> None:
         folder = self.spec.checkpoint_dir
@@ -332,7 +343,7 @@ class SessionWorker:
             "generation": self.generation, "games": self.games_done, "optimizer": self.trainer.state_dict(),
             "buffer_rng": self.buffer.state_dict() if hasattr(self.buffer, "state_dict") else None,
             "positions_learned": self.positions_learned, "torch_rng": torch.get_rng_state(),
-            "weights": weights.name,
+            "weights": weights.name, "elapsed_s": self._elapsed(),
         }, state)
         self.emit("checkpoint", {"generation": self.generation, "games": self.games_done, "path": str(weights),
                                  "state_path": str(state), "sha256": sha})
@@ -348,6 +359,7 @@ class SessionWorker:
             self.buffer.load_state_dict(state["buffer_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.positions_learned = state["positions_learned"]
+        self.elapsed_before = state.get("elapsed_s", 0.0)
         self.generation = state["generation"] + 1
 
 

@@ -9,6 +9,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import chess
@@ -234,6 +235,27 @@ def test_should_stop_stops_with_reason_stopped(tmp_path):
     points = rec.of("checkpoint")
     assert [c["generation"] for c in points] == [0, 1]  # gen 0, then the final one
     assert points[-1]["games"] == summary["games"]
+
+
+def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
+    """SESSION_DURATION_MIN counts the whole session: a worker resumed from a checkpoint whose
+    session had used all but a second of its time stops at once with reason "duration"."""
+    cfg = tiny_config(max_games=0, session_duration_min=10, checkpoint_interval=100, min_games_before_learning=100)
+    seen = []
+    first = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+                          lambda k, d: seen.append((k, d)), lambda: sum(k == "game" for k, _ in seen) >= 1)
+    assert first.run()["reason"] == "stopped"
+    state_path = Path([d for k, d in seen if k == "checkpoint"][-1]["state_path"])
+    state = torch.load(state_path, weights_only=False)
+    assert 0 < state["elapsed_s"] < 600
+    state["elapsed_s"] = 600 - 1.0  # as if the session had run 9 min 59 s before the restart
+    torch.save(state, state_path)
+    games = sum(k == "game" for k, _ in seen)
+    resumed = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1,
+                                       first_game=games + 1, resume_state=state_path), lambda k, d: None)
+    t = time.monotonic()
+    assert resumed.run()["reason"] == "duration"
+    assert time.monotonic() - t < 60  # not another 10 minutes
 
 
 def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path):
