@@ -294,8 +294,8 @@ def elo_progression(points: Sequence[Sequence[float]], confidence: float = 0.95)
     if len(games):
         delta = float(rating[-1] - rating[0])
         delta_se = math.sqrt(float(se[0] ** 2 + se[-1] ** 2))
-        detail.update(delta=delta, delta_stderr=delta_se, delta_low=delta - z * delta_se, delta_high=delta + z * delta_se,
-                      games_first=float(games[0]), games_last=float(games[-1]))
+        detail.update(delta=delta, delta_stderr=delta_se, delta_low=delta - z * delta_se,
+                      delta_high=delta + z * delta_se, games_first=float(games[0]), games_last=float(games[-1]))
     fit = _elo_fit(points, confidence)
     newest = float(rating[-1]) if len(rating) else None
     if fit is None:
