@@ -13,10 +13,31 @@ from typing import Any
 from sqlalchemy import select
 
 from ..config import SessionConfig, Settings
+from ..sessions.ratings import player, rating_list, ratings_out
+from ..stats.analyzer import analyze
 from ..stats.scorecard import Scorecard
 from ..storage import models
 from ..storage import repositories as repo
 from .builder import build_report
+
+
+def analysis(games, learning, ratings, games_at) -> list:
+    """The improvement indicators (stats.analyzer) over what the session stored."""
+    elo_points = [(games_at[int(name[3:])], r.rating, r.low, r.high) for name, r in ratings.items()
+                  if name.startswith("gen") and name[3:].isdigit() and int(name[3:]) in games_at]
+    max_probs, value_pairs = [], []
+    for g in games:
+        white = {"1-0": 1.0, "0-1": -1.0}.get(g.result, 0.0)
+        for ply, (policy, value) in enumerate(zip(g.policies(), g.values())):
+            if len(policy):
+                max_probs.append(float(policy.max()))
+            value_pairs.append((float(value), white if ply % 2 == 0 else -white))
+    return analyze(
+        elo_points=sorted(elo_points) or None, results=[g.result for g in games] or None,
+        losses=[row["total_loss"] for row in learning] or None, loss_steps=[row["step"] for row in learning] or None,
+        plies=[g.plies for g in games] or None, move_max_probabilities=max_probs or None,
+        policy_entropies=[row["policy_entropy"] for row in learning] or None,
+        entropy_steps=[row["step"] for row in learning] or None, value_pairs=value_pairs or None)
 
 
 async def write_session_files(sessionmaker, settings: Settings, session_id: str, out_dir: Path) -> dict[str, Any]:
@@ -29,6 +50,7 @@ async def write_session_files(sessionmaker, settings: Settings, session_id: str,
         events = await repo.events_since(db, session_id, 0, 10**9)
         snapshots = await repo.list_metric_snapshots(db, session_id)
         checkpoints = await repo.list_checkpoints(db, session_id)
+        evaluations = await repo.list_evaluations(db, session_id)
         with (out_dir / "games.pgn").open("w") as f:
             async for chunk in repo.games_pgn(db, session_id):
                 f.write(chunk)
@@ -57,5 +79,18 @@ async def write_session_files(sessionmaker, settings: Settings, session_id: str,
         checkpoints=ckpts, games=game_rows, started=started.timestamp(), elapsed_s=elapsed, summary=summary,
         error=row.failure_reason, torch_threads=settings.resolved_torch_threads())
     report["state"] = row.state
+    generation_of = {c.id: c.generation for c in checkpoints}
+    games_at = {c.generation: c.games for c in checkpoints}
+    ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in evaluations], settings.elo_anchor)
+    report["rating_list"] = ratings_out(ratings)
+    report["evaluations"] = [{"generation": generation_of[e.checkpoint_id], "opponent": e.opponent, "wins": e.wins,
+                              "draws": e.draws, "losses": e.losses, "pentanomial": e.pentanomial,
+                              "elo": e.elo, "elo_low": e.elo_low, "elo_high": e.elo_high, "sprt": e.sprt}
+                             for e in evaluations]
+    newest = max((generation_of[e.checkpoint_id] for e in evaluations), default=None)
+    if newest is not None and player(newest) in ratings:
+        r = ratings[player(newest)]
+        report["elo"] = {"generation": newest, "rating": r.rating, "low": r.low, "high": r.high}
+    report["analysis"] = [i.to_dict() for i in analysis(games, learning, ratings, games_at)]
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     return report

@@ -276,3 +276,10 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
     assert report["scorecard"]["games"] == 4
     assert kinds.count("game.finished") == 4 and kinds[-1] == "session.state"
     assert (tmp_path / "checkpoints" / sid / "gen-0000.safetensors").is_file()
+    # the end-of-session evaluation: the newest checkpoint against random and against gen0
+    assert {(e["opponent"]) for e in report["evaluations"]} == {"random", "gen0"}
+    assert {r["player"] for r in report["rating_list"]} >= {"gen0", "random"}
+    assert report["elo"]["low"] <= report["elo"]["rating"] <= report["elo"]["high"]
+    names = {i["name"] for i in report["analysis"]}
+    assert {"elo_progression", "win_rate_trend", "high_confidence_moves", "value_calibration"} <= names
+    assert all(i["verdict"] for i in report["analysis"])
