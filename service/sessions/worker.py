@@ -209,8 +209,8 @@ class SessionWorker:
         self._emit_stats(sims_mark, t_mark, start_rss)
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
-        if reason != "shutdown" and self.games_done > self._last_eval_games:
-            self._evaluate()  # after the stop: the session's own time is not spent on it
+        if reason in ("max_games", "duration") and self.games_done > self._last_eval_games:
+            self._evaluate()  # after the limit: the session's own time is not spent on it; an explicit stop means now
         summary = {"reason": reason, "games": self.games_done, "generation": self.generation,
                    "positions_learned": self.positions_learned, "training_steps": self.trainer.step,
                    "dropped_in_flight": self.selfplay.in_flight}
