@@ -283,3 +283,19 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
     names = {i["name"] for i in report["analysis"]}
     assert {"elo_progression", "win_rate_trend", "high_confidence_moves", "value_calibration"} <= names
     assert all(i["verdict"] for i in report["analysis"])
+
+
+def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
+    """GATING=true: learning changes the training net, but self-play keeps generation 0 until
+    a checkpoint wins its SPRT (two-game matches never reach a verdict)."""
+    cfg = tiny_config(max_games=6, gating=True, eval_interval_games=2, eval_games=2,
+                      min_games_before_learning=2, learn_every_n_games=2)
+    rec, worker, summary = run_worker(tmp_path, cfg)
+    assert summary["reason"] == "max_games" and rec.of("learning")
+    verdicts = [e["sprt"]["state"] for e in rec.of("evaluation") if "sprt" in e]
+    assert verdicts and "accepted" not in verdicts
+    gen0 = network.Evaluator(network.build_network(cfg["chess_preset"], cfg["seed"])).evaluate(rec.planes)
+    trained = network.Evaluator(worker.net).evaluate(rec.planes)
+    self_play = worker.evaluator.evaluate(rec.planes)
+    np.testing.assert_allclose(self_play[0], gen0[0], atol=1e-5)
+    assert not np.allclose(trained[0], gen0[0], atol=1e-5)
