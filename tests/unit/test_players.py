@@ -326,15 +326,18 @@ def test_uci_player_quits_the_engine_on_a_bad_option(tmp_path):
                   limit=chess.engine.Limit(nodes=1))
 
 
-@pytest.mark.skipif(shutil.which("stockfish") is None,
-                    reason="no stockfish binary on PATH (the Makefile installs Debian's stockfish)")
 def test_uci_player_with_stockfish():
-    with UciPlayer("stockfish", limit=chess.engine.Limit(depth=4)) as full:
+    from service.sessions.worker import uci_command
+
+    stockfish = uci_command("stockfish")  # PATH, else Debian's /usr/games
+    if shutil.which(stockfish[0]) is None:
+        pytest.fail("Debian's stockfish is not installed: the Makefile's install step installs it")
+    with UciPlayer(stockfish, limit=chess.engine.Limit(depth=4)) as full:
         assert "stockfish" in full.name.lower()
         assert full.choose(chess.Board(BACK_RANK)).uci() == "d1d8"
     # Weakened, as an evaluation anchor: still far above a random mover.
     options = {"UCI_LimitStrength": True, "UCI_Elo": 1500, "Threads": 1, "Hash": 16}
-    with UciPlayer("stockfish", options=options, limit=chess.engine.Limit(time=0.01), name="sf1500") as weak:
+    with UciPlayer(stockfish, options=options, limit=chess.engine.Limit(time=0.01), name="sf1500") as weak:
         assert weak.name == "sf1500"
         result = play_game(weak, RandomPlayer(1), max_plies=40)
         replay(result)
