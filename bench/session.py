@@ -61,26 +61,13 @@ def fail(message: str) -> None:
 
 
 def session_config(args: argparse.Namespace):
-    from pydantic import ValidationError
-
-    from service.config import SessionConfig, SettingsError, load_settings
+    from service.config import SettingsError, load_settings, session_config_from
 
     try:
-        settings = load_settings()
+        return session_config_from(load_settings(), args.sets, chess_preset=args.preset, max_games=args.games,
+                                   session_duration_min=args.minutes, torch_threads=args.threads)
     except SettingsError as exc:
         fail(str(exc))
-    overrides: dict[str, Any] = {"chess_preset": args.preset, "max_games": args.games,
-                                 "session_duration_min": args.minutes, "torch_threads": args.threads}
-    for item in args.sets:
-        name, sep, value = item.partition("=")
-        key = name.strip().lower()
-        if not sep or key not in SessionConfig.model_fields:
-            fail(f"--set {item!r}: expected NAME=VALUE with NAME a per-session setting")
-        overrides[key] = value
-    try:
-        return settings.session_config(**overrides)
-    except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()))
 
 
 def mb(n_bytes: float) -> float:

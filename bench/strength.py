@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.config import describe_errors, load_settings  # noqa: E402
+from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
 from service.sessions.headless import run_session  # noqa: E402
 from service.sessions.ratings import player, rating_list, ratings_out  # noqa: E402
 from service.storage import repositories as repo  # noqa: E402
@@ -32,14 +32,12 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
     settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
                              report_dir=folder / "reports", checkpoint_dir=folder / "checkpoints",
                              torch_threads=args.threads)
-    overrides = {"chess_preset": args.preset, "max_games": 0, "session_duration_min": args.minutes}
-    for item in args.sets:
-        name, _, value = item.partition("=")
-        overrides[name.strip().lower()] = value
     try:
-        config = settings.session_config(**overrides)
-    except Exception as exc:  # pydantic's ValidationError: one line naming the setting
-        raise SystemExit(f"strength.py: {describe_errors(exc) if hasattr(exc, 'errors') else exc}") from None
+        config = session_config_from(settings, args.sets, chess_preset=args.preset, max_games=0,
+                                     session_duration_min=args.minutes)
+    except SettingsError as exc:
+        print(f"strength.py: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     session_id, report = await run_session(settings, config, on_event=lambda kind, data: (
         print(f"{kind}: {json.dumps(data)[:160]}", file=sys.stderr) if kind == "evaluation.finished" else None))
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from pydantic import ValidationError
 
-from .config import SessionConfig, Settings, describe_errors, settings_or_exit
+from .config import SessionConfig, Settings, SettingsError, session_config_from, settings_or_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="AlphaZero-style continuous self-play and learning for chess.")
@@ -32,19 +31,12 @@ def fail(message: str) -> None:
 
 
 def session_config(settings: Settings, assignments: list[str]) -> SessionConfig:
-    """The session's config: settings plus `NAME=VALUE` overrides, validated."""
-    overrides: dict[str, Any] = {}
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        key = name.strip().lower()
-        if not sep or key not in SessionConfig.model_fields:
-            fail(f"--set {item!r}: expected NAME=VALUE with NAME a per-session setting, e.g. MAX_GAMES=10")
-        overrides[key] = value
+    """The session's config: settings plus `NAME=VALUE` overrides, or one line and exit 2."""
     try:
-        return settings.session_config(**overrides)
-    except ValidationError as exc:
-        fail(describe_errors(exc))
-    raise AssertionError  # unreachable
+        return session_config_from(settings, assignments)
+    except SettingsError as exc:
+        fail(str(exc))
+    raise AssertionError  # unreachable: fail() exits
 
 
 @app.command()

@@ -330,6 +330,23 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(_describe(e) for e in exc.errors(include_url=False))
 
 
+def session_config_from(settings: Settings, assignments: list[str], **overrides: Any) -> SessionConfig:
+    """`settings`' session config with `NAME=VALUE` overrides (the CLI's and benches' `--set`)
+    and keyword overrides applied; SettingsError names what is wrong, on one line."""
+    values = dict(overrides)
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        key = name.strip().lower()
+        if not sep or key not in SessionConfig.model_fields:
+            raise SettingsError(f"--set {item!r}: expected NAME=VALUE with NAME a per-session setting, "
+                                "e.g. MAX_GAMES=10")
+        values[key] = value
+    try:
+        return settings.session_config(**values)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
 def load_settings(**kwargs: Any) -> Settings:
     """Settings from the environment and `.env` (kwargs override both), or SettingsError."""
     try:
