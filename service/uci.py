@@ -307,20 +307,11 @@ class _Stats:
 
 def _step(search: mcts.Search, evaluator, stats: _Stats) -> None:
     """mcts.step for one search, recording the depth of every evaluated leaf."""
-    leaves = []
-    for _ in range(search.cfg.leaves_per_step):
-        if search.root is not None and search.started >= search.target:
-            break
-        leaf = search.select()
-        if leaf is not None:
-            leaves.append(leaf)
-            depth = len(leaf.path)
-            stats.depth_sum += depth
-            stats.leaves += 1
-            stats.seldepth = max(stats.seldepth, depth)
-            if not leaf.path:
-                break
-    mcts.expand(leaves, evaluator)
+    for leaf in mcts.step([search], evaluator):
+        depth = len(leaf.path)
+        stats.depth_sum += depth
+        stats.leaves += 1
+        stats.seldepth = max(stats.seldepth, depth)
 
 
 @dataclass

@@ -452,9 +452,9 @@ def expand(leaves: list[Leaf], evaluator) -> None:
             search._prepare_root()
 
 
-def step(searches: list[Search], evaluator) -> int:
+def step(searches: list[Search], evaluator) -> list[Leaf]:
     """One lock-step round: up to `leaves_per_step` leaves per unfinished search, one network call.
-    Returns the number of leaves evaluated."""
+    Returns the leaves evaluated (their paths tell the depth reached)."""
     leaves: list[Leaf] = []
     for s in searches:
         for _ in range(s.cfg.leaves_per_step):
@@ -466,7 +466,7 @@ def step(searches: list[Search], evaluator) -> int:
                 if not leaf.path:
                     break
     expand(leaves, evaluator)
-    return len(leaves)
+    return leaves
 
 
 def run(searches: list[Search], evaluator) -> None:

@@ -220,7 +220,7 @@ class SelfPlay:
         self.games = still
         self._refill()
         if self.games:
-            self.leaves += mcts.step([g.search for g in self.games], self.evaluator)
+            self.leaves += len(mcts.step([g.search for g in self.games], self.evaluator))
         return finished
 
     def _play_move(self, game: _Game) -> GameRecord | None:

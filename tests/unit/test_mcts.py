@@ -227,7 +227,7 @@ def test_many_searches_step_in_lock_step():
     ev = UniformEvaluator()
     steps = 0
     while not all(s.done for s in searches):
-        n = mcts.step(searches, ev)
+        n = len(mcts.step(searches, ev))
         assert n <= 2 * len(searches)
         steps += 1
     assert steps < 40  # batched: fewer steps than simulations
