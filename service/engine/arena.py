@@ -11,6 +11,7 @@ the pentanomial counts fishtest-style statistics need.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,14 +107,18 @@ class _Game:
 
 
 def play_match(candidate: Side, opponent: Side, *, pairs: int, max_plies: int = 300,
-               adjudication: str = "material", margin: int = 3, seed: int = 0) -> MatchResult:
-    """Play `pairs` openings twice each (colours swapped); `max_plies` counts from the opening."""
+               adjudication: str = "material", margin: int = 3, seed: int = 0,
+               should_stop: Callable[[], bool] = lambda: False) -> MatchResult | None:
+    """Play `pairs` openings twice each (colours swapped); `max_plies` counts from the opening.
+    Returns None when `should_stop()` (asked once per step) interrupts the match."""
     rng = random.Random(seed)
     games = [_Game(i, name, i % 2 == 0, candidate, opponent, rng)
              for i, name in enumerate(n for n in suite(pairs) for _ in range(2))]
     start_ply = {g.index: g.board.ply() for g in games}
     active = [g for g in games if not _maybe_over(g, start_ply[g.index], max_plies, adjudication, margin)]
     while active:
+        if should_stop():
+            return None
         waiting: dict[int, tuple[Any, list[mcts.Search]]] = {}
         for game in active:
             turn = game.board.turn

@@ -181,7 +181,7 @@ class SessionWorker:
         gc.disable()  # search trees hold no cycles: reference counting frees them
         try:
             while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
-                command = self.commands.get(0)
+                command = self._take_command()
                 if command == "pause":
                     paused_at = time.monotonic()
                     self.emit("paused", {"games": self.games_done})
@@ -265,6 +265,19 @@ class SessionWorker:
             "positions_learned": self.positions_learned, "seconds": time.perf_counter() - t,
         })
 
+    # -- commands ------------------------------------------------------------------------
+    _pending: str | None = None  # a command read during an evaluation, for the main loop
+
+    def _take_command(self) -> str | None:
+        command, self._pending = self._pending or self.commands.get(0), None
+        return command
+
+    def _stop_requested(self) -> bool:
+        """Whether a stop (or shutdown) arrived; a pause waits for the main loop."""
+        if self._pending is None:
+            self._pending = self.commands.get(0)
+        return self._pending in ("stop", "shutdown", "exit") or self.should_stop()
+
     # -- evaluation ----------------------------------------------------------------------
     _last_eval_games = 0
     _previous: tuple[int, Any] | None = None  # (generation, evaluator) of the last evaluated checkpoint
@@ -301,10 +314,13 @@ class SessionWorker:
             try:
                 result = arena.play_match(candidate, opponent, pairs=cfg["eval_games"] // 2,
                                           max_plies=cfg["max_moves_per_game"], adjudication=cfg["adjudication"],
-                                          margin=cfg["adjudication_margin"], seed=cfg["seed"] + generation)
+                                          margin=cfg["adjudication_margin"], seed=cfg["seed"] + generation,
+                                          should_stop=self._stop_requested)
             finally:
                 if hasattr(opponent, "close"):
                     opponent.close()
+            if result is None:  # stopped or shut down mid-match: no partial result is reported
+                return
             data = {"generation": generation, "games_played": self.games_done, "opponent": name,
                     "wins": result.wins, "draws": result.draws, "losses": result.losses,
                     "pentanomial": result.pentanomial(), "adjudicated": sum(g.adjudicated for g in result.games),

@@ -21,7 +21,7 @@ from service.config import SessionConfig, Settings, load_settings
 from service.engine import encoding, network
 from service.engine.training import steps_for
 from service.sessions.headless import run_session
-from service.sessions.worker import SessionWorker, WorkerSpec
+from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration
 
@@ -299,3 +299,22 @@ def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
     self_play = worker.evaluator.evaluate(rec.planes)
     np.testing.assert_allclose(self_play[0], gen0[0], atol=1e-5)
     assert not np.allclose(trained[0], gen0[0], atol=1e-5)
+
+
+def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path):
+    """Evaluation polls the worker's commands between steps: a stop does not wait for the match."""
+    cfg = tiny_config(max_games=0, session_duration_min=10, eval_interval_games=2, eval_games=40,
+                      eval_opponents=["gen0"], eval_simulations=16, max_moves_per_game=200,
+                      min_games_before_learning=100)
+    messages = []
+
+    def get(timeout):  # "stop" once the match after game 2 has begun
+        return "stop" if sum(k == "game" for k, _ in messages) >= 2 else None
+
+    worker = SessionWorker(WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+                           lambda k, d: messages.append((k, d)), commands=Commands(get))
+    t = time.monotonic()
+    summary = worker.run()
+    assert summary["reason"] == "stopped"
+    assert not [d for k, d in messages if k == "evaluation"]  # the interrupted match reports nothing
+    assert time.monotonic() - t < 60
