@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve run test test-all bench openapi postgres stockfish clean
+.PHONY: install serve run test test-all bench openapi postgres stockfish promtool clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) stockfish
+install: $(STAMP) stockfish promtool
 
 # Debian's stockfish: the external UCI opponent of evaluation and of the UCI tests.
 stockfish:
 	@command -v stockfish >/dev/null 2>&1 || test -x /usr/games/stockfish || \
 		(apt-get update -qq && apt-get install -y -qq stockfish)
+
+# Debian's prometheus package, for its promtool: the tests check the /metrics exposition with it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 
 # Migrates the database (SQLite file under ./data by default), then serves on 127.0.0.1:8000.
 serve: install

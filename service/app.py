@@ -5,6 +5,11 @@ opens the database (migrating it to the newest schema), builds the orchestrator 
 worker pool and starts it (writer task, pool warm-up, recovery of interrupted sessions).
 Shutdown closes the orchestrator (running sessions are checkpointed and left resumable)
 and then disposes of the engine.
+
+With ENABLE_PROMETHEUS, `GET /metrics` serves prometheus-fastapi-instrumentator's HTTP
+metrics and the sessions' metrics (`service.telemetry.SessionMetrics`, fed from the
+orchestrator's events) as one text exposition; with API_KEYS set it needs a key unless
+METRICS_PUBLIC is true.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any, AsyncIterator, Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
 
 from service.api import checkpoints, games, health, ratings, sessions
-from service.api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers
+from service.api.auth import check_key
+from service.api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers, problem_responses
 from service.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,8 @@ def create_app(
                 orchestrator = Orchestrator(settings, sessionmaker, workers)
             app.state.sessionmaker = sessionmaker
             app.state.orchestrator = orchestrator
+            if app.state.session_metrics is not None:  # before start: recovery reports events
+                app.state.session_metrics.attach(orchestrator)
             try:
                 await orchestrator.start()
             except BaseException:
@@ -99,6 +108,7 @@ def create_app(
     app.state.settings = settings
     app.state.sessionmaker = None
     app.state.orchestrator = None
+    app.state.session_metrics = None
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     if settings.cors_origins:
@@ -110,6 +120,38 @@ def create_app(
             expose_headers=["Location", "Content-Disposition"],
         )
     app.include_router(health.router)
+    if settings.enable_prometheus:
+        install_metrics(app, settings)
     for module in (sessions, games, checkpoints, ratings):
         app.include_router(module.router, prefix="/v1")
     return app
+
+
+def install_metrics(app: FastAPI, settings: Settings) -> None:
+    """HTTP metrics of every request (prometheus-fastapi-instrumentator, on a registry of
+    this app's own) and the sessions' metrics, both served at `GET /metrics`."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    from service.telemetry import CONTENT_TYPE, SessionMetrics, exposition
+
+    http_registry = CollectorRegistry(auto_describe=True)
+    Instrumentator(registry=http_registry, excluded_handlers=["^/metrics$"]).instrument(app)
+    session_metrics = SessionMetrics()
+    app.state.session_metrics = session_metrics
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics: HTTP requests and every session's self-play, learning and rating",
+        description="The Prometheus text format (0.0.4). With API_KEYS set it needs "
+        "`Authorization: Bearer <key>` unless METRICS_PUBLIC is true.",
+        response_class=PlainTextResponse,
+        responses=problem_responses(401),
+    )
+    async def metrics(request: Request) -> Response:
+        if not settings.metrics_public:
+            denied = check_key(request)
+            if denied is not None:
+                raise denied
+        return Response(exposition(http_registry, session_metrics.registry), media_type=CONTENT_TYPE)

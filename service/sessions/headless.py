@@ -2,6 +2,10 @@
 `serve`, so a headless session is stored, resumable (`run --resume ID`) and visible to
 the API; at its end its files are written under `REPORT_DIR/<session_id>/`.
 
+With ENABLE_PROMETHEUS the session's metrics (DESIGN.md "Prometheus names") are served on
+http://127.0.0.1:PROMETHEUS_PORT/ while it runs; a port already taken is a warning on
+stderr, not a failure.
+
 Ctrl-C asks the session to stop (it checkpoints, becomes `stopped`, and the report is
 written); a second Ctrl-C stops waiting: the worker is shut down and the report is
 written from what was stored.
@@ -18,6 +22,7 @@ from typing import Any, Callable
 from ..config import SessionConfig, Settings
 from ..reports.files import write_session_files
 from ..storage.database import create_engine, session_factory, upgrade_engine
+from ..telemetry import SessionMetrics, serve
 from .lifecycle import FINAL
 from .orchestrator import Orchestrator
 from .pool import make_pool
@@ -55,6 +60,11 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
         if kind == "session.state" and data["state"] in FINAL:
             done.set()
 
+    stop_metrics = None
+    if settings.enable_prometheus:  # first: on_event sees metrics that include its event
+        metrics = SessionMetrics()
+        metrics.attach(orchestrator)
+        stop_metrics = serve(settings.prometheus_port, metrics.registry)
     orchestrator.listeners.append(listener)
     loop = asyncio.get_running_loop()
     interrupts = 0
@@ -68,7 +78,12 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
         else:
             done.set()
 
-    await orchestrator.start()
+    try:
+        await orchestrator.start()
+    except BaseException:
+        if stop_metrics is not None:
+            stop_metrics()
+        raise
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
         if resume_id is not None:
@@ -84,6 +99,8 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         await orchestrator.close(timeout=30)
+        if stop_metrics is not None:
+            stop_metrics()
         report = None
         if "id" in current:
             out = Path(settings.report_dir) / current["id"]

@@ -261,7 +261,8 @@ def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
 def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path):
     """The headless path: orchestrator, inline worker, SQLite storage, then the three files."""
     settings = load_settings(report_dir=tmp_path / "reports", checkpoint_dir=tmp_path / "checkpoints",
-                             database_url=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", worker_backend="inline")
+                             database_url=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", worker_backend="inline",
+                             enable_prometheus=False)
     config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2,
                                         "max_moves_per_game": 16})
     kinds = []
