@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve run test test-all bench openapi postgres stockfish promtool clean
+.PHONY: install serve run test test-all bench openapi postgres stockfish promtool chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) stockfish promtool
+install: $(STAMP) stockfish promtool chromium
 
 # Debian's stockfish: the external UCI opponent of evaluation and of the UCI tests.
 stockfish:
@@ -26,6 +26,11 @@ stockfish:
 # Debian's prometheus package, for its promtool: the tests check the /metrics exposition with it.
 promtool:
 	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+
+# Debian's chromium: the dashboard and HTML-report tests drive it with Playwright
+# (executable_path), since Playwright's own browser download cannot work here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
 
 # Migrates the database (SQLite file under ./data by default), then serves on 127.0.0.1:8000.
 serve: install
