@@ -6,6 +6,11 @@ so storage can recover the moves by replaying), the root value and whether the m
 the full search budget (playout-cap randomisation, KataGo): only full searches become
 policy targets. At the move cap, material adjudication scores a clear lead as a win;
 without it an untrained net's games are all draws and its value head learns nothing.
+
+A watcher may follow one game as it is played (`SelfPlay.move_hook`, for the live feed):
+the featured game is the lowest-numbered one in flight, so the next one takes over when
+it ends. The hook is a plain callable; what it does with the moves (rate limits, sending)
+is the caller's business.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+MoveHook = Callable[[int, int, str, str, str], None]
+"""Called with (game number, ply after the move, uci, san, fen after the move)."""
 
 import chess
 import chess.pgn
@@ -68,6 +76,7 @@ class GameRecord:
     false_resign: bool | None = None  # a played-out game one side would have resigned: did it wrongly?
     simulations: int = 0
     duration_s: float = 0.0
+    ended_at: float = 0.0  # wall clock (time.time()) when the game ended
 
     @property
     def plies(self) -> int:
@@ -180,6 +189,13 @@ class SelfPlay:
         self.games: list[_Game] = []
         self.simulations = 0
         self.leaves = 0
+        self.move_hook: MoveHook | None = None  # sees each move of the featured game
+        self._featured: int | None = None
+
+    @property
+    def featured(self) -> int | None:
+        """The number of the game the move hook follows: the lowest-numbered in flight."""
+        return min((g.record.number for g in self.games), default=None)
 
     @property
     def in_flight(self) -> int:
@@ -210,6 +226,7 @@ class SelfPlay:
         """Play every finished search's move, refill free slots, then run one batched search step."""
         finished: list[GameRecord] = []
         still: list[_Game] = []
+        self._featured = self.featured if self.move_hook is not None else None
         for game in self.games:
             if game.search.done:
                 record = self._play_move(game)
@@ -249,8 +266,11 @@ class SelfPlay:
                 return self._finish(game, "0-1" if board.turn else "1-0", "resignation", False)
             if game.resign_candidate is None:
                 game.resign_candidate = board.turn
+        san = board.san(move) if rec.number == self._featured else None
         rec.moves.append(move)
         search.advance(move)
+        if san is not None:
+            self.move_hook(rec.number, board.ply(), move.uci(), san, board.fen())
         root = search.root
         over = game_over(board, root.moves if root is not None and root.expanded else list(board.legal_moves))
         if over is not None:
@@ -265,6 +285,7 @@ class SelfPlay:
         rec.result, rec.termination, rec.adjudicated = result, termination, adjudicated
         rec.material = material_balance(game.board)
         rec.duration_s = time.perf_counter() - game.started
+        rec.ended_at = time.time()
         if game.resign_candidate is not None:
             loser = "0-1" if game.resign_candidate == chess.WHITE else "1-0"
             rec.false_resign = result != loser

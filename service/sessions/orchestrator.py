@@ -5,6 +5,14 @@ and stores what the worker reports (games, checkpoints, learning steps, stats) t
 one writer task, so every write happens in order and in its own transaction with the
 event that announces it. Engine work never runs here: the loop only awaits messages.
 
+Every stored event goes out only after its transaction commits: to the listeners
+(`listeners`: telemetry, progress bars, sinks) and to the live feed's bus (`bus`, an
+`events.EventBus`) in the WebSocket form `EventRow.to_message()`; a rolled-back write
+announces nothing. The worker's `game.move` reports go to the bus alone (neither stored
+nor numbered). Alerts (`stats.alerts.AlertTracker`, the ALERT_* settings) are checked on
+each learning step (loss spike), evaluation (Elo drawdown from the best checkpoint) and
+stats report (memory growth); each newly raised one is stored as an `alert.raised` event.
+
 Sessions beyond MAX_CONCURRENT_SESSIONS wait as `pending` (first come, first served).
 After a crash or a restart, sessions left `running` are restarted from their last
 checkpoint and stored games (the replay buffer is rebuilt from them; new games are
@@ -18,14 +26,18 @@ import asyncio
 import logging
 import shutil
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..config import SessionConfig, Settings
+from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
 from ..storage import codec
 from ..storage import repositories as repo
+from .events import EventBus
 from .lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
 from .pool import Pool
 from .ratings import player, rating_list
@@ -34,13 +46,48 @@ from .worker import WorkerSpec
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, str, dict[str, Any]], None]
-"""Called with (session_id, event type, data) after each stored event (progress bars, the live feed)."""
+"""Called with (session_id, event type, data) after each stored event has been committed
+(telemetry, progress bars), and with type "stats" for the worker's live-only stats."""
 
 FINAL_REASONS = {"max_games": State.COMPLETED, "duration": State.COMPLETED, "stopped": State.STOPPED}
+LOSS_WINDOW = 10
+"""Learning steps whose mean total loss a new loss is compared with (ALERT_LOSS_SPIKE_FACTOR)."""
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def rfc3339(ts: datetime) -> str:
+    """A UTC time as the live feed writes it (as `EventRow.to_message`)."""
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Staged:
+    """An event stored by the running write job, announced once its transaction commits."""
+
+    session_id: str
+    kind: str
+    data: dict[str, Any]
+    message: dict[str, Any]
+
+
+@dataclass
+class _SessionAlerts:
+    """One session's alert state: what is active, and the recent losses."""
+
+    tracker: AlertTracker
+    losses: deque = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))
+
+
+@dataclass
+class _Reports:
+    """What `record` remembers between one session's worker reports."""
+
+    last_snapshot: float = 0.0
+    stored: dict[str, Any] | None = None  # the stats last kept as a snapshot
+    latest: dict[str, Any] | None = None
 
 
 class Orchestrator:
@@ -52,6 +99,13 @@ class Orchestrator:
         self.sessionmaker = sessionmaker
         self.pool = pool
         self.listeners: list[Listener] = []
+        self.bus = EventBus(settings.ws_queue_size)
+        self.thresholds = AlertThresholds(
+            elo_regression=settings.alert_elo_regression, loss_spike_factor=settings.alert_loss_spike_factor,
+            memory_growth_mb=settings.alert_memory_growth_mb, timeout_rate=settings.alert_timeout_rate)
+        self._alerts: dict[str, _SessionAlerts] = {}
+        self._reports: dict[str, _Reports] = {}
+        self._staged: list[_Staged] | None = None  # events of the write job now running
         self._writes: asyncio.Queue | None = None
         self._writer: asyncio.Task | None = None
         self._tasks: dict[str, asyncio.Task] = {}
@@ -90,10 +144,12 @@ class Orchestrator:
         if self._writer is not None:
             await self._writes.put(None)
             await self._writer
+        self.bus.close()  # live feeds end (1001) after the last events went out
 
     # -- the single writer ---------------------------------------------------------------
     async def write(self, job: Callable[[Any], Awaitable[Any]]) -> Any:
-        """Run `job(db)` in its own transaction on the writer task; returns its result."""
+        """Run `job(db)` in its own transaction on the writer task; returns its result.
+        The events it stores (`_event`) are announced after the commit, before this returns."""
         future = asyncio.get_running_loop().create_future()
         await self._writes.put((job, future))
         return await future
@@ -104,26 +160,70 @@ class Orchestrator:
             if item is None:
                 return
             job, future = item
+            staged: list[_Staged] = []
+            self._staged = staged
             try:
                 async with self.sessionmaker() as db, db.begin():
                     result = await job(db)
-            except Exception as exc:  # the caller decides; the writer goes on
+            except Exception as exc:  # the caller decides; the writer goes on; nothing is announced
+                self._staged = None
                 if not future.done():
                     future.set_exception(exc)
             else:
+                self._staged = None
+                for event in staged:  # committed: now the listeners and the live feed hear of it
+                    self._notify(event.session_id, event.kind, event.data)
+                    self.bus.publish(event.message)
                 if not future.done():
                     future.set_result(result)
 
-    async def _event(self, db, session_id: str, kind: str, data: dict[str, Any]) -> None:
-        await repo.add_event(db, session_id, kind, data)
-        self._after_commit(session_id, kind, data)
+    async def _event(self, db, session_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Store an event in the running write job's transaction (its seq: the session's
+        next); it is announced once that transaction commits. Returns its message."""
+        if self._staged is None:
+            raise RuntimeError("events are stored only inside a write job")
+        row = await repo.add_event(db, session_id, kind, data)
+        message = row.to_message()
+        self._staged.append(_Staged(session_id, kind, data, message))
+        return message
 
-    def _after_commit(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
+    async def add_event(self, session_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Store one event for a session in its own transaction and announce it after the
+        commit (listeners, live feed); returns its message (`seq`, `ts`...). NotFound for an
+        unknown session."""
+        return await self.write(lambda db: self._event(db, session_id, kind, data))
+
+    def _notify(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         for listener in self.listeners:
             try:
                 listener(session_id, kind, data)
             except Exception:  # a listener never breaks a session
                 log.exception("event listener failed")
+
+    # -- alerts --------------------------------------------------------------------------
+    def _alert_state(self, session_id: str) -> _SessionAlerts:
+        state = self._alerts.get(session_id)
+        if state is None:
+            state = self._alerts[session_id] = _SessionAlerts(AlertTracker(self.thresholds))
+        return state
+
+    def _check_loss(self, session_id: str, loss: Any) -> list[Alert]:
+        """Alerts newly raised by a learning step's total loss against the recent ones."""
+        if not isinstance(loss, (int, float)):
+            return []
+        state = self._alert_state(session_id)
+        raised = state.tracker.check(loss=float(loss), recent_losses=list(state.losses))
+        state.losses.append(float(loss))
+        return raised
+
+    async def _raise_alerts(self, db, session_id: str, alerts: list[Alert], trigger: str,
+                            context: dict[str, Any]) -> None:
+        """Store each alert as an `alert.raised` event: the alert (name, severity, message,
+        value, threshold), what triggered it and the session's context (games, step...)."""
+        for alert in alerts:
+            await self._event(db, session_id, "alert.raised",
+                              {**alert.to_dict(), "trigger": trigger,
+                               **{k: v for k, v in context.items() if v is not None}})
 
     async def _set_state(self, session_id: str, state: State, **fields: Any) -> None:
         async def job(db):
@@ -205,6 +305,8 @@ class Orchestrator:
         await self.write(job)
         shutil.rmtree(Path(self.settings.checkpoint_dir) / session_id, ignore_errors=True)
         self._live.pop(session_id, None)
+        self._alerts.pop(session_id, None)
+        self._reports.pop(session_id, None)
 
     def live(self, session_id: str) -> dict[str, Any] | None:
         """The worker's latest stats (simulations/s, buffer, memory...), or None."""
@@ -290,6 +392,7 @@ class Orchestrator:
         finally:
             self._workers.pop(session_id, None)
             self._tasks.pop(session_id, None)
+            self._reports.pop(session_id, None)
             if worker is not None:
                 await self.pool.release(worker)
             await self._schedule()
@@ -316,12 +419,20 @@ class Orchestrator:
         if mine is not None:
             row.elo, row.elo_low, row.elo_high = mine.rating, mine.low, mine.high
             await db.flush()
+        # Elo regression: the newest evaluated checkpoint's rating against the best so far
+        rated = [ratings[player(g)].rating for g in sorted(by_generation)
+                 if g <= data["generation"] and player(g) in ratings]
+        drop = elo_drop(rated) if mine is not None else None
+        alerts = self._alert_state(session_id).tracker.check(elo_delta=drop) if drop is not None else []
         await self._event(db, session_id, "evaluation.finished", {
             "checkpoint_id": checkpoint.id, "generation": data["generation"], "opponent": data["opponent"],
             "wins": data["wins"], "draws": data["draws"], "losses": data["losses"],
             "pentanomial": data["pentanomial"], "adjudicated": data["adjudicated"],
             "elo": row.elo, "elo_low": row.elo_low, "elo_high": row.elo_high, "sprt": data.get("sprt"),
             "ratings": {name: {"rating": r.rating, "low": r.low, "high": r.high} for name, r in ratings.items()}})
+        await self._raise_alerts(db, session_id, alerts, "evaluation.finished", {
+            "games": data.get("games_played"), "generation": data["generation"], "opponent": data["opponent"],
+            "elo": row.elo})
 
     async def _snapshot(self, session_id: str, data: dict[str, Any]) -> None:
         async def job(db):
@@ -331,56 +442,81 @@ class Orchestrator:
 
     async def _pump(self, session_id: str, worker) -> None:
         """Store the worker's reports until its session ends."""
-        checkpoint_dir = Path(self.settings.checkpoint_dir)
-        last_snapshot = 0.0
-        stored: dict[str, Any] | None = None  # the stats last kept as a snapshot
-        latest: dict[str, Any] | None = None
+        self._reports[session_id] = _Reports()
         while True:
             kind, data = await worker.receive()
-            if kind == "game":
-                async def job(db, data=data):
-                    game = await repo.add_game(db, session_id, data)
-                    await self._event(db, session_id, "game.finished", {
-                        "game_id": game.id, "number": data["number"], "result": data["result"],
-                        "termination": data["termination"], "adjudicated": data["adjudicated"],
-                        "plies": data["plies"], "duration_s": data["duration_s"],
-                        "simulations": data["simulations"], "moves": data["moves"], "pgn": data["pgn"]})
-                await self.write(job)
-            elif kind == "checkpoint":
-                async def job(db, data=data):
-                    row = await repo.add_checkpoint(db, session_id, data, checkpoint_dir)
-                    await self._event(db, session_id, "checkpoint.saved", {
-                        "checkpoint_id": row.id, "generation": data["generation"], "games": data["games"],
-                        "sha256": data["sha256"]})
-                await self.write(job)
-            elif kind == "evaluation":
-                await self.write(lambda db, data=data: self._store_evaluation(db, session_id, data))
-            elif kind == "learning":
-                async def job(db, data=data):
-                    await self._event(db, session_id, "learning.step", data)
-                await self.write(job)
-            elif kind == "stats":
-                self._live[session_id] = data | {"at": utcnow().isoformat()}
-                self._after_commit(session_id, "stats", data)  # live only (progress bars); stored below
-                now = time.monotonic()
-                if now - last_snapshot >= self.settings.metrics_export_interval:
-                    last_snapshot, stored = now, data
-                    await self._snapshot(session_id, data)
-                latest = data
-            elif kind == "finished":
-                if latest is not None and latest is not stored:  # the worker's last stats: always kept
-                    await self._snapshot(session_id, latest)
-                reason = data["reason"]
-                if reason == "shutdown":
-                    return  # the service is going down: the session stays resumable
-                await self._set_state(session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason,
-                                      finished_at=utcnow())
-            elif kind == "failed":
-                await self._fail(session_id, data["error"])
-            elif kind == "died":
-                if self._closing:
-                    return
-                await self._fail(session_id, f"worker process died (exit code {data.get('exitcode')})")
+            if await self.record(session_id, kind, data):
                 return
-            elif kind == "idle":
-                return
+
+    async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
+        """Store (and announce) one report of a session's worker: a game, a checkpoint, an
+        evaluation match, a learning step, stats, a featured game's move, or how the session
+        ended. True when the session's reports are over (its worker is done with it).
+
+        The session's task calls it for each message of its worker; it is public so that
+        reports from elsewhere (tests, another backend) go through the same path."""
+        reports = self._reports.setdefault(session_id, _Reports())
+        if kind == "game":
+            async def job(db):
+                game = await repo.add_game(db, session_id, data)
+                await self._event(db, session_id, "game.finished", {
+                    "game_id": game.id, "number": data["number"], "result": data["result"],
+                    "termination": data["termination"], "adjudicated": data["adjudicated"],
+                    "plies": data["plies"], "duration_s": data["duration_s"],
+                    "simulations": data["simulations"], "moves": data["moves"], "pgn": data["pgn"],
+                    "ended_at": data.get("ended_at")})
+            await self.write(job)
+        elif kind == "move":  # live only: neither stored nor numbered
+            self.bus.publish({"session_id": session_id, "type": "game.move", "ts": rfc3339(utcnow()),
+                              "data": data})
+        elif kind == "checkpoint":
+            checkpoint_dir = Path(self.settings.checkpoint_dir)
+
+            async def job(db):
+                row = await repo.add_checkpoint(db, session_id, data, checkpoint_dir)
+                await self._event(db, session_id, "checkpoint.saved", {
+                    "checkpoint_id": row.id, "generation": data["generation"], "games": data["games"],
+                    "sha256": data["sha256"]})
+            await self.write(job)
+        elif kind == "evaluation":
+            await self.write(lambda db: self._store_evaluation(db, session_id, data))
+        elif kind == "learning":
+            alerts = self._check_loss(session_id, data.get("total_loss"))
+
+            async def job(db):
+                await self._event(db, session_id, "learning.step", data)
+                await self._raise_alerts(db, session_id, alerts, "learning.step", {
+                    "games": data.get("games"), "step": data.get("step")})
+            await self.write(job)
+        elif kind == "stats":
+            self._live[session_id] = data | {"at": utcnow().isoformat()}
+            self._notify(session_id, "stats", data)  # live only (progress bars); stored below
+            growth = data.get("rss_growth_mb")
+            if isinstance(growth, (int, float)):
+                alerts = self._alert_state(session_id).tracker.check(memory_growth_mb=float(growth))
+                if alerts:
+                    await self.write(lambda db: self._raise_alerts(db, session_id, alerts, "stats", {
+                        "rss_mb": data.get("rss_mb")}))
+            now = time.monotonic()
+            if now - reports.last_snapshot >= self.settings.metrics_export_interval:
+                reports.last_snapshot, reports.stored = now, data
+                await self._snapshot(session_id, data)
+            reports.latest = data
+        elif kind == "finished":
+            if reports.latest is not None and reports.latest is not reports.stored:
+                await self._snapshot(session_id, reports.latest)  # the worker's last stats: always kept
+            reason = data["reason"]
+            if reason == "shutdown":
+                return True  # the service is going down: the session stays resumable
+            await self._set_state(session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason,
+                                  finished_at=utcnow())
+        elif kind == "failed":
+            await self._fail(session_id, data["error"])
+        elif kind == "died":
+            if self._closing:
+                return True
+            await self._fail(session_id, f"worker process died (exit code {data.get('exitcode')})")
+            return True
+        elif kind == "idle":
+            return True
+        return False

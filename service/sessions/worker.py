@@ -3,7 +3,10 @@ state, and interleaves self-play, learning and checkpoints.
 
 It reads top to bottom as a pipeline (`SessionWorker.run`): play a batched step, hand
 finished games to the replay buffer and to the caller, learn when due, checkpoint when
-due, stop when told or when a limit is reached. It reports through `emit(kind, data)`
+due, stop when told or when a limit is reached. Between those it reports the moves of
+one featured game (the lowest-numbered in flight) as `move` messages, at most one every
+`WorkerSpec.move_interval_s` (plies in between are skipped: the live feed shows the game
+moving, its `game.finished` has every move). It reports through `emit(kind, data)`
 with plain picklable dicts, so the same code runs inline (tests, benchmarks) or in a
 spawned process (`worker_main`) whose messages travel over a multiprocessing queue.
 """
@@ -32,6 +35,9 @@ from ..engine.training import Trainer, steps_for
 
 Emit = Callable[[str, dict[str, Any]], None]
 
+MOVE_INTERVAL_S = 0.25
+"""At most one featured-game `move` message per this many seconds (about 4 per second)."""
+
 
 @dataclass
 class WorkerSpec:
@@ -47,6 +53,7 @@ class WorkerSpec:
     replay_games: list[dict[str, Any]] = field(default_factory=list)  # stored games to refill the buffer
     duration_s: float | None = None  # time left; None: SESSION_DURATION_MIN
     stats_interval_s: float = 2.0
+    move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
 
 
 def selfplay_config(cfg: dict[str, Any]) -> SelfPlayConfig:
@@ -86,6 +93,7 @@ def game_message(record: GameRecord) -> dict[str, Any]:
         "move_seconds": record.move_seconds,
         "simulations": record.simulations,
         "duration_s": record.duration_s,
+        "ended_at": record.ended_at,
         "material": record.material,
         "false_resign": record.false_resign,
         "pgn": record.pgn(),
@@ -162,6 +170,9 @@ class SessionWorker:
         )
         if cfg["max_games"]:
             self.selfplay.max_new_games = max(cfg["max_games"] - self.games_done, 0)
+        self._last_move = float("-inf")
+        if spec.move_interval_s is not None:
+            self.selfplay.move_hook = self._on_move
         self.process = psutil.Process()
 
     # -- the pipeline --------------------------------------------------------------------
@@ -229,6 +240,14 @@ class SessionWorker:
             "rss_growth_mb": (rss - start_rss) / 2**20,
         })
         return self.selfplay.simulations, t
+
+    def _on_move(self, game: int, ply: int, uci: str, san: str, fen: str) -> None:
+        """A move of the featured game: reported unless one was reported too recently."""
+        now = time.monotonic()
+        if now - self._last_move < self.spec.move_interval_s:
+            return
+        self._last_move = now
+        self.emit("move", {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen})
 
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg

@@ -31,6 +31,9 @@ What each metric measures:
   observed once per finished game. Self-play keeps many games in flight and batches their
   network calls, so this is the wall time a game waited per ply, not one search's latency.
 - `game_duration_seconds` (histogram): wall time of each self-play game.
+- `alerts_total{alert, severity}`: alerts raised (`alert.raised` events: elo_regression,
+  loss_spike, memory_growth, timeout_rate; warning or critical). Every (alert, severity)
+  pair of a session starts at 0 with its first event, so `increase()` sees the first one.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
 
+from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
 
 PREFIX = "mcts_continuous_play_"
@@ -53,6 +57,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 RESULTS = {"1-0": "white_win", "0-1": "black_win", "1/2-1/2": "draw"}
 HEADS = {"policy": "policy_loss", "value": "value_loss", "total": "total_loss"}
+SEVERITIES = (WARNING, CRITICAL)
+ALERT_LABELS = tuple((alert, severity) for alert in ALERT_NAMES for severity in SEVERITIES)
+"""Every (alert, severity) series of `alerts_total` a session has."""
 
 MOVE_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Seconds per move: a tiny net on a few simulations takes milliseconds, a large one seconds."""
@@ -76,6 +83,7 @@ class _Session:
     results: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULTS.values(), 0))
     positions_learned: float = 0.0  # the last cumulative value seen
     games_at: dict[int, int] = field(default_factory=dict)  # generation -> self-play games at its checkpoint
+    alert_labels: set[tuple[str, str]] = field(default_factory=lambda: set(ALERT_LABELS))
     newest_evaluated: int = -1
 
     @property
@@ -117,6 +125,8 @@ class SessionMetrics:
         self.game_duration = Histogram(PREFIX + "game_duration_seconds", "Wall time of each self-play game.",
                                        sid, buckets=GAME_DURATION_BUCKETS, registry=self.registry)
         self.simulations_per_second = gauge("simulations_per_second", "MCTS simulations per second of the worker.")
+        self.alerts = Counter(PREFIX + "alerts_total", "Alerts raised (alert.raised events), by alert and severity.",
+                              sid + ["alert", "severity"], registry=self.registry)
 
     # -- wiring --------------------------------------------------------------------------
     def attach(self, orchestrator: Any) -> None:
@@ -145,6 +155,8 @@ class SessionMetrics:
             for result in RESULTS.values():
                 self.games.labels(session_id, result)  # counters start at 0
             self.positions_learned.labels(session_id)
+            for alert, severity in ALERT_LABELS:
+                self.alerts.labels(session_id, alert, severity)
         if event_type == "session.state":
             self._on_state(session, data.get("state"), now)
         elif event_type in _ACTIVITY and session.state is None:
@@ -232,7 +244,14 @@ class SessionMetrics:
         if fit is not None:
             self.elo_delta.labels(session_id).set(fit[0])
 
+    def _on_alert(self, session_id: str, session: _Session, data: dict[str, Any]) -> None:
+        alert, severity = data.get("name"), data.get("severity")
+        if isinstance(alert, str) and isinstance(severity, str) and alert and severity:
+            self.alerts.labels(session_id, alert, severity).inc()
+            session.alert_labels.add((alert, severity))
+
     _HANDLERS = {
+        "alert.raised": _on_alert,
         "game.finished": _on_game,
         "learning.step": _on_learning,
         "stats": _on_stats,
@@ -244,13 +263,16 @@ class SessionMetrics:
     # -- deletion ------------------------------------------------------------------------
     def forget(self, session_id: str) -> None:
         """Drop every series of `session_id` (it was deleted)."""
-        self._sessions.pop(session_id, None)
-        extra = {self.games: list(RESULTS.values()), self.training_loss: list(HEADS)}
+        session = self._sessions.pop(session_id, None)
+        alert_labels = session.alert_labels if session is not None else set(ALERT_LABELS)
+        extra = {self.games: [(v,) for v in RESULTS.values()], self.training_loss: [(h,) for h in HEADS],
+                 self.alerts: sorted(alert_labels)}
         for metric in (self.games, self.session_duration, self.elo_estimate, self.elo_delta, self.training_loss,
                        self.positions_learned, self.buffer_size, self.games_per_minute, self.white_win_rate,
-                       self.draw_rate, self.move_time, self.game_duration, self.simulations_per_second):
-            for value in extra.get(metric, [None]):
-                labels = (session_id,) if value is None else (session_id, value)
+                       self.draw_rate, self.move_time, self.game_duration, self.simulations_per_second,
+                       self.alerts):
+            for values in extra.get(metric, [()]):
+                labels = (session_id, *values)
                 try:
                     metric.remove(*labels)
                 except KeyError:  # older prometheus_client: an absent series raises
@@ -264,8 +286,8 @@ class SessionMetrics:
 METRIC_NAMES = tuple(PREFIX + name for name in (
     "games_total", "session_duration_seconds", "elo_estimate", "elo_delta_per_10_games", "training_loss",
     "positions_learned_total", "buffer_size", "games_per_minute", "white_win_rate", "draw_rate",
-    "move_time_seconds", "game_duration_seconds", "simulations_per_second"))
-"""DESIGN.md's names, as they appear in the text exposition."""
+    "move_time_seconds", "game_duration_seconds", "simulations_per_second", "alerts_total"))
+"""DESIGN.md's names (and alerts_total), as they appear in the text exposition."""
 
 
 class WithoutCreated:
