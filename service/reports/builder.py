@@ -3,17 +3,22 @@ exactly what produced it (seed, settings, package versions, git revision)."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import SessionConfig, Settings
+from ..stats.elo import elo_from_pentanomial, elo_from_wdl
 from ..stats.scorecard import Scorecard
+
+if TYPE_CHECKING:
+    from ..config import SessionConfig, Settings
 
 REPORT_FORMAT = "continuous-play-report/1"
 _PACKAGES = ("continuous-play", "torch", "chess", "numpy", "safetensors", "pydantic")
@@ -98,3 +103,231 @@ def build_report(*, session_id: str, config: SessionConfig, settings: Settings, 
         "elo": None,  # measured by evaluation matches, never from self-play results
         "manifest": manifest(config, settings, torch_threads),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The series the HTML report draws. Pure functions over the JSON rows of report.json and
+# metrics.json, so `continuous-play report` can rebuild them from files alone.
+
+_NICE_STEPS = (1, 2, 2.5, 5)
+MAX_BUCKETS = 40  # W/D/L-over-time buckets at most
+MAX_BINS = 30  # histogram bins at most
+MAX_POINTS = 2000  # points of a line series at most (longer ones are thinned evenly, the last kept)
+_GENERATION = re.compile(r"gen(\d+)")
+PREVIOUS = "previous generation"
+"""The series name of the matches against the previous evaluated checkpoint (the SPRT's)."""
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def nice_step(raw: float, integer: bool = False) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `raw` (> 0)."""
+    if raw <= 0 or not math.isfinite(raw) or (integer and raw <= 1):
+        return 1
+    exponent = math.floor(math.log10(raw))
+    for power in (exponent, exponent + 1):
+        for step in _NICE_STEPS:
+            value = step * 10.0**power
+            if integer and (value < 1 or value != int(value)):
+                continue
+            if value >= raw * (1 - 1e-12):
+                return int(value) if integer else value
+    return int(10.0 ** (exponent + 1)) if integer else 10.0 ** (exponent + 1)
+
+
+def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX_BINS) -> dict[str, Any]:
+    """Counts over equal-width bins with round edges: {"edges": [n+1], "counts": [n]}, empty
+    lists without values. Integer data gets integer-wide bins [a, a + w), so a bin never
+    splits one value."""
+    clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not clean:
+        return {"edges": [], "counts": [], "n": 0, "mean": None, "median": None}
+    low, high = min(clean), max(clean)
+    span = high - low + (1 if integer else 0)
+    if span > 0:
+        width = nice_step(span / max_bins, integer=integer)
+        start = math.floor(low / width) * width
+    elif integer:
+        width, start = 1, low
+    else:  # one value: one bin around it
+        width = nice_step(max(abs(low) * 0.1, 1e-9))
+        start = low - width / 2
+    bins = max(1, int(math.floor((high - start) / width)) + 1)
+    counts = [0] * bins
+    for v in clean:
+        counts[min(int(math.floor((v - start) / width + 1e-9)), bins - 1)] += 1
+    edges = [int(round(start + i * width)) if integer else float(f"{start + i * width:.12g}") for i in range(bins + 1)]
+    ordered = sorted(clean)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"edges": edges, "counts": counts, "n": len(clean), "mean": mean(clean), "median": median}
+
+
+def result_buckets(games: list[dict[str, Any]], max_buckets: int = MAX_BUCKETS) -> dict[str, Any]:
+    """Self-play results over time: games in order, cut into buckets of a round size."""
+    ordered = sorted(games, key=lambda g: g["number"])
+    size = nice_step(len(ordered) / max_buckets, integer=True) if ordered else 1
+    buckets = []
+    for i in range(0, len(ordered), size):
+        chunk = ordered[i:i + size]
+        plies = [g["plies"] for g in chunk]
+        move_s = [g["duration_s"] / max(g["plies"], 1) for g in chunk if g.get("duration_s") is not None]
+        buckets.append({
+            "first": chunk[0]["number"], "last": chunk[-1]["number"], "games": len(chunk),
+            "white_wins": sum(g["result"] == "1-0" for g in chunk),
+            "black_wins": sum(g["result"] == "0-1" for g in chunk),
+            "draws": sum(g["result"] == "1/2-1/2" for g in chunk),
+            "adjudicated": sum(bool(g.get("adjudicated")) for g in chunk),
+            "mean_plies": mean(plies) if plies else None,
+            "mean_move_s": mean(move_s) if move_s else None,
+        })
+    return {"bucket_size": size, "buckets": buckets}
+
+
+def thin(rows: list[Any], limit: int = MAX_POINTS) -> list[Any]:
+    """At most `limit` rows, evenly spaced, the first and the last included."""
+    if len(rows) <= limit:
+        return rows
+    step = (len(rows) - 1) / (limit - 1)
+    return [rows[round(i * step)] for i in range(limit)]
+
+
+def generation_of(name: str) -> int | None:
+    """N for a player or opponent named `gen<N>`, else None."""
+    match = _GENERATION.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def match_estimate(wins: int, draws: int, losses: int, pentanomial: list[int] | None) -> dict[str, Any] | None:
+    """The candidate's Elo difference against the match's opponent with its 95% interval: from
+    the game pairs when there are any (they are the independent samples), else from W/D/L."""
+    try:
+        if pentanomial and len(pentanomial) == 5 and sum(pentanomial):
+            estimate = elo_from_pentanomial(pentanomial)
+        elif wins + draws + losses:
+            estimate = elo_from_wdl(wins, draws, losses)
+        else:
+            return None
+    except ValueError:
+        return None
+    games = wins + draws + losses
+    return {"elo": estimate.elo, "low": estimate.low, "high": estimate.high,
+            "score": (wins + draws / 2) / games if games else estimate.score, "los": estimate.los,
+            "method": estimate.method}
+
+
+def build_series(*, games: list[dict[str, Any]], learning: list[dict[str, Any]],
+                 checkpoints: list[dict[str, Any]], rating_list: list[dict[str, Any]],
+                 evaluations: list[dict[str, Any]], stats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What the report's charts draw, from the rows of report.json / metrics.json:
+
+    - `elo`: the fitted rating of each evaluated checkpoint with its 95% interval, by generation
+      and games played; `anchors`: the other players of the rating list (random, greedy, uci);
+    - `matches`: per opponent, the candidate's Elo difference in each match with its interval
+      (the matches against the previous checkpoint, the SPRT's, are one series);
+    - `learning`: losses per head, policy entropy, grad norm, lr and buffer per learning phase
+      (at most MAX_POINTS of them, evenly thinned; so is `throughput`);
+    - `results`: self-play W/D/L (and adjudications, mean length) per bucket of games;
+    - `game_length` (plies), `move_time` (seconds per move, per game), `game_duration` (s):
+      histograms;
+    - `throughput`: simulations/s, memory and buffer of the stored metric snapshots.
+    """
+    games_at = {c["generation"]: c["games"] for c in checkpoints}
+    elo, anchors = [], []
+    for row in rating_list:
+        generation = generation_of(row["player"])
+        if generation is None:
+            anchors.append({k: row[k] for k in ("player", "rating", "low", "high", "games")})
+        else:
+            elo.append({"generation": generation, "games": games_at.get(generation), "rating": row["rating"],
+                        "low": row["low"], "high": row["high"], "match_games": row["games"]})
+    elo.sort(key=lambda p: p["generation"])
+    matches: dict[str, list[dict[str, Any]]] = {}
+    for e in evaluations:
+        estimate = e.get("match") or match_estimate(e["wins"], e["draws"], e["losses"], e.get("pentanomial"))
+        if estimate is None:
+            continue
+        opponent = e["opponent"]
+        name = PREVIOUS if generation_of(opponent) not in (None, 0) else opponent
+        matches.setdefault(name, []).append({
+            "generation": e["generation"], "games": games_at.get(e["generation"]), "opponent": opponent,
+            "match_games": e["wins"] + e["draws"] + e["losses"], "elo": estimate["elo"],
+            "low": estimate["low"], "high": estimate["high"], "score": estimate["score"]})
+    keys = ("games", "step", "policy_loss", "value_loss", "total_loss", "policy_entropy", "grad_norm", "lr",
+            "buffer_size")
+    curve = [{k: row.get(k) for k in keys} for row in thin(learning)]
+    throughput = [{k: row.get(k) for k in ("ts", "simulations_per_second", "rss_mb", "rss_growth_mb", "buffer_size")}
+                  for row in thin(stats or [])]
+    return {
+        "elo": elo,
+        "anchors": sorted(anchors, key=lambda a: -a["rating"]),
+        "matches": matches,
+        "learning": curve,
+        "results": result_buckets(games),
+        "game_length": histogram([g["plies"] for g in games], integer=True),
+        "move_time": histogram([g["duration_s"] / max(g["plies"], 1) for g in games
+                                if g.get("duration_s") is not None]),
+        "game_duration": histogram([g.get("duration_s") for g in games]),
+        "throughput": throughput,
+    }
+
+
+def sprt_verdicts(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SPRT verdicts of the evaluations, one per tested checkpoint."""
+    out = []
+    for e in evaluations:
+        s = e.get("sprt")
+        if not s:
+            continue
+        out.append({"generation": e["generation"], "against_generation": s.get("against_generation"),
+                    "opponent": e["opponent"], "state": s.get("state"), "llr": s.get("llr"),
+                    "lower": s.get("lower"), "upper": s.get("upper"), "elo0": s.get("elo0"),
+                    "elo1": s.get("elo1"), "alpha": s.get("alpha"), "beta": s.get("beta"),
+                    "samples": s.get("samples"), "elo_model": s.get("elo_model")})
+    return out
+
+
+def adjudication_counts(scorecard: dict[str, Any], evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Games ended by adjudication, in self-play and in evaluation matches (None: not recorded)."""
+    results = scorecard.get("results", {})
+    known = [e["adjudicated"] for e in evaluations if e.get("adjudicated") is not None]
+    return {
+        "selfplay": {"games": scorecard.get("games", 0), "adjudicated": scorecard.get("adjudicated", 0),
+                     "adjudicated_decisive": results.get("adjudicated_decisive", 0),
+                     "adjudicated_draws": scorecard.get("adjudicated", 0) - results.get("adjudicated_decisive", 0)},
+        "evaluation": {"games": sum(e["wins"] + e["draws"] + e["losses"] for e in evaluations),
+                       "adjudicated": sum(known) if len(known) == len(evaluations) and evaluations else
+                       (sum(known) if known else (0 if not evaluations else None))},
+    }
+
+
+def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`report` with the sections the HTML needs (series, sprt, adjudication, alerts, match
+    estimates) added where missing: a report.json of an older version, with the games and
+    learning rows of its metrics.json when there is one."""
+    out = dict(report)
+    evaluations = [dict(e) for e in out.get("evaluations") or []]
+    for e in evaluations:
+        if "match" not in e and {"wins", "draws", "losses"} <= set(e):
+            e["match"] = match_estimate(e["wins"], e["draws"], e["losses"], e.get("pentanomial"))
+    out["evaluations"] = evaluations
+    metrics = metrics or {}
+    learning = metrics.get("learning") or [dict(row) for row in (out.get("losses") or {}).get("curve", [])]
+    rebuilt = build_series(games=metrics.get("games") or [], learning=learning,
+                           checkpoints=out.get("checkpoints") or [], rating_list=out.get("rating_list") or [],
+                           evaluations=evaluations, stats=metrics.get("stats"))
+    out["series"] = {**rebuilt, **(out.get("series") or {})}
+    out.setdefault("sprt", sprt_verdicts(evaluations))
+    out.setdefault("adjudication", adjudication_counts(out.get("scorecard") or {}, evaluations))
+    out.setdefault("alerts", [])
+    out.setdefault("analysis", [])
+    return finite(out)
