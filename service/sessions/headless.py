@@ -4,7 +4,8 @@ the API; at its end its files are written under `REPORT_DIR/<session_id>/`.
 
 With ENABLE_PROMETHEUS the session's metrics (DESIGN.md "Prometheus names") are served on
 http://127.0.0.1:PROMETHEUS_PORT/ while it runs; a port already taken is a warning on
-stderr, not a failure.
+stderr, not a failure. With ENABLE_WANDB / ENABLE_BRAINTRUST its events also go to W&B /
+Braintrust (`service.telemetry.sinks`; WANDB_MODE=offline needs no network).
 
 Ctrl-C asks the session to stop (it checkpoints, becomes `stopped`, and the report is
 written); a second Ctrl-C stops waiting: the worker is shut down and the report is
@@ -23,6 +24,7 @@ from ..config import SessionConfig, Settings
 from ..reports.files import write_session_files
 from ..storage.database import create_engine, session_factory, upgrade_engine
 from ..telemetry import SessionMetrics, serve
+from ..telemetry.sinks import attach_sinks, close_sinks
 from .lifecycle import FINAL
 from .orchestrator import Orchestrator
 from .pool import make_pool
@@ -65,6 +67,7 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
         metrics = SessionMetrics()
         metrics.attach(orchestrator)
         stop_metrics = serve(settings.prometheus_port, metrics.registry)
+    sinks = attach_sinks(settings, orchestrator)  # ENABLE_WANDB / ENABLE_BRAINTRUST
     orchestrator.listeners.append(listener)
     loop = asyncio.get_running_loop()
     interrupts = 0
@@ -83,6 +86,7 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
     except BaseException:
         if stop_metrics is not None:
             stop_metrics()
+        await close_sinks(sinks)
         raise
     loop.add_signal_handler(signal.SIGINT, interrupt)
     try:
@@ -101,6 +105,7 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
         await orchestrator.close(timeout=30)
         if stop_metrics is not None:
             stop_metrics()
+        await close_sinks(sinks)  # finishes the session's W&B run, flushes Braintrust
         report = None
         if "id" in current:
             out = Path(settings.report_dir) / current["id"]
