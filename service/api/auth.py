@@ -3,12 +3,17 @@
 With `API_KEYS` empty it does nothing. Otherwise the request needs
 `Authorization: Bearer <key>`; the key is compared with `hmac.compare_digest` against
 every configured key (no early exit, so timing says nothing about which key or how much
-of it matched). Keys are never logged nor echoed in an answer.
+of it matched). Keys are never logged nor echoed in an answer: `RedactSecrets` takes a
+`?token=` (the WebSocket's key) and a bearer key out of every line uvicorn logs (its access
+log writes the request's path with its query string).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import re
+from urllib.parse import unquote_plus
 
 from fastapi import Request
 
@@ -70,3 +75,40 @@ async def require_key(request: Request) -> None:
     denied = check_key(request)
     if denied is not None:
         raise denied
+
+
+SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "key"})
+_QUERY = re.compile(r"\?([^\s\"'#]*)")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+")
+REDACTED = "***"
+
+
+def _redact_query(match: re.Match) -> str:
+    parts = []
+    for part in re.split(r"([&;])", match.group(1)):
+        name, eq, _ = part.partition("=")
+        if eq and unquote_plus(name).strip().lower() in SECRET_PARAMS:
+            part = f"{name}={REDACTED}"
+        parts.append(part)
+    return "?" + "".join(parts)
+
+
+def redact(text: str) -> str:
+    """`text` without bearer keys and the values of credential query parameters (`token`,
+    `access_token`, `api_key`, `apikey`, `key`; names percent-decoded, any case)."""
+    return _BEARER.sub(r"\1" + REDACTED, _QUERY.sub(_redact_query, text))
+
+
+class RedactSecrets(logging.Filter):
+    """A logging filter that redacts credentials (see `redact`) from a record's message and
+    string arguments; it never drops a record. `continuous-play serve` puts it on every
+    handler of uvicorn's logging configuration (access and error logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True

@@ -18,9 +18,14 @@ router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 
 
 def weights_file(checkpoint_dir: Path, file_name: str) -> Path | None:
-    """CHECKPOINT_DIR / file_name resolved, or None if it would leave CHECKPOINT_DIR."""
-    root = Path(checkpoint_dir).resolve()
-    path = (root / file_name).resolve()
+    """CHECKPOINT_DIR / file_name resolved (symbolic links followed), or None if it would
+    leave CHECKPOINT_DIR (`..`, an absolute name, a link pointing out), is CHECKPOINT_DIR
+    itself, or cannot be resolved at all (a NUL character, a link loop)."""
+    try:
+        root = Path(checkpoint_dir).resolve()
+        path = (root / file_name).resolve()
+    except (OSError, ValueError, RuntimeError):  # embedded NUL, symlink loop, ...
+        return None
     return path if path.is_relative_to(root) and path != root else None
 
 

@@ -16,7 +16,10 @@ from typing import Any, Iterable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.sessions.lifecycle import IllegalTransition, SessionNotFound
@@ -57,13 +60,13 @@ def _phrase(status: int) -> str:
 
 def problem_body(status: int, *, title: str | None = None, detail: str | None = None,
                  type_: str | None = None, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    title = title or _phrase(status)
     body: dict[str, Any] = {
         "type": type_ or "about:blank",
-        "title": title or _phrase(status),
+        "title": title,
         "status": status,
+        "detail": detail or title,  # always there: clients may show it as is
     }
-    if detail:
-        body["detail"] = detail
     if instance:
         body["instance"] = instance
     body.update(extra)
@@ -127,6 +130,14 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> Probl
 
 async def _on_http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
     status = exc.status_code
+    if status == 400:
+        # A body FastAPI could not decode is refused before the route's dependencies run:
+        # an unauthenticated caller of a mutating route gets its 401 first (as on a 422).
+        from service.api.auth import auth_problem
+
+        denied = auth_problem(request)
+        if denied is not None:
+            return await _on_problem(request, denied)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _phrase(status) else None
     if status == 404 and detail is None:
         detail = f"nothing at {request.url.path}"
@@ -294,3 +305,21 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await self._refuse(scope, receive, send)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware (on only when CORS_ORIGINS is set), except that a refused
+    preflight request (an origin, method or header not allowed) is a 400 problem+json
+    rather than Starlette's plain text. A refused origin never gets an
+    Access-Control-Allow-Origin header."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        detail = bytes(response.body).decode("utf-8", "replace") or "CORS preflight refused"
+        headers = {name: value for name, value in response.headers.items()
+                   if name.lower() not in ("content-length", "content-type")}
+        body = problem_body(response.status_code, title="CORS preflight refused", detail=detail,
+                            type_=PROBLEM_BASE + "cors")
+        return ProblemResponse(body, status_code=response.status_code, headers=headers)

@@ -37,6 +37,7 @@ StateFilter = Literal[tuple(s.value for s in State)]  # type: ignore[valid-type]
 PROBLEMS = problem_responses(404, 422)
 PAGED = problem_responses(400, 404, 422)
 MUTATING = problem_responses(401, 404, 413, 422)
+CREATE = problem_responses(400, 401, 404, 413, 422)  # 400: a body that is not UTF-8 JSON
 
 
 def bad_cursor() -> Problem:
@@ -102,12 +103,26 @@ def _config_errors(exc: ValidationError) -> RequestValidationError:
     return RequestValidationError(errors)
 
 
+def refuse_program(overrides: dict, settings) -> None:
+    """EVAL_UCI_ENGINE is a command the worker runs: only the operator chooses it (the
+    server's setting). A request may repeat it or clear it, never name another program."""
+    if "eval_uci_engine" not in overrides:
+        return
+    given = (overrides["eval_uci_engine"] or "").strip()
+    if given and given != (settings.eval_uci_engine or "").strip():
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("body", "eval_uci_engine"),
+            "msg": "a request cannot choose the program the server runs: only the server's "
+                   "EVAL_UCI_ENGINE (or null) is accepted",
+        }])
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SessionDetail,
     dependencies=[Depends(require_key)],
-    responses=MUTATING,
+    responses=CREATE,
     summary="Create a session (any per-session setting may be overridden)",
 )
 async def create_session(
@@ -119,8 +134,10 @@ async def create_session(
     body: Annotated[CreateSession, Body()] = None,  # type: ignore[assignment]
 ) -> SessionDetail:
     body = body or CreateSession()
+    overrides = body.overrides()
+    refuse_program(overrides, settings)
     try:
-        config = settings.session_config(**body.overrides())
+        config = settings.session_config(**overrides)
     except ValidationError as exc:
         raise _config_errors(exc) from None
     if body.init_checkpoint_id is not None and body.init_checkpoint_id > MAX_CHECKPOINT_ID:
