@@ -9,7 +9,8 @@ and then disposes of the engine.
 With ENABLE_PROMETHEUS, `GET /metrics` serves prometheus-fastapi-instrumentator's HTTP
 metrics and the sessions' metrics (`service.telemetry.SessionMetrics`, fed from the
 orchestrator's events) as one text exposition; with API_KEYS set it needs a key unless
-METRICS_PUBLIC is true.
+METRICS_PUBLIC is true. With ENABLE_WANDB / ENABLE_BRAINTRUST the sessions' events also go
+to W&B / Braintrust (`service.telemetry.sinks`), flushed after the orchestrator closes.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ from importlib import metadata
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
-from service.api import checkpoints, games, health, ratings, sessions
+from service.api import checkpoints, dashboard, games, health, live, ratings, reports, sessions
 from service.api.auth import check_key
-from service.api.errors import MAX_BODY_BYTES, BodyLimitMiddleware, install_error_handlers, problem_responses
+from service.api.errors import (
+    MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    ProblemCORSMiddleware,
+    install_error_handlers,
+    problem_responses,
+)
 from service.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -86,15 +92,20 @@ def create_app(
             app.state.orchestrator = orchestrator
             if app.state.session_metrics is not None:  # before start: recovery reports events
                 app.state.session_metrics.attach(orchestrator)
+            from service.telemetry.sinks import attach_sinks, close_sinks
+
+            app.state.sinks = attach_sinks(settings, orchestrator)  # ENABLE_WANDB / ENABLE_BRAINTRUST
             try:
                 await orchestrator.start()
             except BaseException:
                 await orchestrator.close()
+                await close_sinks(app.state.sinks)
                 raise
             try:
                 yield
             finally:
                 await orchestrator.close()
+                await close_sinks(app.state.sinks)  # after the sessions' last events
         finally:
             await engine.dispose()
 
@@ -109,11 +120,12 @@ def create_app(
     app.state.sessionmaker = None
     app.state.orchestrator = None
     app.state.session_metrics = None
+    app.state.sinks = []
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,  # CORSMiddleware, its refusals as problem+json
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
@@ -122,8 +134,9 @@ def create_app(
     app.include_router(health.router)
     if settings.enable_prometheus:
         install_metrics(app, settings)
-    for module in (sessions, games, checkpoints, ratings):
+    for module in (sessions, games, checkpoints, ratings, reports, live):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(dashboard.router)  # GET / and its files
     return app
 
 

@@ -79,6 +79,22 @@ def run(
 
 
 @app.command()
+def report(
+    input_dir: Path = typer.Option(..., "--input", help="A run's directory (REPORT_DIR/<session_id>/): report.json, "
+                                                        "and metrics.json and games.pgn when there."),
+    output_dir: Path = typer.Option(..., "--output", help="Where report.html (and copies of the run's files) go."),
+) -> None:
+    """Render a run's report.json as one self-contained HTML page (opens offline) under --output."""
+    from .reports.directory import ReportInputError, render_directory
+
+    try:
+        path = render_directory(input_dir, output_dir)
+    except ReportInputError as exc:
+        fail(str(exc))
+    typer.echo(f"report {path}")
+
+
+@app.command()
 def uci(
     checkpoint: Optional[Path] = typer.Option(
         None, "--checkpoint", help="Weights file (safetensors); default: generation 0 of SEED (CHESS_PRESET)."),
@@ -101,6 +117,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def uvicorn_log_config() -> dict:
+    """uvicorn's own logging configuration with `RedactSecrets` on each of its handlers, so
+    neither the access log (request paths with their query strings) nor the error log (a
+    WebSocket's `?token=`) ever writes a key."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_secrets"] = {"()": "service.api.auth.RedactSecrets"}
+    for handler in config.get("handlers", {}).values():
+        handler.setdefault("filters", []).append("redact_secrets")
+    return config
+
+
 @app.command()
 def serve() -> None:
     """Serve the API and dashboard on HOST:PORT (migrating the database first)."""
@@ -113,7 +144,8 @@ def serve() -> None:
     if not settings.api_keys and not is_loopback(settings.host):
         fail(f"refusing to bind HOST={settings.host!r} without API_KEYS: set API_KEYS, or bind 127.0.0.1")
     upgrade(settings.database_url)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                log_config=uvicorn_log_config())
 
 
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
