@@ -20,6 +20,8 @@ What each metric measures:
 - `white_win_rate`, `draw_rate`: shares of those games (self-play: not a strength measure).
 - `elo_estimate`: the fitted rating of the newest evaluated checkpoint (`gen<N>` of the
   rating list refitted after each evaluation match); never a self-play figure.
+- `elo_estimate_low`, `elo_estimate_high`: that rating's 95% interval (an addition to
+  DESIGN.md's names, for the Grafana band).
 - `elo_delta_per_10_games`: slope of the rating per 10 self-play games over the evaluated
   checkpoints (`stats.analyzer.elo_delta_per_10_games` over (games at the checkpoint,
   rating, low, high)); appears once two checkpoints of distinct game counts are rated.
@@ -110,6 +112,8 @@ class SessionMetrics:
                              sid + ["result"], registry=self.registry)
         self.session_duration = gauge("session_duration_seconds", "Time the session has spent running, pauses excluded.")
         self.elo_estimate = gauge("elo_estimate", "Fitted rating of the newest evaluated checkpoint (evaluation matches).")
+        self.elo_low = gauge("elo_estimate_low", "Lower bound of elo_estimate's 95% interval.")
+        self.elo_high = gauge("elo_estimate_high", "Upper bound of elo_estimate's 95% interval.")
         self.elo_delta = gauge("elo_delta_per_10_games",
                                "Slope of the evaluated checkpoints' rating per 10 self-play games (weighted fit).")
         self.training_loss = gauge("training_loss", "Loss of the latest learning phase, by head.", sid + ["head"])
@@ -228,10 +232,13 @@ class SessionMetrics:
         ratings = data.get("ratings") or {}
         session.newest_evaluated = max(session.newest_evaluated, int(generation))
         newest = ratings.get(f"gen{session.newest_evaluated}")
+        if newest is None and int(generation) == session.newest_evaluated and data.get("elo") is not None:
+            newest = {"rating": data["elo"], "low": data.get("elo_low"), "high": data.get("elo_high")}
         if newest is not None:
             self.elo_estimate.labels(session_id).set(newest["rating"])
-        elif int(generation) == session.newest_evaluated and data.get("elo") is not None:
-            self.elo_estimate.labels(session_id).set(data["elo"])
+            for gauge, bound in ((self.elo_low, newest.get("low")), (self.elo_high, newest.get("high"))):
+                if bound is not None:
+                    gauge.labels(session_id).set(bound)
         points = []
         for name, rating in ratings.items():
             match = _GENERATION.fullmatch(name)
@@ -267,7 +274,8 @@ class SessionMetrics:
         alert_labels = session.alert_labels if session is not None else set(ALERT_LABELS)
         extra = {self.games: [(v,) for v in RESULTS.values()], self.training_loss: [(h,) for h in HEADS],
                  self.alerts: sorted(alert_labels)}
-        for metric in (self.games, self.session_duration, self.elo_estimate, self.elo_delta, self.training_loss,
+        for metric in (self.games, self.session_duration, self.elo_estimate, self.elo_low, self.elo_high,
+                       self.elo_delta, self.training_loss,
                        self.positions_learned, self.buffer_size, self.games_per_minute, self.white_win_rate,
                        self.draw_rate, self.move_time, self.game_duration, self.simulations_per_second,
                        self.alerts):
@@ -284,7 +292,8 @@ class SessionMetrics:
 
 
 METRIC_NAMES = tuple(PREFIX + name for name in (
-    "games_total", "session_duration_seconds", "elo_estimate", "elo_delta_per_10_games", "training_loss",
+    "games_total", "session_duration_seconds", "elo_estimate", "elo_estimate_low", "elo_estimate_high",
+    "elo_delta_per_10_games", "training_loss",
     "positions_learned_total", "buffer_size", "games_per_minute", "white_win_rate", "draw_rate",
     "move_time_seconds", "game_duration_seconds", "simulations_per_second", "alerts_total"))
 """DESIGN.md's names (and alerts_total), as they appear in the text exposition."""

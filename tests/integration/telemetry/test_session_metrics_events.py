@@ -167,6 +167,7 @@ def test_elo_only_from_evaluations_and_its_slope(metrics):
     feed("s1", "evaluation.finished", evaluation(2, second))
     feed("s1", "evaluation.finished", evaluation(2, second | {"gen2": rating(1640, 60)}, opponent="gen1"))
     assert value(metrics, "elo_estimate") == 1640  # the newest checkpoint, from the last refit
+    assert (value(metrics, "elo_estimate_low"), value(metrics, "elo_estimate_high")) == (1580, 1700)
     expected = elo_delta_per_10_games([(0, 1500, 1500, 1500), (10, 1590, 1540, 1640), (20, 1640, 1580, 1700)])
     assert value(metrics, "elo_delta_per_10_games") == pytest.approx(expected[0]) and expected[0] > 0
 
