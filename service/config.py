@@ -78,7 +78,7 @@ class SessionFields(BaseModel):
         "gumbel", description="Root search: Gumbel sequential halving (learns from few simulations) or PUCT."
     )
     selfplay_simulations: int = Field(32, ge=1, le=100_000, description="Simulations of a full search per move.")
-    gumbel_considered: int = Field(8, ge=1, le=256, description="Root moves sampled by Gumbel search.")
+    gumbel_considered: int = Field(16, ge=1, le=256, description="Root moves sampled by Gumbel search (16: measured, README).")
     full_search_prob: float = Field(
         0.25, ge=0, le=1, description="Share of moves given the full search and kept as policy targets (playout cap)."
     )

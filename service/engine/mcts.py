@@ -43,7 +43,7 @@ class SearchConfig:
 
     algorithm: str = "gumbel"  # gumbel | puct
     simulations: int = 32
-    gumbel_considered: int = 8
+    gumbel_considered: int = 16
     gumbel_scale: float = 1.0  # 0: no root noise (evaluation, UCI)
     c_visit: float = 50.0
     c_scale: float = 0.1
