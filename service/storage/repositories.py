@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from pathlib import Path
@@ -318,6 +319,19 @@ async def latest_checkpoint(db: AsyncSession, session_id: str) -> CheckpointRow 
 
 # -- events ------------------------------------------------------------------------------
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None: JSON has no such numbers
+    (PostgreSQL's json rejects them, browsers cannot parse them), and a diverged loss must
+    still be recorded, not crash the writer."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str, Any]) -> EventRow:
     """Store an event with seq = the session's last_seq + 1.
 
@@ -330,7 +344,7 @@ async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str
     seq = (await db.execute(bump.execution_options(synchronize_session=False))).scalar_one_or_none()
     if seq is None:
         raise NotFound(f"no session {session_id}")
-    row = EventRow(session_id=session_id, seq=seq, type=type, data=data, ts=utcnow())
+    row = EventRow(session_id=session_id, seq=seq, type=type, data=json_safe(data), ts=utcnow())
     db.add(row)
     await db.flush()
     return row
@@ -349,7 +363,7 @@ async def events_since(db: AsyncSession, session_id: str, since: int = 0, limit:
 async def add_metric_snapshot(db: AsyncSession, session_id: str, data: dict[str, Any],
                               ts: datetime | None = None) -> MetricSnapshotRow:
     """Store a metrics snapshot (ts: now by default)."""
-    row = MetricSnapshotRow(session_id=session_id, data=data, ts=ts or utcnow())
+    row = MetricSnapshotRow(session_id=session_id, data=json_safe(data), ts=ts or utcnow())
     db.add(row)
     await db.flush()
     return row

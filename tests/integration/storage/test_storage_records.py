@@ -161,3 +161,20 @@ async def test_evaluations_round_trip(db_sessions, tmp_path):
         assert [(e.session_id, c.generation, e.opponent) for e, c in by_seed] == [
             (sid, 1, "gen0"), (sid, 1, "random"), (other, 1, "greedy")]
         assert await repo.evaluations_for_seed(db, 99) == []
+
+
+async def test_a_diverged_loss_is_stored_as_null_not_lost(db_sessions):
+    """NaN and infinity are not JSON: a diverged learning step is stored (as null), on both
+    backends, instead of failing the writer."""
+    sid = await _session(db_sessions)
+    data = {"policy_loss": float("nan"), "value_loss": float("inf"), "total_loss": 2.5,
+            "nested": {"grad_norm": float("-inf"), "values": [1.0, float("nan")]}}
+    async with db_sessions() as db, db.begin():
+        await repo.add_event(db, sid, "learning.step", data)
+        await repo.add_metric_snapshot(db, sid, {"rss_mb": float("nan"), "buffer_size": 3})
+    async with db_sessions() as db:
+        (event,) = await repo.events_since(db, sid)
+        assert event.data == {"policy_loss": None, "value_loss": None, "total_loss": 2.5,
+                              "nested": {"grad_norm": None, "values": [1.0, None]}}
+        snapshot = await repo.latest_metric_snapshot(db, sid)
+        assert snapshot.data == {"rss_mb": None, "buffer_size": 3}
