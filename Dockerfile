@@ -35,7 +35,10 @@ COPY . /app
 # torch is already there, so pip keeps it (no CUDA wheels from PyPI).
 # Bytecode is compiled here: at run time /app is read-only to the user (and the spawned
 # workers import everything again), so it could not be cached then.
-RUN pip install -e /app \
+# EXTRAS adds optional extras: `--build-arg EXTRAS=[ray]` for WORKER_BACKEND=ray and the
+# Ray nodes of docker-compose's `ray` profile (the image then also runs `ray start`).
+ARG EXTRAS=""
+RUN pip install -e "/app${EXTRAS}" \
  && python -m compileall -q /app/service /app/migrations \
  && python -c "import service.app, service.storage.database as d; assert (d.MIGRATIONS_DIR / 'env.py').is_file()" \
  && mkdir -p /app/data /app/checkpoints /app/reports \

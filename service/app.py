@@ -51,7 +51,8 @@ def default_pool(settings: Settings) -> Any:
     """The worker pool WORKER_BACKEND names, WORKERS big, TORCH_THREADS per worker."""
     from service.sessions.pool import make_pool
 
-    return make_pool(settings.worker_backend, settings.resolved_workers(), settings.resolved_torch_threads())
+    return make_pool(settings.worker_backend, settings.resolved_workers(), settings.resolved_torch_threads(),
+                     ray_address=settings.ray_address)
 
 
 def create_app(

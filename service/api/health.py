@@ -1,4 +1,10 @@
-"""`/healthz` (the process serves) and `/readyz` (database answers, workers warm)."""
+"""`/healthz` (the process serves) and `/readyz` (database answers, workers warm).
+
+`/readyz` is 503 while the database is unreachable: either its own `SELECT 1` fails, or the
+orchestrator's writer is holding writes because the database went away (`database_outage`:
+since when, how long, the last error, how many writes wait, the bound after which running
+sessions are stopped). The problem's `checks` name the failing check, `database_outage`
+gives those figures."""
 
 from __future__ import annotations
 
@@ -41,13 +47,22 @@ async def _database_ok(request: Request) -> bool:
 )
 async def readyz(request: Request) -> dict[str, object]:
     orchestrator = getattr(request.app.state, "orchestrator", None)
+    outage = getattr(orchestrator, "database_outage", None) if orchestrator is not None else None
+    database_ok = outage is None and await _database_ok(request)
     checks = {
-        "database": "ok" if await _database_ok(request) else "unavailable",
+        "database": "ok" if database_ok else "unavailable",
         "workers": "ok" if orchestrator is not None and orchestrator.ready else "not ready",
     }
     failing = [name for name, state in checks.items() if state != "ok"]
     if failing:
-        reasons = {"database": "the database does not answer", "workers": "the worker pool is not warm yet"}
+        database = "the database does not answer"
+        if outage is not None:
+            database += (f" (for {outage['seconds']:.0f} s: {outage['held_writes']} writes held in order, "
+                         "finished games are kept until it is back" +
+                         ("; running sessions were stopped past the limit of "
+                          f"{outage['limit_s']:g} s" if outage["limit_passed"] else "") + ")")
+        reasons = {"database": database, "workers": "the worker pool is not warm yet"}
+        extra = {"database_outage": outage} if outage is not None else {}
         raise Problem(503, "; ".join(reasons[name] for name in failing), title="Service Unavailable",
-                      type_=PROBLEM_BASE + "not-ready", checks=checks, headers={"Retry-After": "5"})
+                      type_=PROBLEM_BASE + "not-ready", checks=checks, headers={"Retry-After": "5"}, **extra)
     return {"status": "ready", "checks": checks}

@@ -45,8 +45,8 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
     engine = create_engine(settings.database_url)
     await upgrade_engine(engine)
     sessionmaker = session_factory(engine)
-    orchestrator = Orchestrator(settings, sessionmaker, make_pool(settings.worker_backend, 1, threads),
-                                recover=False)
+    pool = make_pool(settings.worker_backend, 1, threads, ray_address=settings.ray_address)
+    orchestrator = Orchestrator(settings, sessionmaker, pool, recover=False)
     done = asyncio.Event()
     current: dict[str, str] = {}
 

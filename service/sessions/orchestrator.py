@@ -18,6 +18,22 @@ After a crash or a restart, sessions left `running` are restarted from their las
 checkpoint and stored games (the replay buffer is rebuilt from them; new games are
 numbered from the highest stored + 1), sessions left `paused` stay paused until resumed,
 and sessions caught `stopping` are closed as `stopped`.
+
+A worker that dies under a session (its process killed, its Ray actor lost) is handled the
+same way without a service restart: the pool replaces it, and the session's task restarts
+the session on a fresh worker from its last checkpoint and stored games; it stays in its
+state, and a `session.state` event with `restarted: true` and the reason records it. Games
+in flight at the death are dropped, never half-stored. A session whose worker dies more
+than WORKER_MAX_RESTARTS times within WORKER_RESTART_WINDOW_S ends `failed`, with the
+reason in its `session.state` event and its `failure_reason`.
+
+When the database goes away (`storage.database.is_connection_error`), the writer holds the
+write it was doing and every later one, in order, retrying with backoff until it is back:
+sessions play on, their finished games waiting in memory (`database_ok` is False and
+/readyz answers 503 meanwhile); a retried write that had in fact committed is recognised
+and not stored twice. Past DB_OUTAGE_LIMIT_S the running sessions are stopped, and each
+ends `failed` with the reason once the database is back, every game it finished stored
+once. See `_perform`.
 """
 
 from __future__ import annotations
@@ -33,10 +49,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from ..config import SessionConfig, Settings
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
 from ..storage import codec
 from ..storage import repositories as repo
+from ..storage.database import DatabaseUnavailable, is_connection_error
+from ..storage.models import EventRow
 from .events import EventBus
 from .lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
 from .pool import Pool
@@ -52,6 +72,24 @@ Listener = Callable[[str, str, dict[str, Any]], None]
 FINAL_REASONS = {"max_games": State.COMPLETED, "duration": State.COMPLETED, "stopped": State.STOPPED}
 LOSS_WINDOW = 10
 """Learning steps whose mean total loss a new loss is compared with (ALERT_LOSS_SPIKE_FACTOR)."""
+WORKER_MAX_RESTARTS = 3
+"""Restarts of a session whose worker died, allowed within WORKER_RESTART_WINDOW_S; one more
+death in that window ends the session `failed` (its worker keeps dying: out of memory, a
+node that keeps going away). Deaths further apart never add up: a long session may lose a
+worker now and then."""
+WORKER_RESTART_WINDOW_S = 600.0
+"""Seconds over which a session's worker deaths are counted (WORKER_MAX_RESTARTS)."""
+
+
+DB_OUTAGE_LIMIT_S = 120.0
+"""How long the database may stay unreachable while sessions go on playing (their finished
+games held in memory, in order); past it, running sessions are stopped and end `failed`."""
+DB_RETRY_INITIAL_S = 0.1
+"""First wait before retrying a write that found the database unreachable; doubles per try..."""
+DB_RETRY_MAX_S = 2.0
+"""...up to this (so a database back is noticed within about 2 s)."""
+DB_CLOSE_GRACE_S = 10.0
+"""At shutdown during an outage, how long held writes may still wait before they are given up."""
 
 
 def utcnow() -> datetime:
@@ -71,6 +109,26 @@ class _Staged:
     kind: str
     data: dict[str, Any]
     message: dict[str, Any]
+
+
+@dataclass
+class _WriteJob:
+    """A write waiting for (or in) the writer task."""
+
+    job: Callable[[Any], Awaitable[Any]]
+    future: asyncio.Future
+
+
+@dataclass
+class _Outage:
+    """The database is unreachable (since `since`, monotonic): writes are held."""
+
+    since: float
+    since_wall: datetime
+    error: str
+    attempts: int = 0
+    limit_passed: bool = False
+    games_mark: dict[str, int] = field(default_factory=dict)  # games written per session before it
 
 
 @dataclass
@@ -114,6 +172,16 @@ class Orchestrator:
         self._started = False
         self._closing = False
         self._schedule_lock = asyncio.Lock()
+        # database outages (see `_perform`); the bounds are attributes so tests can shorten them
+        self.db_outage_limit_s = DB_OUTAGE_LIMIT_S
+        self.db_retry_initial_s = DB_RETRY_INITIAL_S
+        self.db_retry_max_s = DB_RETRY_MAX_S
+        self.db_close_grace_s = DB_CLOSE_GRACE_S
+        self._outage: _Outage | None = None
+        self._db_failed: dict[str, tuple[str, int]] = {}  # stopped for an outage -> (reason, games mark)
+        self._games_written: dict[str, int] = {}  # games this writer stored, per active session
+        self._closing_seen: float | None = None
+        self._gave_up = False
 
     # -- lifecycle of the orchestrator itself ------------------------------------------
     async def start(self) -> None:
@@ -147,11 +215,32 @@ class Orchestrator:
         self.bus.close()  # live feeds end (1001) after the last events went out
 
     # -- the single writer ---------------------------------------------------------------
+    @property
+    def database_ok(self) -> bool:
+        """False while the writer cannot reach the database (its writes are held, in order)."""
+        return self._outage is None
+
+    @property
+    def database_outage(self) -> dict[str, Any] | None:
+        """While the database is unreachable: since when (RFC 3339), for how many seconds,
+        the last error, the writes waiting (the one being retried included), the bound
+        (`db_outage_limit_s`) and whether it was passed; None while writes go through."""
+        outage = self._outage
+        if outage is None:
+            return None
+        return {"since": rfc3339(outage.since_wall), "seconds": round(time.monotonic() - outage.since, 1),
+                "error": outage.error, "held_writes": self._writes.qsize() + 1 if self._writes else 1,
+                "limit_s": self.db_outage_limit_s, "limit_passed": outage.limit_passed}
+
     async def write(self, job: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run `job(db)` in its own transaction on the writer task; returns its result.
-        The events it stores (`_event`) are announced after the commit, before this returns."""
+        The events it stores (`_event`) are announced after the commit, before this returns.
+
+        While the database is unreachable the job waits (see `_perform`): this returns once
+        it is stored. A job that fails for any other reason raises here, as does one given
+        up at shutdown during an outage (`DatabaseUnavailable`)."""
         future = asyncio.get_running_loop().create_future()
-        await self._writes.put((job, future))
+        await self._writes.put(_WriteJob(job, future))
         return await future
 
     async def _write_loop(self) -> None:
@@ -159,23 +248,160 @@ class Orchestrator:
             item = await self._writes.get()
             if item is None:
                 return
-            job, future = item
+            await self._perform(item)
+
+    async def _perform(self, item: _WriteJob) -> None:
+        """Run one write job to its end, retrying it while the database is unreachable.
+
+        Order: the writer is one task, so a job that fails for lack of a database is retried
+        (backoff from DB_RETRY_INITIAL_S, doubling up to DB_RETRY_MAX_S) before any later job
+        runs: later writes wait in the queue behind it and nothing is reordered or dropped.
+        A job's result (and its events' announcement) reaches its caller only after its
+        commit, so a session's task waits for each report to be stored before it takes the
+        next from its worker; the worker keeps playing, its reports waiting in order in its
+        inbox (memory grows by about a game's few kilobytes per game finished meanwhile,
+        bounded by the outage bound below).
+
+        Exactly once: a retried job may have committed already, when the connection died
+        between the COMMIT and its answer (an ack lost). Before retrying a job whose commit
+        failed that way, the writer looks for the first event that attempt stored: the
+        session's event with that seq, type and timestamp (to the microsecond) exists only
+        if the commit went through, as the orchestrator is the only writer and seqs are
+        consecutive. Found: the job counts as done with the first attempt's result and
+        events (announced now), nothing is stored twice (game numbers, event seqs).
+        Not found: the attempt was rolled back as a whole and the job runs again. Every
+        job of the orchestrator stores at least one event, except deleting a session,
+        which is the same when repeated. (A game stored twice would also be refused by
+        UNIQUE(session_id, number), and the session would fail rather than hold a copy.)
+
+        Bound: once an outage has lasted `db_outage_limit_s` (DB_OUTAGE_LIMIT_S), the
+        workers of the running sessions are told to stop; their reports (games finished
+        meanwhile, their last checkpoint) stay held and are stored when the database is
+        back, and each such session then ends `failed` with the reason (`_set_state`).
+        If the service shuts down during an outage, the writer gives up after
+        `db_close_grace_s`: the waiting writes fail with DatabaseUnavailable, nothing of them
+        is claimed stored, and the sessions stay resumable from their last stored checkpoint
+        (games not stored are lost as at a crash; the log counts the writes given up).
+
+        Any other error (a bug, a constraint) goes to the caller at once; the writer goes on."""
+        delay = self.db_retry_initial_s
+        uncertain: tuple[list[_Staged], Any] | None = None  # an attempt whose commit may have gone through
+        while True:
             staged: list[_Staged] = []
             self._staged = staged
+            committing = False
+            result: Any = None
             try:
-                async with self.sessionmaker() as db, db.begin():
-                    result = await job(db)
-            except Exception as exc:  # the caller decides; the writer goes on; nothing is announced
+                if uncertain is not None and await self._committed(uncertain[0]):
+                    staged, result = uncertain
+                    log.warning("a write committed although its connection failed: not repeating it")
+                else:
+                    uncertain = None
+                    async with self.sessionmaker() as db:
+                        result = await item.job(db)
+                        committing = True
+                        await db.commit()
+            except Exception as exc:  # nothing is announced for a failed attempt
                 self._staged = None
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                self._staged = None
-                for event in staged:  # committed: now the listeners and the live feed hear of it
-                    self._notify(event.session_id, event.kind, event.data)
-                    self.bus.publish(event.message)
-                if not future.done():
-                    future.set_result(result)
+                if not is_connection_error(exc):
+                    if isinstance(exc, DBAPIError):  # the database answered: it is reachable
+                        self._outage_over()
+                    self._resolve(item, exc=exc)  # the caller decides; the writer goes on
+                    return
+                if committing and staged:
+                    uncertain = (staged, result)
+                self._outage_failed(exc)
+                if self._gave_up or self._give_up_now():
+                    self._resolve(item, exc=DatabaseUnavailable(
+                        f"the database stayed unreachable while the service shut down ({self._outage.error}): "
+                        "this write was not stored"))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.db_retry_max_s)
+                continue
+            self._staged = None
+            self._outage_over()
+            for event in staged:  # committed: now the listeners and the live feed hear of it
+                if event.kind == "game.finished":
+                    self._games_written[event.session_id] = self._games_written.get(event.session_id, 0) + 1
+                self._notify(event.session_id, event.kind, event.data)
+                self.bus.publish(event.message)
+            self._resolve(item, result=result)
+            return
+
+    @staticmethod
+    def _resolve(item: _WriteJob, *, result: Any = None, exc: BaseException | None = None) -> None:
+        if item.future.done():  # its caller went away (cancelled)
+            return
+        if exc is not None:
+            item.future.set_exception(exc)
+        else:
+            item.future.set_result(result)
+
+    async def _committed(self, staged: list[_Staged]) -> bool:
+        """Whether the attempt that stored `staged` committed (its first event is stored)."""
+        first = staged[0].message
+        async with self.sessionmaker() as db:
+            row = await db.get(EventRow, (first["session_id"], first["seq"]))
+            return row is not None and row.type == first["type"] and row.to_message()["ts"] == first["ts"]
+
+    def _outage_failed(self, exc: BaseException) -> None:
+        """A write found the database unreachable: start (or go on with) the outage."""
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        now = time.monotonic()
+        outage = self._outage
+        if outage is None:
+            outage = self._outage = _Outage(since=now, since_wall=utcnow(), error=error,
+                                            games_mark=dict(self._games_written))
+            log.error("database unreachable (%s): holding writes in order and retrying; "
+                      "sessions go on, stopped if it lasts %g s", error, self.db_outage_limit_s)
+        outage.error, outage.attempts = error, outage.attempts + 1
+        if not outage.limit_passed and now - outage.since >= self.db_outage_limit_s:
+            outage.limit_passed = True
+            self._stop_sessions_for_outage(outage)
+
+    def _outage_over(self) -> None:
+        outage, self._outage = self._outage, None
+        if outage is not None:
+            log.warning("database reachable again after %.1f s (%d failed attempts); held writes go through",
+                        time.monotonic() - outage.since, outage.attempts)
+
+    def _give_up_now(self) -> bool:
+        """During shutdown, give up the held writes once `db_close_grace_s` has passed."""
+        if not self._closing:
+            return False
+        now = time.monotonic()
+        if self._closing_seen is None:
+            self._closing_seen = now
+        if now - self._closing_seen < self.db_close_grace_s:
+            return False
+        self._gave_up = True
+        log.error("database still unreachable while shutting down (%s): giving up %d held writes; nothing "
+                  "of them is stored (sessions resume from their last stored checkpoint)",
+                  self._outage.error if self._outage else "?", self._writes.qsize() + 1)
+        return True
+
+    def _stop_sessions_for_outage(self, outage: _Outage) -> None:
+        """The outage passed its bound: stop every running session's worker (no more games
+        to hold); each ends `failed` with this reason once the database is back."""
+        reason = (f"database unreachable for more than {self.db_outage_limit_s:g} s "
+                  f"(since {rfc3339(outage.since_wall)}; {outage.error})")
+        stopped = []
+        for session_id, worker in list(self._workers.items()):
+            if session_id not in self._db_failed:
+                self._db_failed[session_id] = (reason, outage.games_mark.get(session_id, 0))
+                worker.send("stop")
+                stopped.append(session_id)
+        log.error("%s: stopping sessions %s; what they finished is held until the database is back",
+                  reason, ", ".join(stopped) or "(none running)")
+
+    def _outage_failure(self, session_id: str) -> str:
+        """The failure reason of a session stopped for an outage (`_stop_sessions_for_outage`)."""
+        reason, mark = self._db_failed[session_id]
+        held = self._games_written.get(session_id, 0) - mark
+        return (f"{reason}: the session was stopped rather than hold its games in memory without bound; "
+                f"the {held} game{'s' if held != 1 else ''} it finished after the database went away "
+                f"{'were' if held != 1 else 'was'} held and stored once it came back")
 
     async def _event(self, db, session_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         """Store an event in the running write job's transaction (its seq: the session's
@@ -226,11 +452,24 @@ class Orchestrator:
                                **{k: v for k, v in context.items() if v is not None}})
 
     async def _set_state(self, session_id: str, state: State, **fields: Any) -> None:
+        """Store a state change and its `session.state` event. A session stopped because the
+        database stayed unreachable past its bound (`_stop_sessions_for_outage`) ends
+        `failed` with that reason instead of `stopped`."""
+        outage_stopped = state is State.STOPPED and session_id in self._db_failed
+
         async def job(db):
-            await repo.set_state(db, session_id, state.value, **fields)
-            await self._event(db, session_id, "session.state", {"state": state.value, **{
-                k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}})
+            target, values = state, fields
+            if outage_stopped:
+                target = State.FAILED
+                values = {"failure_reason": self._outage_failure(session_id)[:2000],
+                          "finished_at": fields.get("finished_at") or utcnow()}
+            await repo.set_state(db, session_id, target.value, **values)
+            await self._event(db, session_id, "session.state", {"state": target.value, **{
+                k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}})
         await self.write(job)
+        if state in (State.COMPLETED, State.STOPPED, State.FAILED):
+            self._db_failed.pop(session_id, None)
+            self._games_written.pop(session_id, None)
 
     # -- user actions --------------------------------------------------------------------
     async def create_session(self, config: SessionConfig, init_checkpoint_id: int | None = None) -> str:
@@ -372,20 +611,38 @@ class Orchestrator:
         return spec, row.state
 
     async def _run(self, session_id: str) -> None:
-        worker = None
+        """The session's task: run it on a worker; when that worker dies under it, restart it
+        on a fresh one from its last checkpoint and stored games (as after a crash), unless
+        its workers keep dying (WORKER_MAX_RESTARTS within WORKER_RESTART_WINDOW_S)."""
+        deaths: deque[float] = deque()
+        restart: dict[str, Any] | None = None  # why the next attempt is a restart
+        restarts = 0
         try:
-            spec, _ = await self._spec(session_id)
-            worker = await self.pool.acquire()
-            self._workers[session_id] = worker
-            worker.send("run", spec)
-            state = await self._current_state(session_id)  # it may have changed while we waited
-            if state == State.PENDING.value:
-                await self._set_state(session_id, State.RUNNING, started_at=utcnow())
-            elif state == State.PAUSED.value:
-                worker.send("pause")
-            elif state == State.STOPPING.value:
-                worker.send("stop")
-            await self._pump(session_id, worker)
+            while True:
+                died = await self._attempt(session_id, restart)
+                if died is None or self._closing:  # ended, or the service is going down: resumable
+                    return
+                reason = str(died.get("reason") or f"worker died ({died})")
+                now = time.monotonic()
+                deaths.append(now)
+                while now - deaths[0] > WORKER_RESTART_WINDOW_S:
+                    deaths.popleft()
+                state = await self._current_state(session_id)
+                if state == State.STOPPING.value:  # it was stopping: its last checkpoint stands
+                    log.warning("session %s: %s while stopping; closing it as stopped", session_id, reason)
+                    await self._set_state(session_id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
+                    return
+                if state not in (State.RUNNING.value, State.PAUSED.value):  # it had ended already
+                    return
+                if len(deaths) > WORKER_MAX_RESTARTS:
+                    await self._fail(session_id, f"{reason}; its worker died {len(deaths)} times within "
+                                                 f"{WORKER_RESTART_WINDOW_S:g} s (at most {WORKER_MAX_RESTARTS} "
+                                                 "restarts are allowed)")
+                    return
+                restarts += 1
+                log.warning("session %s: %s; restarting it on a fresh worker from its last checkpoint "
+                            "(restart %d)", session_id, reason, restarts)
+                restart = {"reason": reason, "restarts": restarts}
         except Exception as exc:
             log.exception("session %s failed", session_id)
             await self._fail(session_id, f"{type(exc).__name__}: {exc}")
@@ -393,13 +650,44 @@ class Orchestrator:
             self._workers.pop(session_id, None)
             self._tasks.pop(session_id, None)
             self._reports.pop(session_id, None)
-            if worker is not None:
-                await self.pool.release(worker)
             await self._schedule()
+
+    async def _attempt(self, session_id: str, restart: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Run the session on one worker from its stored state until the worker is done with
+        it; returns the worker's death report if it died under the session, else None.
+        `restart` (reason, count) is recorded as a `session.state` event once the session
+        is on its new worker."""
+        worker = None
+        try:
+            spec, _ = await self._spec(session_id)
+            worker = await self.pool.acquire()
+            self._workers[session_id] = worker
+            worker.send("run", spec)
+            if self._closing:  # the service went down while we waited for a worker
+                worker.send("shutdown")
+            state = await self._current_state(session_id)  # it may have changed while we waited
+            if state == State.PENDING.value:
+                await self._set_state(session_id, State.RUNNING, started_at=utcnow())
+                state = State.RUNNING.value
+            elif state == State.PAUSED.value:
+                worker.send("pause")
+            elif state == State.STOPPING.value:
+                worker.send("stop")
+            if restart is not None:
+                await self.add_event(session_id, "session.state", {
+                    "state": state, "restarted": True, **restart, "first_game": spec.first_game,
+                    "resumed_from_checkpoint": spec.resume_state is not None})
+            return await self._pump(session_id, worker)
+        finally:
+            self._workers.pop(session_id, None)
+            if worker is not None:
+                await self.pool.release(worker)  # a dead worker is replaced by a fresh one
 
     async def _fail(self, session_id: str, reason: str) -> None:
         try:
             await self._set_state(session_id, State.FAILED, failure_reason=reason[:2000], finished_at=utcnow())
+        except DatabaseUnavailable as exc:  # shutting down during an outage: it stays resumable
+            log.error("could not record the failure of session %s (%s): %s", session_id, reason, exc)
         except Exception:
             log.exception("could not record the failure of session %s", session_id)
 
@@ -440,13 +728,16 @@ class Orchestrator:
             await self._event(db, session_id, "metrics.snapshot", data)
         await self.write(job)
 
-    async def _pump(self, session_id: str, worker) -> None:
-        """Store the worker's reports until its session ends."""
+    async def _pump(self, session_id: str, worker) -> dict[str, Any] | None:
+        """Store the worker's reports until its session ends. Returns the worker's death
+        report (`("died", data)`) when it died under the session, else None."""
         self._reports[session_id] = _Reports()
         while True:
             kind, data = await worker.receive()
+            if kind == "died" and not self._closing:
+                return data
             if await self.record(session_id, kind, data):
-                return
+                return None
 
     async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
         """Store (and announce) one report of a session's worker: a game, a checkpoint, an
@@ -515,7 +806,7 @@ class Orchestrator:
         elif kind == "died":
             if self._closing:
                 return True
-            await self._fail(session_id, f"worker process died (exit code {data.get('exitcode')})")
+            await self._fail(session_id, data.get("reason") or f"worker process died (exit code {data.get('exitcode')})")
             return True
         elif kind == "idle":
             return True

@@ -4,11 +4,14 @@ A pool hands out workers; a worker runs one session at a time (`worker.serve_ses
 and talks in plain tuples: commands in (`("run", WorkerSpec)`, `("pause", None)`, ...),
 messages out (`(kind, data)`). `ProcessPool` (WORKER_BACKEND=process, the default) keeps
 `WORKERS` spawned processes warm; `InlinePool` runs workers as threads of this process
-(unit tests only: a thread shares the GIL with the API). A Ray pool can implement the
-same `Worker`/`Pool` shape.
+(unit tests only: a thread shares the GIL with the API); `ray_pool.RayPool`
+(WORKER_BACKEND=ray) has the same `Worker`/`Pool` shape on Ray actors.
 
 Each worker's messages are read by a small thread and handed to the event loop, so the
-loop never blocks on a queue. A worker whose process dies reports `("died", {...})`.
+loop never blocks on a queue. A worker whose process dies (killed, out of memory, a
+crash in native code) reports `("died", {"exitcode": ..., "reason": "..."})` after every
+message it sent before dying; the pool replaces it when it is released, and the
+orchestrator restarts its session on a fresh worker (`Orchestrator._run`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import queue as queue_mod
+import signal
 import threading
 from typing import Any, Protocol
 
@@ -74,6 +78,10 @@ class ProcessWorker(_Base):
         self.process = ctx.Process(target=pool_process_main, args=(self._commands, self._messages, threads),
                                    name=name, daemon=True)
         self.process.start()
+        # The child has its own copy of the messages pipe's write end now. Closing ours
+        # means a child killed in the middle of writing a message leaves EOF behind, not a
+        # reader blocked forever on the rest of a message that will never come.
+        self._messages._writer.close()
         self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
         self._reader.start()
 
@@ -83,13 +91,24 @@ class ProcessWorker(_Base):
                 message = self._messages.get(timeout=0.5)
             except queue_mod.Empty:
                 if not self.process.is_alive():
-                    self._deliver(("died", {"exitcode": self.process.exitcode}))
+                    self._deliver(self._death())
                     return
                 continue
-            except (EOFError, OSError, ValueError):
-                self._deliver(("died", {"exitcode": self.process.exitcode}))
+            except Exception:  # EOF, a message cut short by the death, a closed queue
+                self.process.join(1.0)
+                self._deliver(self._death())
                 return
             self._deliver(message)
+
+    def _death(self) -> Message:
+        code = self.process.exitcode
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            try:
+                how += f", {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        return ("died", {"exitcode": code, "pid": self.process.pid, "reason": f"worker process died ({how})"})
 
     def send(self, kind: str, payload: Any = None) -> None:
         self._commands.put((kind, payload))
@@ -108,6 +127,17 @@ class ProcessWorker(_Base):
         for q in (self._commands, self._messages):
             q.close()
             q.join_thread()
+
+    def discard(self) -> None:
+        """Forget a dead worker without waiting on it (its process is reaped, its queues
+        closed; commands nobody will read are dropped)."""
+        self.process.join(0)
+        self._reader.join(5.0)  # it notices the death within a poll (0.5 s)
+        self._commands.cancel_join_thread()
+        self._commands.close()
+        self._messages.close()
+        if not self._reader.is_alive():
+            self._messages._reader.close()
 
 
 class ThreadWorker(_Base):
@@ -197,6 +227,8 @@ class Pool:
     async def _replace(self, dead) -> None:
         if dead in self._workers:
             self._workers.remove(dead)
+        if hasattr(dead, "discard"):
+            await asyncio.to_thread(dead.discard)
         fresh = self._spawn(asyncio.get_running_loop())
         self._workers.append(fresh)
         kind, data = await fresh.receive()
@@ -225,10 +257,15 @@ class InlinePool(Pool):
         return ThreadWorker(f"inline-{self._count}", loop)
 
 
-def make_pool(backend: str, size: int, threads: int) -> Pool:
-    """The pool WORKER_BACKEND names (ray arrives with its own issue)."""
+def make_pool(backend: str, size: int, threads: int, *, ray_address: str = "local") -> Pool:
+    """The pool WORKER_BACKEND names: `size` workers of `threads` torch threads each (a Ray
+    actor reserves that many CPUs), Ray at `ray_address` (RAY_ADDRESS)."""
     if backend == "process":
         return ProcessPool(size, threads)
     if backend == "inline":
         return InlinePool(size, threads)
-    raise ValueError(f"WORKER_BACKEND={backend!r} is not available yet: expected process or inline")
+    if backend == "ray":
+        from .ray_pool import RayPool  # imports nothing of Ray until the pool starts
+
+        return RayPool(size, threads, address=ray_address)
+    raise ValueError(f"WORKER_BACKEND={backend!r}: expected process, ray or inline")

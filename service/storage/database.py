@@ -5,11 +5,16 @@ a busy timeout and foreign keys on every connection; PostgreSQL goes through asy
 (`postgresql+asyncpg://`). Alembic migrations in the repository's `migrations/` folder are
 the only way the schema changes: `upgrade(url)` from synchronous code (the CLI's
 `db upgrade`), `await upgrade_engine(engine)` from inside an event loop (the app's lifespan).
+
+`is_connection_error(exc)` tells an unreachable database (worth retrying: the orchestrator's
+writer holds its writes until it is back) from every other failure (a bug, a constraint).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,78 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 class DatabaseError(RuntimeError):
     """The database cannot be reached or used; the message names the URL (password hidden)."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """A write given up because the database stayed unreachable (the service is shutting down
+    during an outage): nothing of it was stored."""
+
+
+SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error",
+                    "database or disk is full", "unable to open database file")
+"""SQLite OperationalError messages that say "not now" rather than "wrong": another process
+holds the write lock past the busy timeout, the disk is full or failing, the file is gone
+for a moment (a remount). Every other SQLite OperationalError (no such table, a syntax
+error) is a bug and is never retried."""
+
+
+_NETWORK_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ENETUNREACH", "ENETDOWN", "EHOSTUNREACH", "EHOSTDOWN",
+    "ETIMEDOUT", "EPIPE", "ENOTCONN") if hasattr(errno, name))
+
+
+def _asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from asyncpg import exceptions as pg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return ()
+    return (pg.PostgresConnectionError,  # SQLSTATE 08xxx: connection failure, rejection...
+            pg.ConnectionDoesNotExistError,  # the connection was closed under a query
+            pg.OperatorInterventionError,  # 57xxx: admin/crash shutdown, "cannot connect now"
+            pg.TooManyConnectionsError)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached (so the same work may succeed
+    once it is back) rather than that the work itself is wrong.
+
+    Yes: network OSErrors (connection refused or reset, no route, DNS; not a file error)
+    and timeouts; a SQLAlchemy
+    DBAPIError whose connection was invalidated (asyncpg: "connection was closed in the
+    middle of operation"); asyncpg's connection, shutdown ("terminating connection due to
+    administrator command", "the database system is starting up") and too-many-connections
+    errors, wrapped or not; SQLite's lock, disk and open errors (SQLITE_TRANSIENT). No:
+    everything else (IntegrityError, ProgrammingError, a bug in the caller)."""
+    from sqlalchemy import exc as sa_exc
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    pg_errors = _asyncpg_connection_errors()
+    while pending:
+        err = pending.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, sa_exc.DBAPIError):
+            if err.connection_invalidated:
+                return True
+            if isinstance(err, sa_exc.IntegrityError):
+                return False
+            if isinstance(err, sa_exc.OperationalError) and any(
+                    text_ in str(err.orig).lower() for text_ in SQLITE_TRANSIENT):
+                return True
+            pending.append(err.orig)
+        elif isinstance(err, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)):
+            return True
+        elif type(err) is OSError and (err.errno in _NETWORK_ERRNOS or "connect" in str(err).lower()):
+            return True  # asyncpg: "Multiple exceptions: [Errno 111] Connect call failed..."
+        elif pg_errors and isinstance(err, pg_errors):
+            return True
+        elif type(err).__module__.startswith("sqlite3") and type(err).__name__ == "OperationalError":
+            if any(text_ in str(err).lower() for text_ in SQLITE_TRANSIENT):
+                return True
+        pending.append(err.__cause__)  # an explicit `raise ... from` only: not what was being handled
+    return False
 
 
 def _parse(url: str | URL) -> URL:

@@ -1,0 +1,164 @@
+"""WORKER_BACKEND=ray: the real orchestrator on SQLite with session workers as Ray actors on
+a local head that each test starts (RAY_ADDRESS=local, bound to loopback) and stops.
+
+- a session runs to MAX_GAMES on an actor, stored exactly as on the process backend;
+- an actor killed mid-session (`ray.kill`) is replaced and the session resumes from its
+  last checkpoint and stored games: games 1..N, none lost or duplicated, the restart
+  recorded as a `session.state` event;
+- without Ray installed the pool says which extra to install.
+
+Ray's start-up costs seconds (~5-10 s per test here), so these tests are few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from service.config import Settings
+from service.sessions.orchestrator import Orchestrator
+from service.sessions.pool import make_pool
+from service.sessions.ray_pool import RayPool, import_ray
+from service.storage import models
+from service.storage import repositories as repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
+            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
+            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
+            torch_threads=1, eval_interval_games=1000)
+SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, **TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
+                    max_concurrent_sessions=1, metrics_export_interval=0.5, worker_backend="ray",
+                    ray_address="local")
+
+
+async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def session_row(db_sessions, sid: str):
+    async with db_sessions() as db:
+        return await repo.get_session(db, sid)
+
+
+async def game_numbers(db_sessions, sid: str) -> list[int]:
+    async with db_sessions() as db:
+        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == sid)
+                                .order_by(models.GameRow.number))
+        return list(rows)
+
+
+async def ended(db_sessions, sid: str) -> bool:
+    return (await session_row(db_sessions, sid)).state in ("completed", "stopped", "failed")
+
+
+def ray_processes() -> list[psutil.Process]:
+    """Ray's processes started under this one (the head's GCS, raylet, workers...)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ray" in " ".join(proc.cmdline()).lower() or proc.name().startswith(("ray", "gcs_server")):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest_asyncio.fixture
+async def orchestrator(db_sessions, tmp_path):
+    environ = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE...): later tests must not see them
+    orch = Orchestrator(settings(tmp_path), db_sessions,
+                        make_pool("ray", 1, 1, ray_address="local"))
+    started = time.monotonic()
+    await orch.start()
+    print(f"ray pool warm in {time.monotonic() - started:.1f} s")
+    try:
+        yield orch
+    finally:
+        await orch.close()
+        os.environ.clear()
+        os.environ.update(environ)
+        assert not import_ray().is_initialized()
+        deadline = time.monotonic() + 20
+        while ray_processes() and time.monotonic() < deadline:  # Ray's processes end on their own
+            await asyncio.sleep(0.2)
+        left = ray_processes()
+        for proc in left:  # never leave them behind, even when the test fails
+            proc.kill()
+        assert not left, f"Ray processes outlived the pool: {[p.pid for p in left]}"
+
+
+@SQLITE_ONLY
+@pytest.mark.asyncio
+async def test_a_session_runs_to_max_games_on_ray_actors(orchestrator, db_sessions, tmp_path):
+    assert isinstance(orchestrator.pool, RayPool) and orchestrator.ready
+    sid = await orchestrator.create_session(orchestrator.settings.session_config(max_games=6))
+    await wait_for(lambda: ended(db_sessions, sid))
+    row = await session_row(db_sessions, sid)
+    assert row.state == "completed", row.failure_reason
+    assert row.games_done == 6 and await game_numbers(db_sessions, sid) == [1, 2, 3, 4, 5, 6]
+    async with db_sessions() as db:
+        checkpoints = await repo.list_checkpoints(db, sid)
+        types = [e.type for e in await repo.events_since(db, sid, 0, 1000)]
+    assert [c.generation for c in checkpoints] == list(range(len(checkpoints)))
+    assert all((tmp_path / "checkpoints" / c.file_name).is_file() for c in checkpoints)
+    assert types.count("game.finished") == 6 and "learning.step" in types and "metrics.snapshot" in types
+
+
+@SQLITE_ONLY
+@pytest.mark.asyncio
+async def test_a_killed_actor_is_replaced_and_the_session_resumes(orchestrator, db_sessions):
+    ray = import_ray()
+    sid = await orchestrator.create_session(orchestrator.settings.session_config(max_games=10))
+
+    async def some_games():
+        return len(await game_numbers(db_sessions, sid)) >= 3
+    await wait_for(some_games)
+    worker = orchestrator._workers[sid]
+    ray.kill(worker.actor)  # mid-game: three games are always in flight
+
+    async def replaced():
+        current = orchestrator._workers.get(sid)
+        return current is not None and current is not worker
+    await wait_for(replaced)
+    await wait_for(lambda: ended(db_sessions, sid))
+
+    row = await session_row(db_sessions, sid)
+    assert row.state == "completed", row.failure_reason
+    assert await game_numbers(db_sessions, sid) == list(range(1, 11))
+    async with db_sessions() as db:
+        events = [e.data for e in await repo.events_since(db, sid, 0, 10_000) if e.type == "session.state"]
+        generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
+    assert generations == list(range(len(generations)))
+    restarts = [e for e in events if e.get("restarted")]
+    assert len(restarts) == 1 and restarts[0]["state"] == "running", events
+    assert restarts[0]["reason"].startswith("Ray actor died")
+
+
+def test_without_ray_the_pool_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    with pytest.raises(RuntimeError, match=r"pip install '\.\[ray\]'"):
+        import_ray()
+    pool = make_pool("ray", 1, 1, ray_address="local")
+    with pytest.raises(RuntimeError, match=r"pip install '\.\[ray\]'"):
+        asyncio.run(pool.start())
