@@ -1,83 +1,359 @@
-"""Read-side queries the API needs beyond the repositories: aggregates, not row loads."""
+"""Read-side queries the API needs beyond the repositories, and the caches that keep the
+routes dashboards poll cheap (one light query per request, however long the session).
+
+- `ScorecardCache`: the scorecard is an aggregate over all of a session's games; summed
+  afresh on every request its cost grew with the session (SQLite reads each game's row,
+  blobs included, to reach the columns it sums). Each session's sums are kept and only the
+  games stored since (`games.id` above the last one summed) are added, in one grouped query,
+  and only when the session's `games_done` has changed since it last looked.
+- `GamePages`: a games-list page as JSON, until the session's `games_done` changes.
+- `NewestRows`: the session's newest rated evaluation (its Elo) and newest metric snapshot,
+  loaded once each by id (the ids come with the session's row, in the same query).
+- `SessionViews`: the JSON of `GET /v1/sessions/{id}` while the session's version (see
+  `repositories.session_version`) and its live stats are what they were.
+
+Why the sums are exact: a game is never changed or deleted once stored (only with its
+session), `repositories.add_game` counts each stored game in `sessions.games_done` in the
+game's own transaction, and the orchestrator is the one writer of a session's games, one
+transaction after the other, so ids grow in commit order. Should the sums ever fall short of
+`games_done` (a game committed out of id order by some other writer), the session's card is
+summed again from scratch. Each cached value is read AFTER the version it is filed under,
+so it is never older than that version. Every cache is per app (`app.state`), bounded, and
+forgets a session when it is deleted through the API.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.schemas import Elo, Scorecard
+from service.storage import repositories as repo
 from service.storage.models import CheckpointRow, EvaluationRow, GameRow
+
+CACHED_SESSIONS = 4096
+"""Sessions whose scorecard sums are kept (least recently used beyond that are dropped)."""
 
 
 def _count_if(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _rate(part: int, whole: int) -> float | None:
+def _rate(part: float, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-async def scorecard(db: AsyncSession, session_id: str) -> Scorecard:
-    """A session's self-play scorecard from two aggregate queries (no game is loaded)."""
-    totals = (await db.execute(
-        select(
-            func.count(GameRow.id),
-            _count_if(GameRow.result == "1-0"),
-            _count_if(GameRow.result == "0-1"),
-            _count_if(GameRow.result == "1/2-1/2"),
-            _count_if(GameRow.adjudicated.is_(True)),
-            _count_if(GameRow.adjudicated.is_(True) & (GameRow.result != "1/2-1/2")),
-            func.avg(GameRow.plies),
-            func.min(GameRow.plies),
-            func.max(GameRow.plies),
-            func.coalesce(func.sum(GameRow.duration_s), 0.0),
-        ).where(GameRow.session_id == session_id)
-    )).one()
-    games, white, black, draws, adjudicated, adjudicated_decisive, mean_plies, min_plies, max_plies, duration = totals
-    games, white, black, draws = int(games), int(white), int(black), int(draws)
-    terminations = {
-        str(name): int(count)
-        for name, count in (await db.execute(
-            select(GameRow.termination, func.count(GameRow.id))
-            .where(GameRow.session_id == session_id)
-            .group_by(GameRow.termination)
-            .order_by(GameRow.termination)
-        )).all()
-    }
-    return Scorecard(
-        games=games,
-        white_wins=white,
-        black_wins=black,
-        draws=draws,
-        adjudicated=int(adjudicated),
-        adjudicated_decisive=int(adjudicated_decisive),
-        white_win_rate=_rate(white, games),
-        black_win_rate=_rate(black, games),
-        draw_rate=_rate(draws, games),
-        white_score=_rate(white + draws / 2, games),
-        mean_plies=float(mean_plies) if mean_plies is not None else None,
-        min_plies=int(min_plies) if min_plies is not None else None,
-        max_plies=int(max_plies) if max_plies is not None else None,
-        total_duration_s=float(duration or 0.0),
-        terminations=terminations,
+_ADJUDICATED = GameRow.adjudicated.is_(True)
+# Built once: per termination, the sums of the session's games stored after `after_id`.
+_GAME_SUMS = (
+    select(
+        GameRow.termination,
+        func.count(GameRow.id),
+        _count_if(GameRow.result == "1-0"),
+        _count_if(GameRow.result == "0-1"),
+        _count_if(GameRow.result == "1/2-1/2"),
+        _count_if(_ADJUDICATED),
+        _count_if(_ADJUDICATED & (GameRow.result != "1/2-1/2")),
+        func.coalesce(func.sum(GameRow.plies), 0),
+        func.min(GameRow.plies),
+        func.max(GameRow.plies),
+        func.coalesce(func.sum(GameRow.duration_s), 0.0),
+        func.max(GameRow.id),
     )
+    .where(GameRow.session_id == bindparam("session_id"), GameRow.id > bindparam("after_id"))
+    .group_by(GameRow.termination)
+)
+
+
+@dataclass(frozen=True)
+class GameSums:
+    """A session's games summed up to game id `last_id` (immutable: a newer one replaces it)."""
+
+    games: int = 0
+    white: int = 0
+    black: int = 0
+    draws: int = 0
+    adjudicated: int = 0
+    adjudicated_decisive: int = 0
+    plies: int = 0
+    min_plies: int | None = None
+    max_plies: int | None = None
+    duration_s: float = 0.0
+    terminations: dict[str, int] = field(default_factory=dict)
+    last_id: int = 0
+
+    def plus(self, rows: list[Any]) -> "GameSums":
+        """These sums with the grouped rows of `_GAME_SUMS` added."""
+        if not rows:
+            return self
+        games, white, black, draws = self.games, self.white, self.black, self.draws
+        adjudicated, decisive, plies, duration = self.adjudicated, self.adjudicated_decisive, self.plies, self.duration_s
+        low, high, last_id = self.min_plies, self.max_plies, self.last_id
+        terminations = dict(self.terminations)
+        for (name, count, w, b, d, adj, adj_decisive, sum_plies, lo, hi, seconds, top) in rows:
+            games += int(count)
+            white, black, draws = white + int(w), black + int(b), draws + int(d)
+            adjudicated, decisive = adjudicated + int(adj), decisive + int(adj_decisive)
+            plies += int(sum_plies)
+            duration += float(seconds or 0.0)
+            low = int(lo) if low is None else min(low, int(lo))
+            high = int(hi) if high is None else max(high, int(hi))
+            last_id = max(last_id, int(top))
+            terminations[str(name)] = terminations.get(str(name), 0) + int(count)
+        return GameSums(games, white, black, draws, adjudicated, decisive, plies, low, high, duration,
+                        dict(sorted(terminations.items())), last_id)
+
+    def scorecard(self) -> Scorecard:
+        games = self.games
+        return Scorecard(
+            games=games,
+            white_wins=self.white,
+            black_wins=self.black,
+            draws=self.draws,
+            adjudicated=self.adjudicated,
+            adjudicated_decisive=self.adjudicated_decisive,
+            white_win_rate=_rate(self.white, games),
+            black_win_rate=_rate(self.black, games),
+            draw_rate=_rate(self.draws, games),
+            white_score=_rate(self.white + self.draws / 2, games),
+            mean_plies=self.plies / games if games else None,
+            min_plies=self.min_plies,
+            max_plies=self.max_plies,
+            total_duration_s=self.duration_s,
+            terminations=dict(self.terminations),
+        )
+
+
+async def game_sums(db: AsyncSession, session_id: str, since: GameSums | None = None) -> GameSums:
+    """`since` (default: nothing) plus the session's games stored after it, in one query."""
+    since = since or GameSums()
+    rows = (await db.execute(_GAME_SUMS, {"session_id": session_id, "after_id": since.last_id})).all()
+    return since.plus(rows)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    sums: GameSums
+    games_done: int  # the session's games_done when these sums were brought up to date
+    card: Scorecard
+
+
+class ScorecardCache:
+    """Per session, the scorecard sums and the `games_done` they were last checked against
+    (see the module's docstring); one per app (`for_app`)."""
+
+    def __init__(self, size: int = CACHED_SESSIONS) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self.queries = 0  # scorecard queries run (tests and benches read it)
+
+    @classmethod
+    def for_app(cls, app: Any) -> "ScorecardCache":
+        cache = getattr(app.state, "scorecard_cache", None)
+        if cache is None:
+            cache = app.state.scorecard_cache = cls()
+        return cache
+
+    async def get(self, db: AsyncSession, session_id: str, games_done: int) -> Scorecard:
+        """The session's scorecard, given its `games_done` as just read from its row."""
+        entry = self._entries.get(session_id)
+        if entry is not None and entry.games_done == games_done:
+            self._entries.move_to_end(session_id)
+            return entry.card
+        sums = await game_sums(db, session_id, entry.sums if entry is not None else None)
+        self.queries += 1
+        if sums.games < games_done and entry is not None:  # a game missed: sum everything again
+            sums = await game_sums(db, session_id)
+            self.queries += 1
+        current = self._entries.get(session_id)
+        if current is not None and current.sums.last_id > sums.last_id:
+            return current.card  # another request stored newer sums meanwhile
+        entry = self._entries[session_id] = _Entry(sums, games_done, sums.scorecard())
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return entry.card
+
+    def forget(self, session_id: str) -> None:
+        self._entries.pop(session_id, None)
+
+
+async def scorecard(db: AsyncSession, session_id: str) -> Scorecard:
+    """A session's self-play scorecard summed from scratch (no cache; one grouped query)."""
+    return (await game_sums(db, session_id)).scorecard()
+
+
+_LATEST_ELO = (
+    select(EvaluationRow, CheckpointRow.generation)
+    .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
+    .where(EvaluationRow.session_id == bindparam("session_id"), EvaluationRow.elo.is_not(None))
+    .order_by(CheckpointRow.generation.desc(), EvaluationRow.id.desc())
+    .limit(1)
+)
 
 
 async def latest_elo(db: AsyncSession, session_id: str) -> Elo | None:
     """The rating of the session's newest evaluated checkpoint (highest generation with a
     rated evaluation; its newest rated row), or None before the first evaluation."""
-    row = (await db.execute(
-        select(EvaluationRow, CheckpointRow.generation)
-        .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
-        .where(EvaluationRow.session_id == session_id, EvaluationRow.elo.is_not(None))
-        .order_by(CheckpointRow.generation.desc(), EvaluationRow.id.desc())
-        .limit(1)
-    )).first()
+    row = (await db.execute(_LATEST_ELO, {"session_id": session_id})).first()
     if row is None:
         return None
-    evaluation, generation = row
+    return elo_of(*row)
+
+
+def elo_of(evaluation: EvaluationRow, generation: int | None) -> Elo:
     return Elo(rating=evaluation.elo, low=evaluation.elo_low, high=evaluation.elo_high,
                checkpoint_id=evaluation.checkpoint_id, generation=generation,
                opponent=evaluation.opponent, evaluated_at=evaluation.created_at)
+
+
+GAME_PAGE_BYTES = 16 * 2**20
+"""Bytes of serialized games-list pages kept (least recently used beyond that are dropped)."""
+
+
+class GamePages:
+    """Serialized pages of `GET /v1/sessions/{id}/games`, per (session, limit, cursor), each
+    valid while the session's `games_done` is what it was when the page was read.
+
+    Pages do change: games are numbered when they start and stored when they end, so an
+    earlier-numbered game can land inside a page already served. Any stored game bumps
+    `games_done` (in its own transaction), which retires every cached page of its session;
+    a page read after the session's row is at least as new as that row's `games_done`.
+    Dashboards poll the same pages between two games: those answers cost one small query.
+    """
+
+    def __init__(self, max_bytes: int = GAME_PAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._pages: OrderedDict[tuple[str, int, str | None], tuple[int, bytes]] = OrderedDict()
+
+    @classmethod
+    def for_app(cls, app: Any) -> "GamePages":
+        pages = getattr(app.state, "game_pages", None)
+        if pages is None:
+            pages = app.state.game_pages = cls()
+        return pages
+
+    def get(self, session_id: str, limit: int, cursor: str | None, games_done: int) -> bytes | None:
+        key = (session_id, limit, cursor)
+        entry = self._pages.get(key)
+        if entry is None or entry[0] != games_done:
+            return None
+        self._pages.move_to_end(key)
+        return entry[1]
+
+    def put(self, session_id: str, limit: int, cursor: str | None, games_done: int, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4:
+            return  # one huge page would push every other out
+        key = (session_id, limit, cursor)
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old[1])
+        self._pages[key] = (games_done, body)
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes:
+            _, (_, dropped) = self._pages.popitem(last=False)
+            self.bytes -= len(dropped)
+
+    def forget(self, session_id: str) -> None:
+        for key in [k for k in self._pages if k[0] == session_id]:
+            self.bytes -= len(self._pages.pop(key)[1])
+
+
+class NewestRows:
+    """Per session, the `Elo` of its newest rated evaluation and its newest metric snapshot,
+    each by its row's id, which the session route reads with the session's row in one query
+    (`repositories.session_and_newest`). A stored evaluation or snapshot never changes (an
+    evaluation's rating is set in the transaction that stores it) and is deleted only with
+    its session, so each is loaded once; a newer one comes with a new id."""
+
+    def __init__(self, size: int = CACHED_SESSIONS) -> None:
+        self.size = size
+        self._elo: OrderedDict[str, tuple[int, Elo]] = OrderedDict()
+        self._snapshot: OrderedDict[str, tuple[int, dict[str, Any], Any]] = OrderedDict()
+
+    @classmethod
+    def for_app(cls, app: Any) -> "NewestRows":
+        cache = getattr(app.state, "newest_rows", None)
+        if cache is None:
+            cache = app.state.newest_rows = cls()
+        return cache
+
+    def _keep(self, table: OrderedDict, session_id: str, value: tuple) -> None:
+        table[session_id] = value
+        table.move_to_end(session_id)
+        while len(table) > self.size:
+            table.popitem(last=False)
+
+    async def elo(self, db: AsyncSession, session_id: str, evaluation_id: int | None) -> Elo | None:
+        """The Elo of the session's evaluation `evaluation_id` (None: no rated evaluation yet)."""
+        if evaluation_id is None:
+            return None
+        entry = self._elo.get(session_id)
+        if entry is not None and entry[0] == evaluation_id:
+            self._elo.move_to_end(session_id)
+            return entry[1]
+        found = await repo.evaluation_with_generation(db, evaluation_id)
+        if found is None:  # deleted with its session meanwhile
+            return None
+        elo = elo_of(*found)
+        self._keep(self._elo, session_id, (evaluation_id, elo))
+        return elo
+
+    async def snapshot(self, db: AsyncSession, session_id: str,
+                       snapshot_id: int | None) -> tuple[dict[str, Any], Any] | None:
+        """(data, ts) of the session's snapshot `snapshot_id` (None: no snapshot yet)."""
+        if snapshot_id is None:
+            return None
+        entry = self._snapshot.get(session_id)
+        if entry is not None and entry[0] == snapshot_id:
+            self._snapshot.move_to_end(session_id)
+            return entry[1], entry[2]
+        row = await repo.get_metric_snapshot(db, snapshot_id)
+        if row is None:
+            return None
+        self._keep(self._snapshot, session_id, (snapshot_id, row.data, row.ts))
+        return row.data, row.ts
+
+    def forget(self, session_id: str) -> None:
+        self._elo.pop(session_id, None)
+        self._snapshot.pop(session_id, None)
+
+
+class SessionViews:
+    """The JSON of `GET /v1/sessions/{id}` per session, served again while nothing it shows
+    has changed: the session's `repositories.session_version` (its row's `updated_at`, which
+    every change of the row renews, `games_done`, state, and the ids of its newest rated
+    evaluation and newest metric snapshot) and the live worker stats object the orchestrator
+    holds for it (replaced by a new one at each report). A hit costs one light query."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._views: OrderedDict[str, tuple[tuple[Any, ...], Any, bytes]] = OrderedDict()
+
+    @classmethod
+    def for_app(cls, app: Any) -> "SessionViews":
+        views = getattr(app.state, "session_views", None)
+        if views is None:
+            views = app.state.session_views = cls()
+        return views
+
+    def get(self, session_id: str, version: tuple[Any, ...], live: Any) -> bytes | None:
+        entry = self._views.get(session_id)
+        if entry is None or entry[0] != version or entry[1] is not live:
+            return None
+        self._views.move_to_end(session_id)
+        return entry[2]
+
+    def put(self, session_id: str, version: tuple[Any, ...], live: Any, body: bytes) -> None:
+        self._views[session_id] = (version, live, body)
+        self._views.move_to_end(session_id)
+        while len(self._views) > self.size:
+            self._views.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        self._views.pop(session_id, None)

@@ -189,8 +189,9 @@ class GameOut(BaseModel):
 
     @classmethod
     def of(cls, row: Any) -> "GameOut":
+        """From a stored game: a GameRow, or a row of `repositories.GAME_SUMMARY_COLUMNS`."""
         data = {name: getattr(row, name) for name in cls.model_fields if name != "moves"}
-        return cls(moves=row.move_list(), **data)
+        return cls(moves=row.moves.split(), **data)
 
 
 class CheckpointOut(BaseModel):

@@ -77,20 +77,32 @@ async def require_session(db, session_id: str):
     return row
 
 
+def scorecards(request: Request) -> queries.ScorecardCache:
+    """The app's scorecard cache (see `queries.ScorecardCache`)."""
+    return queries.ScorecardCache.for_app(request.app)
+
+
 async def session_detail(request: Request, db, session_id: str) -> SessionDetail:
-    row = await require_session(db, session_id)
+    """One query for the session's row and the ids of its newest rated evaluation and metric
+    snapshot; the scorecard, evaluation and snapshot come from the app's caches, which read
+    only what changed since (see service/api/queries.py) and are at least as new as the row."""
+    found = await repo.session_and_newest(db, session_id)
+    if found is None:
+        raise SessionNotFound("session", session_id)
+    row, evaluation_id, snapshot_id = found
+    newest = queries.NewestRows.for_app(request.app)
     live = request.app.state.orchestrator.live(session_id) if request.app.state.orchestrator else None
     metrics, metrics_at = live, None
     if metrics is None:
-        snapshot = await repo.latest_metric_snapshot(db, session_id)
+        snapshot = await newest.snapshot(db, session_id, snapshot_id)
         if snapshot is not None:
-            metrics, metrics_at = snapshot.data, snapshot.ts
+            metrics, metrics_at = snapshot
     return SessionDetail(
         **SessionOut.model_validate(row).model_dump(),
-        scorecard=await queries.scorecard(db, session_id),
+        scorecard=await scorecards(request).get(db, session_id, row.games_done),
         metrics=metrics,
         metrics_at=metrics_at,
-        elo=await queries.latest_elo(db, session_id),
+        elo=await newest.elo(db, session_id, evaluation_id),
     )
 
 
@@ -162,8 +174,22 @@ async def list_sessions(
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=PROBLEMS,
             summary="A session: config, state, scorecard, latest metrics, elo")
-async def get_session(request: Request, session_id: SessionId, db: Db) -> SessionDetail:
-    return await session_detail(request, db, session_id)
+async def get_session(request: Request, session_id: SessionId) -> Response:
+    # The route dashboards poll: answered from queries.SessionViews while nothing it shows
+    # changed. Its database session is opened here, not through `Db`: FastAPI's machinery
+    # for a generator dependency costs a tenth of this route's CPU time.
+    async with request.app.state.sessionmaker() as db:
+        version = await repo.session_version(db, session_id)
+        if version is None:
+            raise SessionNotFound("session", session_id)
+        orchestrator = request.app.state.orchestrator
+        live = orchestrator.live(session_id) if orchestrator else None
+        views = queries.SessionViews.for_app(request.app)
+        body = views.get(session_id, version, live)
+        if body is None:  # built after reading the version: at least as new as it
+            body = (await session_detail(request, db, session_id)).model_dump_json().encode()
+            views.put(session_id, version, live, body)
+    return Response(body, media_type="application/json")
 
 
 async def _act(request: Request, db, orchestrator, session_id: str, action: str) -> SessionDetail:
@@ -202,18 +228,34 @@ async def stop_session(request: Request, session_id: SessionId, db: Db, orchestr
     responses={**MUTATING, **problem_responses(409)},
     summary="Delete a session that is not active, with its games, checkpoints and events",
 )
-async def delete_session(session_id: SessionId, orchestrator: Orch) -> Response:
+async def delete_session(request: Request, session_id: SessionId, orchestrator: Orch) -> Response:
     await orchestrator.delete(session_id)
+    scorecards(request).forget(session_id)
+    queries.GamePages.for_app(request.app).forget(session_id)
+    queries.NewestRows.for_app(request.app).forget(session_id)
+    queries.SessionViews.for_app(request.app).forget(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{session_id}/games", response_model=Page[GameOut], responses=PAGED,
             summary="A session's games by number")
-async def list_games(session_id: SessionId, db: Db, limit: Limit = DEFAULT_LIMIT,
-                     cursor: Cursor = None) -> Page[GameOut]:
-    await require_session(db, session_id)
-    rows, next_cursor = await paged(db, lambda: repo.list_games(db, session_id, limit=limit, cursor=cursor), cursor)
-    return Page[GameOut](items=[GameOut.of(r) for r in rows], next_cursor=next_cursor)
+async def list_games(request: Request, session_id: SessionId, limit: Limit = DEFAULT_LIMIT,
+                     cursor: Cursor = None) -> Response:
+    # A page is served again until the session's games_done changes (queries.GamePages); the
+    # database session is opened here rather than through `Db` (see get_session).
+    async with request.app.state.sessionmaker() as db:
+        games_done = await repo.session_games_done(db, session_id)
+        if games_done is None:
+            raise SessionNotFound("session", session_id)
+        pages = queries.GamePages.for_app(request.app)
+        body = pages.get(session_id, limit, cursor, games_done)
+        if body is None:
+            rows, next_cursor = await paged(
+                db, lambda: repo.list_game_summaries(db, session_id, limit=limit, cursor=cursor), cursor)
+            body = Page[GameOut](items=[GameOut.of(r) for r in rows],
+                                 next_cursor=next_cursor).model_dump_json().encode()
+            pages.put(session_id, limit, cursor, games_done, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -241,9 +283,11 @@ async def games_pgn(request: Request, session_id: SessionId, db: Db) -> Streamin
 
 @router.get("/{session_id}/scorecard", response_model=Scorecard, responses=PROBLEMS,
             summary="Self-play results by colour, adjudications, lengths, terminations")
-async def get_scorecard(session_id: SessionId, db: Db) -> Scorecard:
-    await require_session(db, session_id)
-    return await queries.scorecard(db, session_id)
+async def get_scorecard(request: Request, session_id: SessionId, db: Db) -> Scorecard:
+    games_done = await repo.session_games_done(db, session_id)
+    if games_done is None:
+        raise SessionNotFound("session", session_id)
+    return await scorecards(request).get(db, session_id, games_done)
 
 
 @router.get("/{session_id}/metrics", response_model=Page[MetricSnapshotOut], responses=PROBLEMS,

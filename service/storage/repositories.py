@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import codec
@@ -105,6 +105,74 @@ async def create_session(db: AsyncSession, config: dict[str, Any], seed: int,
 async def get_session(db: AsyncSession, session_id: str) -> SessionRow | None:
     """The session, or None."""
     return await db.get(SessionRow, session_id)
+
+
+_GAMES_DONE = select(SessionRow.games_done).where(SessionRow.id == bindparam("session_id"))
+
+
+async def session_games_done(db: AsyncSession, session_id: str) -> int | None:
+    """The session's `games_done` (a light read: no row object), or None if there is no session."""
+    return await db.scalar(_GAMES_DONE, {"session_id": session_id})
+
+
+_NEWEST_RATED_EVALUATION = (
+    select(EvaluationRow.id)
+    .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
+    .where(EvaluationRow.session_id == SessionRow.id, EvaluationRow.elo.is_not(None))
+    .order_by(CheckpointRow.generation.desc(), EvaluationRow.id.desc())
+    .limit(1)
+    .correlate(SessionRow)
+    .scalar_subquery()
+    .label("newest_rated_evaluation_id")
+)
+_NEWEST_SNAPSHOT = (
+    select(MetricSnapshotRow.id)
+    .where(MetricSnapshotRow.session_id == SessionRow.id)
+    .order_by(MetricSnapshotRow.ts.desc(), MetricSnapshotRow.id.desc())
+    .limit(1)
+    .correlate(SessionRow)
+    .scalar_subquery()
+    .label("newest_snapshot_id")
+)
+# Statements the read routes run on every request are built once (building `column == value`
+# costs as much as running the query through the driver), with bind parameters.
+_SESSION_AND_NEWEST = select(SessionRow, _NEWEST_RATED_EVALUATION, _NEWEST_SNAPSHOT).where(
+    SessionRow.id == bindparam("session_id"))
+
+
+async def session_and_newest(db: AsyncSession, session_id: str) -> tuple[SessionRow, int | None, int | None] | None:
+    """In one query: the session, the id of its newest rated evaluation (the highest-generation
+    checkpoint's newest row with an Elo) and the id of its newest metric snapshot (as
+    `latest_metric_snapshot`), each None before there is one; None if there is no session."""
+    row = (await db.execute(_SESSION_AND_NEWEST, {"session_id": session_id})).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+_SESSION_VERSION = select(SessionRow.updated_at, SessionRow.games_done, SessionRow.state,
+                          _NEWEST_RATED_EVALUATION, _NEWEST_SNAPSHOT).where(SessionRow.id == bindparam("session_id"))
+
+
+async def session_version(db: AsyncSession, session_id: str) -> tuple[Any, ...] | None:
+    """What a session's view depends on, in one light query (no row object): its
+    (updated_at, games_done, state, newest rated evaluation id, newest snapshot id); every
+    change of its row goes with a new `updated_at` (`set_state`, `add_game`), games with a new
+    `games_done`. None if there is no session."""
+    row = (await db.execute(_SESSION_VERSION, {"session_id": session_id})).first()
+    return None if row is None else tuple(row)
+
+
+async def get_metric_snapshot(db: AsyncSession, snapshot_id: int) -> MetricSnapshotRow | None:
+    """The snapshot, or None."""
+    return await db.get(MetricSnapshotRow, snapshot_id)
+
+
+async def evaluation_with_generation(db: AsyncSession, evaluation_id: int) -> tuple[EvaluationRow, int] | None:
+    """An evaluation and its checkpoint's generation, or None."""
+    query = (select(EvaluationRow, CheckpointRow.generation)
+             .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
+             .where(EvaluationRow.id == evaluation_id))
+    row = (await db.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def require_session(db: AsyncSession, session_id: str) -> SessionRow:
@@ -234,6 +302,29 @@ async def list_games(db: AsyncSession, session_id: str, limit: int = 50,
     if cursor is not None:
         query = query.where(GameRow.number > _number_cursor(cursor))
     rows = list((await db.scalars(query)).all())
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], _encode_cursor([rows[limit - 1].number])
+
+
+GAME_SUMMARY_COLUMNS = ("id", "session_id", "number", "result", "termination", "adjudicated", "plies", "moves",
+                        "temperature", "simulations", "duration_s", "material", "false_resign", "created_at")
+"""The columns of a game list's items: everything but the PGN and the search-target blobs."""
+_GAME_SUMMARIES = (select(*(getattr(GameRow, name) for name in GAME_SUMMARY_COLUMNS))
+                   .where(GameRow.session_id == bindparam("session_id"))
+                   .order_by(GameRow.number).limit(bindparam("limit")))
+_GAME_SUMMARIES_AFTER = _GAME_SUMMARIES.where(GameRow.number > bindparam("after"))
+
+
+async def list_game_summaries(db: AsyncSession, session_id: str, limit: int = 50,
+                              cursor: str | None = None) -> tuple[list[Any], str | None]:
+    """As `list_games`, but rows of GAME_SUMMARY_COLUMNS only (named tuples, no ORM objects):
+    a page of a list reads neither the PGN nor the policy blobs (kilobytes per game)."""
+    _check_limit(limit)
+    params: dict[str, Any] = {"session_id": session_id, "limit": limit + 1}
+    if cursor is not None:
+        params["after"] = _number_cursor(cursor)
+    rows = list((await db.execute(_GAME_SUMMARIES if cursor is None else _GAME_SUMMARIES_AFTER, params)).all())
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], _encode_cursor([rows[limit - 1].number])
