@@ -1,11 +1,11 @@
 """Bounded replay buffer of self-play positions, sampled into dense training batches.
 
 Chess has no board symmetry to augment with, so a position is stored once, compactly:
-its `board_features` row (16 x uint64), its result as a WDL class (int8) and its search
-policy as the legal moves' indices (int16) with their probabilities (float16), packed
-into one small bytes object per slot. Dense 1858-wide targets exist only in a sampled
-batch. After a restart the buffer is rebuilt from stored games (the games are the
-record, not the buffer).
+its `board_features` row (16 x uint64), its result as a WDL class (int8), whether its
+policy is a target (bool) and its search policy as the legal moves' indices (int16) with
+their probabilities (float16), packed into one small bytes object per slot. Dense
+1858-wide targets exist only in a sampled batch. After a restart the buffer is rebuilt
+from stored games (the games are the record, not the buffer).
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Sample:
     """Search policy target over `move_indices` (float, sums to 1)."""
     result: float
     """Game result from the side to move's view: +1 win, 0 draw, -1 loss."""
+    policy_target: bool = True
+    """Whether `policy` teaches the policy head: a full search's (playout-cap randomisation,
+    KataGo); a fast search's mostly repeats the prior, so such a position teaches the value
+    head only."""
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Batch:
     policy: np.ndarray  # float32 (B, 1858), sums to 1 over legal moves, 0 elsewhere
     legal: np.ndarray  # bool (B, 1858)
     wdl: np.ndarray  # int64 (B,): 0 win, 1 draw, 2 loss
+    policy_weight: np.ndarray  # float32 (B,): 1 where the row's policy is a target, else 0
 
     def __len__(self) -> int:
         return int(self.wdl.shape[0])
@@ -75,6 +80,7 @@ class ReplayBuffer:
         self._rng = np.random.default_rng(seed)
         self._features = np.zeros((self.capacity, FEATURE_WIDTH), dtype=np.uint64)
         self._wdl = np.zeros(self.capacity, dtype=np.int8)
+        self._policy_target = np.zeros(self.capacity, dtype=bool)
         self._policies: list[bytes] = [b""] * self.capacity  # int16 indices then float16 probs
         self._size = 0
         self._next = 0  # slot the next sample goes to
@@ -100,6 +106,7 @@ class ReplayBuffer:
             slot = self._next
             self._features[slot] = s.features
             self._wdl[slot] = _wdl_class(s.result)
+            self._policy_target[slot] = s.policy_target
             self._policies[slot] = idx.astype("<i2").tobytes() + (probs / probs.sum()).astype("<f2").tobytes()
             self._next = (slot + 1) % self.capacity
             self._size = min(self._size + 1, self.capacity)
@@ -139,7 +146,8 @@ class ReplayBuffer:
             policy[row, idx] = probs / probs.sum()  # float16 rounding: renormalise
             legal[row, idx] = True
         wdl = self._wdl[slots].astype(np.int64)
-        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl)
+        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl,
+                     policy_weight=self._policy_target[slots].astype(np.float32))
 
     def clear(self) -> None:
         """Drop every position (`total_added` keeps counting)."""

@@ -4,8 +4,9 @@ A finished game's slot is refilled at once so the batch stays full. Per move the
 records the search's policy over the legal moves (in python-chess's generation order,
 so storage can recover the moves by replaying), the root value and whether the move got
 the full search budget (playout-cap randomisation, KataGo): only full searches become
-policy targets. At the move cap, material adjudication scores a clear lead as a win;
-without it an untrained net's games are all draws and its value head learns nothing.
+policy targets, every position is a value target. At the move cap, material adjudication
+scores a clear lead as a win; without it an untrained net's games are all draws and its
+value head learns nothing.
 
 A watcher may follow one game as it is played (`SelfPlay.move_hook`, for the live feed):
 the featured game is the lowest-numbered one in flight, so the next one takes over when
@@ -83,15 +84,13 @@ class GameRecord:
         return len(self.moves)
 
     def samples(self) -> list[Sample]:
-        """Training samples of the full-search plies, the result seen from each side to move."""
+        """Training samples of every searched ply, the result seen from each side to move; only
+        full-search plies are policy targets (playout-cap randomisation), every ply is a value
+        target."""
         white = {"1-0": 1.0, "0-1": -1.0}.get(self.result, 0.0)
-        out = []
-        for ply, full in enumerate(self.full_search):
-            if full:
-                z = white if ply % 2 == 0 else -white
-                out.append(Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16),
-                                  self.policies[ply], z))
-        return out
+        return [Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16), self.policies[ply],
+                       white if ply % 2 == 0 else -white, policy_target=full)
+                for ply, full in enumerate(self.full_search)]
 
     def pgn(self, headers: dict[str, str] | None = None) -> str:
         """The game as PGN, with termination and adjudication tags."""
@@ -295,16 +294,17 @@ class SelfPlay:
 def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: list[bool],
                    result: str) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
-    replay buffer is refilled from the database, which keeps no board features)."""
+    replay buffer is refilled from the database, which keeps no board features): the same as
+    `GameRecord.samples` gave."""
     white = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):
-        if full:
-            legal = list(board.generate_legal_moves())
-            out.append(Sample(board_features(board, mcts.repetitions(board)),
-                              np.asarray(move_indices(legal, board.turn), dtype=np.int16),
-                              np.asarray(policy, dtype=np.float32), white if ply % 2 == 0 else -white))
+        legal = list(board.generate_legal_moves())
+        out.append(Sample(board_features(board, mcts.repetitions(board)),
+                          np.asarray(move_indices(legal, board.turn), dtype=np.int16),
+                          np.asarray(policy, dtype=np.float32), white if ply % 2 == 0 else -white,
+                          policy_target=bool(full)))
         if ply < len(moves):
             board.push_uci(moves[ply])
     return out

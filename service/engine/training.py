@@ -2,8 +2,9 @@
 
 The policy loss compares the search's target with the net's policy restricted to legal
 moves (illegal logits masked to -inf before the softmax), so the net spends no capacity
-learning which moves are illegal. The value loss is the cross-entropy of the WDL logits
-against the game's result class. Each step reports per-head losses, gradient norm,
+learning which moves are illegal; it counts only the positions whose policy is a target
+(full searches), while every position's result teaches the value head. The value loss is
+the cross-entropy of the WDL logits against the game's result class. Each step reports per-head losses, gradient norm,
 learning rate and the masked policy's entropy (a collapsing entropy warns early).
 """
 
@@ -106,13 +107,15 @@ class Trainer:
         target = torch.from_numpy(batch.policy).to(dev)
         legal = torch.from_numpy(batch.legal).to(dev)
         wdl = torch.from_numpy(batch.wdl).to(dev)
+        weight = torch.from_numpy(batch.policy_weight).to(dev)
         devices = [dev] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed * 1_000_003 + self.step)
             logits, wdl_logits = self.net(x)
             logp = torch.log_softmax(logits.float().masked_fill(~legal, float("-inf")), dim=1)
             logp_legal = logp.masked_fill(~legal, 0.0)  # avoids 0 * -inf where the target is 0
-            policy_loss = -(target * logp_legal).sum(dim=1).mean()
+            cross_entropy = -(target * logp_legal).sum(dim=1)
+            policy_loss = (cross_entropy * weight).sum() / weight.sum().clamp_min(1.0)
             value_loss = F.cross_entropy(wdl_logits.float(), wdl)
             total = policy_loss + self.value_weight * value_loss
             self.optimizer.zero_grad(set_to_none=True)

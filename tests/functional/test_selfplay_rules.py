@@ -69,12 +69,14 @@ def test_resignation_ends_lost_games_and_played_out_games_measure_false_resigns(
     assert all(r.termination != "resignation" for r in played_out)
 
 
-def test_playout_cap_only_full_searches_become_targets():
+def test_playout_cap_only_full_searches_become_policy_targets():
     cfg = SelfPlayConfig(simulations=12, fast_simulations=3, full_search_prob=0.3, parallel_games=4, max_plies=40)
     records = play(cfg, 6)
     full = sum(sum(r.full_search) for r in records)
     plies = sum(r.plies for r in records)
     assert 0 < full < plies
-    assert sum(len(r.samples()) for r in records) == full
+    samples = [s for r in records for s in r.samples()]
+    assert len(samples) == plies  # every position teaches the value head
+    assert sum(s.policy_target for s in samples) == full
     for r in records:  # a fast search spends its small budget, a full one the full budget
         assert r.simulations == 12 * sum(r.full_search) + 3 * (r.plies - sum(r.full_search))

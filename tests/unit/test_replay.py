@@ -79,6 +79,18 @@ def test_batch_shapes_and_targets() -> None:
         assert batch.wdl[row] == {1.0: 0, 0.0: 1, -1.0: 2}[s.result]
 
 
+def test_policy_weight_marks_the_policy_targets() -> None:
+    samples = _tagged(6)
+    for i, sample in enumerate(samples):
+        sample.policy_target = i % 3 == 0
+    buf = ReplayBuffer(10, seed=0)
+    buf.add(samples)
+    batch = buf.sample(64)
+    assert batch.policy_weight.dtype == np.float32
+    np.testing.assert_array_equal(batch.policy_weight, (_tags(batch) % 3 == 0).astype(np.float32))
+    assert 0 < batch.policy_weight.sum() < len(batch)
+
+
 def test_capacity_eviction_and_total_added() -> None:
     buf = ReplayBuffer(5, seed=0)
     assert len(buf) == 0 and buf.total_added == 0

@@ -169,15 +169,15 @@ def test_playout_cap_randomisation_counts_simulations():
 
 def check_samples(rec: GameRecord) -> None:
     samples = rec.samples()
-    full_plies = [ply for ply, f in enumerate(rec.full_search) if f]
-    assert len(samples) == len(full_plies)
+    assert len(samples) == len(rec.full_search) == rec.plies  # every searched ply (no resignation here)
+    assert [s.policy_target for s in samples] == rec.full_search
     white_score = {"1-0": 1.0, "0-1": -1.0, "1/2-1/2": 0.0}[rec.result]
     board = chess.Board()
     by_ply = {}
     for ply, move in enumerate(rec.moves):
         by_ply[ply] = white_score if board.turn == chess.WHITE else -white_score
         board.push(move)
-    for ply, sample in zip(full_plies, samples):
+    for ply, sample in enumerate(samples):
         assert sample.features == rec.features[ply]
         assert np.array_equal(sample.move_indices, np.asarray(rec.indices[ply]))
         assert np.array_equal(sample.policy, rec.policies[ply])
@@ -188,7 +188,7 @@ def check_samples(rec: GameRecord) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["gumbel", "puct"])
-def test_samples_are_the_full_search_plies_from_the_side_to_moves_view(algorithm):
+def test_samples_are_every_ply_from_the_side_to_moves_view(algorithm):
     cfg = selfplay_config(algorithm, full_search_prob=0.4, max_plies=40, parallel_games=4)
     _, records = play(cfg, 6, seed=3)
     assert any(r.result != "1/2-1/2" for r in records), "want a decisive game to check the signs"
@@ -206,11 +206,12 @@ def test_full_search_prob_one_makes_every_ply_a_sample():
         check_samples(rec)
 
 
-def test_full_search_prob_zero_gives_no_samples():
+def test_full_search_prob_zero_gives_value_targets_only():
     cfg = selfplay_config(full_search_prob=0.0, max_plies=12)
     _, records = play(cfg, 2, seed=4)
     for rec in records:
-        assert not any(rec.full_search) and rec.samples() == []
+        assert not any(rec.full_search)
+        assert len(rec.samples()) == rec.plies and not any(s.policy_target for s in rec.samples())
 
 
 def test_pgn_parses_and_carries_the_tags():
@@ -449,4 +450,4 @@ def test_replay_samples_rebuild_exactly_what_the_game_produced():
             assert a.features == b.features
             assert list(a.move_indices) == list(b.move_indices)
             np.testing.assert_array_equal(a.policy, b.policy)
-            assert a.result == b.result
+            assert a.result == b.result and a.policy_target == b.policy_target

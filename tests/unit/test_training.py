@@ -83,6 +83,32 @@ def test_policy_loss_is_masked_cross_entropy(fixed_batch: Batch) -> None:
     assert stats.total_loss == pytest.approx(stats.policy_loss + stats.value_loss, rel=1e-5)
 
 
+def test_only_policy_target_rows_count_in_the_policy_loss(fixed_batch: Batch) -> None:
+    """A fast search's position teaches the value head only: its row adds nothing to the
+    policy loss, nor to its gradient, but counts in the value loss."""
+    net = build_network("tiny", seed=1)
+    weight = np.zeros(len(fixed_batch), dtype=np.float32)
+    weight[: len(weight) // 4] = 1.0
+    masked = Batch(fixed_batch.planes, fixed_batch.policy, fixed_batch.legal, fixed_batch.wdl, weight)
+    with torch.no_grad():
+        logits, _ = copy.deepcopy(net).train()(torch.from_numpy(masked.planes))
+    expected = 0.0
+    for row in np.flatnonzero(weight):
+        legal = np.flatnonzero(masked.legal[row])
+        logp = torch.log_softmax(logits[row, legal], dim=0).numpy()
+        expected -= float((masked.policy[row, legal] * logp).sum())
+    full = Trainer(copy.deepcopy(net), lr=0.0, weight_decay=0.0).train_batch(fixed_batch)
+    stats = Trainer(net, lr=0.0, weight_decay=0.0).train_batch(masked)
+    assert stats.policy_loss == pytest.approx(expected / weight.sum(), rel=1e-4)
+    assert stats.value_loss == pytest.approx(full.value_loss, rel=1e-5)
+
+    value_only = Batch(masked.planes, masked.policy, masked.legal, masked.wdl, np.zeros_like(weight))
+    probe = build_network("tiny", seed=1)
+    Trainer(probe, lr=0.0, weight_decay=0.0).train_batch(value_only)
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0
+               for name, p in probe.named_parameters() if name.startswith("policy"))
+
+
 def test_train_from_buffer_aggregates_and_is_deterministic() -> None:
     torch.manual_seed(99)
     expected_next = torch.rand(2)

@@ -69,17 +69,18 @@ def test_policies_round_trip_onto_the_replayed_legal_moves(record):
 
 
 def test_stored_targets_rebuild_the_replay_samples(record):
-    """After a restart the replay buffer is rebuilt from stored games: the full-search plies'
-    move indices (from the replayed legal moves) and decoded policies match `record.samples()`."""
+    """After a restart the replay buffer is rebuilt from stored games: every ply's move
+    indices (from the replayed legal moves), decoded policy and full-search flag match
+    `record.samples()`."""
     message = game_message(record)
     legal = codec.legal_moves_by_ply(message["moves"])
     policies = codec.decode_policies(codec.encode_policies(message["policies"]))
     flags = codec.decode_flags(codec.encode_flags(message["full_search"]), len(policies))
-    rebuilt = [(move_indices(legal[ply], ply % 2 == 0), policies[ply]) for ply in range(len(policies)) if flags[ply]]
+    rebuilt = [(move_indices(legal[ply], ply % 2 == 0), policies[ply], flags[ply]) for ply in range(len(policies))]
     samples = record.samples()
-    assert len(rebuilt) == len(samples) > 0
-    for (indices, policy), sample in zip(rebuilt, samples):
-        assert indices == sample.move_indices.tolist()
+    assert len(rebuilt) == len(samples) > 0 and any(s.policy_target for s in samples)
+    for (indices, policy, full), sample in zip(rebuilt, samples):
+        assert indices == sample.move_indices.tolist() and full == sample.policy_target
         np.testing.assert_allclose(policy.astype(np.float64), sample.policy, rtol=F16_RTOL, atol=F16_ATOL)
 
 
