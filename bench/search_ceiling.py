@@ -49,7 +49,7 @@ def main() -> None:
         sims, considered = (int(x) for x in budget.split(":"))
         t = time.perf_counter()
         side = arena.SearchSide(MaterialEvaluator(), sims, args.algorithm, gumbel_considered=considered)
-        result = arena.play_match(side, players.GreedyPlayer(0), pairs=args.pairs, max_plies=150)
+        result = arena.play_match(side, players.GreedyPlayer(0), pairs=args.pairs)
         games = len(result.games)
         print(json.dumps({"algorithm": args.algorithm, "simulations": sims, "gumbel_considered": considered,
                           "games": games, "wins": result.wins, "draws": result.draws, "losses": result.losses,

@@ -46,7 +46,8 @@ class SessionFields(BaseModel):
     session_duration_min: float = Field(20.0, gt=0, le=525_600, description="Wall-clock limit of a session, in minutes.")
     max_games: int = Field(100, ge=0, le=100_000_000, description="Stop after this many self-play games; 0 = no limit.")
     max_moves_per_game: int = Field(
-        150, ge=2, le=10_000, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result."
+        150, ge=2, le=10_000, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result "
+        "(evaluation games keep fixed rules: 150 plies after the opening, a 3-pawn margin)."
     )
     checkpoint_interval: int = Field(10, ge=1, le=100_000_000, description="Save a checkpoint every this many games.")
 
@@ -90,7 +91,8 @@ class SessionFields(BaseModel):
         30, ge=0, le=10_000, description="Plies of a game whose moves are sampled with temperature; later ones take the best."
     )
     adjudication: Literal["material", "none"] = Field(
-        "material", description="Result at the ply cap: material lead of ADJUDICATION_MARGIN wins, else a draw."
+        "material", description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
+        "wins, else a draw."
     )
     adjudication_margin: int = Field(3, ge=1, le=39, description="Material lead, in pawns, that wins at the cap.")
     resign_threshold: float | None = Field(

@@ -6,6 +6,13 @@ so trees are reused; in each step all waiting searches of one network share one 
 as in self-play. Sides that answer at once (random, material-greedy, a UCI engine) just
 move. Each opening is played twice with colours swapped: the pair's total score gives
 the pentanomial counts fishtest-style statistics need.
+
+Every match plays by the same rules, whatever the session's self-play settings: a game is
+cut `EVAL_MAX_PLIES` plies after its opening and adjudicated on material (a lead of
+`EVAL_ADJUDICATION_MARGIN` pawns wins, else a draw). Self-play's move cap and margin are
+training levers; were the yardstick to follow them, a session with shorter games or a
+smaller margin would score more against the same anchors, and one rating list over
+several sessions (GET /v1/ratings) would mix incomparable results.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ class SearchSide:
 
 
 Side = SearchSide | Player
+
+EVAL_MAX_PLIES = 150
+"""Plies an evaluation game may last after its opening before it is adjudicated."""
+EVAL_ADJUDICATION_MARGIN = 3
+"""Pawns (P1 N3 B3 R5 Q9) of material lead that win an adjudicated evaluation game."""
 
 
 @dataclass
@@ -106,8 +118,8 @@ class _Game:
         self.outcome: GameOutcome | None = None
 
 
-def play_match(candidate: Side, opponent: Side, *, pairs: int, max_plies: int = 300,
-               adjudication: str = "material", margin: int = 3, seed: int = 0,
+def play_match(candidate: Side, opponent: Side, *, pairs: int, max_plies: int = EVAL_MAX_PLIES,
+               adjudication: str = "material", margin: int = EVAL_ADJUDICATION_MARGIN, seed: int = 0,
                should_stop: Callable[[], bool] = lambda: False) -> MatchResult | None:
     """Play `pairs` openings twice each (colours swapped); `max_plies` counts from the opening.
     Returns None when `should_stop()` (asked once per step) interrupts the match."""

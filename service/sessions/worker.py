@@ -331,10 +331,8 @@ class SessionWorker:
         for name, opponent in matches:
             t = time.perf_counter()
             try:
-                result = arena.play_match(candidate, opponent, pairs=cfg["eval_games"] // 2,
-                                          max_plies=cfg["max_moves_per_game"], adjudication=cfg["adjudication"],
-                                          margin=cfg["adjudication_margin"], seed=cfg["seed"] + generation,
-                                          should_stop=self._stop_requested)
+                result = arena.play_match(candidate, opponent, pairs=cfg["eval_games"] // 2,  # fixed rules
+                                          seed=cfg["seed"] + generation, should_stop=self._stop_requested)
             finally:
                 if hasattr(opponent, "close"):
                     opponent.close()

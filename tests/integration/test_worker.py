@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from service.config import SessionConfig, Settings, load_settings
-from service.engine import encoding, network
+from service.engine import arena, encoding, network
+from service.engine.openings import OPENINGS
 from service.engine.training import steps_for
 from service.sessions.headless import run_session
 from service.sessions.worker import Commands, SessionWorker, WorkerSpec
@@ -70,14 +71,14 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[tuple[str, dict]] = []
         self.worker: SessionWorker | None = None
-        self.buffer_sizes: list[tuple[int, int]] = []  # (buffer size after the game, full-search plies)
+        self.buffer_sizes: list[tuple[int, int]] = []  # (buffer size after the game, searched positions)
         self.outputs: list[tuple[str, int, tuple[np.ndarray, ...]]] = []  # evaluator outputs over the session
         self.planes = probe_planes()
 
     def __call__(self, kind: str, data: dict) -> None:
         self.messages.append((kind, data))
         if kind == "game":
-            self.buffer_sizes.append((len(self.worker.buffer), sum(data["full_search"])))
+            self.buffer_sizes.append((len(self.worker.buffer), len(data["full_search"])))
         if kind in ("game", "learning"):
             self.outputs.append((kind, len(self.of("game")), self.worker.evaluator.evaluate(self.planes)))
 
@@ -131,11 +132,11 @@ def test_games_are_numbered_once_each(session):
     assert summary["games"] == cfg["max_games"]
 
 
-def test_buffer_grows_by_the_full_search_plies(session):
+def test_buffer_grows_by_every_searched_position(session):
     _, rec, worker, _, _ = session
     size = 0
-    for after, full in rec.buffer_sizes:
-        size += full
+    for after, positions in rec.buffer_sizes:
+        size += positions
         assert after == size
     assert len(worker.buffer) == size > 0
 
@@ -147,14 +148,14 @@ def test_learning_phases_when_due(session):
     for kind, data in rec.messages:
         if kind == "game":
             games += 1
-            pending += sum(data["full_search"])
+            pending += len(data["full_search"])  # every position is a (value) target
             if games >= cfg["min_games_before_learning"] and games % cfg["learn_every_n_games"] == 0 and pending:
                 expected.append((games, steps_for(pending, cfg["train_samples_per_position"],
                                                   cfg["learning_batch_size"])))
                 pending = 0
     phases = rec.of("learning")
     assert [(p["games"], p["steps"]) for p in phases] == expected
-    assert [p["games"] for p in phases] == [2, 4, 6]  # this seed's games all have full-search plies
+    assert [p["games"] for p in phases] == [2, 4, 6]
     step = 0
     for p in phases:
         step += p["steps"]
@@ -300,6 +301,31 @@ def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
     self_play = worker.evaluator.evaluate(rec.planes)
     np.testing.assert_allclose(self_play[0], gen0[0], atol=1e-5)
     assert not np.allclose(trained[0], gen0[0], atol=1e-5)
+
+
+def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, monkeypatch):
+    """Self-play's cap and margin are training levers; matches keep arena's yardstick."""
+    seen = []
+    real = arena.play_match
+
+    def spy(*args, **kwargs):  # the real match, its rules recorded
+        seen.append({k: kwargs.get(k) for k in ("max_plies", "adjudication", "margin")})
+        result = real(*args, **kwargs)
+        seen[-1]["plies"] = [len(g.moves) - len(OPENINGS[g.opening].split()) for g in result.games]
+        return result
+
+    monkeypatch.setattr(arena, "play_match", spy)
+    cfg = tiny_config(max_games=2, max_moves_per_game=6, adjudication="none", adjudication_margin=1,
+                      eval_games=4, eval_opponents=["greedy"], min_games_before_learning=100)
+    rec = Recorder()
+    rec.worker = SessionWorker(WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt",
+                                          torch_threads=1), rec)
+    rec.worker.run()
+    assert all(len(g["moves"]) <= 6 for g in rec.of("game"))
+    assert seen and all(s["max_plies"] is None and s["margin"] is None for s in seen)  # arena's defaults
+    assert max(p for s in seen for p in s["plies"]) > 6  # not the session's 6-ply cap
+    assert all(p <= arena.EVAL_MAX_PLIES for s in seen for p in s["plies"])
+    assert rec.of("evaluation")[0]["opponent"] == "greedy"
 
 
 def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path):

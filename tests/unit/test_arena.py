@@ -7,6 +7,7 @@ import pytest
 from service.engine import arena, mcts, network
 from service.engine.openings import OPENINGS, opening_board
 from service.engine.players import GreedyPlayer, RandomPlayer
+from service.engine.selfplay import material_balance
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +49,20 @@ def test_searching_candidate_against_random_and_against_another_net():
     check_match(arena.play_match(candidate, RandomPlayer(3), pairs=2, max_plies=16), 2, 16)
     gen0 = arena.SearchSide(network.Evaluator(network.build_network("tiny", 0)), simulations=8)
     check_match(arena.play_match(candidate, gen0, pairs=2, max_plies=16), 2, 16)
+
+
+def test_default_rules_are_the_fixed_evaluation_yardstick():
+    """Without arguments a match cuts games EVAL_MAX_PLIES plies after the opening and
+    adjudicates a material lead of EVAL_ADJUDICATION_MARGIN pawns as a win."""
+    assert (arena.EVAL_MAX_PLIES, arena.EVAL_ADJUDICATION_MARGIN) == (150, 3)
+    result = arena.play_match(RandomPlayer(4), RandomPlayer(5), pairs=3)
+    check_match(result, 3, arena.EVAL_MAX_PLIES)
+    capped = [g for g in result.games if g.adjudicated]
+    assert capped, "random movers should reach the cap in some game"
+    for game in capped:
+        balance = material_balance(replay(game))
+        expected = "1-0" if balance >= 3 else "0-1" if balance <= -3 else "1/2-1/2"
+        assert game.result == expected
 
 
 def test_the_same_net_on_both_sides_shares_network_calls():
