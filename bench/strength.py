@@ -1,13 +1,18 @@
 """Strength after a fixed budget: one session of `--minutes` (MAX_GAMES=0), then the final
 rating list with 95% intervals and the learning curve, as one JSON object.
 
+With `--curve K`, K earlier checkpoints (evenly spaced by generation) also play the
+EVAL_OPPONENTS anchors after the session ends, outside its time and by the same arena
+code: a learning curve that costs the session nothing (evaluations during a session,
+every EVAL_INTERVAL_GAMES games, take their time from its budget).
+
 The session is a normal headless session (same orchestrator, worker and storage as
 `continuous-play run`) in a temporary database and folders. Its evaluations (every
 EVAL_INTERVAL_GAMES games and at the end, after the time stop) are what the figures come
 from: the newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its
 score against the random mover and against material-greedy.
 
-    python bench/strength.py --minutes 20 [--preset small] [--set NAME=VALUE ...]
+    python bench/strength.py --minutes 20 [--preset small] [--curve 3] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import value_probe  # noqa: E402  (bench/value_probe.py)
+from service.engine import arena, network, players  # noqa: E402
+from service.stats.elo import elo_from_wdl  # noqa: E402
 from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
 from service.sessions.headless import run_session  # noqa: E402
 from service.sessions.ratings import player, rating_list, ratings_out  # noqa: E402
@@ -66,15 +75,57 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         for e in evaluations:
             if checkpoints[e.checkpoint_id].generation == newest:
                 final[f"score_vs_{e.opponent}"] = (e.wins + e.draws / 2) / max(e.games, 1)
+    curve_after = offline_curve(args.curve, checkpoints, config, settings.checkpoint_dir, newest)
+    probes = {}
+    if newest is not None:  # does the value head count material yet? (bench/value_probe.py)
+        by_generation = {c.generation: c for c in checkpoints.values()}
+        boards = value_probe.positions()
+        for generation in sorted({0, newest}):
+            path = by_generation[generation].weights_path(settings.checkpoint_dir)
+            probes[f"gen{generation}"] = {k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"}
     return {
         "bench": "strength", "preset": args.preset, "minutes": args.minutes, "threads": args.threads,
         "session_id": session_id, "games": report["scorecard"]["games"],
         "games_per_minute": report["throughput"]["games_per_minute"],
         "training_steps": report["losses"].get("steps"), "final": final,
-        "rating_list": ratings_out(ratings), "learning_curve": curve,
+        "rating_list": ratings_out(ratings), "learning_curve": curve, "learning_curve_after": curve_after,
         "losses": {k: report["losses"].get(k) for k in ("policy_loss", "value_loss", "total_loss")},
+        "value_probe": probes, "scorecard": report["scorecard"],
         "config": report["manifest"]["config"],
     }
+
+
+def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, newest: int | None) -> list[dict]:
+    """`count` earlier checkpoints, evenly spaced, against the EVAL_OPPONENTS anchors (as the
+    worker plays them: same arena rules, simulations and per-generation seed)."""
+    if count <= 0 or not newest:
+        return []
+    by_generation = {c.generation: c for c in checkpoints.values()}
+    wanted = sorted({round(newest * (i + 1) / (count + 1)) for i in range(count)} - {0, newest})
+    sims = config.eval_simulations or config.selfplay_simulations
+
+    def side(generation: int) -> arena.SearchSide:
+        net, _ = network.load_weights(by_generation[generation].weights_path(checkpoint_dir))
+        return arena.SearchSide(network.Evaluator(net), sims, config.search)  # as the worker builds it
+
+    gen0 = side(0)
+    rows = []
+    for generation in wanted:
+        candidate = side(generation)
+        for name in config.eval_opponents:
+            opponent = {"gen0": lambda: gen0, "random": lambda: players.RandomPlayer(config.seed),
+                        "greedy": lambda: players.GreedyPlayer(config.seed)}.get(name)
+            if opponent is None:
+                continue  # an external engine: not replayed here
+            result = arena.play_match(candidate, opponent(), pairs=config.eval_games // 2,
+                                      seed=config.seed + generation)
+            elo = elo_from_wdl(result.wins, result.draws, result.losses)
+            rows.append({"generation": generation, "games": by_generation[generation].games, "opponent": name,
+                         "wins": result.wins, "draws": result.draws, "losses": result.losses,
+                         "score": (result.wins + result.draws / 2) / len(result.games),
+                         "elo_diff": elo.elo, "low": elo.low, "high": elo.high})
+            print(f"curve: gen{generation} vs {name}: {result.wins}/{result.draws}/{result.losses}", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
@@ -83,7 +134,15 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--curve", type=int, default=0,
+                        help="after the session, also evaluate this many earlier checkpoints (learning curve)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the session's database and checkpoints in this new folder")
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+        print(json.dumps(asyncio.run(measure(args, args.keep)), indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="cp-strength-") as folder:
         print(json.dumps(asyncio.run(measure(args, Path(folder))), indent=1))
 
