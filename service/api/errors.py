@@ -4,7 +4,9 @@ Every handler here answers with the members of RFC 9457 (`type`, `title`, `statu
 `detail`, `instance`) plus extension members where they help a client: `errors` (one
 entry per invalid field: `loc`, `field`, `msg`, `type`) on 422, `state`/`action`/
 `session_id` on 409. An unexpected exception is logged with its traceback and answered
-with a bare 500 problem that names nothing of the server's internals.
+with a bare 500 problem that names nothing of the server's internals; one that means the
+database does not answer (`storage.database.is_connection_error`) is a 503 with
+`Retry-After`, since the same request will work once it is back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.storage.database import DatabaseUnavailable, is_connection_error
 from service.storage.repositories import NotFound, StateConflict
 
 log = logging.getLogger(__name__)
@@ -172,9 +175,30 @@ async def _on_state_conflict(request: Request, exc: StateConflict) -> ProblemRes
                    state=exc.state, action=exc.wanted)
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import DBAPIError
+
+    from service.storage.database import asyncpg_connection_errors
+    return (DBAPIError, *asyncpg_connection_errors())
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, request=request, detail="internal error; the server log has the details")
+
+
+async def _on_database_error(request: Request, exc: Exception) -> ProblemResponse:
+    if not (isinstance(exc, DatabaseUnavailable) or is_connection_error(exc)):
+        return await _on_unexpected(request, exc)
+    log.warning("database unreachable on %s %s: %s: %s", request.method, request.url.path,
+                type(exc).__name__, exc)
+    return problem(503, request=request, title="Database Unavailable", type_=PROBLEM_BASE + "database-unavailable",
+                   detail="the database does not answer; retry later (sessions go on playing and hold "
+                          "their finished games until it is back)", headers={"Retry-After": "5"})
+
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, *_driver_errors())
+"""Exception classes that may mean an unreachable database; `_on_database_error` sorts them."""
 
 
 _DESCRIPTIONS = {
@@ -184,7 +208,7 @@ _DESCRIPTIONS = {
     409: "Not allowed in the session's current state",
     413: "Request body too large",
     422: "Invalid input; `errors` names each field",
-    503: "Not ready",
+    503: "Not ready, or the database does not answer (retry after `Retry-After` seconds)",
 }
 
 
@@ -208,9 +232,12 @@ def install_problem_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         problem_refs = ("/ProblemDetails", "/ValidationProblem", "/IllegalTransitionProblem")
-        for operations in schema.get("paths", {}).values():
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.get("responses", {})
+                if path.startswith("/v1/") and "503" not in responses:  # every /v1 route reads the database
+                    responses["503"] = {"description": _DESCRIPTIONS[503], "content": {
+                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}
                 for response in responses.values():
                     content = response.get("content", {})
                     refs = [media.get("schema", {}).get("$ref", "") for media in content.values()]
@@ -239,6 +266,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IllegalTransition, _on_illegal)
     app.add_exception_handler(NotFound, _on_repo_not_found)
     app.add_exception_handler(StateConflict, _on_state_conflict)
+    for cls in DATABASE_ERRORS:  # handled here, so a database outage is not re-raised as a crash
+        app.add_exception_handler(cls, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
     install_problem_openapi(app)
 

@@ -53,7 +53,8 @@ _NETWORK_ERRNOS = frozenset(getattr(errno, name) for name in (
     "ETIMEDOUT", "EPIPE", "ENOTCONN") if hasattr(errno, name))
 
 
-def _asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
+def asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
+    """asyncpg's exception classes that mean the server could not be reached or went away."""
     try:
         from asyncpg import exceptions as pg
     except ImportError:  # pragma: no cover - asyncpg is a dependency
@@ -79,7 +80,7 @@ def is_connection_error(exc: BaseException) -> bool:
 
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
-    pg_errors = _asyncpg_connection_errors()
+    pg_errors = asyncpg_connection_errors()
     while pending:
         err = pending.pop()
         if err is None or id(err) in seen:

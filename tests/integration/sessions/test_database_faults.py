@@ -178,6 +178,12 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
         problem = await readyz_problem(client)
         assert problem is not None and problem["checks"]["database"] == "unavailable"
         assert not orch.database_ok
+        for path in (f"/v1/sessions/{sid}", f"/v1/sessions/{sid}/games?limit=5", "/v1/sessions"):
+            r = await client.get(path)  # reads: 503 saying why and when to retry, not a 500
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.headers["retry-after"] == "5"
+            assert r.json()["type"] == "urn:continuous-play:problem:database-unavailable" and "database" in r.json()["detail"], r.json()
 
         t_start = time.time()
         cluster.start()
