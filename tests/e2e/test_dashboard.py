@@ -116,6 +116,11 @@ def test_dashboard_follows_a_session_live(live_session):
 
         # the rating list and the sessions table
         page.wait_for_selector("#ratings tbody tr", timeout=WAIT_MS)
+        # the first match's rating may show before the second match is stored: wait for both
+        page.wait_for_function("""() => {
+            const players = [...document.querySelectorAll('#ratings tbody tr')].map(r => r.dataset.player);
+            return players.includes('gen0') && players.includes('random');
+        }""", timeout=WAIT_MS)
         players = page.eval_on_selector_all("#ratings tbody tr", "rows => rows.map(r => r.dataset.player)")
         assert "gen0" in players and "random" in players
         page.wait_for_function(f"""() => {{
