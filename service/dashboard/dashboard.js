@@ -553,7 +553,7 @@
           duration: data.duration_s, runningSince: view.runningSince,
         });
         view.lastGame = { ...data, ts: event.ts };
-        if (data.number === view.featured.game) {
+        if ((data.started ?? data.number) === view.featured.game) {  // game.move names a game by its start number
           $("featured-label").textContent = `game #${data.number} · ${data.result} · ${data.termination}`;
         }
         renderLastGameSoon();

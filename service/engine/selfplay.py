@@ -78,6 +78,7 @@ class GameRecord:
     simulations: int = 0
     duration_s: float = 0.0
     ended_at: float = 0.0  # wall clock (time.time()) when the game ended
+    started: int = 0  # the number it was started under (its RNG, its temperature, the featured game's id)
 
     @property
     def plies(self) -> int:
@@ -182,7 +183,8 @@ class SelfPlay:
         self.cfg = cfg
         self.evaluator = evaluator
         self.seed = seed
-        self.next_number = first_game
+        self.next_number = first_game  # by start: seeds a game and names it while in flight
+        self.next_finished = first_game  # by finish: the number a game keeps (see `step`)
         self.temperature_for = temperature_for
         self.max_new_games: int | None = None  # None: no limit
         self.games: list[_Game] = []
@@ -230,6 +232,10 @@ class SelfPlay:
             if game.search.done:
                 record = self._play_move(game)
                 if record is not None:
+                    # Games finish out of order and the ones in flight at a stop are dropped:
+                    # numbering by finish keeps the numbers kept 1..N with no gap.
+                    record.started, record.number = record.number, self.next_finished
+                    self.next_finished += 1
                     finished.append(record)
                     continue
             still.append(game)

@@ -751,7 +751,8 @@ class Orchestrator:
             async def job(db):
                 game = await repo.add_game(db, session_id, data)
                 await self._event(db, session_id, "game.finished", {
-                    "game_id": game.id, "number": data["number"], "result": data["result"],
+                    "game_id": game.id, "number": data["number"], "started": data.get("started", data["number"]),
+                    "result": data["result"],
                     "termination": data["termination"], "adjudicated": data["adjudicated"],
                     "plies": data["plies"], "duration_s": data["duration_s"],
                     "simulations": data["simulations"], "moves": data["moves"], "pgn": data["pgn"],

@@ -81,6 +81,7 @@ def game_message(record: GameRecord) -> dict[str, Any]:
     """What the caller stores of a game: no board features (they are recomputed by replay)."""
     return {
         "number": record.number,
+        "started": record.started,
         "moves": [m.uci() for m in record.moves],
         "result": record.result,
         "termination": record.termination,

@@ -314,8 +314,20 @@ def test_temperature_comes_from_the_schedule_by_game_number():
     cfg = selfplay_config(max_plies=6, parallel_games=2)
     _, records = play(cfg, 6, temperature_for=schedule)
     for rec in records:
-        assert rec.temperature == pytest.approx(schedule(rec.number - 1))
+        assert rec.temperature == pytest.approx(schedule(rec.started - 1))
     assert {round(r.temperature, 6) for r in records} == {1.0, 0.8, 0.6, 0.4, 0.2}
+
+
+def test_games_are_numbered_in_the_order_they_finish():
+    """Games finish out of order (a game in flight at a stop is dropped): numbered by
+    finish, the numbers kept are 1..N whatever was in flight; `started` keeps the start
+    number that seeded the game."""
+    cfg = selfplay_config(max_plies=30, parallel_games=4)
+    _, records = play(cfg, 12)
+    assert [r.number for r in records] == list(range(1, len(records) + 1))
+    assert sorted(r.started for r in records) == list(range(1, len(records) + 1))
+    assert any(r.started != r.number for r in records), "no game finished out of order: the test shows nothing"
+    assert all(f'[Round "{r.number}"]' in r.pgn() for r in records)
 
 
 def test_resignation_when_every_game_may_resign():
