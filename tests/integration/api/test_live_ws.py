@@ -201,7 +201,7 @@ async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path
         async with aconnect_ws(f"/v1/sessions/{sid}/live?moves=true", client) as ws:
             got = await read_until(ws, final_state)
     moves = [m for m in got if m["type"] == "game.move"]
-    games = {m["data"]["number"]: m["data"]["moves"] for m in got if m["type"] == "game.finished"}
+    games = {m["data"]["started"]: m["data"]["moves"] for m in got if m["type"] == "game.finished"}
     assert moves and len(games) == 6
     for m in moves:
         assert "seq" not in m and set(m["data"]) == {"game", "ply", "uci", "san", "fen"}
