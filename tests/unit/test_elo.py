@@ -91,7 +91,9 @@ def test_four_times_the_games_shrinks_the_interval(w, d, l):
     small, big = elo_from_wdl(w, d, l), elo_from_wdl(4 * w, 4 * d, 4 * l)
     assert big.error < small.error
     assert big.games == 4 * small.games
-    assert big.score == pytest.approx(small.score, abs=1e-5)
+    # a 0 count is regularised to 1e-3 (LLRcalc.regularize), which moves a small match's
+    # score by up to 1e-3 / games per empty cell: the same score within that
+    assert big.score == pytest.approx(small.score, abs=2e-3 / small.games)
 
 
 @given(penta)
