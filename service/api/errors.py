@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -25,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.sessions.lifecycle import IllegalTransition, SessionNotFound
-from service.storage.database import DatabaseUnavailable, is_connection_error
+from service.storage.database import DatabaseUnavailable, asyncpg_connection_errors, is_connection_error
 from service.storage.repositories import NotFound, StateConflict
 
 log = logging.getLogger(__name__)
@@ -175,13 +176,6 @@ async def _on_state_conflict(request: Request, exc: StateConflict) -> ProblemRes
                    state=exc.state, action=exc.wanted)
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import DBAPIError
-
-    from service.storage.database import asyncpg_connection_errors
-    return (DBAPIError, *asyncpg_connection_errors())
-
-
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, request=request, detail="internal error; the server log has the details")
@@ -197,7 +191,8 @@ async def _on_database_error(request: Request, exc: Exception) -> ProblemRespons
                           "their finished games until it is back)", headers={"Retry-After": "5"})
 
 
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, *_driver_errors())
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, DBAPIError,
+                                                      *asyncpg_connection_errors())
 """Exception classes that may mean an unreachable database; `_on_database_error` sorts them."""
 
 
