@@ -58,7 +58,7 @@ from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable, is_connection_error
 from ..storage.models import EventRow
 from .events import EventBus
-from .lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
+from .lifecycle import ACTIVE, FINAL, IllegalTransition, SessionNotFound, State, action_target
 from .pool import Pool
 from .ratings import player, rating_list
 from .worker import WorkerSpec
@@ -494,19 +494,14 @@ class Orchestrator:
     async def pause(self, session_id: str) -> None:
         """Hold a running session between two search steps."""
         action_target(session_id, await self._current_state(session_id), "pause")
-        worker = self._workers.get(session_id)
-        if worker is not None:
-            worker.send("pause")
         await self._set_state(session_id, State.PAUSED)
+        self._command(session_id, "pause")
 
     async def resume(self, session_id: str) -> None:
         """Continue a paused session (restarting its worker if the service restarted meanwhile)."""
         action_target(session_id, await self._current_state(session_id), "resume")
-        worker = self._workers.get(session_id)
         await self._set_state(session_id, State.RUNNING)
-        if worker is not None:
-            worker.send("resume")
-        elif session_id not in self._tasks:
+        if not self._command(session_id, "resume") and session_id not in self._tasks:
             self._launch(session_id)
 
     async def continue_session(self, session_id: str) -> None:
@@ -525,13 +520,11 @@ class Orchestrator:
         """End a session: it checkpoints and becomes `stopped` (a pending one at once)."""
         state = await self._current_state(session_id)
         action_target(session_id, state, "stop")
-        worker = self._workers.get(session_id)
-        if worker is None and session_id not in self._tasks:
+        if session_id not in self._tasks:  # nothing runs it here
             await self._set_state(session_id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
             return
         await self._set_state(session_id, State.STOPPING)
-        if worker is not None:
-            worker.send("stop")
+        self._command(session_id, "stop")
 
     async def delete(self, session_id: str) -> None:
         """Remove a session that is not active, with its games, events and checkpoint files."""
@@ -546,6 +539,18 @@ class Orchestrator:
         self._live.pop(session_id, None)
         self._alerts.pop(session_id, None)
         self._reports.pop(session_id, None)
+
+    def _command(self, session_id: str, command: str) -> bool:
+        """Send a user action to the session's worker, if it has one; False if not.
+
+        Called after the action's state is stored, never before: a worker that starts
+        meanwhile either is found here or reads the stored state when it starts
+        (`_attempt`), so no action falls between the two."""
+        worker = self._workers.get(session_id)
+        if worker is None:
+            return False
+        worker.send(command)
+        return True
 
     def live(self, session_id: str) -> dict[str, Any] | None:
         """The worker's latest stats (simulations/s, buffer, memory...), or None."""
@@ -659,19 +664,21 @@ class Orchestrator:
         is on its new worker."""
         worker = None
         try:
-            spec, _ = await self._spec(session_id)
+            spec, state = await self._spec(session_id)
+            if State(state) in FINAL:  # stopped before it got a worker
+                return None
             worker = await self.pool.acquire()
             self._workers[session_id] = worker
             worker.send("run", spec)
             if self._closing:  # the service went down while we waited for a worker
                 worker.send("shutdown")
-            state = await self._current_state(session_id)  # it may have changed while we waited
-            if state == State.PENDING.value:
-                await self._set_state(session_id, State.RUNNING, started_at=utcnow())
-                state = State.RUNNING.value
-            elif state == State.PAUSED.value:
+            # The state as stored now, after any action taken while we waited: a `pending`
+            # session becomes `running` in the same write that reads it, so a stop stored
+            # just before is seen here and one stored after finds the worker (`_command`).
+            state = await self._start_running(session_id)
+            if state == State.PAUSED.value:
                 worker.send("pause")
-            elif state == State.STOPPING.value:
+            elif state != State.RUNNING.value:  # stopping, or already ended
                 worker.send("stop")
             if restart is not None:
                 await self.add_event(session_id, "session.state", {
@@ -682,6 +689,20 @@ class Orchestrator:
             self._workers.pop(session_id, None)
             if worker is not None:
                 await self.pool.release(worker)  # a dead worker is replaced by a fresh one
+
+    async def _start_running(self, session_id: str) -> str:
+        """Mark a `pending` session `running` (with its event); returns its state after."""
+        async def job(db):
+            row = await repo.get_session(db, session_id)
+            if row.state != State.PENDING.value:
+                return row.state
+            started_at = utcnow()
+            await repo.set_state(db, session_id, State.RUNNING.value, from_states=(State.PENDING.value,),
+                                 started_at=started_at)
+            await self._event(db, session_id, "session.state",
+                              {"state": State.RUNNING.value, "started_at": started_at.isoformat()})
+            return State.RUNNING.value
+        return await self.write(job)
 
     async def _fail(self, session_id: str, reason: str) -> None:
         try:

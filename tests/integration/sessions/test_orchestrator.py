@@ -182,3 +182,54 @@ async def test_a_restart_resumes_running_sessions_without_losing_or_renumbering_
     async with db_sessions() as db:
         generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
     assert generations == list(range(len(generations)))
+
+
+class GatedPool(InlinePool):
+    """An inline pool whose workers are handed out only once `gate` is set: a session's
+    launch can be held between "its task exists" and "its worker runs"."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.gate = asyncio.Event()
+
+    async def acquire(self):
+        await self.gate.wait()
+        return await super().acquire()
+
+
+async def _writes_queued(orch: Orchestrator, n: int) -> bool:
+    return orch._writes.qsize() >= n
+
+
+async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
+    """The stop arrives while the session's worker is still starting, and the launch reads
+    the state before the stop's write is stored: the session must still stop, never be
+    marked running over `stopping` and play on (the fuzz suite's victim session did)."""
+    pool = GatedPool(1)
+    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
+    await orch.start()
+    writer_busy, writer_free = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_writer(db):
+        writer_busy.set()
+        await writer_free.wait()
+    try:
+        sid = await orch.create_session(orch.settings.session_config(max_games=0, session_duration_min=30))
+        assert sid in orch._tasks and sid not in orch._workers  # launched, waiting for a worker
+        blocker = asyncio.create_task(orch.write(hold_the_writer))
+        await writer_busy.wait()
+        stopping = asyncio.create_task(orch.stop(sid))
+        await wait_for(lambda: _writes_queued(orch, 1), timeout=10)  # the stop's write waits
+        pool.gate.set()  # the worker starts and the launch reads the state: still pending
+        await wait_for(lambda: _writes_queued(orch, 2), timeout=10)  # the launch's write waits too
+        writer_free.set()
+        await blocker
+        await stopping
+        await wait_for(lambda: _is(db_sessions, sid, "stopped"), timeout=30)
+        async with db_sessions() as db:
+            states = [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000)
+                      if e.type == "session.state"]
+        assert "running" not in states[states.index("stopping"):], states
+    finally:
+        writer_free.set()
+        await orch.close()
