@@ -8,7 +8,7 @@ from typing import Annotated, Any, Generic, Optional, TypeVar, Union, get_args, 
 
 import annotated_types as at
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator
 
 from service.config import SessionConfig
 
@@ -56,20 +56,24 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(None, description="Opaque cursor of the next page; null on the last page.")
 
 
-def _is_int(tp: Any) -> bool:
-    return tp is int or (get_origin(tp) in (Union, types.UnionType) and int in get_args(tp))
+def _is(tp: Any, kind: type) -> bool:
+    return tp is kind or (get_origin(tp) in (Union, types.UnionType) and kind in get_args(tp))
 
 
 def _optional_overrides() -> dict[str, Any]:
     """Every SessionConfig field, optional, with its type and bounds (so OpenAPI shows them
     and a wrong type fails here, located in the body). Integers without an upper bound get
-    int64's: a number no column or tensor can hold is refused up front. The full checks
-    (cross-field ones included) run on the merged config (`Settings.session_config`)."""
+    int64's: a number no column or tensor can hold is refused up front. Numbers and
+    booleans are strict, as the schema says: `true` is no integer, `1` no boolean, `3.0`
+    no integer. The full checks (cross-field ones included) run on the merged config
+    (`Settings.session_config`)."""
     fields: dict[str, Any] = {}
     for name, info in SessionConfig.model_fields.items():
         metadata = list(info.metadata)
-        if _is_int(info.annotation) and not any(isinstance(m, (at.Le, at.Lt)) for m in metadata):
+        if _is(info.annotation, int) and not any(isinstance(m, (at.Le, at.Lt)) for m in metadata):
             metadata.append(at.Le(INT64_MAX))
+        if any(_is(info.annotation, kind) for kind in (int, float, bool)):
+            metadata.append(Strict())
         tp = Annotated[(info.annotation, *metadata)] if metadata else info.annotation
         fields[name] = (Optional[tp], Field(None, description=info.description))
     return fields
@@ -92,7 +96,7 @@ class CreateSession(_SessionOverrides):  # type: ignore[misc, valid-type]
         json_schema_extra={"examples": [{"max_games": 200, "chess_preset": "tiny", "seed": 7}]},
     )
 
-    init_checkpoint_id: int | None = Field(
+    init_checkpoint_id: Annotated[int, Strict()] | None = Field(
         None, ge=1, le=INT64_MAX, description="Start from this stored checkpoint's weights (its id)."
     )
 

@@ -85,6 +85,13 @@ BAD_CREATE_BODIES = [
         ({"eval_uci_engine": "stock\x00fish"}, "eval_uci_engine"),  # NUL fits no text column
         ({"selfplay_simulations": 1.5}, "selfplay_simulations"),
         ({"gating": "perhaps"}, "gating"),
+        # strict types, as the schema says (schemathesis found `true` taken as 1)
+        ({"fast_simulations": True}, "fast_simulations"),
+        ({"selfplay_parallel_games": 3600.0}, "selfplay_parallel_games"),
+        ({"learning_rate": "0.01"}, "learning_rate"),
+        ({"gating": 1}, "gating"),
+        ({"gating": "true"}, "gating"),
+        ({"init_checkpoint_id": True}, "init_checkpoint_id"),
 ]
 
 
