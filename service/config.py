@@ -95,6 +95,10 @@ class SessionFields(BaseModel):
         "wins, else a draw."
     )
     adjudication_margin: int = Field(3, ge=1, le=39, description="Material lead, in pawns, that wins at the cap.")
+    value_horizon_plies: int = Field(
+        0, ge=0, le=10_000, description="Value target of a position more than this many plies from the game's end: "
+        "the game adjudicated by material (ADJUDICATION_MARGIN) that many plies later; 0 = the game's result."
+    )
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )

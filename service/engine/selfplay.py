@@ -84,13 +84,12 @@ class GameRecord:
     def plies(self) -> int:
         return len(self.moves)
 
-    def samples(self) -> list[Sample]:
-        """Training samples of every searched ply, the result seen from each side to move; only
-        full-search plies are policy targets (playout-cap randomisation), every ply is a value
-        target."""
-        white = {"1-0": 1.0, "0-1": -1.0}.get(self.result, 0.0)
+    def samples(self, value_horizon: int = 0, margin: int = 3) -> list[Sample]:
+        """Training samples of every searched ply with its `value_targets`; only full-search
+        plies are policy targets (playout-cap randomisation), every ply is a value target."""
+        values = value_targets(self.moves, self.result, value_horizon, margin)
         return [Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16), self.policies[ply],
-                       white if ply % 2 == 0 else -white, policy_target=full)
+                       values[ply], policy_target=full)
                 for ply, full in enumerate(self.full_search)]
 
     def pgn(self, headers: dict[str, str] | None = None) -> str:
@@ -118,6 +117,31 @@ def material_balance(board: chess.Board) -> int:
     for piece, value in PIECE_VALUES.items():
         total += value * (len(board.pieces(piece, chess.WHITE)) - len(board.pieces(piece, chess.BLACK)))
     return total
+
+
+def value_targets(moves: list[chess.Move] | list[str], result: str, horizon: int = 0,
+                  margin: int = 3) -> list[float]:
+    """Each position's value target, from its side to move's view (+1 win, 0 draw, -1 loss),
+    for the positions before each move and the final one.
+
+    With `horizon` 0 it is the game's result (AlphaZero). With `horizon` H > 0, a position
+    more than H plies from the end gets the game adjudicated by material H plies later (a
+    lead of `margin` pawns wins, else a draw); the last H get the result. A short horizon
+    is a dense, learnable signal (a piece left hanging is usually lost within a few plies),
+    where a result decided 100 plies later is mostly noise to a young value head."""
+    plies = len(moves)
+    final = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
+    white = [final] * (plies + 1)
+    if horizon > 0 and plies > horizon:
+        board = chess.Board()
+        balance = [0]
+        for move in moves:
+            board.push(move if isinstance(move, chess.Move) else chess.Move.from_uci(move))
+            balance.append(material_balance(board))
+        for ply in range(plies - horizon):
+            later = balance[ply + horizon]
+            white[ply] = 1.0 if later >= margin else -1.0 if later <= -margin else 0.0
+    return [w if ply % 2 == 0 else -w for ply, w in enumerate(white)]
 
 
 def adjudicate(board: chess.Board, rule: str, margin: int) -> str:
@@ -298,18 +322,18 @@ class SelfPlay:
 
 
 def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: list[bool],
-                   result: str) -> list[Sample]:
+                   result: str, value_horizon: int = 0, margin: int = 3) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as
     `GameRecord.samples` gave."""
-    white = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
+    values = value_targets(moves, result, value_horizon, margin)
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):
         legal = list(board.generate_legal_moves())
         out.append(Sample(board_features(board, mcts.repetitions(board)),
                           np.asarray(move_indices(legal, board.turn), dtype=np.int16),
-                          np.asarray(policy, dtype=np.float32), white if ply % 2 == 0 else -white,
+                          np.asarray(policy, dtype=np.float32), values[ply],
                           policy_target=bool(full)))
         if ply < len(moves):
             board.push_uci(moves[ply])

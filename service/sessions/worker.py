@@ -157,7 +157,8 @@ class SessionWorker:
             net, _ = network.load_weights(spec.init_weights, self.device)
             self.net.load_state_dict(net.state_dict())
         for game in spec.replay_games:
-            self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"]))
+            self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"],
+                                           cfg["value_horizon_plies"], cfg["adjudication_margin"]))
         self.evaluator = network.Evaluator(self.net, self.device)
         anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
         if spec.init_weights is not None:
@@ -253,7 +254,7 @@ class SessionWorker:
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg
         self.games_done += 1
-        samples = record.samples()
+        samples = record.samples(cfg["value_horizon_plies"], cfg["adjudication_margin"])
         self.buffer.add(samples)
         self.new_positions += len(samples)
         self.emit("game", game_message(record))

@@ -454,12 +454,39 @@ def test_replay_samples_rebuild_exactly_what_the_game_produced():
     records = []
     while sp.in_flight or sp.max_new_games:
         records += sp.step()
-    for rec in records:
-        original = rec.samples()
-        rebuilt = replay_samples([m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result)
+    for rec, horizon in zip(records, (0, 6, 12)):
+        original = rec.samples(horizon, 2)
+        rebuilt = replay_samples([m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result,
+                                 horizon, 2)
         assert len(rebuilt) == len(original) > 0
         for a, b in zip(original, rebuilt):
             assert a.features == b.features
             assert list(a.move_indices) == list(b.move_indices)
             np.testing.assert_array_equal(a.policy, b.policy)
             assert a.result == b.result and a.policy_target == b.policy_target
+
+
+def test_value_targets_are_the_result_from_each_side_to_move():
+    from service.engine.selfplay import value_targets
+
+    moves = ["e2e4", "e7e5", "g1f3"]
+    assert value_targets(moves, "1-0") == [1.0, -1.0, 1.0, -1.0]
+    assert value_targets(moves, "0-1") == [-1.0, 1.0, -1.0, 1.0]
+    assert value_targets(moves, "1/2-1/2") == [0.0] * 4
+    assert value_targets(moves, "1-0", horizon=3) == value_targets(moves, "1-0")  # no ply is further than 3
+
+
+def test_value_horizon_adjudicates_by_material_that_many_plies_later():
+    """White wins a knight on ply 4 (3xd4 then ...); Black wins the game in the end. With a
+    horizon of 2, a position 2 plies before the knight is gone already sees White ahead."""
+    from service.engine.selfplay import value_targets
+
+    # 1.e4 Nc6 2.d4 Nxd4 3.Qxd4: Black's knight takes a pawn, White's queen takes the knight
+    moves = ["e2e4", "b8c6", "d2d4", "c6d4", "d1d4", "a7a6", "a2a3", "a6a5"]
+    balance = [0, 0, 0, 0, -1, 2, 2, 2, 2]  # White's lead after each ply (a knight for a pawn: +2)
+    targets = value_targets(moves, "0-1", horizon=2, margin=2)
+    white_view = [t if ply % 2 == 0 else -t for ply, t in enumerate(targets)]
+    expected = [1.0 if balance[p + 2] >= 2 else -1.0 if balance[p + 2] <= -2 else 0.0 for p in range(len(moves) - 2)]
+    assert white_view[:len(moves) - 2] == expected == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert white_view[len(moves) - 2:] == [-1.0, -1.0, -1.0]  # the last 2 plies and the end: the result
+    assert value_targets(moves, "0-1", horizon=2, margin=3)[3] == 0.0  # a lead of 2 is no win at margin 3
