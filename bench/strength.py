@@ -1,18 +1,18 @@
 """Strength after a fixed budget: one session of `--minutes` (MAX_GAMES=0), then the final
 rating list with 95% intervals and the learning curve, as one JSON object.
 
-With `--curve K`, K earlier checkpoints (evenly spaced by generation) also play the
-EVAL_OPPONENTS anchors after the session ends, outside its time and by the same arena
-code: a learning curve that costs the session nothing (evaluations during a session,
-every EVAL_INTERVAL_GAMES games, take their time from its budget).
+With `--curve K` (default 3), K earlier checkpoints (evenly spaced by generation) also
+play the EVAL_OPPONENTS anchors after the session ends, outside its time and by the same
+arena code: a learning curve that costs the session nothing. Evaluations during the
+session (every EVAL_INTERVAL_GAMES games) would take their time from its budget, so the
+bench runs none unless `--set EVAL_INTERVAL_GAMES=N` asks for them.
 
 The session is a normal headless session (same orchestrator, worker and storage as
-`continuous-play run`) in a temporary database and folders. Its evaluations (every
-EVAL_INTERVAL_GAMES games and at the end, after the time stop) are what the figures come
-from: the newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its
+`continuous-play run`) in a temporary database and folders. Its evaluations (at the end,
+after the time stop, and any asked for during it) are what the figures come from: the newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its
 score against the random mover and against material-greedy.
 
-    python bench/strength.py --minutes 20 [--preset small] [--curve 3] [--set NAME=VALUE ...]
+    python bench/strength.py --minutes 20 [--preset small] [--curve K] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -41,9 +41,14 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
     settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
                              report_dir=folder / "reports", checkpoint_dir=folder / "checkpoints",
                              torch_threads=args.threads)
+    # Only the end-of-session evaluation (outside the budget) unless EVAL_INTERVAL_GAMES is set:
+    # a match inside the session takes its time from self-play (two ate half of 20 minutes).
+    # The learning curve comes from `--curve`, replayed after the session.
+    interval = {} if any(s.lower().startswith("eval_interval_games=") for s in args.sets) else {
+        "eval_interval_games": 100_000_000}
     try:
         config = session_config_from(settings, args.sets, chess_preset=args.preset, max_games=0,
-                                     session_duration_min=args.minutes)
+                                     session_duration_min=args.minutes, **interval)
     except SettingsError as exc:
         print(f"strength.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -134,7 +139,7 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--curve", type=int, default=0,
+    parser.add_argument("--curve", type=int, default=3,
                         help="after the session, also evaluate this many earlier checkpoints (learning curve)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the session's database and checkpoints in this new folder")
