@@ -94,9 +94,11 @@ class SessionFields(BaseModel):
         "material", description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
         "wins, else a draw."
     )
-    adjudication_margin: int = Field(3, ge=1, le=39, description="Material lead, in pawns, that wins at the cap.")
+    adjudication_margin: int = Field(
+        1, ge=1, le=39, description="Material lead, in pawns, that wins at the cap (and at VALUE_HORIZON_PLIES)."
+    )
     value_horizon_plies: int = Field(
-        0, ge=0, le=10_000, description="Value target of a position more than this many plies from the game's end: "
+        4, ge=0, le=10_000, description="Value target of a position more than this many plies from the game's end: "
         "the game adjudicated by material (ADJUDICATION_MARGIN) that many plies later; 0 = the game's result."
     )
     resign_threshold: float | None = Field(

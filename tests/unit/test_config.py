@@ -26,7 +26,7 @@ DESIGN_DEFAULTS = {
     "chess_preset": "small", "device": "cpu", "seed": 0, "search": "gumbel", "selfplay_simulations": 32,
     "gumbel_considered": 16,  # DESIGN: 8 as a starting value; 16 measured stronger (README)
     "full_search_prob": 0.25, "fast_simulations": 8, "selfplay_parallel_games": 64,
-    "temperature_plies": 30, "adjudication": "material", "adjudication_margin": 3, "value_horizon_plies": 0,
+    "temperature_plies": 30, "adjudication": "material", "adjudication_margin": 1, "value_horizon_plies": 4,
     "resign_threshold": None,
     "replay_buffer_positions": 50000, "train_samples_per_position": 4, "torch_threads": None,
     "eval_interval_games": 100, "eval_games": 40, "eval_simulations": None,
