@@ -451,9 +451,11 @@ class Orchestrator:
                               {**alert.to_dict(), "trigger": trigger,
                                **{k: v for k, v in context.items() if v is not None}})
 
-    async def _set_state(self, session_id: str, state: State, **fields: Any) -> None:
-        """Store a state change and its `session.state` event. A session stopped because the
-        database stayed unreachable past its bound (`_stop_sessions_for_outage`) ends
+    async def _set_state(self, session_id: str, state: State, *, from_states: tuple[str, ...] | None = None,
+                         **fields: Any) -> None:
+        """Store a state change and its `session.state` event; with `from_states`, only from
+        one of them, checked in the same write (else StateConflict). A session stopped because
+        the database stayed unreachable past its bound (`_stop_sessions_for_outage`) ends
         `failed` with that reason instead of `stopped`."""
         outage_stopped = state is State.STOPPED and session_id in self._db_failed
 
@@ -463,7 +465,7 @@ class Orchestrator:
                 target = State.FAILED
                 values = {"failure_reason": self._outage_failure(session_id)[:2000],
                           "finished_at": fields.get("finished_at") or utcnow()}
-            await repo.set_state(db, session_id, target.value, **values)
+            await repo.set_state(db, session_id, target.value, from_states=from_states, **values)
             await self._event(db, session_id, "session.state", {"state": target.value, **{
                 k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}})
         await self.write(job)
@@ -673,9 +675,14 @@ class Orchestrator:
             if self._closing:  # the service went down while we waited for a worker
                 worker.send("shutdown")
             # The state as stored now, after any action taken while we waited: a `pending`
-            # session becomes `running` in the same write that reads it, so a stop stored
+            # session becomes `running` in the same write that checks it, so a stop stored
             # just before is seen here and one stored after finds the worker (`_command`).
-            state = await self._start_running(session_id)
+            try:
+                await self._set_state(session_id, State.RUNNING, from_states=(State.PENDING.value,),
+                                      started_at=utcnow())
+                state = State.RUNNING.value
+            except repo.StateConflict as exc:
+                state = exc.state
             if state == State.PAUSED.value:
                 worker.send("pause")
             elif state != State.RUNNING.value:  # stopping, or already ended
@@ -689,20 +696,6 @@ class Orchestrator:
             self._workers.pop(session_id, None)
             if worker is not None:
                 await self.pool.release(worker)  # a dead worker is replaced by a fresh one
-
-    async def _start_running(self, session_id: str) -> str:
-        """Mark a `pending` session `running` (with its event); returns its state after."""
-        async def job(db):
-            row = await repo.get_session(db, session_id)
-            if row.state != State.PENDING.value:
-                return row.state
-            started_at = utcnow()
-            await repo.set_state(db, session_id, State.RUNNING.value, from_states=(State.PENDING.value,),
-                                 started_at=started_at)
-            await self._event(db, session_id, "session.state",
-                              {"state": State.RUNNING.value, "started_at": started_at.isoformat()})
-            return State.RUNNING.value
-        return await self.write(job)
 
     async def _fail(self, session_id: str, reason: str) -> None:
         try:
