@@ -9,8 +9,9 @@ bench runs none unless `--set EVAL_INTERVAL_GAMES=N` asks for them.
 
 The session is a normal headless session (same orchestrator, worker and storage as
 `continuous-play run`) in a temporary database and folders. Its evaluations (at the end,
-after the time stop, and any asked for during it) are what the figures come from: the newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its
-score against the random mover and against material-greedy.
+after the time stop, and any asked for during it) are what the figures come from: the
+newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its score
+against the random mover and against material-greedy.
 
     python bench/strength.py --minutes 20 [--preset small] [--curve K] [--set NAME=VALUE ...]
 """
@@ -41,14 +42,12 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
     settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
                              report_dir=folder / "reports", checkpoint_dir=folder / "checkpoints",
                              torch_threads=args.threads)
-    # Only the end-of-session evaluation (outside the budget) unless EVAL_INTERVAL_GAMES is set:
-    # a match inside the session takes its time from self-play (two ate half of 20 minutes).
-    # The learning curve comes from `--curve`, replayed after the session.
-    interval = {} if any(s.lower().startswith("eval_interval_games=") for s in args.sets) else {
-        "eval_interval_games": 100_000_000}
+    # Only the end-of-session evaluation (outside the budget) unless `--set EVAL_INTERVAL_GAMES=N`
+    # (a `--set` wins over these keywords): a match inside the session takes its time from
+    # self-play (two ate half of 20 minutes). The learning curve comes from `--curve`.
     try:
         config = session_config_from(settings, args.sets, chess_preset=args.preset, max_games=0,
-                                     session_duration_min=args.minutes, **interval)
+                                     session_duration_min=args.minutes, eval_interval_games=100_000_000)
     except SettingsError as exc:
         print(f"strength.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
