@@ -101,12 +101,16 @@ class SessionFields(BaseModel):
         4, ge=0, le=10_000, description="Value target of a position more than this many plies from the game's end: "
         "the game adjudicated by material (ADJUDICATION_MARGIN) that many plies later; 0 = the game's result."
     )
+    value_material_scale: float = Field(
+        5.0, ge=0, le=100, description="With VALUE_HORIZON_PLIES, the target is graded: tanh(material balance that "
+        "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN)."
+    )
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )
     replay_buffer_positions: int = Field(50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer.")
     train_samples_per_position: float = Field(
-        4.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
+        2.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
     )
     torch_threads: int | None = Field(
         None, ge=1, le=512, description="Torch threads per worker; empty = CPU cores / MAX_CONCURRENT_SESSIONS."
@@ -272,6 +276,7 @@ _NOTES = {
     "max_games": "0 = no limit",
     "max_moves_per_game": "plies",
     "adjudication_margin": "pawns",
+    "value_material_scale": "pawns; 0 = win/draw/loss",
     "resign_threshold": "empty = off",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",

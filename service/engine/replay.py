@@ -1,7 +1,7 @@
 """Bounded replay buffer of self-play positions, sampled into dense training batches.
 
 Chess has no board symmetry to augment with, so a position is stored once, compactly:
-its `board_features` row (16 x uint64), its result as a WDL class (int8), whether its
+its `board_features` row (16 x uint64), its value target (float32), whether its
 policy is a target (bool) and its search policy as the legal moves' indices (int16) with
 their probabilities (float16), packed into one small bytes object per slot. Dense
 1858-wide targets exist only in a sampled batch. After a restart the buffer is rebuilt
@@ -22,6 +22,14 @@ WIN, DRAW, LOSS = 0, 1, 2
 """WDL classes, from the side to move's view (the value head's output order)."""
 
 
+def wdl_target(value: np.ndarray) -> np.ndarray:
+    """Value targets in [-1, 1] -> WDL probabilities (B, 3) whose expected score is the value:
+    +1, 0, -1 are the one-hot win, draw, loss; a graded value v > 0 is a win with
+    probability v and a draw otherwise (so the value head, P(win) - P(loss), learns v)."""
+    v = np.asarray(value, dtype=np.float32)
+    return np.stack([np.clip(v, 0, 1), 1 - np.abs(v), np.clip(-v, 0, 1)], axis=-1).astype(np.float32)
+
+
 @dataclass(slots=True)
 class Sample:
     """One position to learn from, as self-play records it."""
@@ -33,7 +41,8 @@ class Sample:
     policy: np.ndarray
     """Search policy target over `move_indices` (float, sums to 1)."""
     result: float
-    """Game result from the side to move's view: +1 win, 0 draw, -1 loss."""
+    """Value target from the side to move's view, in [-1, 1]: the game's result (+1 win,
+    0 draw, -1 loss) or a graded material target (`selfplay.value_targets`)."""
     policy_target: bool = True
     """Whether `policy` teaches the policy head: a full search's (playout-cap randomisation,
     KataGo); a fast search's mostly repeats the prior, so such a position teaches the value
@@ -47,21 +56,11 @@ class Batch:
     planes: np.ndarray  # float32 (B, 22, 8, 8)
     policy: np.ndarray  # float32 (B, 1858), sums to 1 over legal moves, 0 elsewhere
     legal: np.ndarray  # bool (B, 1858)
-    wdl: np.ndarray  # int64 (B,): 0 win, 1 draw, 2 loss
+    wdl: np.ndarray  # float32 (B, 3): win/draw/loss probabilities (`wdl_target`), rows sum to 1
     policy_weight: np.ndarray  # float32 (B,): 1 where the row's policy is a target, else 0
 
     def __len__(self) -> int:
         return int(self.wdl.shape[0])
-
-
-def _wdl_class(result: float) -> int:
-    if result == 1:
-        return WIN
-    if result == 0:
-        return DRAW
-    if result == -1:
-        return LOSS
-    raise ValueError(f"result must be +1, 0 or -1 from the side to move's view, got {result!r}")
 
 
 class ReplayBuffer:
@@ -79,7 +78,7 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self._rng = np.random.default_rng(seed)
         self._features = np.zeros((self.capacity, FEATURE_WIDTH), dtype=np.uint64)
-        self._wdl = np.zeros(self.capacity, dtype=np.int8)
+        self._value = np.zeros(self.capacity, dtype=np.float32)
         self._policy_target = np.zeros(self.capacity, dtype=bool)
         self._policies: list[bytes] = [b""] * self.capacity  # int16 indices then float16 probs
         self._size = 0
@@ -101,11 +100,13 @@ class ReplayBuffer:
                 raise ValueError(f"move index out of range 0..{POLICY_SIZE - 1}")
             if not (probs >= 0).all() or not probs.sum() > 0:
                 raise ValueError("policy target must be non-negative with a positive sum")
+            if not -1 <= s.result <= 1:  # also rejects NaN
+                raise ValueError(f"result must be a value in [-1, 1] from the side to move's view, got {s.result!r}")
             if len(s.features) != FEATURE_WIDTH:
                 raise ValueError(f"features must be a board_features row of {FEATURE_WIDTH} ints")
             slot = self._next
             self._features[slot] = s.features
-            self._wdl[slot] = _wdl_class(s.result)
+            self._value[slot] = s.result
             self._policy_target[slot] = s.policy_target
             self._policies[slot] = idx.astype("<i2").tobytes() + (probs / probs.sum()).astype("<f2").tobytes()
             self._next = (slot + 1) % self.capacity
@@ -145,8 +146,7 @@ class ReplayBuffer:
             probs = np.frombuffer(packed, dtype="<f2", count=k, offset=2 * k).astype(np.float32)
             policy[row, idx] = probs / probs.sum()  # float16 rounding: renormalise
             legal[row, idx] = True
-        wdl = self._wdl[slots].astype(np.int64)
-        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl,
+        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl_target(self._value[slots]),
                      policy_weight=self._policy_target[slots].astype(np.float32))
 
     def clear(self) -> None:

@@ -17,6 +17,7 @@ is the caller's business.
 from __future__ import annotations
 
 import io
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -84,10 +85,10 @@ class GameRecord:
     def plies(self) -> int:
         return len(self.moves)
 
-    def samples(self, value_horizon: int = 0, margin: int = 3) -> list[Sample]:
+    def samples(self, value_horizon: int = 0, margin: int = 3, scale: float = 0.0) -> list[Sample]:
         """Training samples of every searched ply with its `value_targets`; only full-search
         plies are policy targets (playout-cap randomisation), every ply is a value target."""
-        values = value_targets(self.moves, self.result, value_horizon, margin)
+        values = value_targets(self.moves, self.result, value_horizon, margin, scale)
         return [Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16), self.policies[ply],
                        values[ply], policy_target=full)
                 for ply, full in enumerate(self.full_search)]
@@ -120,15 +121,17 @@ def material_balance(board: chess.Board) -> int:
 
 
 def value_targets(moves: list[chess.Move] | list[str], result: str, horizon: int = 0,
-                  margin: int = 3) -> list[float]:
-    """Each position's value target, from its side to move's view (+1 win, 0 draw, -1 loss),
-    for the positions before each move and the final one.
+                  margin: int = 3, scale: float = 0.0) -> list[float]:
+    """Each position's value target, from its side to move's view, in [-1, 1], for the
+    positions before each move and the final one.
 
-    With `horizon` 0 it is the game's result (AlphaZero). With `horizon` H > 0, a position
-    more than H plies from the end gets the game adjudicated by material H plies later (a
-    lead of `margin` pawns wins, else a draw); the last H get the result. A short horizon
-    is a dense, learnable signal (a piece left hanging is usually lost within a few plies),
-    where a result decided 100 plies later is mostly noise to a young value head."""
+    With `horizon` 0 it is the game's result (AlphaZero: +1 win, 0 draw, -1 loss). With
+    `horizon` H > 0, a position more than H plies from the end learns the material balance
+    H plies later: adjudicated (a lead of `margin` pawns wins, else a draw) when `scale` is
+    0, else graded, tanh(balance / `scale`), so that a queen up is worth more than a pawn
+    up; the last H positions get the result. A short horizon is a dense, learnable signal
+    (a piece left hanging is usually lost within a few plies), where a result decided 100
+    plies later is mostly noise to a young value head."""
     plies = len(moves)
     final = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
     white = [final] * (plies + 1)
@@ -140,7 +143,10 @@ def value_targets(moves: list[chess.Move] | list[str], result: str, horizon: int
             balance.append(material_balance(board))
         for ply in range(plies - horizon):
             later = balance[ply + horizon]
-            white[ply] = 1.0 if later >= margin else -1.0 if later <= -margin else 0.0
+            if scale > 0:
+                white[ply] = math.tanh(later / scale)
+            else:
+                white[ply] = 1.0 if later >= margin else -1.0 if later <= -margin else 0.0
     return [w if ply % 2 == 0 else -w for ply, w in enumerate(white)]
 
 
@@ -322,11 +328,11 @@ class SelfPlay:
 
 
 def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: list[bool],
-                   result: str, value_horizon: int = 0, margin: int = 3) -> list[Sample]:
+                   result: str, value_horizon: int = 0, margin: int = 3, scale: float = 0.0) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as
     `GameRecord.samples` gave."""
-    values = value_targets(moves, result, value_horizon, margin)
+    values = value_targets(moves, result, value_horizon, margin, scale)
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):

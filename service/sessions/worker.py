@@ -158,7 +158,8 @@ class SessionWorker:
             self.net.load_state_dict(net.state_dict())
         for game in spec.replay_games:
             self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"],
-                                           cfg["value_horizon_plies"], cfg["adjudication_margin"]))
+                                           cfg["value_horizon_plies"], cfg["adjudication_margin"],
+                                           cfg["value_material_scale"]))
         self.evaluator = network.Evaluator(self.net, self.device)
         anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
         if spec.init_weights is not None:
@@ -254,7 +255,7 @@ class SessionWorker:
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg
         self.games_done += 1
-        samples = record.samples(cfg["value_horizon_plies"], cfg["adjudication_margin"])
+        samples = record.samples(cfg["value_horizon_plies"], cfg["adjudication_margin"], cfg["value_material_scale"])
         self.buffer.add(samples)
         self.new_positions += len(samples)
         self.emit("game", game_message(record))

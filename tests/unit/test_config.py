@@ -27,8 +27,9 @@ DESIGN_DEFAULTS = {
     "gumbel_considered": 16,  # DESIGN: 8 as a starting value; 16 measured stronger (README)
     "full_search_prob": 0.25, "fast_simulations": 8, "selfplay_parallel_games": 64,
     "temperature_plies": 30, "adjudication": "material", "adjudication_margin": 1, "value_horizon_plies": 4,
+    "value_material_scale": 5.0,
     "resign_threshold": None,
-    "replay_buffer_positions": 50000, "train_samples_per_position": 4, "torch_threads": None,
+    "replay_buffer_positions": 50000, "train_samples_per_position": 2, "torch_threads": None,
     "eval_interval_games": 100, "eval_games": 40, "eval_simulations": None,
     "eval_opponents": ["gen0", "random", "greedy"], "eval_uci_engine": None, "eval_uci_elo": None,
     "elo_anchor": 1500, "gating": False, "sprt_elo0": 0, "sprt_elo1": 50, "sprt_alpha": 0.05, "sprt_beta": 0.05,

@@ -10,7 +10,7 @@ import pytest
 
 from service.engine.encoding import (POLICY_SIZE, board_features, encode_boards, legal_mask, move_indices,
                                      planes_from_features)
-from service.engine.replay import Batch, ReplayBuffer, Sample
+from service.engine.replay import Batch, ReplayBuffer, Sample, wdl_target
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +61,7 @@ def test_batch_shapes_and_targets() -> None:
     assert batch.planes.shape == (32, 22, 8, 8) and batch.planes.dtype == np.float32
     assert batch.policy.shape == (32, POLICY_SIZE) and batch.policy.dtype == np.float32
     assert batch.legal.shape == (32, POLICY_SIZE) and batch.legal.dtype == bool
-    assert batch.wdl.shape == (32,) and batch.wdl.dtype == np.int64
+    assert batch.wdl.shape == (32, 3) and batch.wdl.dtype == np.float32
     np.testing.assert_allclose(batch.policy.sum(axis=1), 1.0, atol=1e-5)
     assert np.all(batch.policy[~batch.legal] == 0)
     assert np.all(batch.policy >= 0)
@@ -76,7 +76,7 @@ def test_batch_shapes_and_targets() -> None:
         np.testing.assert_array_equal(batch.legal[row], masks[k])
         s = samples[k]
         np.testing.assert_allclose(batch.policy[row, s.move_indices], s.policy, atol=2e-3)
-        assert batch.wdl[row] == {1.0: 0, 0.0: 1, -1.0: 2}[s.result]
+        np.testing.assert_array_equal(batch.wdl[row], {1.0: [1, 0, 0], 0.0: [0, 1, 0], -1.0: [0, 0, 1]}[s.result])
 
 
 def test_policy_weight_marks_the_policy_targets() -> None:
@@ -150,8 +150,9 @@ def test_invalid_samples_are_refused() -> None:
     board = chess.Board()
     good = _sample(board, np.random.default_rng(0), result=1.0)
     buf = ReplayBuffer(4)
-    with pytest.raises(ValueError, match="result"):
-        buf.add([Sample(good.features, good.move_indices, good.policy, 0.5)])
+    for bad in (1.5, -1.01, float("nan")):
+        with pytest.raises(ValueError, match="result"):
+            buf.add([Sample(good.features, good.move_indices, good.policy, bad)])
     with pytest.raises(ValueError):
         buf.add([Sample(good.features, good.move_indices, good.policy[:-1], 1.0)])
     with pytest.raises(ValueError):
@@ -163,12 +164,26 @@ def test_invalid_samples_are_refused() -> None:
     assert len(buf) == 0
 
 
+def test_a_graded_value_becomes_wdl_probabilities_with_that_expected_score() -> None:
+    """A material target of 0.6 is a win 60% of the time and a draw otherwise; -0.25 a loss
+    25% of the time: rows sum to 1 and P(win) - P(loss) is the value the head learns."""
+    values = np.array([1.0, 0.6, 0.0, -0.25, -1.0], dtype=np.float32)
+    wdl = wdl_target(values)
+    np.testing.assert_allclose(wdl, [[1, 0, 0], [0.6, 0.4, 0], [0, 1, 0], [0, 0.75, 0.25], [0, 0, 1]], atol=1e-6)
+    np.testing.assert_allclose(wdl.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(wdl[:, 0] - wdl[:, 2], values, atol=1e-6)
+    buf = ReplayBuffer(1)
+    s = _sample(chess.Board(), np.random.default_rng(0), result=0.6)
+    buf.add([s])
+    np.testing.assert_allclose(buf.sample(2).wdl, [[0.6, 0.4, 0.0]] * 2, atol=1e-6)
+
+
 def test_stored_compactly() -> None:
     board = chess.Board()
     buf = ReplayBuffer(3)
     s = _sample(board, np.random.default_rng(0), result=-1.0)
     buf.add([s])
     assert buf._features.dtype == np.uint64 and buf._features.shape == (3, 16)
-    assert buf._wdl.dtype == np.int8 and buf._wdl[0] == 2
+    assert buf._value.dtype == np.float32 and buf._value[0] == -1.0
     assert len(buf._policies[0]) == 4 * len(s.move_indices)  # int16 index + float16 prob per move
     np.testing.assert_array_equal(planes_from_features([s.features]), buf.sample(1).planes)

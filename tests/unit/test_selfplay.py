@@ -490,3 +490,23 @@ def test_value_horizon_adjudicates_by_material_that_many_plies_later():
     assert white_view[:len(moves) - 2] == expected == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     assert white_view[len(moves) - 2:] == [-1.0, -1.0, -1.0]  # the last 2 plies and the end: the result
     assert value_targets(moves, "0-1", horizon=2, margin=3)[3] == 0.0  # a lead of 2 is no win at margin 3
+
+
+def test_a_material_scale_grades_the_horizon_target():
+    """With a scale, the target is tanh(balance H plies later / scale) instead of win/draw/loss:
+    a knight-for-a-pawn lead of 2 is worth tanh(2/5) to White and minus that to Black; the
+    last H positions still learn the result, and a scale of 0 is the adjudicated target."""
+    import math
+
+    from service.engine.selfplay import value_targets
+
+    moves = ["e2e4", "b8c6", "d2d4", "c6d4", "d1d4", "a7a6", "a2a3", "a6a5"]
+    balance = [0, 0, 0, 0, -1, 2, 2, 2, 2]
+    targets = value_targets(moves, "0-1", horizon=2, margin=2, scale=5.0)
+    for ply in range(len(moves) - 2):
+        white = math.tanh(balance[ply + 2] / 5.0)
+        assert targets[ply] == pytest.approx(white if ply % 2 == 0 else -white)
+    assert targets[2] == pytest.approx(math.tanh(-1 / 5.0)) and targets[3] == pytest.approx(-math.tanh(2 / 5.0))
+    assert targets[len(moves) - 2:] == [-1.0, 1.0, -1.0]  # the result, from each side to move's view
+    assert value_targets(moves, "0-1", horizon=2, margin=2, scale=0.0) == value_targets(moves, "0-1", 2, 2)
+    assert all(-1 < t < 1 for t in value_targets(moves, "1-0", horizon=2, scale=0.5)[:len(moves) - 2])
