@@ -177,6 +177,18 @@ class SessionFields(BaseModel):
         return value
 
 
+ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0}
+"""Session fields added after sessions were first stored, each with the value that keeps an
+older stored session doing what it did when it resumes (it learned the game's result)."""
+
+
+def stored_session_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored session's config as its worker reads it: fields it predates take their
+    `ADDED_SESSION_FIELDS` value, not today's default, so an upgrade never changes a running
+    session's training (nor fails it on a missing key)."""
+    return {**ADDED_SESSION_FIELDS, **stored}
+
+
 class SessionConfig(SessionFields):
     """One session's configuration; the body of POST /v1/sessions, so unknown fields are errors."""
 

@@ -51,7 +51,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from ..config import SessionConfig, Settings
+from ..config import SessionConfig, Settings, stored_session_config
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
 from ..storage import codec
 from ..storage import repositories as repo
@@ -607,7 +607,7 @@ class Orchestrator:
                                    "result": game.result})
                 replay.reverse()  # oldest first: the buffer keeps the newest
         checkpoint_dir = Path(self.settings.checkpoint_dir)
-        config = dict(row.config)
+        config = stored_session_config(row.config)
         spec = WorkerSpec(
             session_id=session_id, config=config, checkpoint_dir=checkpoint_dir / session_id,
             torch_threads=self.settings.resolved_torch_threads(), first_game=first_game,

@@ -217,3 +217,17 @@ def test_session_config_rejects_unknown_fields_and_bad_values():
     with pytest.raises(ValidationError):
         Settings().session_config(no_such_field=1)
     assert SessionConfig(eval_opponents=["uci"], eval_uci_engine="stockfish").eval_opponents == ["uci"]
+
+
+def test_a_stored_session_that_predates_a_field_keeps_its_old_behaviour():
+    """A session stored before VALUE_HORIZON_PLIES / VALUE_MATERIAL_SCALE existed resumes
+    learning the game's result (0, 0), not today's defaults; a stored value is kept."""
+    from service.config import ADDED_SESSION_FIELDS, SessionConfig, stored_session_config
+
+    current = SessionConfig().model_dump(mode="json")
+    assert stored_session_config(current) == current
+    old = {k: v for k, v in current.items() if k not in ADDED_SESSION_FIELDS}
+    resumed = stored_session_config(old)
+    assert resumed["value_horizon_plies"] == 0 and resumed["value_material_scale"] == 0.0
+    assert set(resumed) == set(current)
+    assert stored_session_config({**old, "value_horizon_plies": 6})["value_horizon_plies"] == 6
