@@ -18,12 +18,10 @@ import numpy as np
 
 from .encoding import FEATURE_WIDTH, POLICY_SIZE, planes_from_features
 
-WIN, DRAW, LOSS = 0, 1, 2
-"""WDL classes, from the side to move's view (the value head's output order)."""
-
 
 def wdl_target(value: np.ndarray) -> np.ndarray:
-    """Value targets in [-1, 1] -> WDL probabilities (B, 3) whose expected score is the value:
+    """Value targets in [-1, 1] -> WDL probabilities (B, 3), columns win, draw, loss from the
+    side to move's view (the value head's output order), whose expected score is the value:
     +1, 0, -1 are the one-hot win, draw, loss; a graded value v > 0 is a win with
     probability v and a draw otherwise (so the value head, P(win) - P(loss), learns v)."""
     v = np.asarray(value, dtype=np.float32)

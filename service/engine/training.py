@@ -3,9 +3,10 @@
 The policy loss compares the search's target with the net's policy restricted to legal
 moves (illegal logits masked to -inf before the softmax), so the net spends no capacity
 learning which moves are illegal; it counts only the positions whose policy is a target
-(full searches), while every position's result teaches the value head. The value loss is
-the cross-entropy of the WDL logits against the position's WDL target (`replay.wdl_target`). Each step reports per-head losses, gradient norm,
-learning rate and the masked policy's entropy (a collapsing entropy warns early).
+(full searches), while every position's value target teaches the value head. The value
+loss is the cross-entropy of the WDL logits against the position's WDL probabilities
+(`replay.wdl_target`). Each step reports per-head losses, gradient norm, learning rate and
+the masked policy's entropy (a collapsing entropy warns early).
 """
 
 from __future__ import annotations
