@@ -37,14 +37,27 @@ ACTIONS: dict[str, tuple[frozenset[State], State]] = {
 }
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.PENDING: frozenset({State.RUNNING, State.STOPPING, State.FAILED}),
-    State.RUNNING: frozenset({State.PAUSED, State.STOPPING, State.COMPLETED, State.FAILED}),
-    State.PAUSED: frozenset({State.RUNNING, State.STOPPING, State.FAILED}),
+    State.PENDING: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.FAILED}),
+    State.RUNNING: frozenset({State.PAUSED, State.STOPPING, State.STOPPED, State.COMPLETED, State.FAILED,
+                              State.PENDING}),
+    State.PAUSED: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.COMPLETED, State.FAILED}),
     State.STOPPING: frozenset({State.STOPPED, State.COMPLETED, State.FAILED}),
     State.COMPLETED: frozenset(),
     State.STOPPED: frozenset(),
     State.FAILED: frozenset(),
 }
+"""Every state change a session may make, the one table the writer enforces (each change is
+a compare-and-set from the states that may lead to it: `sources`). Why the less obvious
+ones: a session's own end (completed, a worker failure) can be reported after a user's pause
+or stop was stored, so both lead on to it; a stop of a session that nothing runs (pending,
+or left running/paused by a service that went down) ends it at once; a `running` session
+that the restarted service has no slot for waits as `pending` again. A final state never
+changes."""
+
+
+def sources(target: State) -> frozenset[State]:
+    """The states from which TRANSITIONS allows `target`."""
+    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
 
 
 class SessionError(Exception):
@@ -71,10 +84,17 @@ class IllegalTransition(SessionError):
         self.action = action
 
 
-def check_transition(current: State, new: State) -> None:
-    """Raise ValueError for a transition the state machine does not have (a bug, not a user error)."""
-    if new not in TRANSITIONS[current]:
-        raise ValueError(f"illegal session transition {current} -> {new}")
+class SessionOwned(IllegalTransition):
+    """Another live process runs the session (`run --resume` beside `serve`, a second
+    `serve` on the same database): its lease in the database holds, so this one may not run
+    it or act on it (HTTP 409; the CLI says so in one line, exit 2)."""
+
+    def __init__(self, session_id: str, state: str, action: str, owner: str, until: str) -> None:
+        super().__init__(session_id, state, action)
+        self.args = (f"cannot {action} session {session_id}: it is {state} and run by another process "
+                     f"({owner}, lease until {until}); act on it there, or after that process has "
+                     "stopped and its lease has expired",)
+        self.owner = owner
 
 
 def action_target(session_id: str, current: str, action: str) -> State:

@@ -27,6 +27,18 @@ in flight at the death are dropped, never half-stored. A session whose worker di
 than WORKER_MAX_RESTARTS times within WORKER_RESTART_WINDOW_S ends `failed`, with the
 reason in its `session.state` event and its `failure_reason`.
 
+One process runs a session at a time, through a lease in its row (`lease`,
+`storage.repositories.claim_lease`): a session's task claims it before it takes a worker,
+the heartbeat renews it every HEARTBEAT_S, each game and checkpoint write renews it (and
+stores nothing if another process holds it now), and the task gives it back when it ends.
+Another live process is refused (`SessionOwned`, HTTP 409, CLI exit 2); a crashed owner's
+lease is taken over once it has expired (LEASE_S), or at once when its process is known to
+be gone, by the recovery that runs at start and with every heartbeat.
+
+A worker goes back to the pool only once it has reported its session loop over (`idle`);
+one that may still be playing (an error in the session's task) is killed and replaced, and
+a report tagged with another session's id is dropped and logged (`_pump`).
+
 When the database goes away (`storage.database.is_connection_error`), the writer holds the
 write it was doing and every later one, in order, retrying with backoff until it is back:
 sessions play on, their finished games waiting in memory (`database_ok` is False and
@@ -43,7 +55,8 @@ import logging
 import shutil
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,8 +70,9 @@ from ..storage import codec
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable, is_connection_error
 from ..storage.models import EventRow
+from . import lease
 from .events import EventBus
-from .lifecycle import ACTIVE, FINAL, IllegalTransition, SessionNotFound, State, action_target
+from .lifecycle import ACTIONS, ACTIVE, FINAL, IllegalTransition, SessionNotFound, SessionOwned, State, sources
 from .pool import Pool
 from .ratings import player, rating_list
 from .worker import WorkerSpec
@@ -90,6 +104,15 @@ DB_RETRY_MAX_S = 2.0
 """...up to this (so a database back is noticed within about 2 s)."""
 DB_CLOSE_GRACE_S = 10.0
 """At shutdown during an outage, how long held writes may still wait before they are given up."""
+
+
+@contextmanager
+def suppress_lost_race() -> Iterator[None]:
+    """Around a state change that may lose to another process (its lease, its state)."""
+    try:
+        yield
+    except (repo.LeaseHeld, repo.StateConflict) as exc:
+        log.info("left as it is: %s", exc)
 
 
 def utcnow() -> datetime:
@@ -182,6 +205,11 @@ class Orchestrator:
         self._games_written: dict[str, int] = {}  # games this writer stored, per active session
         self._closing_seen: float | None = None
         self._gave_up = False
+        # one owner per session across processes (see `lease`); attributes so tests can shorten them
+        self.owner = lease.new_owner()
+        self.lease_s = lease.LEASE_S
+        self.heartbeat_s = lease.HEARTBEAT_S
+        self._heartbeat: asyncio.Task | None = None
 
     # -- lifecycle of the orchestrator itself ------------------------------------------
     async def start(self) -> None:
@@ -193,6 +221,7 @@ class Orchestrator:
         if self.recover:
             await self._recover()
             await self._schedule()
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="lease-heartbeat")
 
     @property
     def ready(self) -> bool:
@@ -202,8 +231,10 @@ class Orchestrator:
     async def close(self, timeout: float = 60.0) -> None:
         """Shut down: running sessions checkpoint and stay resumable (state unchanged)."""
         self._closing = True
-        for worker in self._workers.values():
-            worker.send("shutdown")
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for session_id, worker in self._workers.items():
+            worker.send("shutdown", session_id)
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=timeout)
         for task in self._tasks.values():
@@ -212,6 +243,7 @@ class Orchestrator:
         if self._writer is not None:
             await self._writes.put(None)
             await self._writer
+        lease.close_owner(self.owner)  # a lease left behind (a write given up) is stale from now on
         self.bus.close()  # live feeds end (1001) after the last events went out
 
     # -- the single writer ---------------------------------------------------------------
@@ -390,7 +422,7 @@ class Orchestrator:
         for session_id, worker in list(self._workers.items()):
             if session_id not in self._db_failed:
                 self._db_failed[session_id] = (reason, outage.games_mark.get(session_id, 0))
-                worker.send("stop")
+                worker.send("stop", session_id)
                 stopped.append(session_id)
         log.error("%s: stopping sessions %s; what they finished is held until the database is back",
                   reason, ", ".join(stopped) or "(none running)")
@@ -426,6 +458,45 @@ class Orchestrator:
             except Exception:  # a listener never breaks a session
                 log.exception("event listener failed")
 
+    # -- leases: one owner per session across processes ---------------------------------
+    async def _heartbeat_loop(self) -> None:
+        """Every `heartbeat_s`: renew the leases this orchestrator holds and (with `recover`)
+        take over the running sessions whose owner is gone (its lease expired, or stale)."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.write(lambda db: repo.renew_leases(db, self.owner, utcnow(), self.lease_s))
+                if self.recover:
+                    await self._recover()
+            except Exception:  # the next beat tries again
+                log.exception("lease heartbeat failed")
+
+    async def _claim(self, session_id: str, action: str) -> None:
+        """Make this orchestrator the session's owner for `lease_s` (renewed by the
+        heartbeat), or SessionOwned while another live process holds its lease."""
+        async def job(db):
+            await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
+        try:
+            await self.write(job)
+        except repo.LeaseHeld as exc:
+            raise self._owned(exc, action) from None
+        except repo.NotFound:
+            raise SessionNotFound("session", session_id) from None
+
+    @staticmethod
+    def _owned(exc: repo.LeaseHeld, action: str) -> SessionOwned:
+        until = rfc3339(exc.expires_at) if exc.expires_at is not None else "?"
+        return SessionOwned(exc.session_id, exc.state, action, exc.owner, until)
+
+    async def _release(self, session_id: str) -> None:
+        """Give up this orchestrator's lease of a session it no longer runs (best effort: a
+        lease left behind expires, or is stale once this process or orchestrator is gone)."""
+        try:
+            await self.write(lambda db: repo.release_lease(db, session_id, self.owner))
+        except Exception as exc:
+            log.warning("session %s: its lease was not released (%s); it expires in %g s",
+                        session_id, type(exc).__name__, self.lease_s)
+
     # -- alerts --------------------------------------------------------------------------
     def _alert_state(self, session_id: str) -> _SessionAlerts:
         state = self._alerts.get(session_id)
@@ -451,21 +522,26 @@ class Orchestrator:
                               {**alert.to_dict(), "trigger": trigger,
                                **{k: v for k, v in context.items() if v is not None}})
 
-    async def _set_state(self, session_id: str, state: State, *, from_states: tuple[str, ...] | None = None,
+    async def _set_state(self, session_id: str, state: State, *, from_states: Collection[State] | None = None,
                          **fields: Any) -> None:
-        """Store a state change and its `session.state` event; with `from_states`, only from
-        one of them, checked in the same write (else StateConflict). A session stopped because
-        the database stayed unreachable past its bound (`_stop_sessions_for_outage`) ends
-        `failed` with that reason instead of `stopped`."""
+        """Store a state change and its `session.state` event, as a compare-and-set in the
+        writer: only from a state that `lifecycle.TRANSITIONS` lets lead to it (and, with
+        `from_states`, only from one of those), checked in the same write, else
+        StateConflict naming the state that won. A session stopped because the database
+        stayed unreachable past its bound (`_stop_sessions_for_outage`) ends `failed` with
+        that reason instead of `stopped`. No process changes the state of a session another
+        live process runs: LeaseHeld (see `_claim`)."""
         outage_stopped = state is State.STOPPED and session_id in self._db_failed
 
         async def job(db):
+            await repo.check_lease(db, session_id, self.owner, utcnow(), lease.stale)
             target, values = state, fields
             if outage_stopped:
                 target = State.FAILED
                 values = {"failure_reason": self._outage_failure(session_id)[:2000],
                           "finished_at": fields.get("finished_at") or utcnow()}
-            await repo.set_state(db, session_id, target.value, from_states=from_states, **values)
+            allowed = sources(target) if from_states is None else sources(target) & set(from_states)
+            await repo.set_state(db, session_id, target.value, from_states={s.value for s in allowed}, **values)
             await self._event(db, session_id, "session.state", {"state": target.value, **{
                 k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}})
         await self.write(job)
@@ -493,23 +569,39 @@ class Orchestrator:
             raise SessionNotFound("session", session_id)
         return row.state
 
+    async def _act(self, session_id: str, action: str, target: State, **fields: Any) -> None:
+        """Store the state a user action leads to, from a state the action is allowed in
+        (`lifecycle.ACTIONS`), as one compare-and-set in the writer: an action that loses a
+        race (the session ended, another action was stored first) is IllegalTransition
+        naming the state that won (HTTP 409); one on a session another live process runs is
+        SessionOwned (HTTP 409 too)."""
+        try:
+            await self._set_state(session_id, target, from_states=ACTIONS[action][0], **fields)
+        except repo.StateConflict as exc:
+            raise IllegalTransition(session_id, exc.state, action) from None
+        except repo.LeaseHeld as exc:
+            raise self._owned(exc, action) from None
+        except repo.NotFound:
+            raise SessionNotFound("session", session_id) from None
+
     async def pause(self, session_id: str) -> None:
         """Hold a running session between two search steps."""
-        action_target(session_id, await self._current_state(session_id), "pause")
-        await self._set_state(session_id, State.PAUSED)
+        await self._act(session_id, "pause", State.PAUSED)
         self._command(session_id, "pause")
 
     async def resume(self, session_id: str) -> None:
         """Continue a paused session (restarting its worker if the service restarted meanwhile)."""
-        action_target(session_id, await self._current_state(session_id), "resume")
-        await self._set_state(session_id, State.RUNNING)
+        await self._act(session_id, "resume", State.RUNNING)
         if not self._command(session_id, "resume") and session_id not in self._tasks:
             self._launch(session_id)
 
     async def continue_session(self, session_id: str) -> None:
         """Start a stored session that has no worker here: a paused one is resumed, one left
-        `running` or `pending` (an interrupted headless run) restarts from its last checkpoint."""
+        `running` or `pending` (an interrupted headless run) restarts from its last checkpoint.
+        SessionOwned while another live process runs it (`serve` beside `run --resume`)."""
         state = await self._current_state(session_id)
+        if State(state) in ACTIVE and state != State.STOPPING.value and session_id not in self._tasks:
+            await self._claim(session_id, "resume")
         if state == State.PAUSED.value:
             await self.resume(session_id)
         elif state in (State.RUNNING.value, State.PENDING.value):
@@ -520,12 +612,10 @@ class Orchestrator:
 
     async def stop(self, session_id: str) -> None:
         """End a session: it checkpoints and becomes `stopped` (a pending one at once)."""
-        state = await self._current_state(session_id)
-        action_target(session_id, state, "stop")
         if session_id not in self._tasks:  # nothing runs it here
-            await self._set_state(session_id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
+            await self._act(session_id, "stop", State.STOPPED, stop_reason="stopped", finished_at=utcnow())
             return
-        await self._set_state(session_id, State.STOPPING)
+        await self._act(session_id, "stop", State.STOPPING)
         self._command(session_id, "stop")
 
     async def delete(self, session_id: str) -> None:
@@ -551,7 +641,7 @@ class Orchestrator:
         worker = self._workers.get(session_id)
         if worker is None:
             return False
-        worker.send(command)
+        worker.send(command, session_id)
         return True
 
     def live(self, session_id: str) -> dict[str, Any] | None:
@@ -569,8 +659,11 @@ class Orchestrator:
                 return
             async with self.sessionmaker() as db:
                 pending = await repo.sessions_in_state(db, State.PENDING.value, limit=free + len(self._tasks))
-            # a session just launched is still pending until its task marks it running
-            for row in [r for r in pending if r.id not in self._tasks][:free]:
+            # a session just launched is still pending until its task marks it running; one
+            # another process has claimed is its to start
+            now = utcnow()
+            for row in [r for r in pending if r.id not in self._tasks
+                        and repo.lease_holder(r, self.owner, now, lease.stale) is None][:free]:
                 self._launch(row.id)
 
     def _launch(self, session_id: str) -> None:
@@ -578,17 +671,31 @@ class Orchestrator:
         self._tasks[session_id] = task
 
     async def _recover(self) -> None:
+        """Take over the sessions left active by a process that is gone (its lease expired
+        or stale; at start-up, after a crash or a restart): `running` ones restart from
+        their last checkpoint (or wait as `pending` beyond MAX_CONCURRENT_SESSIONS), and
+        `stopping` ones are closed as `stopped`. A session another live process runs is
+        left to it."""
         async with self.sessionmaker() as db:
             running = await repo.sessions_in_state(db, State.RUNNING.value)
             stopping = await repo.sessions_in_state(db, State.STOPPING.value)
-        for row in stopping:
-            await self._set_state(row.id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
-        for row in running:
-            if len(self._tasks) < self.settings.max_concurrent_sessions:
-                log.info("restoring session %s from its last checkpoint", row.id)
-                self._launch(row.id)
-            else:
-                await self._set_state(row.id, State.PENDING)
+        now = utcnow()
+
+        def orphaned(row) -> bool:
+            return row.id not in self._tasks and repo.lease_holder(row, self.owner, now, lease.stale) is None
+        try:
+            for row in filter(orphaned, stopping):
+                with suppress_lost_race():
+                    await self._set_state(row.id, State.STOPPED, stop_reason="stopped", finished_at=utcnow())
+            for row in filter(orphaned, running):
+                if len(self._tasks) < self.settings.max_concurrent_sessions:
+                    log.info("restoring session %s from its last checkpoint", row.id)
+                    self._launch(row.id)
+                else:
+                    with suppress_lost_race():
+                        await self._set_state(row.id, State.PENDING)
+        except DatabaseUnavailable:  # shutting down during an outage: they stay as they are
+            return
 
     # -- one session ---------------------------------------------------------------------
     async def _spec(self, session_id: str) -> tuple[WorkerSpec, str]:
@@ -650,6 +757,8 @@ class Orchestrator:
                 log.warning("session %s: %s; restarting it on a fresh worker from its last checkpoint "
                             "(restart %d)", session_id, reason, restarts)
                 restart = {"reason": reason, "restarts": restarts}
+        except (repo.LeaseHeld, repo.LeaseLost) as exc:  # taken over once its lease had expired
+            log.error("session %s: stopped here, another process runs it now (%s)", session_id, exc)
         except Exception as exc:
             log.exception("session %s failed", session_id)
             await self._fail(session_id, f"{type(exc).__name__}: {exc}")
@@ -657,6 +766,7 @@ class Orchestrator:
             self._workers.pop(session_id, None)
             self._tasks.pop(session_id, None)
             self._reports.pop(session_id, None)
+            await self._release(session_id)
             await self._schedule()
 
     async def _attempt(self, session_id: str, restart: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -665,43 +775,59 @@ class Orchestrator:
         `restart` (reason, count) is recorded as a `session.state` event once the session
         is on its new worker."""
         worker = None
+        loop_ended = False  # whether the worker reported its session loop over (`idle`)
         try:
+            try:
+                await self._claim(session_id, "run")
+            except SessionOwned as exc:  # another process took it first
+                log.warning("session %s not run here: %s", session_id, exc)
+                return None
             spec, state = await self._spec(session_id)
             if State(state) in FINAL:  # stopped before it got a worker
                 return None
             worker = await self.pool.acquire()
             self._workers[session_id] = worker
-            worker.send("run", spec)
+            worker.send("run", session_id, spec)
             if self._closing:  # the service went down while we waited for a worker
-                worker.send("shutdown")
+                worker.send("shutdown", session_id)
             # The state as stored now, after any action taken while we waited: a `pending`
             # session becomes `running` in the same write that checks it, so a stop stored
             # just before is seen here and one stored after finds the worker (`_command`).
             try:
-                await self._set_state(session_id, State.RUNNING, from_states=(State.PENDING.value,),
+                await self._set_state(session_id, State.RUNNING, from_states=(State.PENDING,),
                                       started_at=utcnow())
                 state = State.RUNNING.value
             except repo.StateConflict as exc:
                 state = exc.state
             if state == State.PAUSED.value:
-                worker.send("pause")
+                worker.send("pause", session_id)
             elif state != State.RUNNING.value:  # stopping, or already ended
-                worker.send("stop")
+                worker.send("stop", session_id)
             if restart is not None:
                 await self.add_event(session_id, "session.state", {
                     "state": state, "restarted": True, **restart, "first_game": spec.first_game,
                     "resumed_from_checkpoint": spec.resume_state is not None})
-            return await self._pump(session_id, worker)
+            died = await self._pump(session_id, worker)
+            loop_ended = True
+            return died
         finally:
             self._workers.pop(session_id, None)
-            if worker is not None:
+            if worker is not None and loop_ended:
                 await self.pool.release(worker)  # a dead worker is replaced by a fresh one
+            elif worker is not None:  # it may still be playing this session: never hand it on
+                log.warning("session %s: its worker %s did not report its loop over; replacing it",
+                            session_id, worker.name)
+                await self.pool.replace(worker)
 
     async def _fail(self, session_id: str, reason: str) -> None:
         try:
             await self._set_state(session_id, State.FAILED, failure_reason=reason[:2000], finished_at=utcnow())
         except DatabaseUnavailable as exc:  # shutting down during an outage: it stays resumable
             log.error("could not record the failure of session %s (%s): %s", session_id, reason, exc)
+        except repo.StateConflict as exc:  # it had ended already: that state stands
+            log.warning("session %s: not marked failed (%s): it is %s already", session_id, reason, exc.state)
+        except repo.LeaseHeld as exc:  # another process runs it now: its state is that one's to set
+            log.warning("session %s: not marked failed (%s): %s", session_id, reason, exc)
         except Exception:
             log.exception("could not record the failure of session %s", session_id)
 
@@ -743,15 +869,26 @@ class Orchestrator:
         await self.write(job)
 
     async def _pump(self, session_id: str, worker) -> dict[str, Any] | None:
-        """Store the worker's reports until its session ends. Returns the worker's death
-        report (`("died", data)`) when it died under the session, else None."""
+        """Store the worker's reports until its session loop has ended (`idle`), or until it
+        died. Returns the worker's death report when it died under the session, else None.
+        A report about another session (a stale loop's) is dropped and logged."""
         self._reports[session_id] = _Reports()
         while True:
-            kind, data = await worker.receive()
-            if kind == "died" and not self._closing:
-                return data
-            if await self.record(session_id, kind, data):
+            message = await worker.receive()
+            if message.kind == "died":
+                return None if self._closing else message.data
+            if message.session_id != session_id:
+                log.warning("dropped a %r message of worker %s for session %s: that worker runs session %s",
+                            message.kind, worker.name, message.session_id, session_id)
+                continue
+            if await self.record(session_id, message.kind, message.data):
                 return None
+
+    async def _renew(self, db, session_id: str) -> None:
+        """In a game's or checkpoint's write: this orchestrator still owns the session (its
+        lease renewed), else LeaseHeld and nothing of the write is stored: a process whose
+        lease expired under it (stalled, cut off) never writes beside the one that took over."""
+        await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
 
     async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
         """Store (and announce) one report of a session's worker: a game, a checkpoint, an
@@ -763,6 +900,7 @@ class Orchestrator:
         reports = self._reports.setdefault(session_id, _Reports())
         if kind == "game":
             async def job(db):
+                await self._renew(db, session_id)
                 game = await repo.add_game(db, session_id, data)
                 await self._event(db, session_id, "game.finished", {
                     "game_id": game.id, "number": data["number"], "started": data.get("started", data["number"]),
@@ -779,6 +917,7 @@ class Orchestrator:
             checkpoint_dir = Path(self.settings.checkpoint_dir)
 
             async def job(db):
+                await self._renew(db, session_id)
                 row = await repo.add_checkpoint(db, session_id, data, checkpoint_dir)
                 await self._event(db, session_id, "checkpoint.saved", {
                     "checkpoint_id": row.id, "generation": data["generation"], "games": data["games"],
@@ -813,16 +952,15 @@ class Orchestrator:
                 await self._snapshot(session_id, reports.latest)  # the worker's last stats: always kept
             reason = data["reason"]
             if reason == "shutdown":
-                return True  # the service is going down: the session stays resumable
-            await self._set_state(session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason,
-                                  finished_at=utcnow())
+                return False  # the service is going down: the session stays resumable
+            try:
+                await self._set_state(session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason,
+                                      finished_at=utcnow())
+            except repo.StateConflict as exc:  # it had ended already (failed): that state stands
+                log.warning("session %s: its worker finished (%s) after it became %s", session_id, reason,
+                            exc.state)
         elif kind == "failed":
             await self._fail(session_id, data["error"])
-        elif kind == "died":
-            if self._closing:
-                return True
-            await self._fail(session_id, data.get("reason") or f"worker process died (exit code {data.get('exitcode')})")
-            return True
         elif kind == "idle":
             return True
         return False

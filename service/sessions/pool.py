@@ -1,31 +1,42 @@
 """Worker pools: where sessions' engine work runs, never on the event loop.
 
 A pool hands out workers; a worker runs one session at a time (`worker.serve_sessions`)
-and talks in plain tuples: commands in (`("run", WorkerSpec)`, `("pause", None)`, ...),
-messages out (`(kind, data)`). `ProcessPool` (WORKER_BACKEND=process, the default) keeps
-`WORKERS` spawned processes warm; `InlinePool` runs workers as threads of this process
-(unit tests only: a thread shares the GIL with the API); `ray_pool.RayPool`
-(WORKER_BACKEND=ray) has the same `Worker`/`Pool` shape on Ray actors.
+and talks in `protocol` tuples that name the session: commands in (`Command`: run, pause,
+resume, stop, shutdown, exit), messages out (`WorkerMessage`). `ProcessPool`
+(WORKER_BACKEND=process, the default) keeps `WORKERS` spawned processes warm; `InlinePool`
+runs workers as threads of this process (unit tests only: a thread shares the GIL with the
+API); `ray_pool.RayPool` (WORKER_BACKEND=ray) has the same `Worker`/`Pool` shape on Ray
+actors.
 
-Each worker's messages are read by a small thread and handed to the event loop, so the
-loop never blocks on a queue. A worker whose process dies (killed, out of memory, a
-crash in native code) reports `("died", {"exitcode": ..., "reason": "..."})` after every
-message it sent before dying; the pool replaces it when it is released, and the
-orchestrator restarts its session on a fresh worker (`Orchestrator._run`).
+Each worker's messages are read by a small thread and handed to the event loop through a
+bounded inbox (INBOX_SIZE): when the orchestrator falls behind (a slow database), the
+reader waits, the worker's own outgoing queue fills, and the worker waits in its next
+report, so a backlog never grows without bound in the service. A worker whose process dies
+(killed, out of memory, a crash in native code) reports `died` after every message it sent
+before dying; the pool replaces it when it is released. A worker goes back to the pool
+(`release`) only once it has reported `idle` for its session (its loop ended); otherwise
+the orchestrator `replace`s it: it is killed and a fresh one takes its place, so a session's
+loop can never run on into the next session given that worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import multiprocessing as mp
 import queue as queue_mod
 import signal
 import threading
 from typing import Any, Protocol
 
+from .protocol import Command, WorkerMessage
 from .worker import pool_process_main, serve_sessions
 
-Message = tuple[str, dict[str, Any]]
+INBOX_SIZE = 1024
+"""Messages a worker's inbox holds in the service before its reader (then the worker) waits:
+a few tens of MB of games at most; about 4 minutes of featured-game moves."""
+DELIVERY_POLL_S = 0.5
+"""How often a reader blocked on a full inbox checks whether its worker was discarded."""
 
 
 class Worker(Protocol):
@@ -33,11 +44,11 @@ class Worker(Protocol):
 
     name: str
 
-    def send(self, kind: str, payload: Any = None) -> None:
-        """Queue a command for the worker."""
+    def send(self, kind: str, session_id: str | None = None, payload: Any = None) -> None:
+        """Queue a command for the worker (`session_id`: the session it is about)."""
 
-    async def receive(self) -> Message:
-        """The worker's next message (`("died", {...})` if it is gone)."""
+    async def receive(self) -> WorkerMessage:
+        """The worker's next message (`died` if it is gone)."""
 
     @property
     def alive(self) -> bool:
@@ -45,20 +56,47 @@ class Worker(Protocol):
 
 
 class _Base:
-    """The event-loop side shared by both kinds: an asyncio queue fed from another thread."""
+    """The event-loop side shared by every kind: a bounded asyncio queue fed from another
+    thread, which waits while the queue is full."""
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop, inbox_size: int = INBOX_SIZE) -> None:
         self.name = name
         self._loop = loop
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._inbox: asyncio.Queue[WorkerMessage] = asyncio.Queue(maxsize=inbox_size)
+        self._discarded = False
+        self.inbox_peak = 0
+        """The most messages its inbox has held (diagnostics, tests)."""
 
-    def _deliver(self, message: Message) -> None:  # called from the reader/worker thread
+    async def _put(self, message: WorkerMessage) -> None:
+        await self._inbox.put(message)
+        self.inbox_peak = max(self.inbox_peak, self._inbox.qsize())
+
+    def _deliver(self, message: WorkerMessage) -> None:
+        """Hand a message to the event loop; called from the reader or worker thread, never
+        from the loop. Waits while the inbox is full; a discarded worker's messages are dropped."""
+        if self._discarded:
+            return
         try:
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, message)
+            future = asyncio.run_coroutine_threadsafe(self._put(message), self._loop)
         except RuntimeError:  # the event loop is closed: nobody is listening any more
-            pass
+            return
+        while True:
+            try:
+                future.result(DELIVERY_POLL_S)
+                return
+            except concurrent.futures.TimeoutError:
+                if self._discarded or self._loop.is_closed():
+                    future.cancel()
+                    return
+            except (concurrent.futures.CancelledError, RuntimeError):
+                return
 
-    async def receive(self) -> Message:
+    @property
+    def inbox_full(self) -> bool:
+        """Whether its inbox is at its bound (its reader, then the worker, waits)."""
+        return self._inbox.full()
+
+    async def receive(self) -> WorkerMessage:
         return await self._inbox.get()
 
     def drain(self) -> None:
@@ -66,15 +104,21 @@ class _Base:
         while not self._inbox.empty():
             self._inbox.get_nowait()
 
+    def send(self, kind: str, session_id: str | None = None, payload: Any = None) -> None:
+        self._send(Command(kind, session_id, payload))
+
+    def _send(self, command: Command) -> None:
+        raise NotImplementedError
+
 
 class ProcessWorker(_Base):
     """A spawned process running `worker.pool_process_main`."""
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop, threads: int) -> None:
-        super().__init__(name, loop)
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop, threads: int, inbox_size: int = INBOX_SIZE) -> None:
+        super().__init__(name, loop, inbox_size)
         ctx = mp.get_context("spawn")
         self._commands = ctx.Queue()
-        self._messages = ctx.Queue()
+        self._messages = ctx.Queue(maxsize=inbox_size)  # the worker waits when this is full
         self.process = ctx.Process(target=pool_process_main, args=(self._commands, self._messages, threads),
                                    name=name, daemon=True)
         self.process.start()
@@ -100,7 +144,7 @@ class ProcessWorker(_Base):
                 return
             self._deliver(message)
 
-    def _death(self) -> Message:
+    def _death(self) -> WorkerMessage:
         code = self.process.exitcode
         how = f"exit code {code}"
         if code is not None and code < 0:
@@ -108,10 +152,11 @@ class ProcessWorker(_Base):
                 how += f", {signal.Signals(-code).name}"
             except ValueError:
                 pass
-        return ("died", {"exitcode": code, "pid": self.process.pid, "reason": f"worker process died ({how})"})
+        return WorkerMessage("died", None, {"exitcode": code, "pid": self.process.pid,
+                                            "reason": f"worker process died ({how})"})
 
-    def send(self, kind: str, payload: Any = None) -> None:
-        self._commands.put((kind, payload))
+    def _send(self, command: Command) -> None:
+        self._commands.put(command)
 
     @property
     def alive(self) -> bool:
@@ -124,14 +169,19 @@ class ProcessWorker(_Base):
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
-        for q in (self._commands, self._messages):
-            q.close()
-            q.join_thread()
+        self._discarded = True  # a reader waiting on a full inbox gives up
+        self._reader.join(5.0)
+        self._commands.close()
+        self._commands.join_thread()
+        self._messages.close()
 
     def discard(self) -> None:
-        """Forget a dead worker without waiting on it (its process is reaped, its queues
-        closed; commands nobody will read are dropped)."""
-        self.process.join(0)
+        """Kill the worker if it still runs and forget it without waiting on it (its
+        process is reaped, its queues closed; commands nobody will read are dropped)."""
+        self._discarded = True
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
         self._reader.join(5.0)  # it notices the death within a poll (0.5 s)
         self._commands.cancel_join_thread()
         self._commands.close()
@@ -143,8 +193,8 @@ class ProcessWorker(_Base):
 class ThreadWorker(_Base):
     """A thread of this process running `worker.serve_sessions` (inline pool)."""
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(name, loop)
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop, inbox_size: int = INBOX_SIZE) -> None:
+        super().__init__(name, loop, inbox_size)
         self._commands: queue_mod.Queue = queue_mod.Queue()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
@@ -157,12 +207,12 @@ class ThreadWorker(_Base):
 
     def _main(self) -> None:
         try:
-            serve_sessions(self._get, lambda kind, data: self._deliver((kind, data)))
+            serve_sessions(self._get, self._deliver)
         finally:
-            self._deliver(("died", {"exitcode": None}))
+            self._deliver(WorkerMessage("died", None, {"exitcode": None}))
 
-    def send(self, kind: str, payload: Any = None) -> None:
-        self._commands.put((kind, payload))
+    def _send(self, command: Command) -> None:
+        self._commands.put(command)
 
     @property
     def alive(self) -> bool:
@@ -172,6 +222,12 @@ class ThreadWorker(_Base):
         if self._thread.is_alive():
             self.send("exit")
             self._thread.join(timeout)
+
+    def discard(self) -> None:
+        """A thread cannot be killed: tell it to end its session and exit, and drop whatever
+        it still reports."""
+        self._discarded = True
+        self.send("exit")
 
 
 class Pool:
@@ -198,9 +254,9 @@ class Pool:
         self._idle = asyncio.Queue()
         self._workers = [self._spawn(loop) for _ in range(self.size)]
         for worker in self._workers:
-            kind, data = await worker.receive()
-            if kind != "ready":
-                raise RuntimeError(f"{worker.name} did not start: {kind} {data}")
+            message = await worker.receive()
+            if message.kind != "ready":
+                raise RuntimeError(f"{worker.name} did not start: {message.kind} {message.data}")
             self._idle.put_nowait(worker)
         self._ready = True
 
@@ -218,22 +274,24 @@ class Pool:
             await self._replace(worker)
 
     async def release(self, worker) -> None:
-        """Give a worker back after its session ended (a dead one is replaced by a fresh one)."""
+        """Give a worker back once it reported `idle` for its session (its loop ended); a
+        dead one is replaced by a fresh one."""
         if worker.alive:
             self._idle.put_nowait(worker)
         else:
-            await self._replace(worker)
+            await self.replace(worker)
 
-    async def _replace(self, dead) -> None:
-        if dead in self._workers:
-            self._workers.remove(dead)
-        if hasattr(dead, "discard"):
-            await asyncio.to_thread(dead.discard)
+    async def replace(self, worker) -> None:
+        """Kill a worker (dead already, or one whose session loop may still run) and put a
+        fresh one in its place."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        await asyncio.to_thread(worker.discard)
         fresh = self._spawn(asyncio.get_running_loop())
         self._workers.append(fresh)
-        kind, data = await fresh.receive()
-        if kind != "ready":
-            raise RuntimeError(f"{fresh.name} did not start: {kind} {data}")
+        message = await fresh.receive()
+        if message.kind != "ready":
+            raise RuntimeError(f"{fresh.name} did not start: {message.kind} {message.data}")
         self._idle.put_nowait(fresh)
 
     async def close(self) -> None:

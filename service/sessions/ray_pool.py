@@ -43,7 +43,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .pool import Message, Pool, _Base
+from .pool import INBOX_SIZE, Pool, _Base
+from .protocol import Command, WorkerMessage
 from .worker import WorkerSpec, serve_sessions
 
 log = logging.getLogger(__name__)
@@ -86,17 +87,17 @@ class SessionActor:
             pass
         torch.set_num_threads(threads)
         self._commands: queue_mod.Queue = queue_mod.Queue()
-        self._outbox: queue_mod.Queue = queue_mod.Queue()
+        self._outbox: queue_mod.Queue = queue_mod.Queue(maxsize=INBOX_SIZE)  # the session waits when full
         self._thread = threading.Thread(target=self._main, name="session-worker", daemon=True)
         self._thread.start()
 
     def _main(self) -> None:
         try:
-            serve_sessions(self._get, self._emit)
+            serve_sessions(self._get, self._outbox.put)
         except BaseException as exc:  # serve_sessions reports a session's failure itself
-            self._outbox.put(("exited", {"error": f"{type(exc).__name__}: {exc}"}))
+            self._outbox.put(WorkerMessage("exited", None, {"error": f"{type(exc).__name__}: {exc}"}))
             raise
-        self._outbox.put(("exited", {}))
+        self._outbox.put(WorkerMessage("exited", None, {}))
 
     def _get(self, timeout: float | None):
         try:
@@ -104,14 +105,11 @@ class SessionActor:
         except queue_mod.Empty:
             return None
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
-        self._outbox.put((kind, data))
-
-    def command(self, kind: str, payload: Any = None) -> None:
+    def command(self, command: Command) -> None:
         """A command for the session thread (read between search steps)."""
-        self._commands.put((kind, payload))
+        self._commands.put(command)
 
-    def poll(self, timeout: float = POLL_S) -> list[tuple[str, dict[str, Any]]]:
+    def poll(self, timeout: float = POLL_S) -> list[WorkerMessage]:
         """The worker's messages since the last poll, oldest first (waits up to `timeout`
         for the first; an empty list when none came)."""
         try:
@@ -167,16 +165,16 @@ class RayWorker(_Base):
             except Exception as exc:  # Ray itself went away (shut down, connection lost)
                 self._died(f"Ray worker lost: {type(exc).__name__}: {_first_line(exc)}")
                 return
-            for kind, data in batch:
-                if kind == "exited":  # serve_sessions returned (`exit`) or crashed
-                    self._died(f"worker exited {data.get('error', '')}".strip())
+            for message in batch:
+                if message.kind == "exited":  # serve_sessions returned (`exit`) or crashed
+                    self._died(f"worker exited {message.data.get('error', '')}".strip())
                     return
-                self._deliver((kind, data))
+                self._deliver(message)
 
     def _died(self, reason: str) -> None:
         self._alive = False
         self._outgoing.put(None)  # the sender ends too
-        self._deliver(("died", {"exitcode": None, "reason": reason}))
+        self._deliver(WorkerMessage("died", None, {"exitcode": None, "reason": reason}))
 
     def _send_loop(self) -> None:
         ray = self._ray
@@ -185,15 +183,15 @@ class RayWorker(_Base):
             if item is None:
                 return
             try:  # acknowledged one at a time: a threaded actor does not keep call order
-                ray.get(self.actor.command.remote(*item))
+                ray.get(self.actor.command.remote(item))
             except Exception:  # a dead actor: the reader reports it
                 if not self._alive:
                     return
 
-    def send(self, kind: str, payload: Any = None) -> None:
-        if kind == "run" and isinstance(payload, WorkerSpec):
-            payload = _absolute(payload)
-        self._outgoing.put((kind, payload))
+    def _send(self, command: Command) -> None:
+        if command.kind == "run" and isinstance(command.payload, WorkerSpec):
+            command = command._replace(payload=_absolute(command.payload))
+        self._outgoing.put(command)
 
     @property
     def alive(self) -> bool:
@@ -208,6 +206,7 @@ class RayWorker(_Base):
 
     def discard(self) -> None:
         """Kill the actor (already dead, or no longer wanted) and end the sender."""
+        self._discarded = True
         self._outgoing.put(None)
         try:
             self._ray.kill(self.actor, no_restart=True)
@@ -285,4 +284,4 @@ class _Bound:
         return self._actor_class.remote(self._threads)
 
 
-__all__ = ["RayPool", "RayWorker", "SessionActor", "import_ray", "Message"]
+__all__ = ["RayPool", "RayWorker", "SessionActor", "import_ray"]

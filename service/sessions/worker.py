@@ -8,7 +8,7 @@ one featured game (the lowest-numbered in flight) as `move` messages, at most on
 `WorkerSpec.move_interval_s` (plies in between are skipped: the live feed shows the game
 moving, its `game.finished` has every move). It reports through `emit(kind, data)`
 with plain picklable dicts, so the same code runs inline (tests, benchmarks) or in a
-spawned process (`worker_main`) whose messages travel over a multiprocessing queue.
+spawned process (`pool_process_main`) whose messages travel over a multiprocessing queue.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..stats.sprt import sprt
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
+from .protocol import WORKER_COMMANDS, Command, WorkerMessage
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -399,48 +400,57 @@ class SessionWorker:
         self.generation = state["generation"] + 1
 
 
-def worker_main(spec: WorkerSpec, queue, stop_event) -> None:
-    """Entry point of a spawned one-session worker: Ctrl-C goes to the parent, which asks us to stop."""
-    _process_setup(spec.torch_threads)
-
-    def emit(kind: str, data: dict[str, Any]) -> None:
-        queue.put((kind, data))
-
-    try:
-        SessionWorker(spec, emit, stop_event.is_set).run()
-    except BaseException as exc:  # report, then let the process die with it
-        queue.put(("failed", {"error": f"{type(exc).__name__}: {exc}"}))
-        raise
-
-
 def _process_setup(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a session stops
     torch.set_num_interop_threads(1)
     torch.set_num_threads(threads)
 
 
-def serve_sessions(commands: Callable[[float | None], Any], emit: Emit) -> None:
-    """A long-lived worker: runs one session per ("run", spec) command until ("exit", None).
+def serve_sessions(commands: Callable[[float | None], Command | None], emit: Callable[[WorkerMessage], None]) -> None:
+    """A long-lived worker: runs one session per `run` command until `exit`.
 
-    Used by the process pool (in a spawned process, warm before any session needs it) and
-    by the inline pool (in a thread). Between sessions it reports "idle"."""
-    emit("ready", {"pid": os.getpid()})
+    Used by the process pool (in a spawned process, warm before any session needs it), by
+    the inline pool (in a thread) and by Ray actors. Every message names the session it is
+    about, and a session reads only the commands for it (`session_commands`); when its loop
+    has ended the worker reports `idle` for it, which is what lets the orchestrator give the
+    worker to the next session. `exit` during a session ends it as a shutdown would, then
+    the worker."""
+    emit(WorkerMessage("ready", None, {"pid": os.getpid()}))
     while True:
-        kind, payload = commands(None)
-        if kind == "exit":
+        command = commands(None)
+        if command is None:
+            continue
+        if command.kind == "exit":
             return
-        if kind != "run":
+        if command.kind != "run":
             continue  # a late pause/stop for a session that already ended
-        session_commands = Commands(lambda timeout: _command_name(commands(timeout)))
+        spec: WorkerSpec = command.payload
+        session_id = spec.session_id
+        exiting = False
+
+        def session_command(timeout: float | None, session_id: str = session_id) -> str | None:
+            nonlocal exiting
+            while True:
+                got = commands(timeout)
+                if got is None:
+                    return None
+                if got.kind == "exit":
+                    exiting = True
+                    return "shutdown"
+                if got.kind in WORKER_COMMANDS and got.session_id == session_id:
+                    return got.kind
+                # a command for another session (or a `run` while this one runs): not ours
+
+        def session_emit(kind: str, data: dict[str, Any], session_id: str = session_id) -> None:
+            emit(WorkerMessage(kind, session_id, data))
+
         try:
-            SessionWorker(payload, emit, commands=session_commands).run()
+            SessionWorker(spec, session_emit, commands=Commands(session_command)).run()
         except Exception as exc:  # the session failed; the worker lives on for the next one
-            emit("failed", {"error": f"{type(exc).__name__}: {exc}"})
-        emit("idle", {})
-
-
-def _command_name(command: Any) -> str | None:
-    return None if command is None else command[0]
+            session_emit("failed", {"error": f"{type(exc).__name__}: {exc}"})
+        session_emit("idle", {})
+        if exiting:
+            return
 
 
 def pool_process_main(commands, messages, threads: int) -> None:
@@ -462,4 +472,4 @@ def pool_process_main(commands, messages, threads: int) -> None:
                 if timeout is not None:
                     return None
 
-    serve_sessions(get, lambda kind, data: messages.put((kind, data)))
+    serve_sessions(get, messages.put)

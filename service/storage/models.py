@@ -127,6 +127,10 @@ class SessionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """The process that runs the session (see `repositories.claim_lease`); None while nothing does."""
+    heartbeat_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
 
     games: WriteOnlyMapped[GameRow] = _children("GameRow")
     checkpoints: WriteOnlyMapped[CheckpointRow] = relationship(

@@ -13,8 +13,8 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import AsyncIterator, Collection
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Collection
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -224,10 +224,7 @@ async def set_state(db: AsyncSession, session_id: str, state: str, *,
     unknown = set(fields) - SETTABLE_SESSION_FIELDS
     if unknown:
         raise TypeError(f"set_state cannot set {sorted(unknown)}")
-    query = select(SessionRow).where(SessionRow.id == session_id).with_for_update()
-    row = (await db.scalars(query.execution_options(populate_existing=True))).one_or_none()
-    if row is None:
-        raise NotFound(f"no session {session_id}")
+    row = await _locked_session(db, session_id)
     if from_states is not None and row.state not in from_states:
         raise StateConflict(session_id, row.state, state)
     row.state = state
@@ -249,6 +246,85 @@ async def delete_session(db: AsyncSession, session_id: str) -> bool:
     await db.delete(row)  # ORM cascade with passive_deletes: the database deletes the children
     await db.flush()
     return True
+
+
+# -- leases: one owner per session --------------------------------------------------------
+
+class LeaseHeld(Exception):
+    """Another live process holds the session's lease (the API answers 409)."""
+
+    def __init__(self, session_id: str, state: str, owner: str, expires_at: datetime | None) -> None:
+        until = expires_at.isoformat() if expires_at is not None else "?"
+        super().__init__(f"session {session_id} is run by another process ({owner}, lease until {until})")
+        self.session_id, self.state, self.owner, self.expires_at = session_id, state, owner, expires_at
+
+
+class LeaseLost(Exception):
+    """This process no longer holds the lease of a session it was running: another took it
+    over after the lease expired. Its writes for that session must stop."""
+
+
+def lease_holder(row: SessionRow, owner: str, now: datetime, stale: Callable[[str], bool]) -> str | None:
+    """The other live owner of `row`'s lease, or None if the lease is free, expired, stale or ours."""
+    if row.owner is None or row.owner == owner or stale(row.owner):
+        return None
+    if row.lease_expires_at is None or row.lease_expires_at <= now:
+        return None
+    return row.owner
+
+
+async def _locked_session(db: AsyncSession, session_id: str) -> SessionRow:
+    query = select(SessionRow).where(SessionRow.id == session_id).with_for_update()
+    row = (await db.scalars(query.execution_options(populate_existing=True))).one_or_none()
+    if row is None:
+        raise NotFound(f"no session {session_id}")
+    return row
+
+
+async def check_lease(db: AsyncSession, session_id: str, owner: str, now: datetime,
+                      stale: Callable[[str], bool] = lambda other: False) -> SessionRow:
+    """The session (row locked on PostgreSQL), unless another live process holds its lease:
+    LeaseHeld. `stale(owner)` tells a holder known to be gone (a dead process of this host)."""
+    row = await _locked_session(db, session_id)
+    holder = lease_holder(row, owner, now, stale)
+    if holder is not None:
+        raise LeaseHeld(session_id, row.state, holder, row.lease_expires_at)
+    return row
+
+
+async def claim_lease(db: AsyncSession, session_id: str, owner: str, now: datetime, lease_s: float,
+                      stale: Callable[[str], bool] = lambda other: False) -> SessionRow:
+    """Make `owner` the session's owner until `now + lease_s`; LeaseHeld while another live
+    process holds it (its lease has not expired and it is not `stale`)."""
+    row = await check_lease(db, session_id, owner, now, stale)
+    row.owner, row.heartbeat_at, row.lease_expires_at = owner, now, now + timedelta(seconds=lease_s)
+    await db.flush()
+    return row
+
+
+async def renew_lease(db: AsyncSession, session_id: str, owner: str, now: datetime, lease_s: float) -> None:
+    """Extend `owner`'s lease of a session it runs; LeaseLost if it is no longer the owner."""
+    query = (update(SessionRow).where(SessionRow.id == session_id, SessionRow.owner == owner)
+             .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+             .execution_options(synchronize_session=False))
+    if (await db.execute(query)).rowcount != 1:
+        raise LeaseLost(f"session {session_id} is no longer run by {owner}")
+
+
+async def renew_leases(db: AsyncSession, owner: str, now: datetime, lease_s: float) -> int:
+    """Extend every lease `owner` holds (its heartbeat); how many it holds."""
+    query = (update(SessionRow).where(SessionRow.owner == owner)
+             .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+             .execution_options(synchronize_session=False))
+    return int((await db.execute(query)).rowcount or 0)
+
+
+async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
+    """Give up `owner`'s lease of a session (a no-op if it does not hold it)."""
+    query = (update(SessionRow).where(SessionRow.id == session_id, SessionRow.owner == owner)
+             .values(owner=None, heartbeat_at=None, lease_expires_at=None)
+             .execution_options(synchronize_session=False))
+    await db.execute(query)
 
 
 # -- games -------------------------------------------------------------------------------
@@ -350,8 +426,13 @@ async def max_game_number(db: AsyncSession, session_id: str) -> int:
 
 async def newest_games(db: AsyncSession, session_id: str, limit_positions: int,
                        batch: int = 100) -> list[GameRow]:
-    """Newest games first until they hold `limit_positions` training positions (full-search
-    plies: what the replay buffer keeps), to rebuild the buffer after a restart."""
+    """Newest games first until they hold `limit_positions` positions, to rebuild the replay
+    buffer (of that many positions) after a restart; the game that fills it is the last read.
+
+    A game gives the buffer one position per searched ply (`selfplay.replay_samples`: a
+    fast-search ply too, a value target without a policy target), and stores one root value
+    (two bytes) per searched ply: that is what is counted. Not its full-search flags: with
+    FULL_SEARCH_PROB=0 no ply has one, and every stored game would be read."""
     out: list[GameRow] = []
     positions = 0
     query = (select(GameRow).where(GameRow.session_id == session_id).order_by(GameRow.number.desc())
@@ -362,7 +443,7 @@ async def newest_games(db: AsyncSession, session_id: str, limit_positions: int,
             if positions >= limit_positions:
                 break
             out.append(row)
-            positions += codec.count_flags(row.full_search)
+            positions += len(row.root_values) // 2
     finally:
         await result.close()
     return out
@@ -504,3 +585,34 @@ async def evaluations_for_seed(db: AsyncSession, seed: int) -> list[tuple[Evalua
              .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
              .where(SessionRow.seed == seed).order_by(EvaluationRow.id))
     return [(e, c) for e, c in (await db.execute(query)).all()]
+
+
+# -- keys of the API's read caches (service/api/queries.py) ---------------------------------
+
+def game_cursor_number(cursor: str) -> int:
+    """The game number a `list_games` cursor stands for (ValueError if malformed): one key
+    for a page however its cursor is spelled (JSON whitespace, characters base64 skips)."""
+    return _number_cursor(cursor)
+
+
+_NEWEST_EVALUATION = select(func.max(EvaluationRow.id)).where(EvaluationRow.session_id == bindparam("session_id"))
+
+
+async def newest_evaluation_id(db: AsyncSession, session_id: str) -> int | None:
+    """The id of a session's newest evaluation (None before the first): what its rating list
+    depends on. A session's evaluations are only added to while it exists, never changed,
+    and a new row's id is above every id the session's rows have."""
+    return await db.scalar(_NEWEST_EVALUATION, {"session_id": session_id})
+
+
+_SEED_EVALUATIONS = (select(func.count(EvaluationRow.id), func.max(EvaluationRow.id), func.max(EvaluationRow.created_at))
+                     .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
+                     .where(SessionRow.seed == bindparam("seed")))
+
+
+async def seed_evaluations_version(db: AsyncSession, seed: int) -> tuple[Any, ...]:
+    """(count, newest id, newest created_at) of the evaluations of the sessions sharing
+    `seed`: what GET /v1/ratings?seed= depends on. A deleted session takes its evaluations
+    along (the count drops); SQLite hands a deleted newest id out again, so the count and
+    the newest id may come back with other rows, but never with the same newest time."""
+    return tuple((await db.execute(_SEED_EVALUATIONS, {"seed": seed})).one())

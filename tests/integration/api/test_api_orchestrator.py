@@ -112,3 +112,32 @@ async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
         assert across["anchor"] == "gen0" and across["anchor_rating"] == 1500.0
         assert {f"{sid}/gen2", "gen0", "random"} <= {r["player"] for r in across["ratings"]}
         assert (await api.client.get("/v1/ratings", params={"seed": -1})).status_code == 422
+
+
+@pytest.mark.parametrize("state", ["running", "paused"])
+async def test_actions_on_a_session_another_process_runs_answer_409(database, tmp_path, state):
+    """Item 4 of issue #21: a second `serve` on the same database may not drive a session that a
+    live process owns (its lease); the answer says who owns it, and nothing changes."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from service.storage import repositories as repo
+    from service.storage.models import SessionRow
+
+    async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1)) as api:
+        async with api.sessionmaker() as db:
+            sid = (await repo.create_session(db, api.settings.session_config(**TINY).model_dump(mode="json"), 3)).id
+            await repo.set_state(db, sid, state)
+            until = datetime.now(timezone.utc) + timedelta(hours=1)
+            await db.execute(update(SessionRow).where(SessionRow.id == sid).values(
+                owner="other-host.example:77:0123456789ab", lease_expires_at=until))
+            await db.commit()
+        for action in ("pause", "resume", "stop"):
+            r = await api.client.post(f"/v1/sessions/{sid}/{action}")
+            assert r.status_code == 409, (action, r.text)
+            problem = r.json()
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert "run by another process" in problem["detail"] and "other-host.example" in problem["detail"]
+            assert problem["state"] == state
+        assert (await api.client.get(f"/v1/sessions/{sid}")).json()["state"] == state

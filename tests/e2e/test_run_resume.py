@@ -1,0 +1,189 @@
+"""`continuous-play run --resume ID` end to end: the real console script runs a tiny session
+on SQLite with the default process pool, is killed with SIGKILL mid-session (a crash: no
+checkpoint, no final state; the session stays `running`), and `run --resume ID` continues it
+to its end: new games numbered from the highest stored + 1 (games 1..MAX_GAMES each stored
+once, the games stored before the crash untouched), checkpoint generations without a gap,
+and its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chess.pgn
+import psutil
+import pytest
+
+from service.config import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
+MAX_GAMES = 10
+TINY = {
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
+    "CHESS_PRESET": "tiny",
+    "SEED": "6",
+    "MAX_GAMES": str(MAX_GAMES),
+    "SELFPLAY_PARALLEL_GAMES": "2",
+    "MAX_MOVES_PER_GAME": "24",
+    "SELFPLAY_SIMULATIONS": "8",
+    "FAST_SIMULATIONS": "2",
+    "MIN_GAMES_BEFORE_LEARNING": "2",
+    "LEARN_EVERY_N_GAMES": "2",
+    "LEARNING_BATCH_SIZE": "32",
+    "CHECKPOINT_INTERVAL": "2",
+    "TORCH_THREADS": "1",
+    "ENABLE_PROMETHEUS": "false",
+}
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env.update(
+        TINY,
+        REPORT_DIR=str(tmp_path / "reports"),
+        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}",
+        COLUMNS="100",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on the run's SQLite database (read while the run writes: WAL)."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # not migrated yet
+            return []
+
+
+def stored_games(db: Path) -> list[tuple[int, str]]:
+    return query(db, "SELECT number, moves FROM games ORDER BY number")
+
+
+def stored_generations(db: Path) -> list[int]:
+    return [g for (g,) in query(db, "SELECT generation FROM checkpoints ORDER BY generation")]
+
+
+def test_run_resume_continues_a_crashed_session_to_its_end(tmp_path):
+    db = tmp_path / "cp.db"
+    env = clean_env(tmp_path)
+    proc = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "run", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    family: list[psutil.Process] = []
+    try:
+        # crash it once it has stored a game after its first checkpoint past generation 0
+        deadline = time.monotonic() + 180
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "no game stored within 180 s"
+            if len(stored_games(db)) >= 3 and len(stored_generations(db)) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"run ended by itself: {proc.returncode} {proc.stderr.read()[-3000:]}"
+        family = psutil.Process(proc.pid).children(recursive=True)  # its worker processes
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        # its workers notice that their parent is gone and end; never leave one behind
+        _, alive = psutil.wait_procs(family, timeout=60)
+        for p in alive:
+            p.kill()
+    assert not alive, f"worker processes outlived the killed run: {[p.pid for p in alive]}"
+
+    ((sid, state),) = query(db, "SELECT id, state FROM sessions")
+    before = stored_games(db)
+    assert state == "running", "the crash left no final state"
+    assert [n for n, _ in before] == list(range(1, len(before) + 1)) and 1 <= len(before) < MAX_GAMES
+    generations_before = stored_generations(db)
+
+    resumed = subprocess.run(
+        [str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr
+    assert f"session {sid} completed: {MAX_GAMES} games" in resumed.stdout, resumed.stdout[-2000:]
+
+    after = stored_games(db)
+    assert [n for n, _ in after] == list(range(1, MAX_GAMES + 1)), "games not 1..MAX_GAMES once each"
+    assert after[: len(before)] == before, "games stored before the crash changed"
+    assert query(db, "SELECT state, stop_reason, games_done FROM sessions") == [("completed", "max_games", MAX_GAMES)]
+    generations = stored_generations(db)
+    assert generations == list(range(len(generations))) and generations[: len(generations_before)] == generations_before
+    assert len(generations) > len(generations_before), "the resumed run stored no checkpoint"
+    numbers = [
+        e
+        for (e,) in query(
+            db, "SELECT json_extract(data, '$.number') FROM events WHERE type = 'game.finished' ORDER BY seq"
+        )
+    ]
+    assert numbers == list(range(1, MAX_GAMES + 1)), "one game.finished event per game, in order"
+
+    out = tmp_path / "reports" / sid
+    report = json.loads((out / "report.json").read_text())
+    assert report["state"] == "completed" and report["scorecard"]["games"] == MAX_GAMES
+    rounds = []
+    with (out / "games.pgn").open() as f:
+        while (game := chess.pgn.read_game(f)) is not None:
+            rounds.append(int(game.headers["Round"]))
+    assert rounds == list(range(1, MAX_GAMES + 1))
+
+
+def test_run_resume_beside_a_live_owner_is_refused_in_one_line(tmp_path):
+    """The issue's reproduction: `run --resume ID` on the database of a process that runs ID
+    (here a first `run`) must not play it too; it says who owns it, in one line, exit 2."""
+    db = tmp_path / "cp.db"
+    env = clean_env(tmp_path) | {"MAX_GAMES": "200"}
+    owner = subprocess.Popen([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(stored_games(db)) < 1:
+            assert owner.poll() is None, owner.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no game stored within 180 s"
+            time.sleep(0.05)
+        ((sid,),) = query(db, "SELECT id FROM sessions")
+        second = subprocess.run([str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert second.returncode == 2, (second.returncode, second.stderr[-3000:])
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        assert sid in lines[0] and "run by another process" in lines[0], lines[0]
+        assert owner.poll() is None, "the owner was disturbed"
+        owner.send_signal(signal.SIGINT)  # the owner stops its session as usual
+        out, err = owner.communicate(timeout=120)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.communicate()
+    assert owner.returncode == 0, err[-3000:]
+    assert query(db, "SELECT state, owner FROM sessions") == [("stopped", None)]
+    numbers = [n for n, _ in stored_games(db)]
+    assert numbers == list(range(1, len(numbers) + 1)), "each game stored once, by the owner alone"
