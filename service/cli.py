@@ -132,6 +132,12 @@ def uvicorn_log_config() -> dict:
     return config
 
 
+GRACEFUL_SHUTDOWN_S = 10
+"""On SIGTERM, how long `serve` waits for requests still open (a slow client's download)
+before it cancels them and the shutdown checkpoints the running sessions: one slow client
+must not hold that past a container's stop grace period."""
+
+
 @app.command()
 def serve() -> None:
     """Serve the API and dashboard on HOST:PORT (migrating the database first)."""
@@ -143,9 +149,25 @@ def serve() -> None:
     settings = settings_or_exit()
     if not settings.api_keys and not is_loopback(settings.host):
         fail(f"refusing to bind HOST={settings.host!r} without API_KEYS: set API_KEYS, or bind 127.0.0.1")
-    upgrade(settings.database_url)
+    migrate_or_exit(settings.database_url)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                log_config=uvicorn_log_config())
+                log_config=uvicorn_log_config(), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+
+
+def migrate_or_exit(url: str) -> None:
+    """Migrate DATABASE_URL to the newest schema, or one line naming what is wrong and exit 2
+    (a URL of another driver or no URL at all; a database that cannot be reached)."""
+    from .storage.database import DatabaseError, is_connection_error, safe_url, upgrade
+
+    try:
+        upgrade(url)
+    except ValueError as exc:  # names DATABASE_URL already
+        fail(str(exc))
+    except Exception as exc:
+        if not (isinstance(exc, DatabaseError) or is_connection_error(exc)):
+            raise
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        fail(f"cannot migrate the database at DATABASE_URL={safe_url(url)}: {reason}")
 
 
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -155,10 +177,10 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate DATABASE_URL to the newest schema (Alembic)."""
-    from .storage.database import safe_url, upgrade
+    from .storage.database import safe_url
 
     settings = settings_or_exit()
-    upgrade(settings.database_url)
+    migrate_or_exit(settings.database_url)
     typer.echo(f"database {safe_url(settings.database_url)} is at the newest revision")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 from sqlalchemy import pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -34,6 +35,17 @@ from service.storage.database import (
 )
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+# Hypothesis: one profile for every property test (DESIGN.md "Tests": hypothesis runs
+# derandomised). `derandomize`: the examples come from a hash of each test, so every run and
+# every machine tries the same ones, and a failure reproduces; no example database (nothing
+# is replayed from, or written to, .hypothesis/). `deadline=None` and no `too_slow` health
+# check: both fail an example by its wall-clock time, which this project never asserts (a
+# shared 2-core CI box runs an example at any speed); a runaway example is caught by
+# pytest-timeout instead. Tests keep their own `max_examples` where they need another count.
+settings.register_profile("continuous-play", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile("continuous-play")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -191,16 +192,37 @@ def save_weights(net: ChessNet, path: str | os.PathLike, *, generation: int, see
     path.parent.mkdir(parents=True, exist_ok=True)
     header = _header(net, generation, seed, extra)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    digests: list[str] = []
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
+        digests.append(hashlib.sha256(tmp.read_bytes()).hexdigest())
+    write_durably(path, write)
+    return digests[0]
+
+
+def write_durably(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Create `path` through `write(tmp)` on a temporary file beside it, then fsync the file,
+    rename it into place and fsync the folder: once this returns the file survives a power
+    cut whole (a checkpoint is recorded in the database only after that), and a crash midway
+    leaves the old file or none, never a torn one."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
+    tmp = Path(name)
     try:
-        save_file(tensors, tmp, metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        write(tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return digest
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def read_header(path: str | os.PathLike) -> dict:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import time
 from collections import deque
@@ -115,6 +116,15 @@ def suppress_lost_race() -> Iterator[None]:
         log.info("left as it is: %s", exc)
 
 
+_PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s'\"(),:;/]+/)+([^\s'\"(),:;/]*)")
+
+
+def public_reason(text: str) -> str:
+    """A failure reason as every caller may read it: server paths cut to their last part
+    (`.../gen-0003.safetensors`); the full text goes to the log."""
+    return _PATH.sub(lambda m: ".../" + m.group(1), text)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -174,10 +184,15 @@ class _Reports:
 class Orchestrator:
     """Runs sessions on a worker pool and records them; the API and `run` both drive it."""
 
-    def __init__(self, settings: Settings, sessionmaker, pool: Pool, *, recover: bool = True) -> None:
+    def __init__(self, settings: Settings, sessionmaker, pool: Pool, *, recover: bool = True,
+                 writer_sessionmaker=None) -> None:
+        """`sessionmaker` serves the orchestrator's own reads; `writer_sessionmaker` (default:
+        the same) the writer's transactions: the service gives it an engine of its own, one
+        connection no request can take (`app.create_app`)."""
         self.settings = settings
         self.recover = recover
         self.sessionmaker = sessionmaker
+        self.writer_sessionmaker = writer_sessionmaker if writer_sessionmaker is not None else sessionmaker
         self.pool = pool
         self.listeners: list[Listener] = []
         self.bus = EventBus(settings.ws_queue_size)
@@ -329,7 +344,7 @@ class Orchestrator:
                     log.warning("a write committed although its connection failed: not repeating it")
                 else:
                     uncertain = None
-                    async with self.sessionmaker() as db:
+                    async with self.writer_sessionmaker() as db:
                         result = await item.job(db)
                         committing = True
                         await db.commit()
@@ -373,7 +388,7 @@ class Orchestrator:
     async def _committed(self, staged: list[_Staged]) -> bool:
         """Whether the attempt that stored `staged` committed (its first event is stored)."""
         first = staged[0].message
-        async with self.sessionmaker() as db:
+        async with self.writer_sessionmaker() as db:
             row = await db.get(EventRow, (first["session_id"], first["seq"]))
             return row is not None and row.type == first["type"] and row.to_message()["ts"] == first["ts"]
 
@@ -417,7 +432,7 @@ class Orchestrator:
         """The outage passed its bound: stop every running session's worker (no more games
         to hold); each ends `failed` with this reason once the database is back."""
         reason = (f"database unreachable for more than {self.db_outage_limit_s:g} s "
-                  f"(since {rfc3339(outage.since_wall)}; {outage.error})")
+                  f"(since {rfc3339(outage.since_wall)}; the driver's error is in the service log)")
         stopped = []
         for session_id, worker in list(self._workers.items()):
             if session_id not in self._db_failed:
@@ -759,9 +774,10 @@ class Orchestrator:
                 restart = {"reason": reason, "restarts": restarts}
         except (repo.LeaseHeld, repo.LeaseLost) as exc:  # taken over once its lease had expired
             log.error("session %s: stopped here, another process runs it now (%s)", session_id, exc)
-        except Exception as exc:
+        except Exception as exc:  # the details (driver text, SQL, paths) go to the log only
             log.exception("session %s failed", session_id)
-            await self._fail(session_id, f"{type(exc).__name__}: {exc}")
+            await self._fail(session_id, f"internal error while running the session ({type(exc).__name__}); "
+                                         "the service log has the details")
         finally:
             self._workers.pop(session_id, None)
             self._tasks.pop(session_id, None)
@@ -960,7 +976,8 @@ class Orchestrator:
                 log.warning("session %s: its worker finished (%s) after it became %s", session_id, reason,
                             exc.state)
         elif kind == "failed":
-            await self._fail(session_id, data["error"])
+            log.error("session %s: its worker failed: %s", session_id, data["error"])
+            await self._fail(session_id, public_reason(str(data["error"])))
         elif kind == "idle":
             return True
         return False

@@ -376,19 +376,21 @@ class SessionWorker:
         state = folder / f"gen-{self.generation:04d}.state.pt"
         sha = network.save_weights(self.net, weights, generation=self.generation, seed=self.cfg["seed"],
                                    extra={"session_id": self.spec.session_id, "games": self.games_done})
-        torch.save({
+        # tensors, numbers, strings, lists and dicts only: it loads with weights_only=True
+        values = {
             "generation": self.generation, "games": self.games_done, "optimizer": self.trainer.state_dict(),
             "buffer_rng": self.buffer.state_dict() if hasattr(self.buffer, "state_dict") else None,
             "positions_learned": self.positions_learned, "torch_rng": torch.get_rng_state(),
             "weights": weights.name, "elapsed_s": self._elapsed(),
-        }, state)
+        }
+        network.write_durably(state, lambda tmp: torch.save(values, tmp))
         self.emit("checkpoint", {"generation": self.generation, "games": self.games_done, "path": str(weights),
                                  "state_path": str(state), "sha256": sha})
         self._last_checkpoint_games = self.games_done
         self.generation += 1
 
     def _restore(self, state_path: Path) -> None:
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=True)  # a state file runs no code when loaded
         net, _ = network.load_weights(state_path.parent / state["weights"], self.device)
         self.net.load_state_dict(net.state_dict())
         self.trainer.load_state_dict(state["optimizer"])

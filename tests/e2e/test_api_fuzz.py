@@ -219,7 +219,7 @@ def flatmap_path_parameters(context, path_parameters):
 
 
 @schema.parametrize()
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
+@settings(max_examples=FUZZ_EXAMPLES,  # derandomised, no deadline: the profile in tests/conftest.py
           phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
           suppress_health_check=list(HealthCheck))
 def test_api_fuzz(case, target: Target):

@@ -143,9 +143,13 @@ def test_session_lifecycle_over_http(backend, tmp_path):
         for action in ("stop", "pause", "resume"):
             problem = assert_problem(c.post(f"{base}/{action}"), 409)
             assert problem["state"] == "stopped" and problem["action"] == action
-        time.sleep(0.3)
+        # `stopped` is stored after the worker's last report: every game.finished event precedes it
+        events = read_db(url, lambda db: repo.events_since(db, sid, 0, 100_000))
+        stopped_seq = next(e.seq for e in events if e.type == "session.state" and e.data.get("state") == "stopped")
+        finished = [e.seq for e in events if e.type == "game.finished"]
+        assert finished and max(finished) < stopped_seq, (finished, stopped_seq)
         n = c.get(base).json()["games_done"]
-        assert n == body["games_done"] >= held + 2
+        assert n == len(finished) == body["games_done"] >= held + 2
 
         # metrics: the worker's stats were stored (METRICS_EXPORT_INTERVAL=1) and the last one kept
         snapshots = c.get(f"{base}/metrics").json()["items"]

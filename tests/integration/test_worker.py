@@ -9,7 +9,7 @@ import asyncio
 import json
 import math
 import os
-import time
+import pickle
 from pathlib import Path
 
 import chess
@@ -239,24 +239,32 @@ def test_should_stop_stops_with_reason_stopped(tmp_path):
 
 
 def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
-    """SESSION_DURATION_MIN counts the whole session: a worker resumed from a checkpoint whose
-    session had used all but a second of its time stops at once with reason "duration"."""
+    """SESSION_DURATION_MIN counts the whole session: the resumed worker's deadline comes from
+    the session time stored in its checkpoint (`elapsed_s`), not from a fresh start. Resumed
+    from a checkpoint whose session had used all of its 10 minutes, it plays no game and stops
+    with reason "duration"; its final checkpoint carries the time on (>= 600 s). A worker that
+    ignored the stored time would play a game (and be stopped by `should_stop`: "stopped")."""
     cfg = tiny_config(max_games=0, session_duration_min=10, checkpoint_interval=100, min_games_before_learning=100)
     seen = []
     first = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
                           lambda k, d: seen.append((k, d)), lambda: sum(k == "game" for k, _ in seen) >= 1)
     assert first.run()["reason"] == "stopped"
     state_path = Path([d for k, d in seen if k == "checkpoint"][-1]["state_path"])
-    state = torch.load(state_path, weights_only=False)
-    assert 0 < state["elapsed_s"] < 600
-    state["elapsed_s"] = 600 - 1.0  # as if the session had run 9 min 59 s before the restart
+    state = torch.load(state_path, weights_only=True)
+    assert state["elapsed_s"] > 0  # the session's own time is stored with its checkpoint
+    state["elapsed_s"] = 600.0  # as if the session had used its 10 minutes before the restart
     torch.save(state, state_path)
     games = sum(k == "game" for k, _ in seen)
+    after = []
     resumed = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1,
-                                       first_game=games + 1, resume_state=state_path), lambda k, d: None)
-    t = time.monotonic()
-    assert resumed.run()["reason"] == "duration"
-    assert time.monotonic() - t < 60  # not another 10 minutes
+                                       first_game=games + 1, resume_state=state_path),
+                            lambda k, d: after.append((k, d)), lambda: any(k == "game" for k, _ in after))
+    summary = resumed.run()
+    assert summary["reason"] == "duration", summary
+    assert not [d for k, d in after if k == "game"] and summary["games"] == games
+    final = [d for k, d in after if k == "checkpoint"]
+    assert final, after
+    assert torch.load(final[-1]["state_path"], weights_only=True)["elapsed_s"] >= 600.0
 
 
 def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path):
@@ -328,20 +336,100 @@ def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, mo
     assert rec.of("evaluation")[0]["opponent"] == "greedy"
 
 
-def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path):
-    """Evaluation polls the worker's commands between steps: a stop does not wait for the match."""
+def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path, monkeypatch):
+    """Evaluation polls the worker's commands between steps: a stop does not wait for the match.
+    The stop arrives at the match's 5th step (of a 40-game match); the match ends at that very
+    step (no step after it) and reports nothing."""
     cfg = tiny_config(max_games=0, session_duration_min=10, eval_interval_games=2, eval_games=40,
                       eval_opponents=["gen0"], eval_simulations=16, max_moves_per_game=200,
                       min_games_before_learning=100)
     messages = []
+    matches: list[dict] = []  # per match: steps polled, the step the stop was seen at, its result
+    real = arena.play_match
 
-    def get(timeout):  # "stop" once the match after game 2 has begun
-        return "stop" if sum(k == "game" for k, _ in messages) >= 2 else None
+    def watched(*args, should_stop, **kwargs):
+        match = {"polls": 0, "stopped_at": None}
+        matches.append(match)
+
+        def poll() -> bool:
+            match["polls"] += 1
+            stop = should_stop()
+            if stop and match["stopped_at"] is None:
+                match["stopped_at"] = match["polls"]
+            return stop
+
+        match["result"] = real(*args, should_stop=poll, **kwargs)
+        return match["result"]
+
+    monkeypatch.setattr(arena, "play_match", watched)
+
+    def get(timeout):  # "stop" at the 5th step of the first match
+        return "stop" if matches and matches[0]["polls"] >= 5 else None
 
     worker = SessionWorker(WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
                            lambda k, d: messages.append((k, d)), commands=Commands(get))
-    t = time.monotonic()
     summary = worker.run()
     assert summary["reason"] == "stopped"
+    assert len(matches) == 1, matches
+    assert matches[0]["stopped_at"] == matches[0]["polls"] == 5, matches  # ended at the step that saw it
+    assert matches[0]["result"] is None
     assert not [d for k, d in messages if k == "evaluation"]  # the interrupted match reports nothing
-    assert time.monotonic() - t < 60
+
+
+class _Planted:
+    """An object whose unpickling creates a file: what a tampered state file could run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_state_file_runs_no_code_when_a_session_resumes(tmp_path):
+    """Issue #21 item 7: state files load with torch.load(weights_only=True). One that holds
+    anything but tensors, numbers, strings, lists and dicts is refused, and what it carries is
+    never run; the worker's own state files load that way (see the test above)."""
+    cfg = tiny_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
+    seen = []
+    first = SessionWorker(WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+                          lambda k, d: seen.append((k, d)), lambda: sum(k == "game" for k, _ in seen) >= 1)
+    first.run()
+    state_path = Path([d for k, d in seen if k == "checkpoint"][-1]["state_path"])
+    state = torch.load(state_path, weights_only=True)
+    marker = tmp_path / "ran"
+    state["planted"] = _Planted(marker)
+    torch.save(state, state_path)
+    resumed = WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1,
+                         first_game=2, resume_state=state_path)
+    with pytest.raises(pickle.UnpicklingError, match="Unsupported global"):
+        SessionWorker(resumed, lambda k, d: None, lambda: True).run()
+    assert not marker.exists(), "the state file ran code"
+
+
+def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path, monkeypatch):
+    """Issue #21 item 7: each checkpoint file, and the folder that names it, is fsync'd before
+    the worker reports the checkpoint (which the orchestrator then records with its sha256)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", spy)
+    cfg = tiny_config(max_games=1, checkpoint_interval=100, min_games_before_learning=100)
+    reported: list[tuple[dict, list[str]]] = []
+
+    def emit(kind, data):
+        if kind == "checkpoint":
+            reported.append((data, list(synced)))
+    SessionWorker(WorkerSpec(session_id="f", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+                  emit).run()
+    assert reported
+    folder = str((tmp_path / "ckpt").resolve())
+    for data, synced_before in reported:
+        weights, state = Path(data["path"]).name, Path(data["state_path"]).name
+        # fsync'd under their temporary names, before the rename; then the folder
+        assert any(Path(p).name.startswith(weights) and p.endswith(".tmp") for p in synced_before), synced_before
+        assert any(Path(p).name.startswith(state) and p.endswith(".tmp") for p in synced_before), synced_before
+        assert synced_before.count(folder) >= 2, synced_before

@@ -240,7 +240,7 @@ def test_fit_intervals_cover_the_truth_most_of_the_time():
 
 
 @given(st.integers(0, 300), st.integers(0, 300), st.integers(0, 300))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 def test_two_player_fit_is_the_match_elo(w, d, l):
     assume(w + d >= 1 and l + d >= 1)
     score = (w + d / 2) / (w + d + l)
@@ -250,7 +250,7 @@ def test_two_player_fit_is_the_match_elo(w, d, l):
 
 
 @given(st.floats(-1000, 3000, allow_nan=False))
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 def test_anchor_has_exactly_the_anchor_rating(anchor_rating):
     matches = [Match("a", "b", 5, 3, 2), Match("b", "c", 1, 1, 4), Match("c", "a", 2, 2, 2)]
     fit = fit_ratings(matches, anchor="b", anchor_rating=anchor_rating)

@@ -5,7 +5,7 @@ import random
 import chess
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.engine import encoding
@@ -128,7 +128,7 @@ def test_round_trip_over_thousands_of_random_positions():
     assert moves >= 50000
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 2**32 - 1), promotions=st.booleans())
 def test_round_trip_random_playouts_from_hypothesis_seeds(seed, promotions):
     rng = random.Random(seed)
@@ -136,7 +136,7 @@ def test_round_trip_random_playouts_from_hypothesis_seeds(seed, promotions):
         assert_round_trip(board)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30)
 @given(data=st.data())
 def test_round_trip_hypothesis_drawn_playouts(data):
     board = chess.Board(data.draw(st.sampled_from([chess.STARTING_FEN, PROMOTION_START])))
@@ -261,7 +261,7 @@ def test_piece_planes_match_the_board_over_random_games():
             assert np.array_equal(planes_of(board)[:12], expected_piece_planes(board)), board.fen()
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=30)
 @given(seed=st.integers(0, 2**32 - 1), plies=st.integers(0, 60))
 def test_a_position_and_its_colour_mirror_encode_alike(seed, plies):
     """From the side to move's view Black's position is White's mirrored one: only the colour plane differs."""

@@ -90,7 +90,7 @@ def test_greedy_plays_random_legal_moves_without_captures():
     assert board == chess.Board() and not board.move_stack
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 10_000), plies=st.integers(0, 80))
 def test_greedy_never_leaves_material_on_the_table(seed, plies):
     board = random_board(seed, plies)

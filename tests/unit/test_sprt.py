@@ -59,13 +59,13 @@ def test_balanced_results_favour_neither_of_symmetric_hypotheses(model):
 
 
 @given(penta, st.sampled_from(MODELS), st.floats(0.5, 5.0))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_mirrored_results_negate_the_llr_of_symmetric_hypotheses(c, model, e):
     assert sprt(c, -e, e, elo_model=model).llr == pytest.approx(-sprt(c[::-1], -e, e, elo_model=model).llr, abs=1e-6)
 
 
 @given(penta, st.sampled_from(MODELS), st.floats(-5.0, 5.0), st.floats(0.5, 5.0))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_a_better_pair_raises_the_llr(c, model, elo0, width):
     # one pair moves from LD (0.5 points) to WD (1.5 points): same number of pairs, more wins
     assume(c[1] > 0)
@@ -176,7 +176,7 @@ def test_logistic_llr_of_the_trinomial_by_hand():
 @given(
     st.integers(5, 500), st.integers(200, 5000), st.integers(200, 10000), st.floats(-0.1, 0.1), st.sampled_from(MODELS)
 )
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 def test_exact_llr_agrees_with_the_closed_form_approximation(ww, wd, dd, shift, model):
     # fishtest's approximations (LLR_alt2, LLR_normalized_alt) hold near the hypotheses:
     # results a few Elo from 0, as in an SPRT with bounds [0, 2], while the LLR is within

@@ -102,11 +102,24 @@ async def test_sessions_beyond_capacity_wait_as_pending(orchestrator, db_session
     assert await game_numbers(db_sessions, second) == [1, 2, 3]
 
 
+async def _report(reports: list[tuple[str, dict]], kind: str) -> tuple[int, dict] | None:
+    """(position, data) of the first `kind` report, or None while there is none."""
+    return next(((i, data) for i, (k, data) in enumerate(reports) if k == kind), None)
+
+
 async def _is(db_sessions, sid, state):
     return await state_of(db_sessions, sid) == state
 
 
 async def test_pause_resume_stop_and_illegal_transitions(orchestrator, db_sessions):
+    reports: list[tuple[str, dict]] = []  # the worker's reports, in the order its session's task takes them
+    record = orchestrator.record
+
+    async def heard(session_id, kind, data):
+        reports.append((kind, data))
+        return await record(session_id, kind, data)
+
+    orchestrator.record = heard
     cfg = orchestrator.settings.session_config(max_games=0, session_duration_min=30)
     sid = await orchestrator.create_session(cfg)
     await wait_for(lambda: _has_games(db_sessions, sid, 1))
@@ -118,11 +131,16 @@ async def test_pause_resume_stop_and_illegal_transitions(orchestrator, db_sessio
         await orchestrator.pause(sid)
     with pytest.raises(IllegalTransition):
         await orchestrator.delete(sid)
-    await asyncio.sleep(0.5)  # games in flight at the pause may still be reported
-    held = len(await game_numbers(db_sessions, sid))
-    await asyncio.sleep(1.0)
-    assert len(await game_numbers(db_sessions, sid)) == held, "a paused session went on playing"
+    # The worker says when it holds (its "paused" report, after the games it finished before
+    # it read the command, each stored before the next report is taken): no waiting on a clock.
+    paused_at, paused = await wait_for(lambda: _report(reports, "paused"))
+    held = paused["games"]
+    assert len(await game_numbers(db_sessions, sid)) == held
     await orchestrator.resume(sid)
+    resumed_at, resumed = await wait_for(lambda: _report(reports, "resumed"))
+    # held means held: nothing (no game, move or stats) between the two, the same game count
+    assert resumed_at == paused_at + 1, reports[paused_at:resumed_at + 1]
+    assert resumed["games"] == held, "a paused session went on playing"
     await wait_for(lambda: _has_games(db_sessions, sid, held + 1))
     await orchestrator.stop(sid)
     await wait_for(lambda: _is(db_sessions, sid, "stopped"))
