@@ -3,6 +3,9 @@
 `create_app(settings)` builds the app; nothing runs until its lifespan starts, which
 opens the database (migrating it to the newest schema), builds the orchestrator over the
 worker pool and starts it (writer task, pool warm-up, recovery of interrupted sessions).
+Requests read through a pool of their own; the orchestrator's writer has one connection
+that no request can take, and its reads another small pool: readers can make requests
+wait (503 after READ_POOL_TIMEOUT_S), never a game wait to be stored.
 Shutdown closes the orchestrator (running sessions are checkpointed and left resumable)
 and then disposes of the engine.
 
@@ -32,9 +35,14 @@ from service.api.errors import (
     install_error_handlers,
     problem_responses,
 )
+from service.api.origin import WebGuard
 from service.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+READ_POOL_TIMEOUT_S = 10.0
+"""How long a request waits for one of the read pool's connections before it answers 503
+(with Retry-After). The orchestrator never waits on that pool: it has engines of its own."""
 
 OrchestratorFactory = Callable[[Settings, Any, Any], Any]
 """(settings, sessionmaker, pool) -> orchestrator; the real one unless a test passes its own."""
@@ -77,7 +85,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from service.storage import database
 
-        engine = database.create_engine(settings.database_url, **(engine_kwargs or {}))
+        kwargs = engine_kwargs or {}
+        engine = database.create_engine(settings.database_url, pool_timeout=READ_POOL_TIMEOUT_S, **kwargs)
+        # the orchestrator's own engines: its writer's one connection, and its reads
+        write_engine = database.create_engine(settings.database_url, pool_size=1, max_overflow=0, **kwargs)
+        own_engine = database.create_engine(settings.database_url, pool_size=2, max_overflow=4, **kwargs)
         try:
             if migrate:
                 await database.upgrade_engine(engine)
@@ -88,7 +100,8 @@ def create_app(
                 from service.sessions.orchestrator import Orchestrator
 
                 workers = pool if pool is not None else default_pool(settings)
-                orchestrator = Orchestrator(settings, sessionmaker, workers)
+                orchestrator = Orchestrator(settings, database.session_factory(own_engine), workers,
+                                            writer_sessionmaker=database.session_factory(write_engine))
             app.state.sessionmaker = sessionmaker
             app.state.orchestrator = orchestrator
             if app.state.session_metrics is not None:  # before start: recovery reports events
@@ -108,7 +121,8 @@ def create_app(
                 await orchestrator.close()
                 await close_sinks(app.state.sinks)  # after the sessions' last events
         finally:
-            await engine.dispose()
+            for each in (engine, write_engine, own_engine):
+                await each.dispose()
 
     app = FastAPI(
         title="continuous-play",
@@ -132,6 +146,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Location", "Content-Disposition"],
         )
+    app.add_middleware(WebGuard, settings=settings)  # added last, runs first: Host, Origin, Content-Type
     app.include_router(health.router)
     if settings.enable_prometheus:
         install_metrics(app, settings)

@@ -9,6 +9,7 @@ line naming the variable and what it accepts: `load_settings` / `settings_or_exi
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -21,6 +22,8 @@ from pydantic_settings import SettingsError as _SourceError
 
 Opponent = Literal["gen0", "random", "greedy", "uci"]
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+_HOST_NAME = re.compile(r"\*|\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
+"""An ALLOWED_HOSTS entry: `*`, a bracketed IPv6 address, or a DNS name / IPv4 address."""
 
 
 def _empty_to_none(value: Any) -> Any:
@@ -252,11 +255,26 @@ class Settings(SessionFields, BaseSettings):
     cors_origins: Annotated[list[NonEmptyStr], NoDecode] = Field(
         [], description="Comma-separated allowed CORS origins; empty = CORS off."
     )
+    allowed_hosts: Annotated[list[NonEmptyStr], NoDecode] = Field(
+        [], description="Comma-separated Host names served beyond the loopback names and HOST (DNS rebinding "
+        "guard); * = any."
+    )
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        """Names as a Host header carries them, compared without case and port."""
+        names = [name.lower() for name in value]
+        for name in names:
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name: give names or addresses without scheme or port "
+                                 "(chess.example.org, 10.0.0.5, [fd00::5]), or * for any")
+        return names
 
     @field_validator("workers", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -53,6 +54,12 @@ class Problem(Exception):
         self.type_ = type_
         self.headers = headers
         self.extra = extra
+
+    def response(self, instance: str | None = None) -> ProblemResponse:
+        """This problem as an answer, where no exception handler runs (middleware)."""
+        body = problem_body(self.status, title=self.title, detail=self.detail, type_=self.type_, instance=instance,
+                            **self.extra)
+        return ProblemResponse(body, status_code=self.status, headers=self.headers)
 
 
 def _phrase(status: int) -> str:
@@ -134,9 +141,10 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> Probl
 
 async def _on_http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
     status = exc.status_code
-    if status == 400:
-        # A body FastAPI could not decode is refused before the route's dependencies run:
-        # an unauthenticated caller of a mutating route gets its 401 first (as on a 422).
+    if status in (400, 413):
+        # A body FastAPI could not decode, or one over the limit as it is read, is refused
+        # before the route's dependencies run: an unauthenticated caller of a mutating route
+        # gets its 401 first (as on a 422).
         from service.api.auth import auth_problem
 
         denied = auth_problem(request)
@@ -186,12 +194,16 @@ async def _on_database_error(request: Request, exc: Exception) -> ProblemRespons
         return await _on_unexpected(request, exc)
     log.warning("database unreachable on %s %s: %s: %s", request.method, request.url.path,
                 type(exc).__name__, exc)
+    if isinstance(exc, PoolTimeout):  # every read connection busy (the writer has its own)
+        detail = "every database connection for requests is busy; retry later (sessions go on playing)"
+    else:
+        detail = ("the database does not answer; retry later (sessions go on playing and hold "
+                  "their finished games until it is back)")
     return problem(503, request=request, title="Database Unavailable", type_=PROBLEM_BASE + "database-unavailable",
-                   detail="the database does not answer; retry later (sessions go on playing and hold "
-                          "their finished games until it is back)", headers={"Retry-After": "5"})
+                   detail=detail, headers={"Retry-After": "5"})
 
 
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, DBAPIError,
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, DBAPIError, PoolTimeout,
                                                       *asyncpg_connection_errors())
 """Exception classes that may mean an unreachable database; `_on_database_error` sorts them."""
 
@@ -199,9 +211,11 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError
 _DESCRIPTIONS = {
     400: "Malformed request, e.g. a cursor not received from this API",
     401: "Missing or wrong API key",
+    403: "Sent by a web page of another origin (neither this service's own nor in CORS_ORIGINS)",
     404: "No such resource",
     409: "Not allowed in the session's current state",
     413: "Request body too large",
+    415: "The body is not sent as Content-Type: application/json",
     422: "Invalid input; `errors` names each field",
     503: "Not ready, or the database does not answer (retry after `Retry-After` seconds)",
 }
@@ -228,11 +242,18 @@ def install_problem_openapi(app: FastAPI) -> None:
         schema = generate()
         problem_refs = ("/ProblemDetails", "/ValidationProblem", "/IllegalTransitionProblem")
         for path, operations in schema.get("paths", {}).items():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 responses = operation.get("responses", {})
-                if path.startswith("/v1/") and "503" not in responses:  # every /v1 route reads the database
-                    responses["503"] = {"description": _DESCRIPTIONS[503], "content": {
-                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}
+                added = []  # answered by middleware (service.api.origin), not by the route
+                if path.startswith("/v1/"):  # every /v1 route reads the database
+                    added.append("503")
+                if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                    added.append("403")
+                if "requestBody" in operation:
+                    added.append("415")
+                for code in added:
+                    responses.setdefault(code, {"description": _DESCRIPTIONS[int(code)], "content": {
+                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}})
                 for response in responses.values():
                     content = response.get("content", {})
                     refs = [media.get("schema", {}).get("$ref", "") for media in content.values()]
@@ -273,7 +294,8 @@ class _BodyTooLarge(StarletteHTTPException):
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with a 413 problem.
+    """Refuse request bodies over `max_bytes` with a 413 problem (a 401 first for a
+    mutating request without a valid key, when API_KEYS is set).
 
     A declared Content-Length over the limit is refused before the app runs; a body sent
     without one (chunked) is counted as it is read and refused at the first byte over.
@@ -284,9 +306,12 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = problem_body(413, detail=f"request body larger than {self.max_bytes} bytes",
-                            instance=scope.get("path"))
-        await ProblemResponse(body, status_code=413)(scope, receive, send)
+        from service.api.auth import auth_problem
+
+        # with API_KEYS set, a mutating request without a valid key gets its 401 first
+        denied = auth_problem(Request(scope))
+        answer = denied or Problem(413, f"request body larger than {self.max_bytes} bytes")
+        await answer.response(scope.get("path"))(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -4,22 +4,38 @@
 orchestrator's writer is holding writes because the database went away (`database_outage`:
 since when, how long, the last error, how many writes wait, the bound after which running
 sessions are stopped). The problem's `checks` name the failing check, `database_outage`
-gives those figures."""
+gives those figures (its `error`, the driver's text, only to a caller with a key: `_shown`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
+from service.api.auth import check_key
 from service.api.errors import PROBLEM_BASE, Problem, problem_responses
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 DB_TIMEOUT_S = 3.0
+HIDDEN_ERROR = "not shown: the server log has it"
+"""The outage's `error` as a caller without a key reads it: driver text names hosts, users,
+SQL and paths."""
+
+
+def _shown(request: Request, outage: dict[str, Any]) -> dict[str, Any]:
+    """`outage` with its driver error only for a caller with a valid key. Without API_KEYS
+    there is no such caller: the service is then on loopback, where any local program (and
+    any web page a browser there shows, as far as CORS lets it) is a caller without a key,
+    so it never shows there either (DESIGN "Auth"); the orchestrator logs the error."""
+    keys = request.app.state.settings.api_keys
+    if keys and check_key(request) is None:
+        return outage
+    return {**outage, "error": HIDDEN_ERROR}
 
 
 @router.get("/healthz", summary="Liveness: 200 while the process serves")
@@ -36,7 +52,7 @@ async def _database_ok(request: Request) -> bool:
             await asyncio.wait_for(db.execute(text("SELECT 1")), DB_TIMEOUT_S)
         return True
     except Exception as exc:  # any failure means not ready; the reason goes to the log only
-        log.warning("readiness: database check failed: %s", type(exc).__name__)
+        log.warning("readiness: database check failed: %s: %s", type(exc).__name__, exc)
         return False
 
 
@@ -62,7 +78,7 @@ async def readyz(request: Request) -> dict[str, object]:
                          ("; running sessions were stopped past the limit of "
                           f"{outage['limit_s']:g} s" if outage["limit_passed"] else "") + ")")
         reasons = {"database": database, "workers": "the worker pool is not warm yet"}
-        extra = {"database_outage": outage} if outage is not None else {}
+        extra = {"database_outage": _shown(request, outage)} if outage is not None else {}
         raise Problem(503, "; ".join(reasons[name] for name in failing), title="Service Unavailable",
                       type_=PROBLEM_BASE + "not-ready", checks=checks, headers={"Retry-After": "5"}, **extra)
     return {"status": "ready", "checks": checks}

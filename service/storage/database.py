@@ -70,7 +70,8 @@ def is_connection_error(exc: BaseException) -> bool:
     once it is back) rather than that the work itself is wrong.
 
     Yes: network OSErrors (connection refused or reset, no route, DNS; not a file error)
-    and timeouts; a SQLAlchemy
+    and timeouts; a pool checkout that timed out (sqlalchemy.exc.TimeoutError: every
+    connection of the pool busy); a SQLAlchemy
     DBAPIError whose connection was invalidated (asyncpg: "connection was closed in the
     middle of operation"); asyncpg's connection, shutdown ("terminating connection due to
     administrator command", "the database system is starting up") and too-many-connections
@@ -86,6 +87,8 @@ def is_connection_error(exc: BaseException) -> bool:
         if err is None or id(err) in seen:
             continue
         seen.add(id(err))
+        if isinstance(err, sa_exc.TimeoutError):  # no pooled connection free in time: "not now"
+            return True
         if isinstance(err, sa_exc.DBAPIError):
             if err.connection_invalidated:
                 return True

@@ -115,7 +115,7 @@ def exposed() -> set[str]:
 
     async def scrape() -> str:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             await client.get("/healthz")
             response = await client.get("/metrics")
             assert response.status_code == 200
@@ -296,3 +296,112 @@ def test_compose_mounts_the_ops_kit(dashboard):
     datasource = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]
     assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
     assert "prometheus" in grafana.get("depends_on", [])
+
+
+# -- no placeholder secrets ------------------------------------------------------------------------
+REQUIRED_SECRETS = ("API_KEYS", "GRAFANA_ADMIN_PASSWORD")
+"""Variables docker-compose.yml must refuse to run without: `${VAR:?message}`, no default."""
+PLACEHOLDERS = ("change-me", "change-me-ray-token", "admin")
+"""The defaults these variables had: a deployment must never run with one of them."""
+_REFERENCE = re.compile(r"\$\$|\$\{(\w+)(?:(:?)([-?])((?:[^}])*))?\}")
+
+
+class ComposeError(Exception):
+    """What `docker compose config` refuses a file for (a required variable without a value)."""
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """`value` (a parsed compose document or part of it) with its variables substituted as
+    Compose does: `$$` is a literal `$`; `${VAR}`, `${VAR:-default}` / `${VAR-default}`;
+    `${VAR:?message}` / `${VAR?message}` refuse an unset (with `:`, or empty) variable."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, colon, op, arg = match.groups()
+        if name is None:
+            return "$"
+        given = env.get(name)
+        missing = given is None or (colon == ":" and given == "")
+        if op == "-" and missing:
+            return arg
+        if op == "?" and missing:
+            raise ComposeError(f"required variable {name} is missing a value: {arg}")
+        return given or ""
+
+    return _REFERENCE.sub(substitute, value)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_interpolate_follows_compose():
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("a${SET}b$${SET}${UNSET:-d}${EMPTY:-e}${EMPTY-f}${UNSET-g}", env) == "avb${SET}deg"
+    assert interpolate("${EMPTY?x}", env) == ""
+    for text in ("${UNSET:?say so}", "${EMPTY:?say so}", "${UNSET?say so}"):
+        with pytest.raises(ComposeError, match="say so"):
+            interpolate(text, env)
+
+
+def test_compose_refuses_to_run_with_placeholder_secrets(tmp_path):
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for text in _strings(compose):
+        for name in REQUIRED_SECRETS:
+            for match in re.finditer(r"\$\{" + name + r"\b([^}]*)\}", text):
+                assert match.group(1).startswith(":?") and len(match.group(1)) > 10, \
+                    f"{match.group(0)}: {name} must be required, with a message saying what to set"
+        assert not any(re.search(r":?-" + re.escape(p) + r"\}", text) for p in PLACEHOLDERS), text
+        assert "change-me" not in text, text
+    # `docker compose config` fails naming each variable in turn, and passes once they are set
+    env: dict[str, str] = {}
+    for name in REQUIRED_SECRETS:
+        with pytest.raises(ComposeError, match=f"required variable {name} "):
+            interpolate(compose, env)
+        with pytest.raises(ComposeError, match=f"required variable {name} "):
+            interpolate(compose, {**env, name: ""})
+        env[name] = f"secret-{name.lower()}"
+    services = interpolate(compose, env)["services"]
+    assert services["api"]["environment"]["API_KEYS"] == "secret-api_keys"
+    assert services["api-ray"]["environment"]["API_KEYS"] == "secret-api_keys"
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "secret-grafana_admin_password"
+
+    # RAY_AUTH_TOKEN has no default either; the Ray nodes (profile `ray`) refuse to start
+    # without one (a required variable would also stop `docker compose up` without that
+    # profile: Compose interpolates every service before it applies profiles)
+    assert services["ray-head"]["environment"]["RAY_AUTH_TOKEN"] == ""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    ran = tmp_path / "ray-ran"
+    (fake_bin / "ray").write_text(f'#!/bin/sh\necho "$@" > {ran}\n')
+    (fake_bin / "ray").chmod(0o755)
+    for name in ("ray-head", "ray-worker"):
+        command = services[name]["command"]
+        assert command[:2] == ["sh", "-c"], f"{name}: the token check needs a shell"
+        for token in ("", "a-real-token"):
+            ran.unlink(missing_ok=True)
+            done = subprocess.run(command, env={"PATH": f"{fake_bin}:/usr/bin:/bin", "RAY_AUTH_TOKEN": token},
+                                  capture_output=True, text=True, timeout=60, check=False)
+            if token:
+                assert done.returncode == 0 and ran.read_text().startswith("start "), (name, done.stderr)
+            else:
+                assert done.returncode != 0 and "RAY_AUTH_TOKEN" in done.stderr and not ran.exists(), (name, done)
+
+
+def test_compose_api_serves_the_names_it_is_reached_by():
+    """Prometheus scrapes the api by its service name: that Host must be in ALLOWED_HOSTS."""
+    compose = interpolate(yaml.safe_load(COMPOSE.read_text()), {name: "x" for name in REQUIRED_SECRETS})
+    allowed = compose["services"]["api"]["environment"].get("ALLOWED_HOSTS", "").split(",")
+    for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]:
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                assert target.rsplit(":", 1)[0] in allowed, f"{target} is not in the api's ALLOWED_HOSTS"

@@ -37,7 +37,7 @@ DESIGN_DEFAULTS = {
     "alert_timeout_rate": 0.1,
     "database_url": "sqlite+aiosqlite:///./data/continuous-play.db", "worker_backend": "process", "workers": None,
     "ray_address": "local", "api_keys": [], "max_concurrent_sessions": 2, "host": "127.0.0.1", "port": 8000,
-    "ws_queue_size": 1000, "metrics_public": False, "cors_origins": [],
+    "ws_queue_size": 1000, "metrics_public": False, "cors_origins": [], "allowed_hosts": [],
 }
 
 

@@ -34,6 +34,8 @@ from service.storage import models
 from service.storage import repositories as repo
 
 API_KEY = "test-key-0123456789abcdef"
+BASE_URL = "http://127.0.0.1"
+"""Where the test clients reach the app: a loopback Host, the only names it serves by default."""
 
 
 class FakeOrchestrator:
@@ -146,7 +148,7 @@ async def running_api(database, tmp_path: Path, *, orchestrator_factory: Any = F
                      engine_kwargs=database.engine_kwargs)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield Api(app, client, cfg, app.state.sessionmaker, database.backend)
 
 

@@ -53,7 +53,7 @@ async def test_readyz_before_the_lifespan_ran(database, tmp_path):
     from service.app import create_app
 
     app = create_app(make_settings(database, tmp_path))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         assert assert_problem(await client.get("/readyz"), 503)["checks"]["workers"] == "not ready"
         assert (await client.get("/healthz")).status_code == 200
 
@@ -133,7 +133,7 @@ async def test_unexpected_errors_are_500_problems_without_internals(api, caplog)
 
     api.app.add_api_route("/v1/explode", explode)
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         r = await client.get("/v1/explode")
     body = assert_problem(r, 500)
     assert "secret" not in r.text and "hunter2" not in r.text and "Traceback" not in r.text

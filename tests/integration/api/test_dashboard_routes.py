@@ -37,7 +37,7 @@ def make_app(**settings):
 @pytest_asyncio.fixture(loop_scope="function")
 async def client():
     app = make_app()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -90,7 +90,7 @@ async def test_page_is_served_with_version_and_a_strict_policy(client):
 
 async def test_page_says_when_keys_are_on_and_needs_none_itself():
     app = make_app(api_keys=["k-0123456789"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
         r = await c.get("/")
         assert r.status_code == 200 and links(r.text).meta["cp-api-keys"] == "on"
         assert "k-0123456789" not in r.text

@@ -46,7 +46,7 @@ async def live_api(database, tmp_path, **settings: Any) -> AsyncIterator[tuple[A
     async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1),
                            **{**FAST, **settings}) as api:
         async with ASGIWebSocketTransport(app=api.app, initial_receive_timeout=30) as transport:
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
                 yield api, client
 
 

@@ -75,7 +75,7 @@ async def raw_get(app, raw_path: bytes) -> tuple[int, dict[str, str], bytes]:
     path = unquote_to_bytes(raw_path.split(b"?")[0]).decode("utf-8", "replace")
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
              "scheme": "http", "path": path, "raw_path": raw_path.split(b"?")[0], "query_string": b"",
-             "root_path": "", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
+             "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
              "server": ("testserver", 80), "state": {}}
     sent: list[dict] = []
 
@@ -208,6 +208,32 @@ async def test_body_limit_on_every_mutating_route_stores_nothing(api):
     assert await count_rows(api) == before
 
 
+async def test_an_oversized_body_without_a_key_is_401_first(keyed_api):
+    """With API_KEYS set, a caller without a valid key learns nothing about the body limit."""
+    api = keyed_api
+    running = await seed_session(api, state="running")
+    before = await count_rows(api)
+    big = b"{" * (MAX_BODY_BYTES + 1)
+    json_type = {"content-type": "application/json"}
+
+    async def chunks():  # no Content-Length: counted as it is read
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"{" * 65536
+
+    for method, url in [("POST", "/v1/sessions"), ("POST", f"/v1/sessions/{running}/pause"),
+                        ("DELETE", f"/v1/sessions/{running}")]:
+        for headers in ({}, api.auth("wrong")):
+            r = await api.client.request(method, url, content=big, headers={**json_type, **headers})
+            assert_problem(r, 401)
+            assert r.headers["www-authenticate"].startswith("Bearer")
+        assert_problem(await api.client.request(method, url, content=big, headers={**json_type, **api.auth()}), 413)
+    for headers in ({}, api.auth("wrong")):
+        assert_problem(await api.client.post("/v1/sessions", content=chunks(), headers={**json_type, **headers}), 401)
+    assert_problem(await api.client.post("/v1/sessions", content=chunks(), headers={**json_type, **api.auth()}), 413)
+    assert await count_rows(api) == before
+    assert (await api.client.get(f"/v1/sessions/{running}")).json()["state"] == "running"
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 async def test_keys_are_compared_in_constant_time_against_every_key(keyed_api, monkeypatch):
@@ -266,7 +292,7 @@ async def test_keys_never_reach_a_log_line(keyed_api, caplog):
 
     api.app.add_api_route("/v1/explode", explode, methods=["GET", "POST"])
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         for key in (API_KEY, wrong):
             for method, url in [("GET", f"/v1/sessions/{sid}"), ("GET", "/metrics"), ("GET", "/v1/explode"),
                                 ("POST", "/v1/explode"), ("POST", f"/v1/sessions/{sid}/pause"),
@@ -379,7 +405,7 @@ async def test_cors_is_off_without_origins_and_exact_with_them(tmp_path):
     origin = "https://grafana.example"
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
     app = app_without_storage(tmp_path)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         for headers in ({"Origin": origin}, {"Origin": origin, **preflight}, {"Origin": "null", **preflight}):
             for method in ("GET", "OPTIONS"):
                 r = await client.request(method, "/healthz", headers=headers)
@@ -389,7 +415,7 @@ async def test_cors_is_off_without_origins_and_exact_with_them(tmp_path):
         assert "access-control-allow-origin" not in r.headers
 
     app = app_without_storage(tmp_path, cors_origins=[origin])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         r = await client.get("/healthz", headers={"Origin": origin})
         assert r.headers["access-control-allow-origin"] == origin  # the origin, never "*"
         assert "access-control-allow-credentials" not in r.headers
@@ -451,6 +477,8 @@ async def test_serve_binds_a_public_host_only_with_keys(monkeypatch, tmp_path, h
     else:
         assert result.exit_code == 0, result.output
         assert ran and ran[0]["host"] == host
+        # SIGTERM: one slow client cannot hold the shutdown (sessions checkpoint after it) for long
+        assert ran[0]["timeout_graceful_shutdown"] == cli.GRACEFUL_SHUTDOWN_S and 0 < cli.GRACEFUL_SHUTDOWN_S <= 30
         assert "redact_secrets" in ran[0]["log_config"]["filters"]  # the access log redacts ?token=
 
 

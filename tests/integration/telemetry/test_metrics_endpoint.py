@@ -80,7 +80,7 @@ async def client_for(tmp_path: Path, orchestrator_factory: Any = IdleOrchestrato
                      **overrides: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     app = create_app(settings_for(tmp_path, **overrides), pool=pool, orchestrator_factory=orchestrator_factory)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
             yield app, client
 
 
