@@ -44,6 +44,7 @@ async def get_orchestrator(request: Request) -> "Orchestrator":
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's database session, on the API's read pool (never the writer's)."""
     async with request.app.state.sessionmaker() as db:
         yield db
 
@@ -55,7 +56,9 @@ async def session_id_path(session_id: Annotated[str, Path(description="Session i
     return session_id
 
 
-Db = Annotated[AsyncSession, Depends(get_db)]
+Db = Annotated[AsyncSession, Depends(get_db, scope="function")]
+"""Closed when the route function returns, before the response is sent: a slow client never
+holds a pooled connection (the default scope would keep it until the last byte is taken)."""
 Orch = Annotated[Any, Depends(get_orchestrator)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionId = Annotated[str, Depends(session_id_path)]

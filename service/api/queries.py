@@ -11,6 +11,10 @@ routes dashboards poll cheap (one light query per request, however long the sess
   loaded once each by id (the ids come with the session's row, in the same query).
 - `SessionViews`: the JSON of `GET /v1/sessions/{id}` while the session's version (see
   `repositories.session_version`) and its live stats are what they were.
+- `RatingFits`: the rating lists of `/v1/sessions/{id}/evaluations` and `/v1/ratings` (a
+  dense Newton solve, run in a thread) until their evaluations change.
+- `ReportCache`: a session's report.json / report.html as bytes until the session changes,
+  one build at a time per session and version, at most `REPORT_BUILDS` builds at once.
 
 Why the sums are exact: a game is never changed or deleted once stored (only with its
 session), `repositories.add_game` counts each stored game in `sessions.games_done` in the
@@ -19,12 +23,19 @@ transaction after the other, so ids grow in commit order. Should the sums ever f
 `games_done` (a game committed out of id order by some other writer), the session's card is
 summed again from scratch. Each cached value is read AFTER the version it is filed under,
 so it is never older than that version. Every cache is per app (`app.state`), bounded, and
-forgets a session when it is deleted through the API.
+forgets a session when it is deleted through the API (`RatingFits` and `ReportCache` entries
+of a deleted session are never asked for again: they age out).
+
+Over 500 lines because these caches are one pattern (a value kept for the version read
+before it was computed) used together by the read routes: kept side by side, they are
+reviewed together.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,10 +224,12 @@ def elo_of(evaluation: EvaluationRow, generation: int | None) -> Elo:
 
 GAME_PAGE_BYTES = 16 * 2**20
 """Bytes of serialized games-list pages kept (least recently used beyond that are dropped)."""
+GAME_PAGE_ENTRIES = 4096
+"""Games-list pages kept, however small: a bound on keys, not only on bytes."""
 
 
 class GamePages:
-    """Serialized pages of `GET /v1/sessions/{id}/games`, per (session, limit, cursor), each
+    """Serialized pages of `GET /v1/sessions/{id}/games`, per (session, limit, position), each
     valid while the session's `games_done` is what it was when the page was read.
 
     Pages do change: games are numbered when they start and stored when they end, so an
@@ -224,12 +237,19 @@ class GamePages:
     `games_done` (in its own transaction), which retires every cached page of its session;
     a page read after the session's row is at least as new as that row's `games_done`.
     Dashboards poll the same pages between two games: those answers cost one small query.
+
+    A page is keyed by the game number its cursor decodes to, not by the cursor's text: a
+    cursor is base64 of JSON, and JSON whitespace (or characters base64 skips) spells one
+    position in thousands of ways, each of which would be a key of its own. Keys are bounded
+    too (`max_entries`): any number is a valid cursor, so a keyless client can still ask for
+    as many distinct pages as it likes; they push each other out.
     """
 
-    def __init__(self, max_bytes: int = GAME_PAGE_BYTES) -> None:
+    def __init__(self, max_bytes: int = GAME_PAGE_BYTES, max_entries: int = GAME_PAGE_ENTRIES) -> None:
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.bytes = 0
-        self._pages: OrderedDict[tuple[str, int, str | None], tuple[int, bytes]] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, int, int | None], tuple[int, bytes]] = OrderedDict()
 
     @classmethod
     def for_app(cls, app: Any) -> "GamePages":
@@ -238,8 +258,24 @@ class GamePages:
             pages = app.state.game_pages = cls()
         return pages
 
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    @staticmethod
+    def _key(session_id: str, limit: int, cursor: str | None) -> tuple[str, int, int | None] | None:
+        """(session, limit, the game number after which the page starts); None for a
+        malformed cursor (never cached: the route answers 400)."""
+        if cursor is None:
+            return session_id, limit, None
+        try:
+            return session_id, limit, repo.game_cursor_number(cursor)
+        except ValueError:
+            return None
+
     def get(self, session_id: str, limit: int, cursor: str | None, games_done: int) -> bytes | None:
-        key = (session_id, limit, cursor)
+        key = self._key(session_id, limit, cursor)
+        if key is None:
+            return None
         entry = self._pages.get(key)
         if entry is None or entry[0] != games_done:
             return None
@@ -247,15 +283,15 @@ class GamePages:
         return entry[1]
 
     def put(self, session_id: str, limit: int, cursor: str | None, games_done: int, body: bytes) -> None:
-        if len(body) > self.max_bytes // 4:
+        key = self._key(session_id, limit, cursor)
+        if key is None or len(body) > self.max_bytes // 4:
             return  # one huge page would push every other out
-        key = (session_id, limit, cursor)
         old = self._pages.pop(key, None)
         if old is not None:
             self.bytes -= len(old[1])
         self._pages[key] = (games_done, body)
         self.bytes += len(body)
-        while self.bytes > self.max_bytes:
+        while self.bytes > self.max_bytes or len(self._pages) > self.max_entries:
             _, (_, dropped) = self._pages.popitem(last=False)
             self.bytes -= len(dropped)
 
@@ -357,3 +393,144 @@ class SessionViews:
 
     def forget(self, session_id: str) -> None:
         self._views.pop(session_id, None)
+
+
+class Versioned:
+    """Values per name, each served while its key (a version read before the value was
+    computed, so the value is at least as new as it) is the one asked for; at most `size`
+    names, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, name: Hashable, key: Hashable) -> Any | None:
+        """The value stored under `name` for `key`, or None."""
+        entry = self._values.get(name)
+        if entry is None or entry[0] != key:
+            return None
+        self._values.move_to_end(name)
+        return entry[1]
+
+    def put(self, name: Hashable, key: Hashable, value: Any) -> None:
+        """Keep `value` under `name` for `key` (replacing what was there)."""
+        self.forget(name)
+        self._values[name] = (key, value)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._values) > self.size:
+            self.forget(next(iter(self._values)))
+
+    def forget(self, name: Hashable) -> None:
+        """Drop what is kept under `name`."""
+        self._values.pop(name, None)
+
+
+class RatingFits(Versioned):
+    """Fitted rating lists, keyed by ("session", id) or ("seed", seed), each valid for the
+    version of its evaluations (`repositories.newest_evaluation_id`,
+    `repositories.seed_evaluations_version`): a fit is a dense Newton solve over every player
+    of the list, too slow to repeat per request, and never on the event loop."""
+
+    def __init__(self, size: int = 256) -> None:
+        super().__init__(size)
+
+    @classmethod
+    def for_app(cls, app: Any) -> "RatingFits":
+        fits = getattr(app.state, "rating_fits", None)
+        if fits is None:
+            fits = app.state.rating_fits = cls()
+        return fits
+
+    async def compute(self, name: Hashable, key: Hashable, fit: Callable[[], Any]) -> Any:
+        """`fit()` run in a thread (the event loop serves other requests meanwhile), then
+        kept under `name` for `key`."""
+        value = await asyncio.to_thread(fit)
+        self.put(name, key, value)
+        return value
+
+
+REPORT_BUILDS = 2
+"""Report builds (database reads, then composing or rendering in a thread) run at once."""
+REPORT_BYTES = 64 * 2**20
+"""Bytes of built reports kept (a report.html is about 5 MB: plotly.js is inlined)."""
+
+
+class ReportCache(Versioned):
+    """A session's report.json and report.html as bytes, per (session, "json" | "html"), each
+    valid for the version it was built after (`reports.report_version`); the one copy that
+    every reader of that version is sent from.
+
+    Concurrent requests for one (session, kind, version) share one build (it runs as its own
+    task, so a reader that goes away does not cancel it for the others), and at most
+    `builds` builds run at once, the rest wait (`waiting`): a keyless client asking for many
+    sessions' reports queues, it does not multiply the work or the memory. Kept: at most
+    `size` entries and `max_bytes` bytes, least recently used dropped first."""
+
+    def __init__(self, size: int = 256, max_bytes: int = REPORT_BYTES, builds: int = REPORT_BUILDS) -> None:
+        super().__init__(size)
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._gate = asyncio.Semaphore(builds)
+        self._flights: dict[tuple[Hashable, Hashable], asyncio.Task[bytes]] = {}
+        self.computed = 0  # builds started (tests read it)
+        self.waiting = 0  # builds waiting for a turn
+
+    @classmethod
+    def for_app(cls, app: Any) -> "ReportCache":
+        cache = getattr(app.state, "report_cache", None)
+        if cache is None:
+            cache = app.state.report_cache = cls()
+        return cache
+
+    def put(self, name: Hashable, key: Hashable, value: bytes) -> None:
+        if len(value) > self.max_bytes // 4:
+            return  # one huge report would push every other out
+        super().put(name, key, value)
+        self.bytes += len(value)
+        self._trim()
+
+    def _trim(self) -> None:
+        while self._values and (len(self._values) > self.size or self.bytes > self.max_bytes):
+            self.forget(next(iter(self._values)))
+
+    def forget(self, name: Hashable) -> None:
+        entry = self._values.pop(name, None)
+        if entry is not None:
+            self.bytes -= len(entry[1])
+
+    async def get_or_build(self, name: Hashable, key: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The bytes kept under `name` for `key`, else those `build()` returns (one build per
+        name and key at a time, at most `builds` at once), kept for the next reader."""
+        found = self.get(name, key)
+        if found is not None:
+            return found
+        flight = self._flights.get((name, key))
+        if flight is None:
+            flight = asyncio.ensure_future(self._build(name, key, build))
+            self._flights[(name, key)] = flight
+            flight.add_done_callback(lambda done: self._landed((name, key), done))
+        return await asyncio.shield(flight)
+
+    async def _build(self, name: Hashable, key: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        self.waiting += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            self.computed += 1
+            value = await build()
+        finally:
+            self._gate.release()
+        self.put(name, key, value)
+        return value
+
+    def _landed(self, flight_key: tuple[Hashable, Hashable], done: asyncio.Task[bytes]) -> None:
+        self._flights.pop(flight_key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed build with no reader left is not "never retrieved"

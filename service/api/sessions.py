@@ -31,6 +31,9 @@ from service.sessions.lifecycle import SessionNotFound, State
 from service.sessions.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 
+PGN_CHUNK_GAMES = 100
+"""Games read per database session while games.pgn is streamed (about 130 KB of PGN)."""
+
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 StateFilter = Literal[tuple(s.value for s in State)]  # type: ignore[valid-type]
@@ -269,10 +272,16 @@ async def games_pgn(request: Request, session_id: SessionId, db: Db) -> Streamin
     maker = request.app.state.sessionmaker
 
     async def stream():
-        # Its own database session: the request's one closes when the route returns.
-        async with maker() as reader:
-            async for pgn in repo.games_pgn(reader, session_id):
-                yield pgn.rstrip("\n") + "\n\n"
+        # One short database session per chunk, released before the chunk is sent: a client
+        # that reads slowly (or never) holds no pooled connection while it waits.
+        after = 0
+        while True:
+            async with maker() as reader:
+                rows = await repo.game_pgns_after(reader, session_id, after, PGN_CHUNK_GAMES)
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield "".join(pgn.rstrip("\n") + "\n\n" for _, pgn in rows)
 
     return StreamingResponse(
         stream(),
@@ -314,14 +323,25 @@ async def list_metrics(
 
 @router.get("/{session_id}/evaluations", response_model=EvaluationPage, responses=PROBLEMS,
             summary="A session's evaluation matches (W/D/L, pentanomial, SPRT) and its rating list")
-async def list_evaluations(session_id: SessionId, db: Db, settings: SettingsDep) -> EvaluationPage:
+async def list_evaluations(request: Request, session_id: SessionId, db: Db, settings: SettingsDep) -> EvaluationPage:
+    # The page is kept until the session's next evaluation (queries.RatingFits); the rating
+    # fit, a dense Newton solve, runs in a thread.
     await require_session(db, session_id)
-    rows = await repo.list_evaluations(db, session_id)
-    generation = {c.id: c.generation for c in await repo.list_checkpoints(db, session_id)}
-    fitted = rating_list([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
-    items = [EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
-             for r in rows]
-    return EvaluationPage(items=items, ratings=ratings_out(fitted))
+    fits = queries.RatingFits.for_app(request.app)
+    newest = await repo.newest_evaluation_id(db, session_id)  # read first: the page is at least as new
+    page = fits.get(("session", session_id), newest)
+    if page is None:
+        rows = await repo.list_evaluations(db, session_id)
+        generation = {c.id: c.generation for c in await repo.list_checkpoints(db, session_id)}
+
+        def fit() -> EvaluationPage:
+            fitted = rating_list([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
+            items = [EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
+                     for r in rows]
+            return EvaluationPage(items=items, ratings=ratings_out(fitted))
+
+        page = await fits.compute(("session", session_id), newest, fit)
+    return page
 
 
 @router.get("/{session_id}/checkpoints", response_model=Page[CheckpointOut], responses=PROBLEMS,

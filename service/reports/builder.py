@@ -84,11 +84,11 @@ def _throughput(games: list[dict[str, Any]], stats: list[dict[str, Any]], learni
     }
 
 
-def build_report(*, session_id: str, config: SessionConfig, settings: Settings, scorecard: Scorecard,
+def build_report(*, session_id: str, config: SessionConfig, settings: Settings, scorecard: Scorecard | dict[str, Any],
                  learning: list[dict[str, Any]], stats: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
                  games: list[dict[str, Any]], started: float, elapsed_s: float, summary: dict[str, Any] | None,
                  error: str | None, torch_threads: int) -> dict[str, Any]:
-    """The report.json document of a session."""
+    """The report.json document of a session (`scorecard`: a Scorecard or its `to_dict()`)."""
     return {
         "format": REPORT_FORMAT,
         "session_id": session_id,
@@ -96,7 +96,7 @@ def build_report(*, session_id: str, config: SessionConfig, settings: Settings, 
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "stop_reason": (summary or {}).get("reason", "failed" if error else None),
         "error": error,
-        "scorecard": scorecard.to_dict(),
+        "scorecard": scorecard if isinstance(scorecard, dict) else scorecard.to_dict(),
         "losses": _loss_summary(learning),
         "throughput": _throughput(games, stats, learning, elapsed_s),
         "checkpoints": [{k: c[k] for k in ("generation", "games", "path", "sha256")} for c in checkpoints],
@@ -144,14 +144,10 @@ def nice_step(raw: float, integer: bool = False) -> float:
     return int(10.0 ** (exponent + 1)) if integer else 10.0 ** (exponent + 1)
 
 
-def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX_BINS) -> dict[str, Any]:
-    """Counts over equal-width bins with round edges: {"edges": [n+1], "counts": [n]}, empty
-    lists without values. Integer data gets integer-wide bins [a, a + w), so a bin never
-    splits one value."""
-    clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not clean:
-        return {"edges": [], "counts": [], "n": 0, "mean": None, "median": None}
-    low, high = min(clean), max(clean)
+def histogram_bins(low: float, high: float, *, integer: bool = False, max_bins: int = MAX_BINS
+                   ) -> tuple[float, float, int]:
+    """(start, width, bins) of `histogram` for values from `low` to `high`: round edges, and
+    integer-wide bins [a, a + w) for integer data, so a bin never splits one value."""
     span = high - low + (1 if integer else 0)
     if span > 0:
         width = nice_step(span / max_bins, integer=integer)
@@ -161,15 +157,42 @@ def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX
     else:  # one value: one bin around it
         width = nice_step(max(abs(low) * 0.1, 1e-9))
         start = low - width / 2
-    bins = max(1, int(math.floor((high - start) / width)) + 1)
+    return start, width, max(1, int(math.floor((high - start) / width)) + 1)
+
+
+BIN_EPSILON = 1e-9
+"""Added to (value - start) / width before flooring it to a bin, so a value on an edge
+rounded a hair below it still lands in the bin the edge opens."""
+
+
+def histogram_bin(value: float, start: float, width: float, bins: int) -> int:
+    """The bin of `value` in a histogram of `histogram_bins`."""
+    return min(int(math.floor((value - start) / width + BIN_EPSILON)), bins - 1)
+
+
+def histogram_of(start: float, width: float, counts: list[int], *, n: int, mean: float | None,
+                 median: float | None, integer: bool = False) -> dict[str, Any]:
+    """A histogram's JSON from its layout and counts (what `histogram` returns; the report of
+    a stored session gets the counts from SQL)."""
+    edges = [int(round(start + i * width)) if integer else float(f"{start + i * width:.12g}")
+             for i in range(len(counts) + 1)]
+    return {"edges": edges, "counts": counts, "n": n, "mean": mean, "median": median}
+
+
+def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX_BINS) -> dict[str, Any]:
+    """Counts over equal-width bins with round edges (`histogram_bins`): {"edges": [n+1],
+    "counts": [n], "n", "mean", "median"}, empty lists without values."""
+    clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not clean:
+        return {"edges": [], "counts": [], "n": 0, "mean": None, "median": None}
+    start, width, bins = histogram_bins(min(clean), max(clean), integer=integer, max_bins=max_bins)
     counts = [0] * bins
     for v in clean:
-        counts[min(int(math.floor((v - start) / width + 1e-9)), bins - 1)] += 1
-    edges = [int(round(start + i * width)) if integer else float(f"{start + i * width:.12g}") for i in range(bins + 1)]
+        counts[histogram_bin(v, start, width, bins)] += 1
     ordered = sorted(clean)
     mid = len(ordered) // 2
     median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return {"edges": edges, "counts": counts, "n": len(clean), "mean": mean(clean), "median": median}
+    return histogram_of(start, width, counts, n=len(clean), mean=mean(clean), median=median, integer=integer)
 
 
 def result_buckets(games: list[dict[str, Any]], max_buckets: int = MAX_BUCKETS) -> dict[str, Any]:
@@ -197,8 +220,15 @@ def thin(rows: list[Any], limit: int = MAX_POINTS) -> list[Any]:
     """At most `limit` rows, evenly spaced, the first and the last included."""
     if len(rows) <= limit:
         return rows
-    step = (len(rows) - 1) / (limit - 1)
-    return [rows[round(i * step)] for i in range(limit)]
+    return [rows[i] for i in thin_indices(len(rows), limit)]
+
+
+def thin_indices(n: int, limit: int = MAX_POINTS) -> list[int]:
+    """The indices `thin` keeps of `n` rows (all of them when n <= limit; `limit` >= 2 else)."""
+    if n <= limit:
+        return list(range(n))
+    step = (n - 1) / (limit - 1)
+    return [round(i * step) for i in range(limit)]
 
 
 def generation_of(name: str) -> int | None:

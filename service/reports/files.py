@@ -5,9 +5,17 @@ Everything comes from storage (games, learning events, alerts, metric snapshots,
 evaluations), so a session resumed after a crash or across several `run`s gets one complete
 report, and the API can build the report of any session, running or finished.
 
-`load_session` does the (async) reads; `compose` turns the rows into report.json and
-metrics.json (pure CPU: decoding every game's policy targets for the analyzer, so callers
-run it in a thread); `session_report` and `write_session_files` put them together.
+What a build holds does not grow with the session (`reads`): the games' totals, streaks,
+buckets and histograms are SQL aggregates (exact); the analyzer's verdicts come from at most
+SAMPLED_GAMES games' results and lengths and SEARCHED_GAMES games' policy and root-value
+blobs, evenly spread over the session (`analysis_sample` says how many); learning steps and
+metric snapshots are counted and summed in SQL and their rows thinned to SERIES_ROWS, as the
+charts draw them anyway. Below those bounds nothing is thinned.
+
+`load_session` does the (async) reads; `compose` turns them into report.json (pure CPU:
+decoding the sampled policy targets, fitting the ratings; callers run it in a thread);
+`session_report` and `write_session_files` put them together. metrics.json, every game's
+row, is written by `write_session_files` only (the end of `continuous-play run`).
 `continuous-play report --input DIR --output DIR` is `service.reports.directory`.
 """
 
@@ -21,15 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import defer
 
 from ..config import SessionConfig, Settings
 from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
-from ..stats.scorecard import Scorecard
-from ..storage import models
+from ..storage import codec, models
 from ..storage import repositories as repo
+from . import reads
 from .builder import (
+    MAX_POINTS,
     adjudication_counts,
     build_report,
     build_series,
@@ -40,40 +48,58 @@ from .builder import (
 from .directory import write_atomic
 from .html import render_html
 
-REPORT_EVENTS = ("learning.step", "evaluation.finished", "alert.raised")
-"""The stored event types a report reads (game events are read from the games table)."""
 MAX_SNAPSHOTS = 100_000
+"""Metric snapshots metrics.json keeps (the newest)."""
+SAMPLED_GAMES = 2000
+"""Games whose result and length the analyzer's trends read (evenly spread)."""
+SEARCHED_GAMES = 200
+"""Games whose policy targets and root values (kilobytes each) the analyzer reads."""
+SERIES_ROWS = MAX_POINTS
+"""Learning steps and metric snapshots a build reads (thinned evenly beyond that)."""
+MAX_ALERTS = 1000
+"""Alerts a report lists (the newest)."""
 
 
-def analysis(games, learning, ratings, games_at) -> list:
-    """The improvement indicators (stats.analyzer) over what the session stored."""
+def analysis(sampled, searched, learning, ratings, games_at) -> list:
+    """The improvement indicators (stats.analyzer) over the sampled games and learning rows."""
     elo_points = [(games_at[int(name[3:])], r.rating, r.low, r.high) for name, r in ratings.items()
                   if name.startswith("gen") and name[3:].isdigit() and int(name[3:]) in games_at]
     max_probs, value_pairs = [], []
-    for g in games:
-        white = {"1-0": 1.0, "0-1": -1.0}.get(g.result, 0.0)
-        for ply, (policy, value) in enumerate(zip(g.policies(), g.values())):
+    for result, policy_blob, values_blob in searched:
+        white = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
+        for ply, (policy, value) in enumerate(zip(codec.decode_policies(policy_blob),
+                                                  codec.decode_values(values_blob))):
             if len(policy):
                 max_probs.append(float(policy.max()))
             value_pairs.append((float(value), white if ply % 2 == 0 else -white))
     return analyze(
-        elo_points=sorted(elo_points) or None, results=[g.result for g in games] or None,
+        elo_points=sorted(elo_points) or None, results=[g.result for g in sampled] or None,
         losses=[row["total_loss"] for row in learning] or None, loss_steps=[row["step"] for row in learning] or None,
-        plies=[g.plies for g in games] or None, move_max_probabilities=max_probs or None,
+        plies=[g.plies for g in sampled] or None, move_max_probabilities=max_probs or None,
         policy_entropies=[row["policy_entropy"] for row in learning] or None,
         entropy_steps=[row["step"] for row in learning] or None, value_pairs=value_pairs or None)
 
 
 @dataclass
 class StoredSession:
-    """The rows a report is made of (games without their PGN and move text)."""
+    """What a report is made of: the games as aggregates and bounded samples (see the
+    module's docstring), the rest as rows."""
 
     row: models.SessionRow
-    games: list[models.GameRow]
-    events: list[models.EventRow]
-    snapshots: list[models.MetricSnapshotRow]
+    totals: reads.GameTotals
+    game_series: dict[str, Any]
+    sampled: list[Any]  # (result, plies) of at most SAMPLED_GAMES games, in number order
+    searched: list[Any]  # (result, policy blob, root-values blob) of at most SEARCHED_GAMES games
+    steps: reads.Steps
+    snapshots: reads.Snapshots
+    evaluation_events: list[models.EventRow]
+    alerts: list[models.EventRow]
     checkpoints: list[models.CheckpointRow]
     evaluations: list[models.EvaluationRow]
+
+
+def _events(session_id: str, kind: str) -> Any:
+    return select(models.EventRow).where(models.EventRow.session_id == session_id, models.EventRow.type == kind)
 
 
 async def load_session(db, session_id: str) -> StoredSession | None:
@@ -81,15 +107,19 @@ async def load_session(db, session_id: str) -> StoredSession | None:
     row = await repo.get_session(db, session_id)
     if row is None:
         return None
-    games = await db.scalars(select(models.GameRow).where(models.GameRow.session_id == session_id)
-                             .options(defer(models.GameRow.pgn), defer(models.GameRow.moves))
-                             .order_by(models.GameRow.number))
-    events = await db.scalars(select(models.EventRow).where(models.EventRow.session_id == session_id,
-                                                            models.EventRow.type.in_(REPORT_EVENTS))
-                              .order_by(models.EventRow.seq))
+    totals = await reads.game_totals(db, session_id)
+    sampled = await reads.spread_games(db, session_id, totals.games, SAMPLED_GAMES,
+                                       (models.GameRow.result, models.GameRow.plies))
+    searched = await reads.spread_games(db, session_id, totals.games, SEARCHED_GAMES,
+                                        (models.GameRow.result, models.GameRow.policy, models.GameRow.root_values))
+    evaluation_events = await db.scalars(_events(session_id, "evaluation.finished").order_by(models.EventRow.seq))
+    alerts = await db.scalars(_events(session_id, "alert.raised").order_by(models.EventRow.seq.desc())
+                              .limit(MAX_ALERTS))
     return StoredSession(
-        row=row, games=list(games.all()), events=list(events.all()),
-        snapshots=await repo.list_metric_snapshots(db, session_id, limit=MAX_SNAPSHOTS),
+        row=row, totals=totals, game_series=await reads.game_series(db, session_id, totals), sampled=sampled,
+        searched=searched, steps=await reads.learning_steps(db, session_id, SERIES_ROWS),
+        snapshots=await reads.metric_snapshots(db, session_id, SERIES_ROWS),
+        evaluation_events=list(evaluation_events.all()), alerts=list(reversed(alerts.all())),
         checkpoints=await repo.list_checkpoints(db, session_id),
         evaluations=await repo.list_evaluations(db, session_id))
 
@@ -103,33 +133,37 @@ def _alert(event: models.EventRow) -> dict[str, Any]:
     return {**data, "seq": event.seq, "ts": _iso(event.ts)}
 
 
-def compose(stored: StoredSession, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(report.json, metrics.json) of a session from its stored rows. Pure CPU."""
-    row = stored.row
-    session_id = row.id
-    card = Scorecard()
-    game_rows = []
-    for g in stored.games:
-        card.add(g.result, g.plies, g.termination, g.adjudicated, g.duration_s)
-        game_rows.append({"number": g.number, "result": g.result, "termination": g.termination,
-                          "adjudicated": g.adjudicated, "plies": g.plies, "duration_s": g.duration_s,
-                          "simulations": g.simulations, "temperature": g.temperature,
-                          "mean_move_s": g.duration_s / max(g.plies, 1)})
-    learning = [e.data for e in stored.events if e.type == "learning.step"]
-    stats = [s.data for s in stored.snapshots]
-    ckpts = [{"generation": c.generation, "games": c.games, "path": str(Path(settings.checkpoint_dir) / c.file_name),
-              "sha256": c.sha256} for c in stored.checkpoints]
+def _checkpoints(stored: StoredSession, settings: Settings) -> list[dict[str, Any]]:
+    return [{"generation": c.generation, "games": c.games, "path": str(Path(settings.checkpoint_dir) / c.file_name),
+             "sha256": c.sha256} for c in stored.checkpoints]
+
+
+def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
+    """report.json of a session from what `load_session` read. Pure CPU.
+
+    `build_report` and `build_series` make their sections from the rows they are given; the
+    figures of games, learning steps and snapshots that rows thinned to a bound would get
+    wrong (counts, sums, minima, the games' charts) are then set from the SQL aggregates."""
+    row, totals, steps = stored.row, stored.totals, stored.steps
+    learning = steps.rows
+    stats = [data for _, data in stored.snapshots.rows]
+    ckpts = _checkpoints(stored, settings)
     started = row.started_at or row.created_at
     ended = row.finished_at or (datetime.now(timezone.utc) if row.active else row.updated_at)
     elapsed = max((ended - started).total_seconds(), 0.0) if started and ended else 0.0
-    config = SessionConfig.model_validate(row.config)
-    metrics = {"session_id": session_id, "games": game_rows, "learning": learning, "stats": stats,
-               "checkpoints": ckpts}
     summary = {"reason": row.stop_reason} if row.stop_reason else None
     report = build_report(
-        session_id=session_id, config=config, settings=settings, scorecard=card, learning=learning, stats=stats,
-        checkpoints=ckpts, games=game_rows, started=started.timestamp(), elapsed_s=elapsed, summary=summary,
-        error=row.failure_reason, torch_threads=settings.resolved_torch_threads())
+        session_id=row.id, config=SessionConfig.model_validate(row.config), settings=settings,
+        scorecard=totals.scorecard(), learning=learning, stats=stats, checkpoints=ckpts, games=[],
+        started=started.timestamp(), elapsed_s=elapsed, summary=summary, error=row.failure_reason,
+        torch_threads=settings.resolved_torch_threads())
+    report["throughput"].update(
+        games_per_minute=totals.games / max(elapsed / 60, 1e-9), mean_move_seconds=totals.mean_move_seconds(),
+        learning_seconds=steps.seconds, simulations_per_second_mean=stored.snapshots.simulations_per_second_mean)
+    if steps.count:
+        report["losses"]["phases"] = steps.count
+        for head in reads.LOSS_HEADS:
+            report["losses"][head]["min"] = steps.minimum[head]
     report["state"] = row.state
     report["finished_at"] = _iso(row.finished_at)  # None while the session is not over
     report["generated_at"] = datetime.now(timezone.utc).isoformat()
@@ -138,9 +172,9 @@ def compose(stored: StoredSession, settings: Settings) -> tuple[dict[str, Any], 
     ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored.evaluations],
                           settings.elo_anchor)
     report["rating_list"] = ratings_out(ratings)
-    adjudicated: dict[tuple[int, str], list[int]] = {}  # per (checkpoint, opponent), in order
-    for event in stored.events:
-        if event.type == "evaluation.finished" and isinstance(event.data, dict):
+    adjudicated: dict[tuple[Any, Any], list[Any]] = {}  # per (checkpoint, opponent), in order
+    for event in stored.evaluation_events:
+        if isinstance(event.data, dict):
             key = (event.data.get("checkpoint_id"), event.data.get("opponent"))
             adjudicated.setdefault(key, []).append(event.data.get("adjudicated"))
     evaluations = []
@@ -159,15 +193,19 @@ def compose(stored: StoredSession, settings: Settings) -> tuple[dict[str, Any], 
     if newest is not None and player(newest) in ratings:
         r = ratings[player(newest)]
         report["elo"] = {"generation": newest, "rating": r.rating, "low": r.low, "high": r.high}
-    report["analysis"] = [i.to_dict() for i in analysis(stored.games, learning, ratings, games_at)]
+    report["analysis"] = [i.to_dict() for i in analysis(stored.sampled, stored.searched, learning, ratings,
+                                                        games_at)]
+    report["analysis_sample"] = {"games": totals.games, "sampled_games": len(stored.sampled),
+                                 "searched_games": len(stored.searched)}
     report["series"] = build_series(
-        games=game_rows, learning=learning, checkpoints=ckpts, rating_list=report["rating_list"],
-        evaluations=evaluations, stats=[{"ts": _iso(s.ts), **s.data} for s in stored.snapshots])
+        games=[], learning=learning, checkpoints=ckpts, rating_list=report["rating_list"],
+        evaluations=evaluations, stats=[{"ts": _iso(ts), **data} for ts, data in stored.snapshots.rows])
+    report["series"].update(stored.game_series)
     report["sprt"] = sprt_verdicts(evaluations)
     report["adjudication"] = adjudication_counts(report["scorecard"], evaluations)
-    report["alerts"] = [_alert(e) for e in stored.events if e.type == "alert.raised"]
+    report["alerts"] = [_alert(e) for e in stored.alerts]
     # Exactly what a reader of report.json gets: strict JSON (no NaN), lists, string keys.
-    return json.loads(json.dumps(finite(report))), json.loads(json.dumps(finite(metrics)))
+    return json.loads(json.dumps(finite(report)))
 
 
 async def session_report(db, settings: Settings, session_id: str) -> dict[str, Any] | None:
@@ -175,8 +213,7 @@ async def session_report(db, settings: Settings, session_id: str) -> dict[str, A
     stored = await load_session(db, session_id)
     if stored is None:
         return None
-    report, _ = await asyncio.to_thread(compose, stored, settings)
-    return report
+    return await asyncio.to_thread(compose, stored, settings)
 
 
 async def write_session_files(sessionmaker, settings: Settings, session_id: str, out_dir: Path) -> dict[str, Any]:
@@ -189,8 +226,13 @@ async def write_session_files(sessionmaker, settings: Settings, session_id: str,
         with (out_dir / "games.pgn").open("w") as f:
             async for chunk in repo.games_pgn(db, session_id):
                 f.write(chunk)
-    report, metrics = await asyncio.to_thread(compose, stored, settings)
-    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+        games = await reads.metrics_games(db, session_id)
+        learning = await db.scalars(_events(session_id, "learning.step").order_by(models.EventRow.seq))
+        snapshots = await repo.list_metric_snapshots(db, session_id, limit=MAX_SNAPSHOTS)
+        metrics = {"session_id": session_id, "games": games, "learning": [e.data for e in learning.all()],
+                   "stats": [s.data for s in snapshots], "checkpoints": _checkpoints(stored, settings)}
+    report = await asyncio.to_thread(compose, stored, settings)
+    write_atomic(out_dir / "metrics.json", json.dumps(finite(metrics), indent=1))
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     write_atomic(out_dir / "report.html", await asyncio.to_thread(render_html, report))
     return report

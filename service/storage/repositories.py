@@ -418,6 +418,15 @@ async def games_pgn(db: AsyncSession, session_id: str, batch: int = 200) -> Asyn
         await result.close()
 
 
+async def game_pgns_after(db: AsyncSession, session_id: str, after: int, limit: int) -> list[tuple[int, str]]:
+    """(number, PGN) of the session's next `limit` games numbered above `after`, in order:
+    a page of a stream read in short transactions (keyset by number)."""
+    query = (select(GameRow.number, GameRow.pgn)
+             .where(GameRow.session_id == session_id, GameRow.number > after)
+             .order_by(GameRow.number).limit(limit))
+    return [(number, pgn) for number, pgn in (await db.execute(query)).all()]
+
+
 async def max_game_number(db: AsyncSession, session_id: str) -> int:
     """The highest stored game number of a session, 0 if none (new games go from it + 1)."""
     query = select(func.coalesce(func.max(GameRow.number), 0)).where(GameRow.session_id == session_id)

@@ -94,9 +94,9 @@ async def test_newest_games_hold_enough_positions(db_sessions, make_game):
     async with db_sessions() as db, db.begin():
         for number in range(1, 9):
             await repo.add_game(db, sid, make_game(number))
-    full = {n: sum(make_game(n)["full_search"]) for n in range(1, 9)}
+    positions = {n: len(make_game(n)["root_values"]) for n in range(1, 9)}  # every searched ply
     async with db_sessions() as db:
-        rows = await repo.newest_games(db, sid, limit_positions=full[8] + full[7] + 1, batch=2)
+        rows = await repo.newest_games(db, sid, limit_positions=positions[8] + positions[7] + 1, batch=2)
         assert [r.number for r in rows] == [8, 7, 6]
         assert [r.number for r in await repo.newest_games(db, sid, limit_positions=10**6)] == list(range(8, 0, -1))
         assert await repo.newest_games(db, sid, limit_positions=0) == []
