@@ -46,6 +46,10 @@ sessions play on, their finished games waiting in memory (`database_ok` is False
 and not stored twice. Past DB_OUTAGE_LIMIT_S the running sessions are stopped, and each
 ends `failed` with the reason once the database is back, every game it finished stored
 once. See `_perform`.
+
+Over 500 lines: the writer, the leases and the session tasks share the staged events and
+the outage state; the writer is to move to a module of its own with the restructure of
+issue #22 (each role its own room).
 """
 
 from __future__ import annotations

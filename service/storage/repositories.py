@@ -5,6 +5,10 @@ flush and query, and never commit, so a finished game and its events go in one
 transaction. Lists are keyset-paginated with opaque cursors (base64url JSON); a
 malformed cursor raises ValueError. A missing session or a refused state change raise
 `NotFound` / `StateConflict` (the API answers 404 / 409).
+
+Over 500 lines: one section per table (sessions and their leases, games, checkpoints,
+evaluations, snapshots, events) of functions that are each a single query; splitting it
+by table would scatter the one transaction rule and the cursor helpers they share.
 """
 
 from __future__ import annotations
