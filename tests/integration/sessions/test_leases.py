@@ -91,7 +91,7 @@ async def test_a_second_orchestrator_is_refused_while_the_owner_lives(db_session
 async def test_an_expired_lease_is_taken_over_and_the_old_owner_writes_nothing_more(db_sessions, tmp_path):
     pool_a, pool_b = ScriptedPool(1), ScriptedPool(1)
     a = Orchestrator(settings(tmp_path), db_sessions, pool_a)
-    a.lease_s, a.heartbeat_s = 0.3, 3600.0  # a stalls: its lease is never renewed
+    a.heartbeat_s = 3600.0  # a stalls: its lease is never renewed
     await a.start()
     b = None
     try:
@@ -99,7 +99,7 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_writes_nothing_m
         worker_a = pool_a.spawned[0]
         worker_a.report("game", sid, game(1))
         await until(lambda: a._games_written.get(sid) == 1)
-        await asyncio.sleep(0.4)  # a's lease has expired
+        await set_lease(db_sessions, sid, a.owner, expires_in_s=-1)  # a's lease has expired
         b = Orchestrator(settings(tmp_path), db_sessions, pool_b)
         b.heartbeat_s = 0.05
         await b.start()
