@@ -144,7 +144,6 @@ def serve() -> None:
     import uvicorn
 
     from .app import create_app
-    from .storage.database import upgrade
 
     settings = settings_or_exit()
     if not settings.api_keys and not is_loopback(settings.host):

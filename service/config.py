@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
@@ -46,7 +47,9 @@ class SessionFields(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, validate_default=True)
 
     # Session
-    session_duration_min: float = Field(20.0, gt=0, le=525_600, description="Wall-clock limit of a session, in minutes.")
+    session_duration_min: float = Field(
+        20.0, gt=0, le=525_600, description="Wall-clock limit of a session, in minutes."
+    )
     max_games: int = Field(100, ge=0, le=100_000_000, description="Stop after this many self-play games; 0 = no limit.")
     max_moves_per_game: int = Field(
         150, ge=2, le=10_000, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result "
@@ -68,7 +71,9 @@ class SessionFields(BaseModel):
     )
     initial_temperature: float = Field(1.0, ge=0, le=100, description="Temperature at the first game.")
     final_temperature: float = Field(0.1, ge=0, le=100, description="Temperature once the schedule has run out.")
-    temperature_decay_games: int = Field(50, ge=1, le=100_000_000, description="Games over which the temperature decays.")
+    temperature_decay_games: int = Field(
+        50, ge=1, le=100_000_000, description="Games over which the temperature decays."
+    )
 
     # Engine
     chess_preset: Literal["tiny", "small", "medium", "large"] = Field(
@@ -82,7 +87,9 @@ class SessionFields(BaseModel):
         "gumbel", description="Root search: Gumbel sequential halving (learns from few simulations) or PUCT."
     )
     selfplay_simulations: int = Field(32, ge=1, le=100_000, description="Simulations of a full search per move.")
-    gumbel_considered: int = Field(16, ge=1, le=256, description="Root moves sampled by Gumbel search (16: measured, README).")
+    gumbel_considered: int = Field(
+        16, ge=1, le=256, description="Root moves sampled by Gumbel search (16: measured, README)."
+    )
     full_search_prob: float = Field(
         0.25, ge=0, le=1, description="Share of moves given the full search and kept as policy targets (playout cap)."
     )
@@ -91,7 +98,8 @@ class SessionFields(BaseModel):
         64, ge=1, le=4096, description="Games a worker keeps in flight, so network calls stay batched."
     )
     temperature_plies: int = Field(
-        30, ge=0, le=10_000, description="Plies of a game whose moves are sampled with temperature; later ones take the best."
+        30, ge=0, le=10_000,
+        description="Plies of a game whose moves are sampled with temperature; later ones take the best.",
     )
     adjudication: Literal["material", "none"] = Field(
         "material", description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
@@ -111,7 +119,9 @@ class SessionFields(BaseModel):
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )
-    replay_buffer_positions: int = Field(50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer.")
+    replay_buffer_positions: int = Field(
+        50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer."
+    )
     train_samples_per_position: float = Field(
         2.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
     )
@@ -120,9 +130,12 @@ class SessionFields(BaseModel):
     )
 
     # Evaluation (eval_uci_engine precedes eval_opponents: the latter's check reads it)
-    eval_interval_games: int = Field(100, ge=1, le=100_000_000, description="Evaluate the newest checkpoint every this many games.")
+    eval_interval_games: int = Field(
+        100, ge=1, le=100_000_000, description="Evaluate the newest checkpoint every this many games."
+    )
     eval_games: int = Field(
-        40, ge=2, le=100_000, description="Games per evaluation match; even: openings are played in colour-swapped pairs."
+        40, ge=2, le=100_000,
+        description="Games per evaluation match; even: openings are played in colour-swapped pairs.",
     )
     eval_simulations: int | None = Field(
         None, ge=1, le=100_000, description="Simulations per move in evaluation; empty = SELFPLAY_SIMULATIONS."
@@ -131,7 +144,8 @@ class SessionFields(BaseModel):
         None, description="Command of an external UCI engine opponent, e.g. stockfish; needed for 'uci'."
     )
     eval_uci_elo: int | None = Field(
-        None, ge=1350, le=2850, description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength."
+        None, ge=1350, le=2850,
+        description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength.",
     )
     eval_opponents: Annotated[list[Opponent], NoDecode] = Field(
         ["gen0", "random", "greedy"],
@@ -353,7 +367,7 @@ def _accepts(name: str) -> str:
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = error.get("loc") or ()
     name = loc[0] if loc and isinstance(loc[0], str) else None
     if name not in Settings.model_fields:

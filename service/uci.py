@@ -162,6 +162,7 @@ class Option:
                 value = int(raw)
             except ValueError:
                 raise ValueError(f"expected an integer from {self.min} to {self.max}") from None
+            assert self.min is not None and self.max is not None  # a spin option is declared with its bounds
             if not self.min <= value <= self.max:
                 raise ValueError(f"expected an integer from {self.min} to {self.max}")
             return value
@@ -284,6 +285,7 @@ def prune_root(root: mcts.Node, allowed: list[chess.Move]) -> bool:
     keep = [i for i, m in enumerate(root.moves) if m in allowed]
     if not keep:
         return False
+    assert root.priors is not None  # expanded
     total = sum(root.priors[i] for i in keep) or 1.0
     root.moves = [root.moves[i] for i in keep]
     root.priors = [root.priors[i] / total for i in keep]
@@ -663,9 +665,10 @@ class UciEngine:
         for move in moves[len(stack):]:
             if not node.expanded or move not in node.moves:
                 return None
-            node = node.children[node.moves.index(move)]
-            if node is None or not node.evaluated:
+            child = node.children[node.moves.index(move)]
+            if child is None or not child.evaluated:
                 return None
+            node = child
         return node
 
     def _search(self, job: _Job) -> None:
@@ -731,6 +734,7 @@ class UciEngine:
         while True:
             ready = search.root is not None and search.root.expanded  # a move can be named
             if ready and not pruned:
+                assert search.root is not None  # ready
                 if not prune_root(search.root, allowed):
                     self.info_string("go searchmoves: none of them is legal here; searching all moves")
                 search.start(search.target)
@@ -792,6 +796,7 @@ class UciEngine:
         else:
             pv = self._send_info(search, move, stats, total, reused, end - start, opts, active=active)
         if not allowed:
+            assert search.root is not None  # a move was named: the search has its root
             self._tree = (board.root().fen(), list(board.move_stack), search.root)
         self.send(f"bestmove {move.uci()}" + (f" ponder {pv[1].uci()}" if len(pv) > 1 else ""))
 
@@ -800,6 +805,7 @@ class UciEngine:
                    active: float | None = None) -> list[chess.Move]:
         """Send one info line; `active` is the searching part of `elapsed` (for nps). Returns the PV."""
         root = search.root
+        assert root is not None  # a move was named: the search has its root
         pv = [first]
         child = root.children[root.moves.index(first)] if first in root.moves else None
         if child is not None and child.evaluated:
@@ -878,7 +884,8 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generation-0 net without --checkpoint")
     parser.add_argument("--preset", default="small", choices=("tiny", "small", "medium", "large"),
                         help="network preset without --checkpoint")
-    parser.add_argument("--simulations", type=int, default=DEFAULT_SIMULATIONS, help="default of the Simulations option")
+    parser.add_argument("--simulations", type=int, default=DEFAULT_SIMULATIONS,
+                        help="default of the Simulations option")
     parser.add_argument("--threads", type=int, default=None, help="default of the Threads option (torch threads)")
     parser.add_argument("--algorithm", default="gumbel", choices=("gumbel", "puct"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -16,6 +16,7 @@ import re
 from urllib.parse import unquote_plus
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from service.api.errors import Problem
 
@@ -35,7 +36,7 @@ def key_matches(given: str, keys: list[str]) -> bool:
     return found
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization")
     if not header:
         return None

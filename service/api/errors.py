@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any, Iterable
+from typing import Any, Awaitable, Callable, Iterable, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from service.sessions.lifecycle import IllegalTransition, SessionNotFound
 from service.storage.database import DatabaseUnavailable, asyncpg_connection_errors, is_connection_error
@@ -203,8 +203,8 @@ async def _on_database_error(request: Request, exc: Exception) -> ProblemRespons
                    detail=detail, headers={"Retry-After": "5"})
 
 
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, DBAPIError, PoolTimeout,
-                                                      *asyncpg_connection_errors())
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, OSError, DBAPIError, PoolTimeout,
+                                                  *asyncpg_connection_errors())
 """Exception classes that may mean an unreachable database; `_on_database_error` sorts them."""
 
 
@@ -273,18 +273,27 @@ def install_problem_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_E = TypeVar("_E", bound=Exception)
+
+
+def _add_handler(app: FastAPI, cls: type[_E], handler: Callable[[Request, _E], Awaitable[Response]]) -> None:
+    """`app.add_exception_handler(cls, handler)`, checked: `handler` takes what `cls` raises
+    (Starlette types every handler as taking any Exception, hence the cast)."""
+    app.add_exception_handler(cls, cast(ExceptionHandler, handler))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error of `app` as problem+json."""
-    app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
-    app.add_exception_handler(Problem, _on_problem)
-    app.add_exception_handler(SessionNotFound, _on_not_found)
-    app.add_exception_handler(IllegalTransition, _on_illegal)
-    app.add_exception_handler(NotFound, _on_repo_not_found)
-    app.add_exception_handler(StateConflict, _on_state_conflict)
+    _add_handler(app, RequestValidationError, _on_validation)
+    _add_handler(app, StarletteHTTPException, _on_http)
+    _add_handler(app, Problem, _on_problem)
+    _add_handler(app, SessionNotFound, _on_not_found)
+    _add_handler(app, IllegalTransition, _on_illegal)
+    _add_handler(app, NotFound, _on_repo_not_found)
+    _add_handler(app, StateConflict, _on_state_conflict)
     for cls in DATABASE_ERRORS:  # handled here, so a database outage is not re-raised as a crash
-        app.add_exception_handler(cls, _on_database_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+        _add_handler(app, cls, _on_database_error)
+    _add_handler(app, Exception, _on_unexpected)
     install_problem_openapi(app)
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic_settings import PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from service.config import Settings
 
@@ -33,8 +33,11 @@ class _DefaultSettings(Settings):
     """Settings from their declared defaults only: no environment, no `.env`."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type, init_settings: PydanticBaseSettingsSource,
-                                   **_others: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
 
 

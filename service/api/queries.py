@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,12 +97,13 @@ class GameSums:
     terminations: dict[str, int] = field(default_factory=dict)
     last_id: int = 0
 
-    def plus(self, rows: list[Any]) -> "GameSums":
+    def plus(self, rows: Sequence[Any]) -> "GameSums":
         """These sums with the grouped rows of `_GAME_SUMS` added."""
         if not rows:
             return self
         games, white, black, draws = self.games, self.white, self.black, self.draws
-        adjudicated, decisive, plies, duration = self.adjudicated, self.adjudicated_decisive, self.plies, self.duration_s
+        adjudicated, decisive = self.adjudicated, self.adjudicated_decisive
+        plies, duration = self.plies, self.duration_s
         low, high, last_id = self.min_plies, self.max_plies, self.last_id
         terminations = dict(self.terminations)
         for (name, count, w, b, d, adj, adj_decisive, sum_plies, lo, hi, seconds, top) in rows:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 import types
+from datetime import datetime
 from typing import Annotated, Any, Generic, Optional, TypeVar, Union, get_args, get_origin
 
 import annotated_types as at
-
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, field_validator
 
 from service.config import SessionConfig
@@ -86,7 +85,7 @@ _SessionOverrides = create_model(
 )
 
 
-class CreateSession(_SessionOverrides):  # type: ignore[misc, valid-type]
+class CreateSession(_SessionOverrides):
     """Body of POST /v1/sessions: any per-session setting as an override (omitted: the
     service's value), plus the checkpoint to start from. Unknown fields are errors."""
 
@@ -238,7 +237,9 @@ class EvaluationOut(BaseModel):
 class RatingOut(BaseModel):
     """One player of a rating list: maximum-likelihood rating with its 95% interval."""
 
-    player: str = Field(description="gen<N> (a checkpoint; <session>/gen<N> across sessions), gen0, random, greedy, uci-<elo>")
+    player: str = Field(
+        description="gen<N> (a checkpoint; <session>/gen<N> across sessions), gen0, random, greedy, uci-<elo>"
+    )
     rating: float
     low: float
     high: float

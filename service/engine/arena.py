@@ -150,7 +150,11 @@ def play_match(candidate: Side, opponent: Side, *, pairs: int, max_plies: int = 
         for evaluator, searches in waiting.values():
             mcts.step(searches, evaluator)
         active = [g for g in active if not _maybe_over(g, start_ply[g.index], max_plies, adjudication, margin)]
-    return MatchResult([g.outcome for g in games])
+    outcomes: list[GameOutcome] = []
+    for g in games:
+        assert g.outcome is not None  # a game leaves `active` only with its outcome
+        outcomes.append(g.outcome)
+    return MatchResult(outcomes)
 
 
 def _play(game: _Game, move: chess.Move) -> None:

@@ -102,7 +102,8 @@ def move_indices(moves: list[chess.Move], turn: chess.Color) -> list[int]:
 
 
 def index_to_move(index: int, board: chess.Board) -> chess.Move:
-    """The move of `board`'s side to move that `index` stands for (a pawn reaching the last rank promotes to a queen)."""
+    """The move of `board`'s side to move that `index` stands for (a pawn reaching the last rank promotes to a
+    queen)."""
     f, t, p = POLICY_MOVES[index]
     if not board.turn:
         f ^= 56

@@ -86,6 +86,7 @@ def expand_node(node: Node, board: chess.Board) -> None:
     """Set an evaluated node's legal moves and priors (softmax of its logits over them),
     sorted by prior; `board` is at the node's position."""
     legal = list(board.generate_legal_moves())
+    assert node.logits is not None  # only an evaluated node is expanded
     x = node.logits[move_indices(legal, board.turn)].astype(np.float64)
     np.exp(x - x.max(), out=x)
     x /= x.sum()
@@ -144,6 +145,7 @@ def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     (c_visit + max visits) * c_scale. Assumes every visited child is in `idxs`.
     """
     n, w, p = node.n, node.w, node.priors
+    assert p is not None  # a node with children is expanded
     sum_n = node.visits - 1
     qs = []
     lo = hi = None
@@ -174,6 +176,7 @@ def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
 def _select_gumbel_interior(node: Node, cfg: SearchConfig) -> int:
     """argmax of improved policy minus visit share, over the visited prefix and the first unvisited child."""
     n, w, p = node.n, node.w, node.priors
+    assert p is not None  # a node with children is expanded
     sum_n = node.visits - 1
     if sum_n <= 0:
         return 0
@@ -294,6 +297,7 @@ class Search:
 
     def _prepare_root(self) -> None:
         root, cfg = self.root, self.cfg
+        assert root is not None and root.priors is not None  # start() expanded it
         k = len(root.moves)
         if cfg.algorithm == "gumbel":
             # Sequential halving counts visits from zero; the subtrees below stay.
@@ -320,6 +324,7 @@ class Search:
     # -- selection -----------------------------------------------------------------
     def _root_choice(self) -> int:
         root, cfg = self.root, self.cfg
+        assert root is not None  # select() has a root
         if cfg.algorithm != "gumbel":
             return _select_puct(root, self._root_priors, cfg, scan_all=True)
         considered = self._considered
@@ -384,6 +389,7 @@ class Search:
                     self.started -= 1
                     return None
                 node = child
+                assert node.priors is not None  # expanded, now or on an earlier visit
                 i = _select_gumbel_interior(node, cfg) if gumbel else _select_puct(node, node.priors, cfg, False)
         finally:
             for _ in path:
@@ -393,6 +399,7 @@ class Search:
     def policy(self) -> tuple[list[chess.Move], list[float]]:
         """The training target over the root's legal moves: the improved policy (Gumbel) or visit shares (PUCT)."""
         root = self.root
+        assert root is not None and root.priors is not None  # a search's results need its expanded root
         if self.cfg.algorithm == "gumbel":
             idxs = list(range(len(root.moves)))
             sig = _sigma(root, idxs, self.cfg)
@@ -410,6 +417,7 @@ class Search:
         """The search's choice: Gumbel's most-visited considered action by Gumbel + logit + sigma(Q),
         or PUCT's most-visited move."""
         root = self.root
+        assert root is not None  # a search's results need its root
         n = root.n
         if self.cfg.algorithm == "gumbel":
             considered = self._considered or list(range(len(n)))
@@ -424,6 +432,7 @@ class Search:
     def root_value(self) -> float:
         """The search's value of the position for the side to move."""
         root = self.root
+        assert root is not None  # a search's results need its root
         total = root.visits - 1
         if total <= 0:
             return root.value

@@ -124,8 +124,8 @@ def fold_batchnorm(net: ChessNet) -> ChessNet:
     """An inference copy of `net` with every BatchNorm folded into the convolution before
     it (the norm becomes Identity): the same function in eval mode, fewer operations."""
     folded = copy.deepcopy(net).eval()
-    pairs = [(folded, "input_conv", "input_bn"), (folded, "policy_conv", "policy_bn"),
-             (folded, "value_conv", "value_bn")]
+    pairs: list[tuple[nn.Module, str, str]] = [(folded, "input_conv", "input_bn"), (folded, "policy_conv", "policy_bn"),
+                                               (folded, "value_conv", "value_bn")]
     pairs += [(block, f"conv{i}", f"bn{i}") for block in folded.tower for i in (1, 2)]
     for owner, conv, bn in pairs:
         setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
@@ -155,7 +155,8 @@ class Evaluator:
         self.optimize = optimize and self.device.type == "cpu"
         self.backend = "folded-channels-last" if self.optimize else "folded"
         self._format = torch.channels_last if self.optimize else torch.contiguous_format
-        self._model = fold_batchnorm(net).to(self.device, memory_format=self._format)
+        # Module.to(memory_format=...) is documented and works; torch's overloads of `to` omit it.
+        self._model = fold_batchnorm(net).to(self.device, memory_format=self._format)  # type: ignore[call-overload]
 
     @torch.no_grad()
     def refresh(self) -> None:

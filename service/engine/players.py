@@ -53,7 +53,8 @@ def material_gain(board: chess.Board, move: chess.Move) -> int:
     if board.is_en_passant(move):
         gain = PIECE_VALUES[chess.PAWN]
     elif board.is_capture(move):
-        gain = PIECE_VALUES.get(board.piece_type_at(move.to_square), 0)
+        captured = board.piece_type_at(move.to_square)
+        gain = PIECE_VALUES.get(captured, 0) if captured is not None else 0
     if move.promotion:
         gain += PIECE_VALUES[move.promotion] - PIECE_VALUES[chess.PAWN]
     return gain
@@ -132,11 +133,12 @@ class MCTSPlayer:
             return None
         for move in board.move_stack[len(stack):]:
             try:
-                node = node.children[node.moves.index(move)]
+                child = node.children[node.moves.index(move)]
             except ValueError:
                 return None
-            if node is None or not node.evaluated:
+            if child is None or not child.evaluated:
                 return None
+            node = child
         return node
 
     def choose(self, board: chess.Board) -> chess.Move:
@@ -153,6 +155,7 @@ class MCTSPlayer:
         self.last_policy = dict(zip(moves, probs))
         self.last_value = search.root_value()
         self.last_simulations = search.finished
+        assert search.root is not None  # a move was named: the search has its root
         self._tree = (board.root().fen(), list(board.move_stack), search.root) if self.reuse_tree else None
         return move
 

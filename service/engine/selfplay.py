@@ -23,9 +23,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-MoveHook = Callable[[int, int, str, str, str], None]
-"""Called with (game number, ply after the move, uci, san, fen after the move)."""
-
 import chess
 import chess.pgn
 import numpy as np
@@ -33,6 +30,9 @@ import numpy as np
 from . import mcts
 from .encoding import board_features, move_indices
 from .replay import Sample
+
+MoveHook = Callable[[int, int, str, str, str], None]
+"""Called with (game number, ply after the move, uci, san, fen after the move)."""
 
 PIECE_VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9}
 
@@ -305,6 +305,7 @@ class SelfPlay:
         rec.moves.append(move)
         search.advance(move)
         if san is not None:
+            assert self.move_hook is not None  # a game is featured only while there is a hook (step())
             self.move_hook(rec.number, board.ply(), move.uci(), san, board.fen())
         root = search.root
         over = game_over(board, root.moves if root is not None and root.expanded else list(board.legal_moves))

@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -36,7 +37,7 @@ def git_revision() -> str | None:
 
 def manifest(config: SessionConfig, settings: Settings, torch_threads: int) -> dict[str, Any]:
     """Seed, settings, versions and revision: enough to reproduce the session."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -179,7 +180,7 @@ def histogram_of(start: float, width: float, counts: list[int], *, n: int, mean:
     return {"edges": edges, "counts": counts, "n": n, "mean": mean, "median": median}
 
 
-def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX_BINS) -> dict[str, Any]:
+def histogram(values: Sequence[float | None], *, integer: bool = False, max_bins: int = MAX_BINS) -> dict[str, Any]:
     """Counts over equal-width bins with round edges (`histogram_bins`): {"edges": [n+1],
     "counts": [n], "n", "mean", "median"}, empty lists without values."""
     clean = [float(v) for v in values if v is not None and math.isfinite(float(v))]
@@ -198,7 +199,7 @@ def histogram(values: list[float], *, integer: bool = False, max_bins: int = MAX
 def result_buckets(games: list[dict[str, Any]], max_buckets: int = MAX_BUCKETS) -> dict[str, Any]:
     """Self-play results over time: games in order, cut into buckets of a round size."""
     ordered = sorted(games, key=lambda g: g["number"])
-    size = nice_step(len(ordered) / max_buckets, integer=True) if ordered else 1
+    size = int(nice_step(len(ordered) / max_buckets, integer=True)) if ordered else 1  # an int already
     buckets = []
     for i in range(0, len(ordered), size):
         chunk = ordered[i:i + size]

@@ -98,6 +98,7 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
                 current.pop("id")
                 raise
         else:
+            assert config is not None, "a new session needs its config"
             current["id"] = await orchestrator.create_session(config)
         await done.wait()
     finally:
@@ -111,4 +112,6 @@ async def run_session(settings: Settings, config: SessionConfig | None = None, *
             out = Path(settings.report_dir) / current["id"]
             report = await write_session_files(sessionmaker, settings, current["id"], out)
         await engine.dispose()
-    return current["id"], report
+    session_id = current["id"]
+    assert report is not None  # written for the session once it has an id
+    return session_id, report

@@ -260,6 +260,7 @@ class Orchestrator:
             task.cancel()
         await self.pool.close()
         if self._writer is not None:
+            assert self._writes is not None  # start() set both
             await self._writes.put(None)
             await self._writer
         lease.close_owner(self.owner)  # a lease left behind (a write given up) is stale from now on
@@ -291,10 +292,12 @@ class Orchestrator:
         it is stored. A job that fails for any other reason raises here, as does one given
         up at shutdown during an outage (`DatabaseUnavailable`)."""
         future = asyncio.get_running_loop().create_future()
+        assert self._writes is not None, "the orchestrator is not started"
         await self._writes.put(_WriteJob(job, future))
         return await future
 
     async def _write_loop(self) -> None:
+        assert self._writes is not None  # start() set it before it started this task
         while True:
             item = await self._writes.get()
             if item is None:
@@ -363,6 +366,7 @@ class Orchestrator:
                     uncertain = (staged, result)
                 self._outage_failed(exc)
                 if self._gave_up or self._give_up_now():
+                    assert self._outage is not None  # _outage_failed() set it
                     self._resolve(item, exc=DatabaseUnavailable(
                         f"the database stayed unreachable while the service shut down ({self._outage.error}): "
                         "this write was not stored"))
@@ -427,6 +431,7 @@ class Orchestrator:
         if now - self._closing_seen < self.db_close_grace_s:
             return False
         self._gave_up = True
+        assert self._writes is not None  # called by the writer (`_perform`)
         log.error("database still unreachable while shutting down (%s): giving up %d held writes; nothing "
                   "of them is stored (sessions resume from their last stored checkpoint)",
                   self._outage.error if self._outage else "?", self._writes.qsize() + 1)
@@ -721,6 +726,7 @@ class Orchestrator:
         """What the worker needs to start or resume this session, and its state."""
         async with self.sessionmaker() as db:
             row = await repo.get_session(db, session_id)
+            assert row is not None  # claimed by _run: it exists, and an active session is never deleted
             last = await repo.latest_checkpoint(db, session_id)
             init = await repo.get_checkpoint(db, row.init_checkpoint_id) if row.init_checkpoint_id else None
             first_game = await repo.max_game_number(db, session_id) + 1
@@ -729,7 +735,8 @@ class Orchestrator:
                 for game in await repo.newest_games(db, session_id, row.config["replay_buffer_positions"]):
                     moves = game.moves.split() if game.moves else []
                     replay.append({"moves": moves, "policies": codec.decode_policies(game.policy),
-                                   "full_search": codec.decode_flags(game.full_search, len(codec.decode_policies(game.policy))),
+                                   "full_search": codec.decode_flags(game.full_search,
+                                                                     len(codec.decode_policies(game.policy))),
                                    "result": game.result})
                 replay.reverse()  # oldest first: the buffer keeps the newest
         checkpoint_dir = Path(self.settings.checkpoint_dir)

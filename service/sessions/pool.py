@@ -125,7 +125,7 @@ class ProcessWorker(_Base):
         # The child has its own copy of the messages pipe's write end now. Closing ours
         # means a child killed in the middle of writing a message leaves EOF behind, not a
         # reader blocked forever on the rest of a message that will never come.
-        self._messages._writer.close()
+        self._messages._writer.close()  # type: ignore[attr-defined]  # the pipe's end; private, not in typeshed
         self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
         self._reader.start()
 
@@ -187,7 +187,7 @@ class ProcessWorker(_Base):
         self._commands.close()
         self._messages.close()
         if not self._reader.is_alive():
-            self._messages._reader.close()
+            self._messages._reader.close()  # type: ignore[attr-defined]  # the pipe's end; private, not in typeshed
 
 
 class ThreadWorker(_Base):
@@ -265,18 +265,20 @@ class Pool:
         return self._ready and any(w.alive for w in self._workers)
 
     async def acquire(self):
-        """An idle, live worker (waits while all are busy)."""
+        """An idle, live worker (waits while all are busy); a dead one found idle is replaced."""
+        assert self._idle is not None  # start() set it
         while True:
             worker = await self._idle.get()
             if worker.alive:
                 worker.drain()
                 return worker
-            await self._replace(worker)
+            await self.replace(worker)
 
     async def release(self, worker) -> None:
         """Give a worker back once it reported `idle` for its session (its loop ended); a
         dead one is replaced by a fresh one."""
         if worker.alive:
+            assert self._idle is not None  # start() set it
             self._idle.put_nowait(worker)
         else:
             await self.replace(worker)
@@ -292,6 +294,7 @@ class Pool:
         message = await fresh.receive()
         if message.kind != "ready":
             raise RuntimeError(f"{fresh.name} did not start: {message.kind} {message.data}")
+        assert self._idle is not None  # start() set it
         self._idle.put_nowait(fresh)
 
     async def close(self) -> None:

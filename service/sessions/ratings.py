@@ -9,6 +9,7 @@ and the anchors' own names (`random`, `greedy`, `uci-<elo>`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ..stats.elo import Match, Rating, fit_ratings
 
@@ -29,7 +30,7 @@ def opponent_name(opponent: str, session_id: str | None = None) -> str:
     return opponent
 
 
-def rating_list(evaluations: Iterable[tuple[object, int, str | None]], anchor_rating: float) -> dict[str, Rating]:
+def rating_list(evaluations: Iterable[tuple[Any, int, str | None]], anchor_rating: float) -> dict[str, Rating]:
     """Fit over (evaluation row, candidate generation, session id or None) triples."""
     matches = [Match(player(gen, sid), opponent_name(row.opponent, sid), row.wins, row.draws, row.losses)
                for row, gen, sid in evaluations if row.games]

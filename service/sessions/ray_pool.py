@@ -133,7 +133,7 @@ def _absolute(spec: WorkerSpec) -> WorkerSpec:
     def resolve(path: Path | None) -> Path | None:
         return None if path is None else Path(path).resolve()
 
-    return dataclasses.replace(spec, checkpoint_dir=resolve(spec.checkpoint_dir),
+    return dataclasses.replace(spec, checkpoint_dir=Path(spec.checkpoint_dir).resolve(),
                                resume_state=resolve(spec.resume_state), init_weights=resolve(spec.init_weights))
 
 

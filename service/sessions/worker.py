@@ -28,10 +28,10 @@ import psutil
 import torch
 
 from ..engine import arena, mcts, network, players, schedules
-from ..stats.sprt import sprt
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
+from ..stats.sprt import sprt
 from .protocol import WORKER_COMMANDS, Command, WorkerMessage
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -248,6 +248,7 @@ class SessionWorker:
     def _on_move(self, game: int, ply: int, uci: str, san: str, fen: str) -> None:
         """A move of the featured game: reported unless one was reported too recently."""
         now = time.monotonic()
+        assert self.spec.move_interval_s is not None  # the hook is set only with an interval
         if now - self._last_move < self.spec.move_interval_s:
             return
         self._last_move = now

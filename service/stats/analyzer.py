@@ -325,7 +325,7 @@ def _scores(results: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return decisive, white
 
 
-def rolling_mean(values: Sequence[float], window: int) -> list[float]:
+def rolling_mean(values: Sequence[float] | np.ndarray, window: int) -> list[float]:
     """Means of every `window` consecutive values (len - window + 1 of them; [] if too few)."""
     if window < 1:
         raise ValueError(f"window is at least 1, got {window}")

@@ -53,7 +53,7 @@ _NETWORK_ERRNOS = frozenset(getattr(errno, name) for name in (
     "ETIMEDOUT", "EPIPE", "ENOTCONN") if hasattr(errno, name))
 
 
-def asyncpg_connection_errors() -> tuple[type[BaseException], ...]:
+def asyncpg_connection_errors() -> tuple[type[Exception], ...]:
     """asyncpg's exception classes that mean the server could not be reached or went away."""
     try:
         from asyncpg import exceptions as pg

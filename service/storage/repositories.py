@@ -20,9 +20,9 @@ import math
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import codec
@@ -311,7 +311,8 @@ async def renew_lease(db: AsyncSession, session_id: str, owner: str, now: dateti
     query = (update(SessionRow).where(SessionRow.id == session_id, SessionRow.owner == owner)
              .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
              .execution_options(synchronize_session=False))
-    if (await db.execute(query)).rowcount != 1:
+    # an UPDATE's result is a CursorResult (AsyncSession.execute is typed as returning any Result)
+    if cast(CursorResult[Any], await db.execute(query)).rowcount != 1:
         raise LeaseLost(f"session {session_id} is no longer run by {owner}")
 
 
@@ -320,7 +321,7 @@ async def renew_leases(db: AsyncSession, owner: str, now: datetime, lease_s: flo
     query = (update(SessionRow).where(SessionRow.owner == owner)
              .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
              .execution_options(synchronize_session=False))
-    return int((await db.execute(query)).rowcount or 0)
+    return int(cast(CursorResult[Any], await db.execute(query)).rowcount or 0)
 
 
 async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
@@ -618,7 +619,8 @@ async def newest_evaluation_id(db: AsyncSession, session_id: str) -> int | None:
     return await db.scalar(_NEWEST_EVALUATION, {"session_id": session_id})
 
 
-_SEED_EVALUATIONS = (select(func.count(EvaluationRow.id), func.max(EvaluationRow.id), func.max(EvaluationRow.created_at))
+_SEED_EVALUATIONS = (select(func.count(EvaluationRow.id), func.max(EvaluationRow.id),
+                            func.max(EvaluationRow.created_at))
                      .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
                      .where(SessionRow.seed == bindparam("seed")))
 

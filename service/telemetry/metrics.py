@@ -49,6 +49,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import RestrictedRegistry
 
 from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
@@ -110,8 +111,10 @@ class SessionMetrics:
 
         self.games = Counter(PREFIX + "games_total", "Self-play games finished, by result.",
                              sid + ["result"], registry=self.registry)
-        self.session_duration = gauge("session_duration_seconds", "Time the session has spent running, pauses excluded.")
-        self.elo_estimate = gauge("elo_estimate", "Fitted rating of the newest evaluated checkpoint (evaluation matches).")
+        self.session_duration = gauge("session_duration_seconds",
+                                      "Time the session has spent running, pauses excluded.")
+        self.elo_estimate = gauge("elo_estimate",
+                                  "Fitted rating of the newest evaluated checkpoint (evaluation matches).")
         self.elo_low = gauge("elo_estimate_low", "Lower bound of elo_estimate's 95% interval.")
         self.elo_high = gauge("elo_estimate_high", "Upper bound of elo_estimate's 95% interval.")
         self.elo_delta = gauge("elo_delta_per_10_games",
@@ -189,7 +192,7 @@ class SessionMetrics:
             self.games_per_minute.labels(session_id).set(session.games / (running_s / 60.0))
 
     def _on_game(self, session_id: str, session: _Session, data: dict[str, Any]) -> None:
-        result = RESULTS.get(data.get("result"))
+        result = RESULTS.get(data.get("result", ""))
         if result is None:
             return  # an unfinished game ("*") is no result
         session.results[result] += 1
@@ -272,8 +275,9 @@ class SessionMetrics:
         """Drop every series of `session_id` (it was deleted)."""
         session = self._sessions.pop(session_id, None)
         alert_labels = session.alert_labels if session is not None else set(ALERT_LABELS)
-        extra = {self.games: [(v,) for v in RESULTS.values()], self.training_loss: [(h,) for h in HEADS],
-                 self.alerts: sorted(alert_labels)}
+        extra: dict[Any, list[tuple[str, ...]]] = {
+            self.games: [(v,) for v in RESULTS.values()], self.training_loss: [(h,) for h in HEADS],
+            self.alerts: sorted(alert_labels)}
         for metric in (self.games, self.session_duration, self.elo_estimate, self.elo_low, self.elo_high,
                        self.elo_delta, self.training_loss,
                        self.positions_learned, self.buffer_size, self.games_per_minute, self.white_win_rate,
@@ -304,7 +308,7 @@ class WithoutCreated:
     histograms: the 0.0.4 text format would expose each as an extra gauge family, outside
     DESIGN.md's names, and Prometheus has no use for them there."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry | RestrictedRegistry) -> None:
         self.registry = registry
 
     def collect(self):
@@ -315,6 +319,7 @@ class WithoutCreated:
 
     def restricted_registry(self, names):
         """`?name[]=...` of the headless metrics server: only those families."""
+        assert isinstance(self.registry, CollectorRegistry)  # a restricted one is not restricted again
         return WithoutCreated(self.registry.restricted_registry(names))
 
 

@@ -524,7 +524,7 @@ class BraintrustSink(Sink):
         # A state of its own: this sink's login, project and upload thread touch no one else's.
         self._logger = braintrust.init_logger(project=self.project, api_key=api_key, set_current=False,
                                               state=BraintrustState())
-        self._logger.id  # log in and register the project now: a bad key fails here, once
+        _ = self._logger.id  # log in and register the project now: a bad key fails here, once
 
     def _write(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
         if event_type == _CONFIG:

@@ -164,7 +164,8 @@ def test_dashboard_follows_a_session_live(live_session):
         page.fill("#f-max-games", "3")
         page.fill("#f-overrides", '{"seed": 11, "selfplay_simulations": 4}')
         page.click("#f-submit")
-        page.wait_for_function(f"() => location.hash.startsWith('#session=') && !location.hash.endsWith('{session_id}')",
+        page.wait_for_function("() => location.hash.startsWith('#session=')"
+                               f" && !location.hash.endsWith('{session_id}')",
                                timeout=WAIT_MS)
         created = page.evaluate("() => location.hash.slice('#session='.length)")
         new_row = f'#sessions tr[data-session="{created}"]'

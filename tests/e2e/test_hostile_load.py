@@ -17,9 +17,9 @@ import time
 from contextlib import ExitStack
 
 import pytest
+from integration.api.api_support import game_message
 from server_support import database_url, read_db, serving
 
-from integration.api.api_support import game_message
 from service.config import Settings
 from service.storage import repositories as repo
 

@@ -30,7 +30,6 @@ from server_support import (
     serving,
     wait_for,
 )
-
 from sqlalchemy import select
 
 from service.engine import network

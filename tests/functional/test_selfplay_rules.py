@@ -5,7 +5,7 @@ that values are meaningful (a lead shows up as a high value for the side ahead).
 import numpy as np
 import pytest
 
-from service.engine import encoding, mcts
+from service.engine import encoding
 from service.engine.selfplay import SelfPlay, SelfPlayConfig
 
 pytestmark = pytest.mark.functional

@@ -29,22 +29,28 @@ pytestmark = pytest.mark.regression
 
 # (source, model, elo0, elo1, published LLR, total games, pentanomial)
 PUBLISHED_SPRT = [
-    # https://github.com/official-stockfish/Stockfish/pull/3209 (tests/view/5f9c7bbc6a2c112b60691d4d, 5f9d01f06a2c112b60691d87)
+    # https://github.com/official-stockfish/Stockfish/pull/3209
+    # (tests/view/5f9c7bbc6a2c112b60691d4d, 5f9d01f06a2c112b60691d87)
     ("PR3209 STC", "logistic", -0.25, 1.25, 2.94, 53712, [253, 4282, 17604, 4431, 286]),
     ("PR3209 LTC", "logistic", 0.25, 1.25, 2.97, 80184, [58, 3302, 33130, 3518, 84]),
-    # https://github.com/official-stockfish/Stockfish/pull/3098 (tests/view/5f4cb5e8ba100690c5cc5d25, 5f4dbc2eba100690c5cc5dac)
+    # https://github.com/official-stockfish/Stockfish/pull/3098
+    # (tests/view/5f4cb5e8ba100690c5cc5d25, 5f4dbc2eba100690c5cc5dac)
     ("PR3098 STC", "logistic", -0.25, 1.25, 2.96, 91328, [491, 7345, 29693, 7670, 465]),
     ("PR3098 LTC", "logistic", 0.25, 1.25, 2.97, 52448, [53, 2220, 21459, 2445, 47]),
-    # https://github.com/official-stockfish/Stockfish/pull/2493 (tests/view/5e1c9afed12216a2857e6401, 5e1ceb9975be933c8fe635a3)
+    # https://github.com/official-stockfish/Stockfish/pull/2493
+    # (tests/view/5e1c9afed12216a2857e6401, 5e1ceb9975be933c8fe635a3)
     ("PR2493 STC", "logistic", -1.00, 3.00, 2.94, 25428, [424, 2948, 5832, 3045, 460]),
     ("PR2493 LTC", "logistic", 0.00, 2.00, 2.94, 187423, [1284, 17437, 55536, 18085, 1292]),
-    # https://github.com/official-stockfish/Stockfish/pull/2537 (tests/view/5e334016708b13464ceea32e, 5e34011e57e1ecae66ec2aab)
+    # https://github.com/official-stockfish/Stockfish/pull/2537
+    # (tests/view/5e334016708b13464ceea32e, 5e34011e57e1ecae66ec2aab)
     ("PR2537 STC", "logistic", -1.50, 0.50, 2.94, 65135, [1090, 7618, 14947, 7623, 1136]),
     ("PR2537 LTC", "logistic", -1.50, 0.50, 2.95, 17768, [128, 1602, 5273, 1679, 140]),
-    # https://github.com/official-stockfish/Stockfish/pull/4493 (tests/live_elo/64219901db43ab2ba6f901fa, view/642abe3377ff3301150d3a16)
+    # https://github.com/official-stockfish/Stockfish/pull/4493
+    # (tests/live_elo/64219901db43ab2ba6f901fa, view/642abe3377ff3301150d3a16)
     ("PR4493 STC", "normalized", 0.00, 2.00, 3.22, 664048, [2002, 72968, 180891, 74129, 2034]),
     ("PR4493 LTC", "normalized", 0.50, 2.50, 2.94, 77576, [24, 7350, 23669, 7717, 28]),
-    # https://github.com/official-stockfish/Stockfish/pull/6255 (tests/view/68a65d8ab6fb3300203bc825, 68a8f45cb6fb3300203bcb5e)
+    # https://github.com/official-stockfish/Stockfish/pull/6255
+    # (tests/view/68a65d8ab6fb3300203bc825, 68a8f45cb6fb3300203bcb5e)
     ("PR6255 STC", "normalized", -1.75, 0.25, 2.96, 107392, [317, 12094, 28735, 12231, 319]),
     ("PR6255 LTC", "normalized", -1.75, 0.25, 2.94, 94014, [47, 9917, 26934, 10064, 45]),
     # https://github.com/official-stockfish/Stockfish/pull/4160 (tests/view/631ba0ff74bc4fe483a99db3)
@@ -54,7 +60,8 @@ PUBLISHED_SPRT = [
     ("PR4403 STC", "normalized", -1.75, 0.25, 2.96, 501984, [1402, 55789, 136915, 55460, 1426]),
     ("PR4403 LTC", "normalized", -1.75, 0.25, 2.94, 443224, [173, 43599, 134275, 43384, 181]),
     ("PR4403 retest", "normalized", -1.75, 0.25, -2.94, 113560, [44, 11252, 34531, 10903, 50]),
-    # https://github.com/official-stockfish/Stockfish/pull/4112 (tests/view/62e0c3e98e4fa6ae472695ed, 62e190aa8e4fa6ae4726b5b5)
+    # https://github.com/official-stockfish/Stockfish/pull/4112
+    # (tests/view/62e0c3e98e4fa6ae472695ed, 62e190aa8e4fa6ae4726b5b5)
     ("PR4112 STC", "normalized", -2.25, 0.25, 2.96, 293568, [1344, 31488, 81366, 31213, 1373]),
     ("PR4112 LTC", "normalized", -2.25, 0.25, 2.98, 187392, [384, 17801, 57369, 17772, 370]),
 ]
@@ -100,12 +107,12 @@ PUBLISHED_ELO = [
 
 @pytest.mark.parametrize("row", PUBLISHED_ELO, ids=[r[0] for r in PUBLISHED_ELO])
 def test_fixed_game_elo_matches_fishtest(row):
-    _, ptnml, w, l, d, elo, err, los, nelo, nerr, ratio = row
-    assert 2 * sum(ptnml) == w + l + d
+    _, ptnml, w, lost, d, elo, err, los, nelo, nerr, ratio = row
+    assert 2 * sum(ptnml) == w + lost + d
     e = elo_from_pentanomial(ptnml)
     assert (f"{e.elo:.2f}", f"{e.error:.1f}", f"{100 * e.los:.1f}") == (f"{elo:.2f}", f"{err:.1f}", f"{los:.1f}")
-    assert e.games == w + l + d
-    assert e.score == pytest.approx((w + d / 2) / (w + l + d), abs=1e-6)
+    assert e.games == w + lost + d
+    assert e.score == pytest.approx((w + d / 2) / (w + lost + d), abs=1e-6)
     n = nelo_from_pentanomial(ptnml)
     assert (f"{n.elo:.2f}", f"{n.error:.1f}") == (f"{nelo:.2f}", f"{nerr:.1f}")
     assert f"{pairs_ratio(ptnml):.2f}" == f"{ratio:.2f}"

@@ -3,7 +3,6 @@ the REST contract of DESIGN.md: every route built so far, errors as problem+json
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -65,9 +65,9 @@ def test_expected_score_and_logistic_elo_are_inverse(d):
 
 
 @given(counts, counts, counts)
-def test_swapping_wins_and_losses_negates_elo_and_mirrors_the_interval(w, d, l):
-    assume(w + d + l > 0)
-    a, b = elo_from_wdl(w, d, l), elo_from_wdl(l, d, w)
+def test_swapping_wins_and_losses_negates_elo_and_mirrors_the_interval(w, d, lost):
+    assume(w + d + lost > 0)
+    a, b = elo_from_wdl(w, d, lost), elo_from_wdl(lost, d, w)
     assert a.elo == pytest.approx(-b.elo, abs=1e-9)
     assert a.low == pytest.approx(-b.high, abs=1e-9)
     assert a.high == pytest.approx(-b.low, abs=1e-9)
@@ -86,9 +86,9 @@ def test_reversing_a_pentanomial_negates_elo(c):
 
 
 @given(st.integers(0, 2000), st.integers(0, 2000), st.integers(0, 2000))
-def test_four_times_the_games_shrinks_the_interval(w, d, l):
-    assume(w + d >= 1 and l + d >= 1 and w + d + l >= 2)  # a score strictly inside (0, 1)
-    small, big = elo_from_wdl(w, d, l), elo_from_wdl(4 * w, 4 * d, 4 * l)
+def test_four_times_the_games_shrinks_the_interval(w, d, lost):
+    assume(w + d >= 1 and lost + d >= 1 and w + d + lost >= 2)  # a score strictly inside (0, 1)
+    small, big = elo_from_wdl(w, d, lost), elo_from_wdl(4 * w, 4 * d, 4 * lost)
     assert big.error < small.error
     assert big.games == 4 * small.games
     # a 0 count is regularised to 1e-3 (LLRcalc.regularize), which moves a small match's
@@ -209,8 +209,8 @@ def simulate(true: dict[str, float], games_per_pair: int, seed: int) -> list[Mat
         for b in names[i + 1 :]:
             e = expected_score(true[a] - true[b])
             draw = min(0.3, 1.6 * min(e, 1 - e))
-            w, d, l = rng.multinomial(games_per_pair, [e - draw / 2, draw, 1 - e - draw / 2])
-            out.append(Match(a, b, int(w), int(d), int(l)))
+            w, d, lost = rng.multinomial(games_per_pair, [e - draw / 2, draw, 1 - e - draw / 2])
+            out.append(Match(a, b, int(w), int(d), int(lost)))
     return out
 
 
@@ -241,11 +241,11 @@ def test_fit_intervals_cover_the_truth_most_of_the_time():
 
 @given(st.integers(0, 300), st.integers(0, 300), st.integers(0, 300))
 @settings(max_examples=40)
-def test_two_player_fit_is_the_match_elo(w, d, l):
-    assume(w + d >= 1 and l + d >= 1)
-    score = (w + d / 2) / (w + d + l)
+def test_two_player_fit_is_the_match_elo(w, d, lost):
+    assume(w + d >= 1 and lost + d >= 1)
+    score = (w + d / 2) / (w + d + lost)
     assume(0.002 < score < 0.998)  # inside the clamp of logistic_elo
-    fit = fit_ratings([Match("x", "y", w, d, l)], anchor="y", anchor_rating=0.0, prior_draws=0.0)
+    fit = fit_ratings([Match("x", "y", w, d, lost)], anchor="y", anchor_rating=0.0, prior_draws=0.0)
     assert fit["x"].rating == pytest.approx(logistic_elo(score), abs=1e-6)
 
 

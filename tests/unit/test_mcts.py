@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from service.engine import mcts
-from service.engine.mcts import Node, Search, SearchConfig, UniformEvaluator, considered_visits, repetitions, terminal_value
+from service.engine.mcts import (
+    Node,
+    Search,
+    SearchConfig,
+    UniformEvaluator,
+    considered_visits,
+    repetitions,
+    terminal_value,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +57,8 @@ def mates_in_one(board: chess.Board) -> list[chess.Move]:
 def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) -> int:
     """Statistics of the tree below `root` (at `board`) are exactly its backups; returns the node count.
 
-    Every expanded node: visits == 1 + sum(n); a leaf visited once holds its logits, unexpanded; (its own evaluation plus the backups through it);
+    Every expanded node: visits == 1 + sum(n); a leaf visited once holds its logits, unexpanded;
+    (its own evaluation plus the backups through it);
     every edge: child.visits == n[i] (terminal children count the times they were reached);
     every Q in [-1, 1]; moves == the legal moves, priors sorted and summing to 1. With
     `root_counters=False` the root's own counters are skipped (Gumbel resets them at `start`).

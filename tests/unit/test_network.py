@@ -13,8 +13,18 @@ import torch
 from safetensors.torch import save_file
 
 from service.engine.encoding import AZ_PLANES, ENCODING_VERSION, POLICY_SIZE, POLICY_TO_PLANE, encode_boards
-from service.engine.network import (FORMAT, PRESETS, ChessNet, Evaluator, NetConfig, build_network,
-                                    load_weights, parameter_count, read_header, save_weights)
+from service.engine.network import (
+    FORMAT,
+    PRESETS,
+    ChessNet,
+    Evaluator,
+    NetConfig,
+    build_network,
+    load_weights,
+    parameter_count,
+    read_header,
+    save_weights,
+)
 
 pytestmark = pytest.mark.unit
 

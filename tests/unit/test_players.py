@@ -11,8 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.engine import mcts
-from service.engine.players import (GameResult, GreedyPlayer, MCTSPlayer, Player, RandomPlayer, UciPlayer,
-                                    material_gain, play_game)
+from service.engine.players import (
+    GameResult,
+    GreedyPlayer,
+    MCTSPlayer,
+    Player,
+    RandomPlayer,
+    UciPlayer,
+    material_gain,
+    play_game,
+)
 from service.engine.selfplay import adjudicate
 
 pytestmark = pytest.mark.unit

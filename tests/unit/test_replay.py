@@ -8,8 +8,14 @@ import chess
 import numpy as np
 import pytest
 
-from service.engine.encoding import (POLICY_SIZE, board_features, encode_boards, legal_mask, move_indices,
-                                     planes_from_features)
+from service.engine.encoding import (
+    POLICY_SIZE,
+    board_features,
+    encode_boards,
+    legal_mask,
+    move_indices,
+    planes_from_features,
+)
 from service.engine.replay import Batch, ReplayBuffer, Sample, wdl_target
 
 pytestmark = pytest.mark.unit

@@ -102,7 +102,8 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
                           summary={"reason": "max_games"}, error=None, torch_threads=1)
     evaluations, rows = [], []
     for g in (1, 2, 3):
-        for opponent, wdl, penta in (("random", (7, 2, 1), [0, 0, 1, 2, 2]), (f"gen{g - 1}", (4, 3, 3), [1, 1, 1, 1, 1])):
+        for opponent, wdl, penta in (("random", (7, 2, 1), [0, 0, 1, 2, 2]),
+                                     (f"gen{g - 1}", (4, 3, 3), [1, 1, 1, 1, 1])):
             row = SimpleNamespace(opponent=opponent, wins=wdl[0], draws=wdl[1], losses=wdl[2], games=sum(wdl))
             rows.append((row, g, None))
             sprt = ({"llr": 0.3 * g, "lower": -2.94, "upper": 2.94, "state": "continue", "elo0": 0.0, "elo1": 50.0,

@@ -248,7 +248,9 @@ def test_same_seed_same_games(algorithm):
     cfg = selfplay_config(algorithm, max_plies=30, parallel_games=3)
     _, a = play(cfg, 4, seed=7)
     _, b = play(cfg, 4, seed=7)
-    key = lambda recs: sorted((r.number, [m.uci() for m in r.moves], r.result, r.full_search) for r in recs)
+    def key(recs):
+        return sorted((r.number, [m.uci() for m in r.moves], r.result, r.full_search) for r in recs)
+
     assert key(a) == key(b)
     for ra, rb in zip(sorted(a, key=lambda r: r.number), sorted(b, key=lambda r: r.number)):
         for pa, pb in zip(ra.policies, rb.policies):
@@ -310,7 +312,9 @@ def test_zero_temperature_always_takes_the_best_move():
 
 
 def test_temperature_comes_from_the_schedule_by_game_number():
-    schedule = lambda n: temperature("linear_decay", n, 1.0, 0.2, 4)
+    def schedule(n):
+        return temperature("linear_decay", n, 1.0, 0.2, 4)
+
     cfg = selfplay_config(max_plies=6, parallel_games=2)
     _, records = play(cfg, 6, temperature_for=schedule)
     for rec in records:

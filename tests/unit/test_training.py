@@ -76,7 +76,8 @@ def test_policy_loss_is_masked_cross_entropy(fixed_batch: Batch) -> None:
         legal = np.flatnonzero(fixed_batch.legal[row])
         logp = torch.log_softmax(logits[row, legal], dim=0).numpy()
         expected_policy -= float((fixed_batch.policy[row, legal] * logp).sum())
-        expected_value -= float((torch.log_softmax(wdl_logits[row], dim=0) * torch.from_numpy(fixed_batch.wdl[row])).sum())
+        log_wdl = torch.log_softmax(wdl_logits[row], dim=0)
+        expected_value -= float((log_wdl * torch.from_numpy(fixed_batch.wdl[row])).sum())
     stats = Trainer(net, lr=0.0, weight_decay=0.0).train_batch(fixed_batch)  # lr 0: the net stays put
     assert stats.policy_loss == pytest.approx(expected_policy / len(fixed_batch), rel=1e-4)
     assert stats.value_loss == pytest.approx(expected_value / len(fixed_batch), rel=1e-4)

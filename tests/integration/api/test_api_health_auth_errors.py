@@ -50,6 +50,7 @@ async def test_healthz_and_readyz(api):
 
 async def test_readyz_before_the_lifespan_ran(database, tmp_path):
     from api_support import make_settings
+
     from service.app import create_app
 
     app = create_app(make_settings(database, tmp_path))

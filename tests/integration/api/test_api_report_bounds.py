@@ -199,7 +199,8 @@ async def test_readers_share_one_build_and_builds_are_capped(api, monkeypatch):
 
     monkeypatch.setattr(reports_route, "build_json", blocked)
     cache = queries.ReportCache.for_app(api.app)
-    requests = [asyncio.ensure_future(api.client.get(f"/v1/sessions/{s}/report.json")) for s in sessions for _ in range(3)]
+    requests = [asyncio.ensure_future(api.client.get(f"/v1/sessions/{s}/report.json"))
+                for s in sessions for _ in range(3)]
     for _ in range(3000):  # until two builds run and the other two wait at the gate
         if running[0] == 2 and cache.waiting == 2:
             break

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from api_support import seed_session
 
 from service.reports.files import write_session_files
 from service.storage import models
 from service.storage import repositories as repo
-
-from api_support import seed_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -38,14 +37,14 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
                 "state_path": root / session_id / f"gen-{g:04d}.state.pt", "sha256": f"{g:02d}" * 32}, root)
             ids.append(row.id)
         for g in (1, 2):
-            for opponent, (w, d, l), penta, sprt in (("random", (3, 1, 0), [0, 0, 0, 1, 1], None),
+            for opponent, (w, d, lost), penta, sprt in (("random", (3, 1, 0), [0, 0, 0, 1, 1], None),
                                                       (f"gen{g - 1}", (2, 1, 1), [0, 0, 1, 1, 0],
                                                        {**SPRT, "against_generation": g - 1})):
-                await repo.add_evaluation(db, session_id, ids[g], opponent, wins=w, draws=d, losses=l,
+                await repo.add_evaluation(db, session_id, ids[g], opponent, wins=w, draws=d, losses=lost,
                                           pentanomial=penta, sprt=sprt, elo=1550.0, elo_low=1400.0, elo_high=1700.0)
                 await repo.add_event(db, session_id, "evaluation.finished", {
                     "checkpoint_id": ids[g], "generation": g, "opponent": opponent, "wins": w, "draws": d,
-                    "losses": l, "pentanomial": penta, "adjudicated": 1})
+                    "losses": lost, "pentanomial": penta, "adjudicated": 1})
         for i in range(1, 5):
             await repo.add_event(db, session_id, "learning.step", {
                 "games": 2 * i, "step": 5 * i, "steps": 5, "policy_loss": 3.0 - 0.1 * i, "value_loss": 0.9,
@@ -72,7 +71,8 @@ async def test_report_json_of_an_evaluated_session(api):
     assert report["format"] == "continuous-play-report/1" and report["session_id"] == session_id
     assert report["state"] == "completed" and report["stop_reason"] == "max_games" and report["finished_at"]
     card = report["scorecard"]
-    assert (card["games"], card["results"]["white_wins"], card["results"]["draws"], card["adjudicated"]) == (12, 4, 4, 4)
+    assert (card["games"], card["results"]["white_wins"], card["results"]["draws"],
+            card["adjudicated"]) == (12, 4, 4, 4)
     # ratings with intervals: gen0 is the anchor, every checkpoint and anchor is rated
     ratings = {row["player"]: row for row in report["rating_list"]}
     assert set(ratings) == {"gen0", "gen1", "gen2", "random"}

@@ -6,10 +6,9 @@ import base64
 import json
 
 import pytest
+from api_support import count_rows, seed_checkpoint, seed_session
 
 from service.storage import repositories as repo
-
-from api_support import count_rows, seed_checkpoint, seed_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -319,7 +319,8 @@ async def test_an_unparseable_body_without_a_key_is_401(keyed_api):
         assert_problem(r, 401)
     # with the key, the undecodable body is a documented 400
     for body in undecodable:
-        r = await api.client.post("/v1/sessions", content=body, headers={"content-type": "application/json", **api.auth()})
+        r = await api.client.post("/v1/sessions", content=body,
+                                  headers={"content-type": "application/json", **api.auth()})
         assert_problem(r, 400)
     assert await count_rows(api) == before
 

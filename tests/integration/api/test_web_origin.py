@@ -150,7 +150,8 @@ async def test_a_body_must_be_json(api):
     before = await count_rows(api)
     refused = [("text/plain", b'{"max_games": 1}'), ("text/plain;charset=UTF-8", b'{"max_games": 1}'),
                ("application/x-www-form-urlencoded", b"max_games=1"),
-               ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--'),
+               ("multipart/form-data; boundary=x",
+                b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--'),
                ("application/jsonp", b'{"max_games": 1}'), (None, b'{"max_games": 1}')]
     for content_type, content in refused:
         headers = {"content-type": content_type} if content_type else {}
@@ -174,7 +175,8 @@ async def test_a_refused_content_type_without_a_key_is_401_first(keyed_api):
         r = await api.client.post("/v1/sessions", content=b"max_games=1",
                                   headers={"content-type": "text/plain", **headers})
         assert_problem(r, 401)
-    r = await api.client.post("/v1/sessions", content=b"max_games=1", headers={"content-type": "text/plain", **api.auth()})
+    r = await api.client.post("/v1/sessions", content=b"max_games=1",
+                              headers={"content-type": "text/plain", **api.auth()})
     assert_problem(r, 415)
     assert await count_rows(api) == before
 
@@ -248,7 +250,8 @@ async def test_a_foreign_origin_or_host_cannot_open_the_live_feed(database, tmp_
         for other in (EVIL, "null", f"http://127.0.0.1:{port + 1}", f"http://localhost.evil.example:{port}"):
             assert await refused_status(feed, port, origin=other) == 403, other
         # DNS rebinding: the page's own name, resolved to 127.0.0.1
-        assert await refused_status(f"ws://evil.example:{port}/v1/live", port, origin=f"http://evil.example:{port}") == 400
+        rebound = f"ws://evil.example:{port}/v1/live"
+        assert await refused_status(rebound, port, origin=f"http://evil.example:{port}") == 400
         assert await refused_status(f"ws://evil.example:{port}/v1/live", port) == 400
         session = f"ws://127.0.0.1:{port}/v1/sessions/{'a' * 32}/live?since=0"
         assert await refused_status(session, port, origin=EVIL) == 403
@@ -270,7 +273,8 @@ async def test_a_foreign_origin_or_host_cannot_open_the_live_feed(database, tmp_
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as client:
             assert_problem(await client.get("/v1/sessions", headers={"Host": "evil.example"}), 400)
             assert_problem(await client.post("/v1/sessions", headers={"Origin": EVIL}), 403)
-            assert (await client.post("/v1/sessions", headers={"Origin": f"http://127.0.0.1:{port}"})).status_code == 201
+            own = await client.post("/v1/sessions", headers={"Origin": f"http://127.0.0.1:{port}"})
+            assert own.status_code == 201
 
 
 async def test_without_denial_responses_a_refused_websocket_is_closed_before_accept(database, tmp_path):

@@ -3,8 +3,8 @@ worker process, to force interleavings that real workers make only by chance.
 
 A `ScriptedWorker` records the commands the orchestrator sends it and reports exactly what
 the test tells it to (`report`), except that it answers `shutdown` as a real worker does
-(its session loop ends: `finished` with reason shutdown, then `idle`); it plays no chess. Everything else (the orchestrator, its
-writer, the database) is real.
+(its session loop ends: `finished` with reason shutdown, then `idle`); it plays no chess.
+Everything else (the orchestrator, its writer, the database) is real.
 """
 
 from __future__ import annotations

@@ -210,7 +210,8 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
             assert r.status_code == 503, (path, r.status_code, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
             assert r.headers["retry-after"] == "5"
-            assert r.json()["type"] == "urn:continuous-play:problem:database-unavailable" and "database" in r.json()["detail"], r.json()
+            assert (r.json()["type"] == "urn:continuous-play:problem:database-unavailable"
+                    and "database" in r.json()["detail"]), r.json()
 
         t_start = time.time()
         cluster.start()

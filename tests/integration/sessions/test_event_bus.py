@@ -10,11 +10,11 @@ import chess
 import pytest
 import torch
 
+from service.config import SessionConfig
 from service.engine import network, schedules
 from service.engine.selfplay import SelfPlay
 from service.sessions.events import OVERFLOW, SHUTDOWN, EventBus, SubscriptionEnded
 from service.sessions.worker import MOVE_INTERVAL_S, SessionWorker, WorkerSpec, selfplay_config
-from service.config import SessionConfig
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 import pytest
+from integration.api.api_support import game_message
 from scripted_workers import ScriptedPool
 
-from integration.api.api_support import game_message
 from service.config import Settings
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo

@@ -20,9 +20,10 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3, max_moves_per_game=24, selfplay_simulations=4,
-            fast_simulations=2, gumbel_considered=4, min_games_before_learning=2, learn_every_n_games=2,
-            learning_batch_size=16, checkpoint_interval=2, torch_threads=1)
+TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
+            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
+            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
+            torch_threads=1)
 
 
 def settings(tmp_path: Path, **overrides) -> Settings:

@@ -113,7 +113,8 @@ async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losin
     assert row.stop_reason == "max_games" and row.games_done == 12 and row.failure_reason is None
     assert await game_numbers(db_sessions, sid) == list(range(1, 13))
     async with db_sessions() as db:
-        count = await db.scalar(select(func.count()).select_from(models.GameRow).where(models.GameRow.session_id == sid))
+        count = await db.scalar(select(func.count()).select_from(models.GameRow)
+                                .where(models.GameRow.session_id == sid))
         generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
     assert count == 12
     assert generations == list(range(len(generations)))

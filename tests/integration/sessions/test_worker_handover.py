@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from scripted_workers import ScriptedPool
 from sqlalchemy import select
 
 from service.config import Settings
@@ -165,3 +166,17 @@ async def test_a_workers_inbox_is_bounded_and_loses_nothing(tmp_path):
 
 async def _full(worker) -> bool:
     return worker.inbox_full
+
+
+async def test_a_worker_that_died_while_idle_is_replaced_when_acquired():
+    """Pool.acquire hands out live workers only: one found dead in the idle queue is
+    replaced by a fresh one (it once called a method that no longer existed)."""
+    pool = ScriptedPool(1)
+    await pool.start()
+    try:
+        first = pool.spawned[0]
+        first.discard()  # died while idle
+        worker = await pool.acquire()
+        assert worker is pool.spawned[1] and worker.alive
+    finally:
+        await pool.close()
