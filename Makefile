@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve run test test-all bench openapi postgres stockfish promtool chromium clean
+.PHONY: install serve run check test test-all bench openapi postgres stockfish promtool chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,13 @@ run: install
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || true
 
-test: install postgres
+# Lint, format and type checks first: they take seconds, the suite takes minutes.
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install postgres check
 	$(BIN)/python -m pytest
 
 test-all: install postgres

@@ -95,14 +95,31 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default="small", help="CHESS_PRESET (default small)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring time (default 60)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="TORCH_THREADS of the --headless-compare runs (default: all cores)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for every phase, e.g. --set SELFPLAY_PARALLEL_GAMES=16")
-    parser.add_argument("--headless-compare", action="store_true",
-                        help="also compare one service session with `continuous-play run` (games/min)")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="pairs of --headless-compare runs, alternating which goes first (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="TORCH_THREADS of the --headless-compare runs (default: all cores)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every phase, e.g. --set SELFPLAY_PARALLEL_GAMES=16",
+    )
+    parser.add_argument(
+        "--headless-compare",
+        action="store_true",
+        help="also compare one service session with `continuous-play run` (games/min)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="pairs of --headless-compare runs, alternating which goes first (default 1)",
+    )
     parser.add_argument("--no-pool-spawn", action="store_true", help="skip the in-process pool spawn timing")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for /readyz")
@@ -141,13 +158,20 @@ def base_env(folder: Path, preset: str, extra: dict[str, str]) -> dict[str, str]
     """os.environ without any of the service's settings, plus this bench's."""
     names = settings_names()
     env = {k: v for k, v in os.environ.items() if k.lower() not in names}
-    env.update({
-        "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
-        "CHECKPOINT_DIR": str(folder / "checkpoints"), "REPORT_DIR": str(folder / "reports"),
-        "CHESS_PRESET": preset, "HOST": "127.0.0.1", "ENABLE_PROMETHEUS": "false",
-        "METRICS_EXPORT_INTERVAL": str(METRICS_EXPORT_INTERVAL), "WORKER_BACKEND": "process",
-        "NO_COLOR": "1", "COLUMNS": "100",
-    })
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
+            "CHECKPOINT_DIR": str(folder / "checkpoints"),
+            "REPORT_DIR": str(folder / "reports"),
+            "CHESS_PRESET": preset,
+            "HOST": "127.0.0.1",
+            "ENABLE_PROMETHEUS": "false",
+            "METRICS_EXPORT_INTERVAL": str(METRICS_EXPORT_INTERVAL),
+            "WORKER_BACKEND": "process",
+            "NO_COLOR": "1",
+            "COLUMNS": "100",
+        }
+    )
     env.update(extra)
     return env
 
@@ -160,8 +184,14 @@ def percentiles(values: list[float]) -> dict[str, Any]:
     def rank(q: float) -> float:  # nearest rank
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
-    return {"requests": len(ordered), "p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99),
-            "max": ordered[-1], "mean": statistics.fmean(ordered)}
+    return {
+        "requests": len(ordered),
+        "p50": rank(0.50),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
 
 
 def process_memory(proc: psutil.Process) -> dict[str, Any]:
@@ -201,8 +231,9 @@ class Server:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(CONSOLE_SCRIPT), "serve"], cwd=self.folder, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(CONSOLE_SCRIPT), "serve"], cwd=self.folder, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
         self.ps = psutil.Process(self.proc.pid)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -244,9 +275,11 @@ class Server:
                 pass
             await asyncio.sleep(0.05)
         self._note_children()
-        return {"healthz_200_s": round(healthz if healthz is not None else readyz, 3),
-                "readyz_200_s": round(readyz, 3),
-                "worker_processes_appeared_s": sorted(round(t, 3) for t in self.children_seen.values())}
+        return {
+            "healthz_200_s": round(healthz if healthz is not None else readyz, 3),
+            "readyz_200_s": round(readyz, 3),
+            "worker_processes_appeared_s": sorted(round(t, 3) for t in self.children_seen.values()),
+        }
 
     def memory(self) -> dict[str, Any]:
         return {"server": process_memory(self.ps), "workers": [process_memory(w) for w in self.workers()]}
@@ -303,8 +336,9 @@ async def wait_running(client: httpx.AsyncClient, url: str, ids: list[str], time
         await asyncio.sleep(0.25)
 
 
-async def wait_final(client: httpx.AsyncClient, url: str, session_id: str, timeout: float,
-                     poll_s: float = 1.0) -> dict[str, Any]:
+async def wait_final(
+    client: httpx.AsyncClient, url: str, session_id: str, timeout: float, poll_s: float = 1.0
+) -> dict[str, Any]:
     deadline = time.perf_counter() + timeout
     while True:
         detail = await get_session(client, url, session_id)
@@ -343,7 +377,7 @@ async def load(url: str, ids: list[str], clients: int, seconds: float) -> dict[s
 
     async def client_loop(index: int) -> None:
         async with httpx.AsyncClient() as client:
-            order = ids[index % len(ids):] + ids[:index % len(ids)]  # clients start on different sessions
+            order = ids[index % len(ids) :] + ids[: index % len(ids)]  # clients start on different sessions
             while time.perf_counter() < deadline:
                 for sid in order:
                     await one(client, ROUTES[0], f"/v1/sessions/{sid}", sid)
@@ -358,9 +392,13 @@ async def load(url: str, ids: list[str], clients: int, seconds: float) -> dict[s
         "requests_per_second": round(total / elapsed, 1),
         "errors": sum(errors.values()),
         "error_kinds": error_kinds,
-        "routes": {route: {**{k: (round(v, 2) if isinstance(v, float) else v)
-                              for k, v in percentiles(latencies[route]).items()}, "errors": errors[route]}
-                   for route in ROUTES},
+        "routes": {
+            route: {
+                **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in percentiles(latencies[route]).items()},
+                "errors": errors[route],
+            }
+            for route in ROUTES
+        },
         "sims": {sid: list(values.values()) for sid, values in sims.items()},
     }
 
@@ -421,8 +459,10 @@ async def latency_phase(args: argparse.Namespace, folder: Path, extra: dict[str,
     resolved_threads = int(extra.get("TORCH_THREADS") or max(1, (os.cpu_count() or 1) // 2))
     notes = []
     if any(s["games_in_window"] < FEW_GAMES for s in sessions.values()):
-        notes.append(f"fewer than {FEW_GAMES} games per session in the window: games_per_minute is noisy "
-                     "(games of a batch end together); compare simulations_per_second or use longer --seconds")
+        notes.append(
+            f"fewer than {FEW_GAMES} games per session in the window: games_per_minute is noisy "
+            "(games of a batch end together); compare simulations_per_second or use longer --seconds"
+        )
     return {
         "startup": startup,
         "latency_ms": {k: v for k, v in measured.items()},
@@ -430,16 +470,23 @@ async def latency_phase(args: argparse.Namespace, folder: Path, extra: dict[str,
         "sessions": sessions,
         "memory_mb": {"idle": memory_idle, "busy": memory_busy},
         "server_exit_code": code,
-        "settings": {"MAX_CONCURRENT_SESSIONS": 2, "TORCH_THREADS_per_worker": resolved_threads,
-                     "clients": args.clients, **extra},
+        "settings": {
+            "MAX_CONCURRENT_SESSIONS": 2,
+            "TORCH_THREADS_per_worker": resolved_threads,
+            "clients": args.clients,
+            **extra,
+        },
         "notes": notes,
     }
 
 
 async def service_one_session(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -> dict[str, Any]:
     """One session in the service, to its end by duration, with dashboard-like polling."""
-    env = base_env(folder, args.preset, {"MAX_CONCURRENT_SESSIONS": "1", "WORKERS": "1",
-                                         "TORCH_THREADS": str(args.threads), **extra})
+    env = base_env(
+        folder,
+        args.preset,
+        {"MAX_CONCURRENT_SESSIONS": "1", "WORKERS": "1", "TORCH_THREADS": str(args.threads), **extra},
+    )
     server = Server(folder, env, "one-session")
     body = {"max_games": 0, "session_duration_min": args.seconds / 60, "chess_preset": args.preset}
     server.start()
@@ -454,10 +501,15 @@ async def service_one_session(args: argparse.Namespace, folder: Path, extra: dic
         server.stop()
     sims = stats_series([s["data"] for s in snapshots["items"]])
     elapsed = _elapsed(detail["started_at"], detail["finished_at"])
-    return {"session_id": sid, "state": detail["state"], "stop_reason": detail["stop_reason"],
-            "games": detail["games_done"], "elapsed_s": round(elapsed, 3),
-            "games_per_minute": round(detail["games_done"] / (elapsed / 60), 2) if elapsed else None,
-            "simulations_per_second": sims_summary(sims)}
+    return {
+        "session_id": sid,
+        "state": detail["state"],
+        "stop_reason": detail["stop_reason"],
+        "games": detail["games_done"],
+        "elapsed_s": round(elapsed, 3),
+        "games_per_minute": round(detail["games_done"] / (elapsed / 60), 2) if elapsed else None,
+        "simulations_per_second": sims_summary(sims),
+    }
 
 
 def _elapsed(started: str | None, finished: str | None) -> float:
@@ -471,12 +523,26 @@ def _elapsed(started: str | None, finished: str | None) -> float:
 def headless(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -> dict[str, Any]:
     """`continuous-play run` with the same settings; figures from its report.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = base_env(folder, args.preset, {"MAX_GAMES": "0", "SESSION_DURATION_MIN": repr(args.seconds / 60),
-                                         "TORCH_THREADS": str(args.threads), **extra})
+    env = base_env(
+        folder,
+        args.preset,
+        {
+            "MAX_GAMES": "0",
+            "SESSION_DURATION_MIN": repr(args.seconds / 60),
+            "TORCH_THREADS": str(args.threads),
+            **extra,
+        },
+    )
     log(f"headless run, {args.threads} threads, {args.seconds:g} s")
     with (folder / "run.log").open("w") as out:
-        proc = subprocess.run([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=folder, env=env, stdout=out,
-                              stderr=subprocess.STDOUT, timeout=args.seconds + 600)
+        proc = subprocess.run(
+            [str(CONSOLE_SCRIPT), "run", "--quiet"],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=args.seconds + 600,
+        )
     reports = list((folder / "reports").glob("*/report.json"))
     if proc.returncode != 0 or len(reports) != 1:
         tail = "\n".join((folder / "run.log").read_text(errors="replace").splitlines()[-20:])
@@ -485,10 +551,15 @@ def headless(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -> d
     throughput = report["throughput"]
     metrics = json.loads((reports[0].parent / "metrics.json").read_text())
     sims = stats_series(metrics["stats"])
-    return {"session_id": report["session_id"], "state": report.get("state"), "stop_reason": report["stop_reason"],
-            "games": report["scorecard"]["games"], "elapsed_s": round(throughput["elapsed_s"], 3),
-            "games_per_minute": round(throughput["games_per_minute"], 2),
-            "simulations_per_second": sims_summary(sims)}
+    return {
+        "session_id": report["session_id"],
+        "state": report.get("state"),
+        "stop_reason": report["stop_reason"],
+        "games": report["scorecard"]["games"],
+        "elapsed_s": round(throughput["elapsed_s"], 3),
+        "games_per_minute": round(throughput["games_per_minute"], 2),
+        "simulations_per_second": sims_summary(sims),
+    }
 
 
 def stats_series(stats: list[dict[str, Any]]) -> list[float]:
@@ -501,9 +572,11 @@ def stats_series(stats: list[dict[str, Any]]) -> list[float]:
 
 
 def sims_summary(values: list[float]) -> dict[str, Any]:
-    return {"mean": round(statistics.fmean(values), 1) if values else None,
-            "steady": round(statistics.fmean(values[1:]), 1) if len(values) > 1 else None,
-            "reports": len(values)}
+    return {
+        "mean": round(statistics.fmean(values), 1) if values else None,
+        "steady": round(statistics.fmean(values[1:]), 1) if len(values) > 1 else None,
+        "reports": len(values),
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -531,8 +604,12 @@ def pool_spawn(workers: int, threads: int) -> dict[str, Any]:
             await asyncio.gather(*(asyncio.to_thread(w.close) for w in started))
             # each reader thread reports the dead process to the loop: let it, before the loop closes
             await asyncio.gather(*(asyncio.to_thread(w._reader.join, 5) for w in started))
-        return {"workers": workers, "torch_threads": threads, "ready_s": [round(t, 3) for t in times],
-                "all_ready_s": round(max(times), 3)}
+        return {
+            "workers": workers,
+            "torch_threads": threads,
+            "ready_s": [round(t, 3) for t in times],
+            "all_ready_s": round(max(times), 3),
+        }
 
     return asyncio.run(main())
 
@@ -543,19 +620,22 @@ def compare(args: argparse.Namespace, root: Path, extra: dict[str, str]) -> dict
     pairs = []
     for i in range(args.repeats):
         runs: dict[str, Any] = {}
-        for kind in (("service", "headless") if i % 2 == 0 else ("headless", "service")):
+        for kind in ("service", "headless") if i % 2 == 0 else ("headless", "service"):
             if kind == "service":
                 runs[kind] = asyncio.run(service_one_session(args, root / f"service-one-{i}", extra))
             else:
                 runs[kind] = headless(args, root / f"headless-{i}", extra)
         service, run = runs["service"], runs["headless"]
-        pairs.append({
-            "service_one_session": service,
-            "headless": run,
-            "games_per_minute_ratio": ratio(service["games_per_minute"], run["games_per_minute"]),
-            "simulations_per_second_ratio": ratio(service["simulations_per_second"]["steady"],
-                                                  run["simulations_per_second"]["steady"]),
-        })
+        pairs.append(
+            {
+                "service_one_session": service,
+                "headless": run,
+                "games_per_minute_ratio": ratio(service["games_per_minute"], run["games_per_minute"]),
+                "simulations_per_second_ratio": ratio(
+                    service["simulations_per_second"]["steady"], run["simulations_per_second"]["steady"]
+                ),
+            }
+        )
 
     def median(key: str) -> float | None:
         values = [p[key] for p in pairs if p[key] is not None]
@@ -565,17 +645,22 @@ def compare(args: argparse.Namespace, root: Path, extra: dict[str, str]) -> dict
     fewest = min(min(p["service_one_session"]["games"], p["headless"]["games"]) for p in pairs)
     return {
         "what": "one session in `serve` (MAX_CONCURRENT_SESSIONS=1, polled once a second) vs "
-                "`continuous-play run`; same preset, settings, TORCH_THREADS and duration; "
-                "ratio = service / headless (median over the pairs)",
+        "`continuous-play run`; same preset, settings, TORCH_THREADS and duration; "
+        "ratio = service / headless (median over the pairs)",
         "torch_threads": args.threads,
         "pairs": pairs,
         "games_per_minute_ratio": gpm,
         "simulations_per_second_ratio": sps,
         "service_cost_pct_games_per_minute": round((1 - gpm) * 100, 2) if gpm is not None else None,
         "service_cost_pct_simulations_per_second": round((1 - sps) * 100, 2) if sps is not None else None,
-        "notes": ([f"fewer than {FEW_GAMES} games in a run: the games/min ratio is noisy or null; "
-                   "the simulations/s ratio is the steadier figure (or use longer --seconds)"]
-                  if fewest < FEW_GAMES else []),
+        "notes": (
+            [
+                f"fewer than {FEW_GAMES} games in a run: the games/min ratio is noisy or null; "
+                "the simulations/s ratio is the steadier figure (or use longer --seconds)"
+            ]
+            if fewest < FEW_GAMES
+            else []
+        ),
     }
 
 
@@ -583,8 +668,13 @@ def main() -> None:
     args = parse_args()
     extra = extra_settings(args.sets)
     root = Path(tempfile.mkdtemp(prefix="bench-api-latency-"))
-    result: dict[str, Any] = {"bench": "api_latency", "preset": args.preset, "seconds": args.seconds,
-                              "clients": args.clients, "cpu_count": os.cpu_count()}
+    result: dict[str, Any] = {
+        "bench": "api_latency",
+        "preset": args.preset,
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "cpu_count": os.cpu_count(),
+    }
     try:
         result.update(asyncio.run(latency_phase(args, root / "latency", extra)))
         if not args.no_pool_spawn:

@@ -104,11 +104,20 @@ from api_latency import (  # noqa: E402  (the server harness of the latency benc
 
 ROUTES = ("GET /v1/sessions/{id}", "GET /v1/sessions/{id}/games?limit=50")
 DEFAULTS = {
-    "CHESS_PRESET": "tiny", "SELFPLAY_PARALLEL_GAMES": "16", "MAX_MOVES_PER_GAME": "80",
-    "SELFPLAY_SIMULATIONS": "16", "FAST_SIMULATIONS": "4", "GUMBEL_CONSIDERED": "8",
-    "MIN_GAMES_BEFORE_LEARNING": "10", "LEARN_EVERY_N_GAMES": "5", "LEARNING_BATCH_SIZE": "64",
-    "CHECKPOINT_INTERVAL": "50", "EVAL_INTERVAL_GAMES": "100000", "EVAL_GAMES": "2",
-    "EVAL_OPPONENTS": "random", "EVAL_SIMULATIONS": "2",
+    "CHESS_PRESET": "tiny",
+    "SELFPLAY_PARALLEL_GAMES": "16",
+    "MAX_MOVES_PER_GAME": "80",
+    "SELFPLAY_SIMULATIONS": "16",
+    "FAST_SIMULATIONS": "4",
+    "GUMBEL_CONSIDERED": "8",
+    "MIN_GAMES_BEFORE_LEARNING": "10",
+    "LEARN_EVERY_N_GAMES": "5",
+    "LEARNING_BATCH_SIZE": "64",
+    "CHECKPOINT_INTERVAL": "50",
+    "EVAL_INTERVAL_GAMES": "100000",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
     # A reading subscriber never has more than a few messages queued (~5 arrive per second);
     # the default 1000 would take the never-reading one many minutes to overflow, after the
     # kernel's socket buffers (a few hundred messages) have filled. 100 shows the drop in a window.
@@ -133,22 +142,39 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default=None, help="CHESS_PRESET (default tiny)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each window (default 60)")
     parser.add_argument("--order", default="ULU", help="windows: U unloaded, L loaded (default ULU)")
-    parser.add_argument("--saturate", action="store_true",
-                        help="end with an S window: the clients in a closed loop (throughput limit)")
+    parser.add_argument(
+        "--saturate", action="store_true", help="end with an S window: the clients in a closed loop (throughput limit)"
+    )
     parser.add_argument("--clients", type=int, default=50, help="concurrent HTTP clients (default 50)")
-    parser.add_argument("--rate", type=float, default=1.0,
-                        help="requests/s per client in L windows; 0: closed loop (default 1)")
-    parser.add_argument("--subscribers", type=int, default=50,
-                        help="live-feed subscribers in L windows, one of them never reading (default 50)")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="requests/s per client in L windows; 0: closed loop (default 1)"
+    )
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=50,
+        help="live-feed subscribers in L windows, one of them never reading (default 50)",
+    )
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds of play before the first window")
-    parser.add_argument("--settle", type=float, default=5.0,
-                        help="seconds between connecting the subscribers and the loaded window")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="a server setting, e.g. --set WS_QUEUE_SIZE=200")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="seconds between connecting the subscribers and the loaded window"
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting, e.g. --set WS_QUEUE_SIZE=200",
+    )
     parser.add_argument("--no-prometheus", action="store_true", help="ENABLE_PROMETHEUS=false")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, database)")
-    parser.add_argument("--trace", type=Path, default=None,
-                        help="write every request of the L/S windows (sent at, route, ms) to this JSON file")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write every request of the L/S windows (sent at, route, ms) to this JSON file",
+    )
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for /readyz")
     args = parser.parse_args()
     args.order = args.order.upper() + ("S" if args.saturate else "")
@@ -170,6 +196,7 @@ def parse_ts(ts: str) -> float:
 
 
 # -- CPU accounting -----------------------------------------------------------------------
+
 
 class CpuMeter:
     """CPU seconds of this process, the server and each worker between two readings."""
@@ -203,6 +230,7 @@ class CpuMeter:
 
 # -- HTTP clients -------------------------------------------------------------------------
 
+
 class RawHttp:
     """A minimal HTTP/1.1 keep-alive client on asyncio streams: GET only, bodies by
     Content-Length or chunked. The load generator shares the cores with what it measures;
@@ -225,8 +253,9 @@ class RawHttp:
     async def _get(self, path: str) -> tuple[int, int]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                          "Accept: application/json\r\n\r\n".encode())
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: application/json\r\n\r\n".encode()
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
@@ -277,7 +306,7 @@ class HttpLoad:
 
     def plan(self, index: int) -> list[tuple[str, str]]:
         out = []
-        order = self.ids[index % len(self.ids):] + self.ids[:index % len(self.ids)]
+        order = self.ids[index % len(self.ids) :] + self.ids[: index % len(self.ids)]
         for sid in order:
             out.append((ROUTES[0], f"/v1/sessions/{sid}"))
             out.append((ROUTES[1], f"/v1/sessions/{sid}/games?limit=50"))
@@ -337,14 +366,20 @@ class HttpLoad:
             "requests_per_second": round(total / elapsed, 1) if elapsed else None,
             "errors": sum(self.errors.values()),
             "error_kinds": dict(self.error_kinds),
-            "routes": {r: {**rounded(percentiles(self.latencies[r])), "errors": self.errors[r],
-                           "mean_bytes": round(statistics.fmean(self.bytes[r])) if self.bytes[r] else None}
-                       for r in ROUTES},
+            "routes": {
+                r: {
+                    **rounded(percentiles(self.latencies[r])),
+                    "errors": self.errors[r],
+                    "mean_bytes": round(statistics.fmean(self.bytes[r])) if self.bytes[r] else None,
+                }
+                for r in ROUTES
+            },
             "send_lag_ms": rounded(percentiles(self.lags)) if self.lags else None,
         }
 
 
 # -- live-feed subscribers ------------------------------------------------------------------
+
 
 class Subscriber:
     """Follows a session's feed (with moves); counts what arrives inside the window."""
@@ -406,8 +441,9 @@ class SlowSubscriber:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
         # no keep-alive pings from this side and a 1-message queue: reading stops at once
-        self.ws = await websockets.connect(self.url, sock=sock, max_size=2**24, max_queue=1,
-                                           ping_interval=None, open_timeout=60)
+        self.ws = await websockets.connect(
+            self.url, sock=sock, max_size=2**24, max_queue=1, ping_interval=None, open_timeout=60
+        )
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Read what is buffered until the connection ends or nothing comes for 2 s."""
@@ -428,12 +464,14 @@ class SlowSubscriber:
 
 # -- the bench --------------------------------------------------------------------------------
 
+
 async def games_done(client: httpx.AsyncClient, url: str, ids: list[str]) -> dict[str, int]:
     return {sid: (await get_session(client, url, sid))["games_done"] for sid in ids}
 
 
-async def window(kind: str, args: argparse.Namespace, server: Server, client: httpx.AsyncClient,
-                 ids: list[str], meter: CpuMeter) -> dict[str, Any]:
+async def window(
+    kind: str, args: argparse.Namespace, server: Server, client: httpx.AsyncClient, ids: list[str], meter: CpuMeter
+) -> dict[str, Any]:
     """One measured window; its games, CPU and (loaded) HTTP and feed figures."""
     subscribers: list[Subscriber] = []
     tasks: list[asyncio.Task] = []
@@ -453,11 +491,15 @@ async def window(kind: str, args: argparse.Namespace, server: Server, client: ht
         # each replays the stored events first (since=0): wait until all are live, then settle
         await asyncio.wait_for(asyncio.gather(*(s.caught_up.wait() for s in subscribers)), 300)
         replay_s = time.perf_counter() - t_connect
-        log(f"{len(subscribers) + 1} subscribers connected and replayed in {replay_s:.1f} s; "
-            f"settling {args.settle:g} s")
+        log(
+            f"{len(subscribers) + 1} subscribers connected and replayed in {replay_s:.1f} s; settling {args.settle:g} s"
+        )
         await asyncio.sleep(args.settle)
-    load = HttpLoad(server.url, ids, args.clients, 0.0 if kind == "S" else args.rate) \
-        if kind in "LS" and args.clients else None
+    load = (
+        HttpLoad(server.url, ids, args.clients, 0.0 if kind == "S" else args.rate)
+        if kind in "LS" and args.clients
+        else None
+    )
     log(f"window {kind}: {args.seconds:g} s")
     before = await games_done(client, server.url, ids)
     load_start = os.getloadavg()[0]
@@ -477,7 +519,9 @@ async def window(kind: str, args: argparse.Namespace, server: Server, client: ht
     after = await games_done(client, server.url, ids)
     out: dict[str, Any] = {
         "kind": {"U": "unloaded", "L": "loaded", "S": "saturation"}[kind],
-        "start": w0, "end": w1, "seconds": round(seconds, 3),
+        "start": w0,
+        "end": w1,
+        "seconds": round(seconds, 3),
         "loadavg_1min": {"start": round(load_start, 2), "end": round(load_end, 2)},
         "games": {sid: after[sid] - before[sid] for sid in ids},
         "games_per_minute": round(sum(after[s] - before[s] for s in ids) / (seconds / 60), 2),
@@ -502,22 +546,32 @@ async def window(kind: str, args: argparse.Namespace, server: Server, client: ht
             "reading": len(subscribers),
             "connect_and_replay_s": round(replay_s, 2),
             "replayed_events_per_subscriber": round(statistics.fmean(s.replayed for s in subscribers), 1)
-            if subscribers else None,
-            "messages_per_subscriber_per_second": round(
-                statistics.fmean(s.messages for s in subscribers) / seconds, 2) if subscribers else None,
+            if subscribers
+            else None,
+            "messages_per_subscriber_per_second": round(statistics.fmean(s.messages for s in subscribers) / seconds, 2)
+            if subscribers
+            else None,
             "delivery_ms": rounded(percentiles(delivery)),
             "dropped": len(dropped),
             "dropped_codes": sorted({s.close_code or s.error for s in dropped}, key=str),
-            "slow_subscriber": {"close_code": slow.close_code, "drained_messages": slow.drained_messages,
-                                "error": slow.error, "dropped": slow.close_code is not None}
-            if slow is not None else None,
+            "slow_subscriber": {
+                "close_code": slow.close_code,
+                "drained_messages": slow.drained_messages,
+                "error": slow.error,
+                "dropped": slow.close_code is not None,
+            }
+            if slow is not None
+            else None,
         }
     return out
 
 
 def sims_in(snapshots: list[dict[str, Any]], start: float, end: float) -> float | None:
-    values = [s["data"]["simulations_per_second"] for s in snapshots
-              if start <= parse_ts(s["ts"]) <= end and "simulations_per_second" in s["data"]]
+    values = [
+        s["data"]["simulations_per_second"]
+        for s in snapshots
+        if start <= parse_ts(s["ts"]) <= end and "simulations_per_second" in s["data"]
+    ]
     return round(statistics.fmean(values), 1) if values else None
 
 
@@ -533,13 +587,21 @@ def summarise(phases: list[dict[str, Any]]) -> dict[str, Any]:
     sps_u = mean([p["simulations_per_second_total"] for p in unloaded])
     sps_l = mean([p["simulations_per_second_total"] for p in loaded])
     out: dict[str, Any] = {
-        "games_per_minute": {"unloaded": gpm_u, "loaded": gpm_l,
-                             "ratio": round(gpm_l / gpm_u, 4) if gpm_u and gpm_l is not None else None},
-        "simulations_per_second": {"unloaded": sps_u, "loaded": sps_l,
-                                   "ratio": round(sps_l / sps_u, 4) if sps_u and sps_l is not None else None},
+        "games_per_minute": {
+            "unloaded": gpm_u,
+            "loaded": gpm_l,
+            "ratio": round(gpm_l / gpm_u, 4) if gpm_u and gpm_l is not None else None,
+        },
+        "simulations_per_second": {
+            "unloaded": sps_u,
+            "loaded": sps_l,
+            "ratio": round(sps_l / sps_u, 4) if sps_u and sps_l is not None else None,
+        },
         "load_generator_cores": mean([p["cpu_cores"]["load_generator"] for p in loaded]),
-        "server_cores": {"unloaded": mean([p["cpu_cores"]["server"] for p in unloaded]),
-                         "loaded": mean([p["cpu_cores"]["server"] for p in loaded])},
+        "server_cores": {
+            "unloaded": mean([p["cpu_cores"]["server"] for p in unloaded]),
+            "loaded": mean([p["cpu_cores"]["server"] for p in loaded]),
+        },
     }
     if loaded and "http" in loaded[0]:
         routes = {}
@@ -567,9 +629,11 @@ def summarise(phases: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def bench(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -> dict[str, Any]:
     settings = {**DEFAULTS, **({"CHESS_PRESET": args.preset} if args.preset else {}), **extra}
-    env = base_env(folder, settings["CHESS_PRESET"], {
-        "MAX_CONCURRENT_SESSIONS": "2", "ENABLE_PROMETHEUS": "false" if args.no_prometheus else "true",
-        **settings})
+    env = base_env(
+        folder,
+        settings["CHESS_PRESET"],
+        {"MAX_CONCURRENT_SESSIONS": "2", "ENABLE_PROMETHEUS": "false" if args.no_prometheus else "true", **settings},
+    )
     server = Server(folder, env, "load")
     body = {"max_games": 0, "session_duration_min": 24 * 60}
     server.start()
@@ -588,11 +652,17 @@ async def bench(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -
             for kind in args.order:
                 phases.append(await window(kind, args, server, client, ids, meter))
                 p = phases[-1]
-                log(f"  {p['kind']}: {p['games_per_minute']} games/min, cores {p['cpu_cores']}, "
+                log(
+                    f"  {p['kind']}: {p['games_per_minute']} games/min, cores {p['cpu_cores']}, "
                     f"load {p['loadavg_1min']}"
-                    + (f", p99 {[r.get('p99') for r in p['http']['routes'].values()]} ms" if "http" in p else ""))
-            snapshots = {sid: (await client.get(f"{server.url}/v1/sessions/{sid}/metrics?limit=5000",
-                                                timeout=60)).json()["items"] for sid in ids}
+                    + (f", p99 {[r.get('p99') for r in p['http']['routes'].values()]} ms" if "http" in p else "")
+                )
+            snapshots = {
+                sid: (await client.get(f"{server.url}/v1/sessions/{sid}/metrics?limit=5000", timeout=60)).json()[
+                    "items"
+                ]
+                for sid in ids
+            }
             final = await get_session(client, server.url, ids[0])
             memory = server.memory()
             log("stopping the sessions")
@@ -624,12 +694,17 @@ def main() -> None:
         uvloop = None
     root = Path(tempfile.mkdtemp(prefix="bench-api-load-"))
     out: dict[str, Any] = {
-        "bench": "api_load", "seconds": args.seconds, "order": args.order, "clients": args.clients,
-        "rate_per_client": args.rate, "subscribers": args.subscribers, "cpu_count": os.cpu_count(),
+        "bench": "api_load",
+        "seconds": args.seconds,
+        "order": args.order,
+        "clients": args.clients,
+        "rate_per_client": args.rate,
+        "subscribers": args.subscribers,
+        "cpu_count": os.cpu_count(),
         "load_generator": {
             "what": "this one process: one asyncio loop; per HTTP client one task and one keep-alive "
-                    "connection (RawHttp: a minimal HTTP/1.1 client on asyncio streams); websockets "
-                    "clients; on the same cores as the server and its workers",
+            "connection (RawHttp: a minimal HTTP/1.1 client on asyncio streams); websockets "
+            "clients; on the same cores as the server and its workers",
             "event_loop": "uvloop" if uvloop else "asyncio",
         },
     }

@@ -71,10 +71,19 @@ from api_latency import (  # noqa: E402  (the server harness of the other servic
 FINAL_STATES = {"completed", "stopped", "failed"}
 # A session that produces many events quickly on a CPU: the tiny net, short games.
 DEFAULTS = {
-    "SELFPLAY_PARALLEL_GAMES": "16", "MAX_MOVES_PER_GAME": "80", "SELFPLAY_SIMULATIONS": "16",
-    "FAST_SIMULATIONS": "4", "GUMBEL_CONSIDERED": "8", "MIN_GAMES_BEFORE_LEARNING": "10",
-    "LEARN_EVERY_N_GAMES": "5", "LEARNING_BATCH_SIZE": "64", "CHECKPOINT_INTERVAL": "20",
-    "EVAL_INTERVAL_GAMES": "100000", "EVAL_GAMES": "2", "EVAL_OPPONENTS": "random", "EVAL_SIMULATIONS": "2",
+    "SELFPLAY_PARALLEL_GAMES": "16",
+    "MAX_MOVES_PER_GAME": "80",
+    "SELFPLAY_SIMULATIONS": "16",
+    "FAST_SIMULATIONS": "4",
+    "GUMBEL_CONSIDERED": "8",
+    "MIN_GAMES_BEFORE_LEARNING": "10",
+    "LEARN_EVERY_N_GAMES": "5",
+    "LEARNING_BATCH_SIZE": "64",
+    "CHECKPOINT_INTERVAL": "20",
+    "EVAL_INTERVAL_GAMES": "100000",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
 }
 
 
@@ -92,10 +101,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default="tiny", help="CHESS_PRESET (default tiny)")
     parser.add_argument("--seconds", type=float, default=60.0, help="session duration per phase (default 60)")
     parser.add_argument("--subscribers", default="0,50", help="comma-separated subscriber counts (default 0,50)")
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                        help="TORCH_THREADS of the session's worker (default half the cores)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for every phase, e.g. --set SELFPLAY_PARALLEL_GAMES=32")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="TORCH_THREADS of the session's worker (default half the cores)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every phase, e.g. --set SELFPLAY_PARALLEL_GAMES=32",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, databases)")
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for /readyz")
     args = parser.parse_args()
@@ -118,8 +137,14 @@ def percentiles_ms(values: list[float]) -> dict[str, Any]:
     def rank(q: float) -> float:  # nearest rank
         return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 2)
 
-    return {"count": len(ordered), "p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99),
-            "max": round(ordered[-1], 2), "mean": round(statistics.fmean(ordered), 2)}
+    return {
+        "count": len(ordered),
+        "p50": rank(0.50),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "max": round(ordered[-1], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
 
 
 class Subscriber:
@@ -171,8 +196,9 @@ async def stored_events(ws_url: str) -> list[dict[str, Any]]:
 
 def session_rates(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Games/min and events/s over the session's playing time (running -> last game)."""
-    start = next((parse_ts(e["ts"]) for e in events
-                  if e["type"] == "session.state" and e["data"]["state"] == "running"), None)
+    start = next(
+        (parse_ts(e["ts"]) for e in events if e["type"] == "session.state" and e["data"]["state"] == "running"), None
+    )
     games = [e for e in events if e["type"] == "game.finished"]
     if start is None or not games:
         return {"games": len(games), "playing_s": None, "games_per_minute": None, "events_per_second": None}
@@ -184,8 +210,10 @@ def session_rates(events: list[dict[str, Any]]) -> dict[str, Any]:
         "games": len(games),
         "playing_s": round(playing, 3),
         "games_per_minute": round(len(games) / (playing / 60), 2),
-        "events_per_second": {"all": round(len(window) / playing, 3),
-                              **{k: round(v / playing, 3) for k, v in sorted(by_type.items())}},
+        "events_per_second": {
+            "all": round(len(window) / playing, 3),
+            **{k: round(v / playing, 3) for k, v in sorted(by_type.items())},
+        },
         "event_bytes_mean": round(statistics.fmean(len(json.dumps(e)) for e in window), 1),
     }
 
@@ -193,17 +221,31 @@ def session_rates(events: list[dict[str, Any]]) -> dict[str, Any]:
 def simulations(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The worker's simulations/s from its stored stats snapshots: steadier than games/min
     over a short run. `steady` leaves out the first report (the warm-up)."""
-    values = [e["data"]["simulations_per_second"] for e in events
-              if e["type"] == "metrics.snapshot" and "simulations_per_second" in e["data"]]
-    return {"mean": round(statistics.fmean(values), 1) if values else None,
-            "steady": round(statistics.fmean(values[1:]), 1) if len(values) > 1 else None,
-            "reports": len(values)}
+    values = [
+        e["data"]["simulations_per_second"]
+        for e in events
+        if e["type"] == "metrics.snapshot" and "simulations_per_second" in e["data"]
+    ]
+    return {
+        "mean": round(statistics.fmean(values), 1) if values else None,
+        "steady": round(statistics.fmean(values[1:]), 1) if len(values) > 1 else None,
+        "reports": len(values),
+    }
 
 
 async def phase(args: argparse.Namespace, folder: Path, subscribers: int, extra: dict[str, str]) -> dict[str, Any]:
-    env = base_env(folder, args.preset, {"MAX_CONCURRENT_SESSIONS": "1", "WORKERS": "1",
-                                         "TORCH_THREADS": str(args.threads), "WS_QUEUE_SIZE": "1000",
-                                         **DEFAULTS, **extra})
+    env = base_env(
+        folder,
+        args.preset,
+        {
+            "MAX_CONCURRENT_SESSIONS": "1",
+            "WORKERS": "1",
+            "TORCH_THREADS": str(args.threads),
+            "WS_QUEUE_SIZE": "1000",
+            **DEFAULTS,
+            **extra,
+        },
+    )
     server = Server(folder, env, f"sub{subscribers}")
     body = {"max_games": 0, "session_duration_min": args.seconds / 60}
     server.start()
@@ -227,8 +269,11 @@ async def phase(args: argparse.Namespace, folder: Path, subscribers: int, extra:
     rates = session_rates(events)
     latencies = [x for c in clients for x in c.latencies]
     first = clients[0] if clients else None
-    ran_s = (datetime.fromisoformat(detail["finished_at"]) - datetime.fromisoformat(detail["started_at"])
-             ).total_seconds() if detail.get("started_at") and detail.get("finished_at") else None
+    ran_s = (
+        (datetime.fromisoformat(detail["finished_at"]) - datetime.fromisoformat(detail["started_at"])).total_seconds()
+        if detail.get("started_at") and detail.get("finished_at")
+        else None
+    )
     result: dict[str, Any] = {
         "subscribers": subscribers,
         "session_id": sid,
@@ -253,9 +298,15 @@ def main() -> None:
     args = parse_args()
     extra = extra_settings(args.sets)
     root = Path(tempfile.mkdtemp(prefix="bench-live-feed-"))
-    out: dict[str, Any] = {"bench": "live_feed", "preset": args.preset, "seconds": args.seconds,
-                           "torch_threads": args.threads, "cpu_count": os.cpu_count(),
-                           "settings": {**DEFAULTS, **extra}, "phases": []}
+    out: dict[str, Any] = {
+        "bench": "live_feed",
+        "preset": args.preset,
+        "seconds": args.seconds,
+        "torch_threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "settings": {**DEFAULTS, **extra},
+        "phases": [],
+    }
     try:
         for i, count in enumerate(args.counts):
             out["phases"].append(asyncio.run(phase(args, root / f"phase-{i}-{count}", count, extra)))
@@ -263,6 +314,7 @@ def main() -> None:
         log(f"failed: {exc}")
         log(f"logs kept in {root}")
         raise SystemExit(1) from None
+
     def ratios(get) -> dict[str, float | None]:
         """Per subscriber count, the mean over its phases / the mean of the first phase's count."""
         means: dict[int, float | None] = {}

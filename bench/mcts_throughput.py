@@ -71,8 +71,9 @@ def main() -> None:
     net_one = net_rate(planes[:1], 3.0)
 
     search = mcts.SearchConfig(algorithm=args.algorithm, simulations=args.simulations)
-    cfg = SelfPlayConfig(search=search, simulations=args.simulations, full_search_prob=1.0,
-                         parallel_games=args.games, max_plies=150)
+    cfg = SelfPlayConfig(
+        search=search, simulations=args.simulations, full_search_prob=1.0, parallel_games=args.games, max_plies=150
+    )
 
     def selfplay_rate() -> tuple[float, float]:
         sp = SelfPlay(cfg, evaluator, seed=1)
@@ -88,6 +89,7 @@ def main() -> None:
 
     if args.profile:
         from pyinstrument import Profiler
+
         profiler = Profiler(interval=0.0005)
         profiler.start()
     sims_batched, leaves_batched = selfplay_rate()
@@ -96,8 +98,9 @@ def main() -> None:
         print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
 
     # Naive: one game, one network call per simulation, same tree code.
-    naive_cfg = SelfPlayConfig(search=search, simulations=args.simulations, full_search_prob=1.0,
-                               parallel_games=1, max_plies=150)
+    naive_cfg = SelfPlayConfig(
+        search=search, simulations=args.simulations, full_search_prob=1.0, parallel_games=1, max_plies=150
+    )
     sp = SelfPlay(naive_cfg, evaluator, seed=2)
     gc.disable()
     t0 = time.perf_counter()
@@ -106,23 +109,28 @@ def main() -> None:
     naive = sp.simulations / (time.perf_counter() - t0)
     gc.enable()
 
-    print(json.dumps({
-        "bench": "mcts_throughput",
-        "preset": args.preset,
-        "algorithm": args.algorithm,
-        "threads": args.threads,
-        "games_in_flight": args.games,
-        "simulations_per_move": args.simulations,
-        "optimized_network": not args.no_optimize,
-        "net_positions_per_s_at_batch": round(net_batch, 1),
-        "net_positions_per_s_batch1": round(net_one, 1),
-        "selfplay_simulations_per_s": round(sims_batched, 1),
-        "selfplay_leaves_per_s": round(leaves_batched, 1),
-        "ratio_to_net": round(sims_batched / net_batch, 3),
-        "search_overhead_us_per_sim": round(1e6 / sims_batched - 1e6 / net_batch, 1),
-        "naive_simulations_per_s": round(naive, 1),
-        "speedup_over_naive": round(sims_batched / naive, 2),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "bench": "mcts_throughput",
+                "preset": args.preset,
+                "algorithm": args.algorithm,
+                "threads": args.threads,
+                "games_in_flight": args.games,
+                "simulations_per_move": args.simulations,
+                "optimized_network": not args.no_optimize,
+                "net_positions_per_s_at_batch": round(net_batch, 1),
+                "net_positions_per_s_batch1": round(net_one, 1),
+                "selfplay_simulations_per_s": round(sims_batched, 1),
+                "selfplay_leaves_per_s": round(leaves_batched, 1),
+                "ratio_to_net": round(sims_batched / net_batch, 3),
+                "search_overhead_us_per_sim": round(1e6 / sims_batched - 1e6 / net_batch, 1),
+                "naive_simulations_per_s": round(naive, 1),
+                "speedup_over_naive": round(sims_batched / naive, 2),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

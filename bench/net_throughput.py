@@ -101,8 +101,9 @@ def main() -> None:
         "parameters": parameter_count(net),
         "positions_per_s": results,
         "optimized_backend": evaluators["optimized"].backend,
-        "speedup_optimized_vs_eager": {b: round(results["optimized"][b] / results["eager"][b], 3)
-                                       for b in results["eager"]},
+        "speedup_optimized_vs_eager": {
+            b: round(results["optimized"][b] / results["eager"][b], 3) for b in results["eager"]
+        },
         "max_abs_logit_diff_vs_eager": max_abs_diff,
     }
     print(json.dumps(report))

@@ -36,21 +36,36 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_SETS = ["SELFPLAY_PARALLEL_GAMES=16", "MAX_MOVES_PER_GAME=60",
-                # the evaluation after the session's time is not measured: keep it short
-                "EVAL_GAMES=2", "EVAL_OPPONENTS=random", "EVAL_SIMULATIONS=2"]
+DEFAULT_SETS = [
+    "SELFPLAY_PARALLEL_GAMES=16",
+    "MAX_MOVES_PER_GAME=60",
+    # the evaluation after the session's time is not measured: keep it short
+    "EVAL_GAMES=2",
+    "EVAL_OPPONENTS=random",
+    "EVAL_SIMULATIONS=2",
+]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", help="CHESS_PRESET (default tiny)")
     parser.add_argument("--minutes", type=float, default=2.0, help="session length per backend (default 2)")
-    parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1),
-                        help="TORCH_THREADS of the worker (default: every core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, os.cpu_count() or 1),
+        help="TORCH_THREADS of the worker (default: every core)",
+    )
     parser.add_argument("--backends", default="process,ray", help="comma-separated, in run order (default process,ray)")
     parser.add_argument("--ray-address", default=None, help="RAY_ADDRESS (default: the setting, `local`)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a per-session setting (defaults here: " + " ".join(DEFAULT_SETS) + ")")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a per-session setting (defaults here: " + " ".join(DEFAULT_SETS) + ")",
+    )
     return parser.parse_args()
 
 
@@ -70,8 +85,9 @@ async def run_backend(backend: str, config: dict[str, Any], threads: int, ray_ad
     try:
         with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
             worker = await pool.acquire()
-            spec = WorkerSpec(session_id=f"bench-{backend}", config=config, checkpoint_dir=Path(tmp),
-                              torch_threads=threads)
+            spec = WorkerSpec(
+                session_id=f"bench-{backend}", config=config, checkpoint_dir=Path(tmp), torch_threads=threads
+            )
             t_run = time.perf_counter()
             worker.send("run", spec)
             while True:
@@ -79,8 +95,9 @@ async def run_backend(backend: str, config: dict[str, Any], threads: int, ray_ad
                 if kind == "game":
                     game_times.append(time.perf_counter() - t_run)
                     if len(game_times) % 25 == 0:
-                        print(f"{backend}: {len(game_times)} games in {game_times[-1]:.0f} s", file=sys.stderr,
-                              flush=True)
+                        print(
+                            f"{backend}: {len(game_times)} games in {game_times[-1]:.0f} s", file=sys.stderr, flush=True
+                        )
                 elif kind == "stats":  # the last one comes as the session's time runs out, before
                     sims.append(data["simulations_per_second"])  # the final checkpoint and evaluation
                     elapsed = time.perf_counter() - t_run
@@ -117,9 +134,14 @@ def main() -> None:
 
     try:
         settings = load_settings()
-        config = session_config_from(settings, [*DEFAULT_SETS, *args.sets],
-                                     chess_preset=args.preset, max_games=0, session_duration_min=args.minutes,
-                                     torch_threads=args.threads)
+        config = session_config_from(
+            settings,
+            [*DEFAULT_SETS, *args.sets],
+            chess_preset=args.preset,
+            max_games=0,
+            session_duration_min=args.minutes,
+            torch_threads=args.threads,
+        )
     except SettingsError as exc:
         print(f"bench/ray_vs_process.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -128,13 +150,19 @@ def main() -> None:
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         print(f"{backend}: starting", file=sys.stderr, flush=True)
         results[backend] = asyncio.run(run_backend(backend, config.model_dump(), args.threads, ray_address))
-    out: dict[str, Any] = {"benchmark": "ray_vs_process", "minutes": args.minutes, "threads": args.threads,
-                           "cpu_count": os.cpu_count(), **results}
+    out: dict[str, Any] = {
+        "benchmark": "ray_vs_process",
+        "minutes": args.minutes,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        **results,
+    }
     if "ray" in results and "process" in results:
         out["ray_over_process"] = {
             key: round(results["ray"][key] / results["process"][key], 3)
             for key in ("games_per_minute", "games_per_minute_second_half", "simulations_per_second_mean")
-            if results["ray"][key] and results["process"][key]}
+            if results["ray"][key] and results["process"][key]
+        }
     import torch
 
     out["torch"] = torch.__version__

@@ -65,11 +65,19 @@ def synthetic_game(number: int, plies: int, rng: np.random.Generator) -> dict[st
         p = rng.random(int(rng.integers(20, 40))) + 0.01
         policies.append((p / p.sum()).astype(np.float16))
     return {
-        "number": number, "moves": ["e2e4"] * plies, "pgn": f'[Round "{number}"]\n\n' + "e4 " * plies,
-        "result": result, "termination": "move_cap" if result == "1/2-1/2" else "resignation",
-        "adjudicated": result == "1/2-1/2", "plies": plies, "temperature": 1.0, "policies": policies,
-        "root_values": rng.uniform(-1, 1, plies).tolist(), "full_search": (rng.random(plies) < 0.25).tolist(),
-        "simulations": 8 * plies, "duration_s": float(rng.uniform(1, 5)),
+        "number": number,
+        "moves": ["e2e4"] * plies,
+        "pgn": f'[Round "{number}"]\n\n' + "e4 " * plies,
+        "result": result,
+        "termination": "move_cap" if result == "1/2-1/2" else "resignation",
+        "adjudicated": result == "1/2-1/2",
+        "plies": plies,
+        "temperature": 1.0,
+        "policies": policies,
+        "root_values": rng.uniform(-1, 1, plies).tolist(),
+        "full_search": (rng.random(plies) < 0.25).tolist(),
+        "simulations": 8 * plies,
+        "duration_s": float(rng.uniform(1, 5)),
     }
 
 
@@ -78,8 +86,14 @@ async def seed(maker, settings: Settings, games: int, plies: int) -> str:
     config = settings.session_config(seed=0)
     async with maker() as db, db.begin():
         session_id = (await repo.create_session(db, config.model_dump(mode="json"), 0)).id
-        await repo.set_state(db, session_id, "completed", started_at=models.utcnow(), finished_at=models.utcnow(),
-                             stop_reason="max_games")
+        await repo.set_state(
+            db,
+            session_id,
+            "completed",
+            started_at=models.utcnow(),
+            finished_at=models.utcnow(),
+            stop_reason="max_games",
+        )
     root = Path(settings.checkpoint_dir)
     checkpoint_id = None
     for first in range(1, games + 1, 500):
@@ -87,25 +101,60 @@ async def seed(maker, settings: Settings, games: int, plies: int) -> str:
             for number in range(first, min(first + 500, games + 1)):
                 await repo.add_game(db, session_id, synthetic_game(number, plies, rng))
                 if number % 5 == 0:
-                    await repo.add_event(db, session_id, "learning.step", {
-                        "games": number, "step": 2 * number, "steps": 10, "policy_loss": 3 - number / games,
-                        "value_loss": 1.0, "total_loss": 4 - number / games, "policy_entropy": 3.0,
-                        "grad_norm": 1.0, "lr": 1e-3, "samples": 320, "buffer_size": 1000,
-                        "positions_learned": 100 * number, "seconds": 0.5})
+                    await repo.add_event(
+                        db,
+                        session_id,
+                        "learning.step",
+                        {
+                            "games": number,
+                            "step": 2 * number,
+                            "steps": 10,
+                            "policy_loss": 3 - number / games,
+                            "value_loss": 1.0,
+                            "total_loss": 4 - number / games,
+                            "policy_entropy": 3.0,
+                            "grad_norm": 1.0,
+                            "lr": 1e-3,
+                            "samples": 320,
+                            "buffer_size": 1000,
+                            "positions_learned": 100 * number,
+                            "seconds": 0.5,
+                        },
+                    )
                 if number % 10 == 0:
-                    await repo.add_metric_snapshot(db, session_id, {
-                        "simulations_per_second": 250.0, "rss_mb": 300.0, "rss_growth_mb": 1.0, "buffer_size": 1000})
+                    await repo.add_metric_snapshot(
+                        db,
+                        session_id,
+                        {"simulations_per_second": 250.0, "rss_mb": 300.0, "rss_growth_mb": 1.0, "buffer_size": 1000},
+                    )
                 if number % 100 == 0 or number == 1:
                     generation = number // 100
-                    checkpoint_id = (await repo.add_checkpoint(db, session_id, {
-                        "generation": generation, "games": number,
-                        "path": root / session_id / f"gen-{generation:04d}.safetensors",
-                        "state_path": root / session_id / f"gen-{generation:04d}.state.pt",
-                        "sha256": "0" * 64}, root)).id
+                    checkpoint_id = (
+                        await repo.add_checkpoint(
+                            db,
+                            session_id,
+                            {
+                                "generation": generation,
+                                "games": number,
+                                "path": root / session_id / f"gen-{generation:04d}.safetensors",
+                                "state_path": root / session_id / f"gen-{generation:04d}.state.pt",
+                                "sha256": "0" * 64,
+                            },
+                            root,
+                        )
+                    ).id
                     if generation:
                         for opponent in ("random", "greedy", f"gen{generation - 1}"):
-                            await repo.add_evaluation(db, session_id, checkpoint_id, opponent, wins=20, draws=10,
-                                                      losses=10, pentanomial=[1, 2, 10, 4, 3])
+                            await repo.add_evaluation(
+                                db,
+                                session_id,
+                                checkpoint_id,
+                                opponent,
+                                wins=20,
+                                draws=10,
+                                losses=10,
+                                pentanomial=[1, 2, 10, 4, 3],
+                            )
     return session_id
 
 
@@ -127,9 +176,13 @@ class RowCounter:
 async def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="report-build-") as tmp:
-        settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
-                            checkpoint_dir=Path(tmp) / "checkpoints", report_dir=Path(tmp) / "reports",
-                            chess_preset="tiny")
+        settings = Settings(
+            _env_file=None,
+            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+            checkpoint_dir=Path(tmp) / "checkpoints",
+            report_dir=Path(tmp) / "reports",
+            chess_preset="tiny",
+        )
         engine = create_engine(settings.database_url)
         counter = RowCounter()
 
@@ -146,8 +199,14 @@ async def main() -> None:
             seed_s = time.perf_counter() - t0
             async with maker() as db:
                 blob_bytes = await db.scalar(
-                    select(func.sum(func.length(models.GameRow.policy) + func.length(models.GameRow.root_values)
-                                    + func.length(models.GameRow.full_search))))
+                    select(
+                        func.sum(
+                            func.length(models.GameRow.policy)
+                            + func.length(models.GameRow.root_values)
+                            + func.length(models.GameRow.full_search)
+                        )
+                    )
+                )
 
             async def build() -> dict[str, Any]:
                 async with maker() as db:
@@ -175,16 +234,27 @@ async def main() -> None:
             counter.on = False
         finally:
             await engine.dispose()
-    print(json.dumps({
-        "bench": "report_build", "games": args.games, "plies": args.plies, "repeats": args.repeats,
-        "seed_s": round(seed_s, 2), "build_s": round(statistics.median(times), 4),
-        "build_s_all": [round(t, 4) for t in times],
-        "bytes_loaded": counter.bytes, "rows_loaded": counter.rows,
-        "peak_traced_mb": round(peak / 2**20, 2), "rss_growth_mb": round((rss_after - rss_before) / 2**20, 2),
-        "stored_blob_mb": round((blob_bytes or 0) / 2**20, 2),
-        "report_bytes": len(json.dumps(report)),
-        "python": sys.version.split()[0],
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "bench": "report_build",
+                "games": args.games,
+                "plies": args.plies,
+                "repeats": args.repeats,
+                "seed_s": round(seed_s, 2),
+                "build_s": round(statistics.median(times), 4),
+                "build_s_all": [round(t, 4) for t in times],
+                "bytes_loaded": counter.bytes,
+                "rows_loaded": counter.rows,
+                "peak_traced_mb": round(peak / 2**20, 2),
+                "rss_growth_mb": round((rss_after - rss_before) / 2**20, 2),
+                "stored_blob_mb": round((blob_bytes or 0) / 2**20, 2),
+                "report_bytes": len(json.dumps(report)),
+                "python": sys.version.split()[0],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

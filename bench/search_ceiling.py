@@ -61,12 +61,20 @@ class MixedEvaluator:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10)
-    parser.add_argument("--budget", action="append", metavar="SIMS:CONSIDERED",
-                        help="simulations:gumbel_considered (repeatable; default 32:8 and 32:16)")
+    parser.add_argument(
+        "--budget",
+        action="append",
+        metavar="SIMS:CONSIDERED",
+        help="simulations:gumbel_considered (repeatable; default 32:8 and 32:16)",
+    )
     parser.add_argument("--algorithm", default="gumbel", choices=["gumbel", "puct"])
     parser.add_argument("--checkpoint", type=Path, help="a checkpoint's weights file: the learned net plays")
-    parser.add_argument("--heads", default="both", choices=["both", "policy", "value"],
-                        help="with --checkpoint: which of its heads play (the other is the stand-in's)")
+    parser.add_argument(
+        "--heads",
+        default="both",
+        choices=["both", "policy", "value"],
+        help="with --checkpoint: which of its heads play (the other is the stand-in's)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.checkpoint is None:
@@ -84,12 +92,23 @@ def main() -> None:
         side = arena.SearchSide(evaluator, sims, args.algorithm, gumbel_considered=considered)
         result = arena.play_match(side, players.GreedyPlayer(0), pairs=args.pairs)
         games = len(result.games)
-        print(json.dumps({"evaluator": str(args.checkpoint or "material"), "heads": args.heads,
-                          "algorithm": args.algorithm,
-                          "simulations": sims, "gumbel_considered": considered,
-                          "games": games, "wins": result.wins, "draws": result.draws, "losses": result.losses,
-                          "score": (result.wins + 0.5 * result.draws) / games,
-                          "seconds": round(time.perf_counter() - t, 1)}))
+        print(
+            json.dumps(
+                {
+                    "evaluator": str(args.checkpoint or "material"),
+                    "heads": args.heads,
+                    "algorithm": args.algorithm,
+                    "simulations": sims,
+                    "gumbel_considered": considered,
+                    "games": games,
+                    "wins": result.wins,
+                    "draws": result.draws,
+                    "losses": result.losses,
+                    "score": (result.wins + 0.5 * result.draws) / games,
+                    "seconds": round(time.perf_counter() - t, 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -45,12 +45,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--games", type=int, default=100, help="MAX_GAMES (default 100; 0 = only --minutes)")
     parser.add_argument("--minutes", type=float, default=60.0, help="SESSION_DURATION_MIN cap (default 60)")
     parser.add_argument("--threads", type=int, default=2, help="TORCH_THREADS (default 2)")
-    parser.add_argument("--warmup-games", type=int, default=100,
-                        help="memory growth is also reported from this game to the end (default 100)")
-    parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help="keep the checkpoints here (default: a temporary folder, removed after)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a per-session setting, e.g. --set SELFPLAY_PARALLEL_GAMES=32")
+    parser.add_argument(
+        "--warmup-games",
+        type=int,
+        default=100,
+        help="memory growth is also reported from this game to the end (default 100)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="keep the checkpoints here (default: a temporary folder, removed after)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a per-session setting, e.g. --set SELFPLAY_PARALLEL_GAMES=32",
+    )
     parser.add_argument("--progress-every", type=int, default=25, help="games between progress lines on stderr")
     return parser.parse_args()
 
@@ -64,8 +78,14 @@ def session_config(args: argparse.Namespace):
     from service.config import SettingsError, load_settings, session_config_from
 
     try:
-        return session_config_from(load_settings(), args.sets, chess_preset=args.preset, max_games=args.games,
-                                   session_duration_min=args.minutes, torch_threads=args.threads)
+        return session_config_from(
+            load_settings(),
+            args.sets,
+            chess_preset=args.preset,
+            max_games=args.games,
+            session_duration_min=args.minutes,
+            torch_threads=args.threads,
+        )
     except SettingsError as exc:
         fail(str(exc))
 
@@ -103,9 +123,12 @@ def main() -> None:
             rss_after_game.append(process.memory_info().rss)
             n = len(games)
             if args.progress_every and n % args.progress_every == 0:
-                print(f"{n} games  {game_times[-1]:.0f} s  {n / (game_times[-1] / 60):.1f} games/min  "
-                      f"{learning[-1]['step'] if learning else 0} steps  rss {mb(rss_after_game[-1])} MB",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{n} games  {game_times[-1]:.0f} s  {n / (game_times[-1] / 60):.1f} games/min  "
+                    f"{learning[-1]['step'] if learning else 0} steps  rss {mb(rss_after_game[-1])} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
         elif kind == "learning":
             learning.append(data)
         elif kind == "stats":
@@ -117,8 +140,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
         folder = args.checkpoint_dir or Path(tmp)
-        spec = WorkerSpec(session_id="bench", config=config.model_dump(), checkpoint_dir=folder,
-                          torch_threads=config.torch_threads)
+        spec = WorkerSpec(
+            session_id="bench", config=config.model_dump(), checkpoint_dir=folder, torch_threads=config.torch_threads
+        )
         worker = SessionWorker(spec, emit)
         rss_setup = process.memory_info().rss
         t0 = time.perf_counter()  # the clock starts with the session, after the net is built

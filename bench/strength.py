@@ -40,43 +40,72 @@ from service.storage.database import create_engine, session_factory  # noqa: E40
 
 
 async def measure(args: argparse.Namespace, folder: Path) -> dict:
-    settings = load_settings(database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
-                             report_dir=folder / "reports", checkpoint_dir=folder / "checkpoints",
-                             torch_threads=args.threads)
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
+        report_dir=folder / "reports",
+        checkpoint_dir=folder / "checkpoints",
+        torch_threads=args.threads,
+    )
     # Only the end-of-session evaluation (outside the budget) unless `--set EVAL_INTERVAL_GAMES=N`
     # (a `--set` wins over these keywords): a match inside the session takes its time from
     # self-play (two ate half of 20 minutes). The learning curve comes from `--curve`.
     try:
-        config = session_config_from(settings, args.sets, chess_preset=args.preset, max_games=0,
-                                     session_duration_min=args.minutes, eval_interval_games=100_000_000)
+        config = session_config_from(
+            settings,
+            args.sets,
+            chess_preset=args.preset,
+            max_games=0,
+            session_duration_min=args.minutes,
+            eval_interval_games=100_000_000,
+        )
     except SettingsError as exc:
         print(f"strength.py: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    session_id, report = await run_session(settings, config, on_event=lambda kind, data: (
-        print(f"{kind}: {json.dumps(data)[:160]}", file=sys.stderr) if kind == "evaluation.finished" else None))
+    session_id, report = await run_session(
+        settings,
+        config,
+        on_event=lambda kind, data: (
+            print(f"{kind}: {json.dumps(data)[:160]}", file=sys.stderr) if kind == "evaluation.finished" else None
+        ),
+    )
 
     engine = create_engine(settings.database_url)
     async with session_factory(engine)() as db:
         checkpoints = {c.id: c for c in await repo.list_checkpoints(db, session_id)}
         evaluations = await repo.list_evaluations(db, session_id)
     await engine.dispose()
-    ratings = rating_list([(e, checkpoints[e.checkpoint_id].generation, None) for e in evaluations],
-                          settings.elo_anchor)
+    ratings = rating_list(
+        [(e, checkpoints[e.checkpoint_id].generation, None) for e in evaluations], settings.elo_anchor
+    )
     curve = []
     for e in evaluations:
         c = checkpoints[e.checkpoint_id]
-        curve.append({"generation": c.generation, "games": c.games, "opponent": e.opponent, "wins": e.wins,
-                      "draws": e.draws, "losses": e.losses, "score": (e.wins + e.draws / 2) / max(e.games, 1),
-                      "pentanomial": e.pentanomial, "rating_after": e.elo, "low": e.elo_low, "high": e.elo_high,
-                      "sprt": (e.sprt or {}).get("state")})
+        curve.append(
+            {
+                "generation": c.generation,
+                "games": c.games,
+                "opponent": e.opponent,
+                "wins": e.wins,
+                "draws": e.draws,
+                "losses": e.losses,
+                "score": (e.wins + e.draws / 2) / max(e.games, 1),
+                "pentanomial": e.pentanomial,
+                "rating_after": e.elo,
+                "low": e.elo_low,
+                "high": e.elo_high,
+                "sprt": (e.sprt or {}).get("state"),
+            }
+        )
     newest = max((checkpoints[e.checkpoint_id].generation for e in evaluations), default=None)
     final = {}
     if newest is not None:
         mine = ratings.get(player(newest))
-        final = {"generation": newest,
-                 "elo_vs_gen0": None if mine is None else mine.rating - settings.elo_anchor,
-                 "low": None if mine is None else mine.low - settings.elo_anchor,
-                 "high": None if mine is None else mine.high - settings.elo_anchor}
+        final = {
+            "generation": newest,
+            "elo_vs_gen0": None if mine is None else mine.rating - settings.elo_anchor,
+            "low": None if mine is None else mine.low - settings.elo_anchor,
+            "high": None if mine is None else mine.high - settings.elo_anchor,
+        }
         for e in evaluations:
             if checkpoints[e.checkpoint_id].generation == newest:
                 final[f"score_vs_{e.opponent}"] = (e.wins + e.draws / 2) / max(e.games, 1)
@@ -89,13 +118,21 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
             path = by_generation[generation].weights_path(settings.checkpoint_dir)
             probes[f"gen{generation}"] = {k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"}
     return {
-        "bench": "strength", "preset": args.preset, "minutes": args.minutes, "threads": args.threads,
-        "session_id": session_id, "games": report["scorecard"]["games"],
+        "bench": "strength",
+        "preset": args.preset,
+        "minutes": args.minutes,
+        "threads": args.threads,
+        "session_id": session_id,
+        "games": report["scorecard"]["games"],
         "games_per_minute": report["throughput"]["games_per_minute"],
-        "training_steps": report["losses"].get("steps"), "final": final,
-        "rating_list": ratings_out(ratings), "learning_curve": curve, "learning_curve_after": curve_after,
+        "training_steps": report["losses"].get("steps"),
+        "final": final,
+        "rating_list": ratings_out(ratings),
+        "learning_curve": curve,
+        "learning_curve_after": curve_after,
         "losses": {k: report["losses"].get(k) for k in ("policy_loss", "value_loss", "total_loss")},
-        "value_probe": probes, "scorecard": report["scorecard"],
+        "value_probe": probes,
+        "scorecard": report["scorecard"],
         "config": report["manifest"]["config"],
     }
 
@@ -118,17 +155,31 @@ def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, n
     for generation in wanted:
         candidate = side(generation)
         for name in config.eval_opponents:
-            opponent = {"gen0": lambda: gen0, "random": lambda: players.RandomPlayer(config.seed),
-                        "greedy": lambda: players.GreedyPlayer(config.seed)}.get(name)
+            opponent = {
+                "gen0": lambda: gen0,
+                "random": lambda: players.RandomPlayer(config.seed),
+                "greedy": lambda: players.GreedyPlayer(config.seed),
+            }.get(name)
             if opponent is None:
                 continue  # an external engine: not replayed here
-            result = arena.play_match(candidate, opponent(), pairs=config.eval_games // 2,
-                                      seed=config.seed + generation)
+            result = arena.play_match(
+                candidate, opponent(), pairs=config.eval_games // 2, seed=config.seed + generation
+            )
             elo = elo_from_wdl(result.wins, result.draws, result.losses)
-            rows.append({"generation": generation, "games": by_generation[generation].games, "opponent": name,
-                         "wins": result.wins, "draws": result.draws, "losses": result.losses,
-                         "score": (result.wins + result.draws / 2) / len(result.games),
-                         "elo_diff": elo.elo, "low": elo.low, "high": elo.high})
+            rows.append(
+                {
+                    "generation": generation,
+                    "games": by_generation[generation].games,
+                    "opponent": name,
+                    "wins": result.wins,
+                    "draws": result.draws,
+                    "losses": result.losses,
+                    "score": (result.wins + result.draws / 2) / len(result.games),
+                    "elo_diff": elo.elo,
+                    "low": elo.low,
+                    "high": elo.high,
+                }
+            )
             print(f"curve: gen{generation} vs {name}: {result.wins}/{result.draws}/{result.losses}", file=sys.stderr)
     return rows
 
@@ -139,10 +190,15 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--curve", type=int, default=3,
-                        help="after the session, also evaluate this many earlier checkpoints (learning curve)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="keep the session's database and checkpoints in this new folder")
+    parser.add_argument(
+        "--curve",
+        type=int,
+        default=3,
+        help="after the session, also evaluate this many earlier checkpoints (learning curve)",
+    )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the session's database and checkpoints in this new folder"
+    )
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True)

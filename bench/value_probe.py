@@ -64,7 +64,7 @@ def values(evaluator: network.Evaluator, boards: list[chess.Board]) -> np.ndarra
     planes = encode_boards(boards, [repetitions(b) for b in boards])
     out = []
     for i in range(0, len(planes), 256):
-        out.append(evaluator.evaluate(planes[i:i + 256])[1])
+        out.append(evaluator.evaluate(planes[i : i + 256])[1])
     return np.concatenate(out)
 
 
@@ -81,8 +81,10 @@ def probe(path: str | Path, boards: list[chess.Board] | None = None) -> dict:
     for low, high in BUCKETS:
         mask = (balance >= low) & (balance <= high)
         key = f"<={high:+d}" if low < -50 else f">={low:+d}" if high > 50 else f"{low:+d}..{high:+d}"
-        by_balance[key] = {"positions": int(mask.sum()),
-                           "mean_value": round(float(value[mask].mean()), 3) if mask.any() else None}
+        by_balance[key] = {
+            "positions": int(mask.sum()),
+            "mean_value": round(float(value[mask].mean()), 3) if mask.any() else None,
+        }
     before, after = [], []
     for board in boards:
         move = _free_capture(board)
@@ -98,12 +100,20 @@ def probe(path: str | Path, boards: list[chess.Board] | None = None) -> dict:
     hanging = None
     if before:
         v_before, v_after = values(evaluator, before), values(evaluator, after)
-        hanging = {"positions": len(before), "mean_value_before": round(float(v_before.mean()), 3),
-                   "mean_value_after_capture": round(float(v_after.mean()), 3),
-                   "gap": round(float((v_after - v_before).mean()), 3)}
-    return {"checkpoint": str(path), "generation": header.get("generation"), "positions": len(boards),
-            "material_correlation": None if corr is None else round(corr, 3),
-            "value_by_balance": by_balance, "hanging": hanging}
+        hanging = {
+            "positions": len(before),
+            "mean_value_before": round(float(v_before.mean()), 3),
+            "mean_value_after_capture": round(float(v_after.mean()), 3),
+            "gap": round(float((v_after - v_before).mean()), 3),
+        }
+    return {
+        "checkpoint": str(path),
+        "generation": header.get("generation"),
+        "positions": len(boards),
+        "material_correlation": None if corr is None else round(corr, 3),
+        "value_by_balance": by_balance,
+        "hanging": hanging,
+    }
 
 
 def main() -> None:

@@ -43,8 +43,13 @@ def database_url() -> str:
 def run_migrations_offline() -> None:
     """Emit the SQL to stdout (`alembic upgrade head --sql`) without a database."""
     url = database_url()
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      dialect_opts={"paramstyle": "named"}, render_as_batch=url.startswith("sqlite"))
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        render_as_batch=url.startswith("sqlite"),
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -55,8 +60,9 @@ def do_run_migrations(connection: Connection) -> None:
     if sqlite:
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     try:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite,
-                          compare_type=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=sqlite, compare_type=True
+        )
         with context.begin_transaction():
             context.run_migrations()
         if sqlite:

@@ -59,8 +59,12 @@ def default_pool(settings: Settings) -> Any:
     """The worker pool WORKER_BACKEND names, WORKERS big, TORCH_THREADS per worker."""
     from service.sessions.pool import make_pool
 
-    return make_pool(settings.worker_backend, settings.resolved_workers(), settings.resolved_torch_threads(),
-                     ray_address=settings.ray_address)
+    return make_pool(
+        settings.worker_backend,
+        settings.resolved_workers(),
+        settings.resolved_torch_threads(),
+        ray_address=settings.ray_address,
+    )
 
 
 def create_app(
@@ -100,8 +104,12 @@ def create_app(
                 from service.sessions.orchestrator import Orchestrator
 
                 workers = pool if pool is not None else default_pool(settings)
-                orchestrator = Orchestrator(settings, database.session_factory(own_engine), workers,
-                                            writer_sessionmaker=database.session_factory(write_engine))
+                orchestrator = Orchestrator(
+                    settings,
+                    database.session_factory(own_engine),
+                    workers,
+                    writer_sessionmaker=database.session_factory(write_engine),
+                )
             app.state.sessionmaker = sessionmaker
             app.state.orchestrator = orchestrator
             if app.state.session_metrics is not None:  # before start: recovery reports events

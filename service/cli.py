@@ -15,8 +15,9 @@ import typer
 
 from .config import SessionConfig, Settings, SettingsError, session_config_from, settings_or_exit
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="AlphaZero-style continuous self-play and learning for chess.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="AlphaZero-style continuous self-play and learning for chess."
+)
 
 
 @app.callback()
@@ -66,13 +67,14 @@ def run(
             fail("invalid setting DEVICE='cuda': torch sees no CUDA device here (use DEVICE=cpu)")
     try:
         with SessionProgress(config, quiet=quiet) as progress:
-            session_id, report = asyncio.run(run_session(settings, config, resume_id=resume,
-                                                         on_event=progress.update))
+            session_id, report = asyncio.run(run_session(settings, config, resume_id=resume, on_event=progress.update))
     except SessionError as exc:
         fail(str(exc))
     out = Path(settings.report_dir) / session_id
-    typer.echo(f"session {session_id} {report['state']}: {report['scorecard']['games']} games, "
-               f"report {out / 'report.json'}, games {out / 'games.pgn'}")
+    typer.echo(
+        f"session {session_id} {report['state']}: {report['scorecard']['games']} games, "
+        f"report {out / 'report.json'}, games {out / 'games.pgn'}"
+    )
     if report["state"] == "failed":
         typer.echo(f"continuous-play: session failed: {report['error']}", err=True)
         raise typer.Exit(1)
@@ -80,8 +82,11 @@ def run(
 
 @app.command()
 def report(
-    input_dir: Path = typer.Option(..., "--input", help="A run's directory (REPORT_DIR/<session_id>/): report.json, "
-                                                        "and metrics.json and games.pgn when there."),
+    input_dir: Path = typer.Option(
+        ...,
+        "--input",
+        help="A run's directory (REPORT_DIR/<session_id>/): report.json, and metrics.json and games.pgn when there.",
+    ),
     output_dir: Path = typer.Option(..., "--output", help="Where report.html (and copies of the run's files) go."),
 ) -> None:
     """Render a run's report.json as one self-contained HTML page (opens offline) under --output."""
@@ -97,14 +102,23 @@ def report(
 @app.command()
 def uci(
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="Weights file (safetensors); default: generation 0 of SEED (CHESS_PRESET)."),
+        None, "--checkpoint", help="Weights file (safetensors); default: generation 0 of SEED (CHESS_PRESET)."
+    ),
 ) -> None:
     """Speak UCI on stdin/stdout with a checkpoint's network (chess GUIs, cutechess, lichess-bot)."""
     from .uci import main as uci_main
 
     settings = settings_or_exit()
-    raise typer.Exit(uci_main(checkpoint, seed=settings.seed, preset=settings.chess_preset,
-                              threads=settings.torch_threads, algorithm=settings.search, device=settings.device))
+    raise typer.Exit(
+        uci_main(
+            checkpoint,
+            seed=settings.seed,
+            preset=settings.chess_preset,
+            threads=settings.torch_threads,
+            algorithm=settings.search,
+            device=settings.device,
+        )
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -149,8 +163,14 @@ def serve() -> None:
     if not settings.api_keys and not is_loopback(settings.host):
         fail(f"refusing to bind HOST={settings.host!r} without API_KEYS: set API_KEYS, or bind 127.0.0.1")
     migrate_or_exit(settings.database_url)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                log_config=uvicorn_log_config(), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
 
 
 def migrate_or_exit(url: str) -> None:

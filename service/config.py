@@ -52,8 +52,11 @@ class SessionFields(BaseModel):
     )
     max_games: int = Field(100, ge=0, le=100_000_000, description="Stop after this many self-play games; 0 = no limit.")
     max_moves_per_game: int = Field(
-        150, ge=2, le=10_000, description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result "
-        "(evaluation games keep fixed rules: 150 plies after the opening, a 3-pawn margin)."
+        150,
+        ge=2,
+        le=10_000,
+        description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result "
+        "(evaluation games keep fixed rules: 150 plies after the opening, a 3-pawn margin).",
     )
     checkpoint_interval: int = Field(10, ge=1, le=100_000_000, description="Save a checkpoint every this many games.")
 
@@ -98,23 +101,32 @@ class SessionFields(BaseModel):
         64, ge=1, le=4096, description="Games a worker keeps in flight, so network calls stay batched."
     )
     temperature_plies: int = Field(
-        30, ge=0, le=10_000,
+        30,
+        ge=0,
+        le=10_000,
         description="Plies of a game whose moves are sampled with temperature; later ones take the best.",
     )
     adjudication: Literal["material", "none"] = Field(
-        "material", description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
-        "wins, else a draw."
+        "material",
+        description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
+        "wins, else a draw.",
     )
     adjudication_margin: int = Field(
         1, ge=1, le=39, description="Material lead, in pawns, that wins at the cap (and at VALUE_HORIZON_PLIES)."
     )
     value_horizon_plies: int = Field(
-        4, ge=0, le=10_000, description="Value target of a position more than this many plies from the game's end: "
-        "the game adjudicated by material (ADJUDICATION_MARGIN) that many plies later; 0 = the game's result."
+        4,
+        ge=0,
+        le=10_000,
+        description="Value target of a position more than this many plies from the game's end: "
+        "the game adjudicated by material (ADJUDICATION_MARGIN) that many plies later; 0 = the game's result.",
     )
     value_material_scale: float = Field(
-        5.0, ge=0, le=100, description="With VALUE_HORIZON_PLIES, the target is graded: tanh(material balance that "
-        "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN)."
+        5.0,
+        ge=0,
+        le=100,
+        description="With VALUE_HORIZON_PLIES, the target is graded: tanh(material balance that "
+        "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN).",
     )
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
@@ -134,7 +146,9 @@ class SessionFields(BaseModel):
         100, ge=1, le=100_000_000, description="Evaluate the newest checkpoint every this many games."
     )
     eval_games: int = Field(
-        40, ge=2, le=100_000,
+        40,
+        ge=2,
+        le=100_000,
         description="Games per evaluation match; even: openings are played in colour-swapped pairs.",
     )
     eval_simulations: int | None = Field(
@@ -144,7 +158,9 @@ class SessionFields(BaseModel):
         None, description="Command of an external UCI engine opponent, e.g. stockfish; needed for 'uci'."
     )
     eval_uci_elo: int | None = Field(
-        None, ge=1350, le=2850,
+        None,
+        ge=1350,
+        le=2850,
         description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength.",
     )
     eval_opponents: Annotated[list[Opponent], NoDecode] = Field(
@@ -222,9 +238,7 @@ class Settings(SessionFields, BaseSettings):
     enable_wandb: bool = Field(False, description="Send metrics to Weights & Biases.")
     enable_braintrust: bool = Field(False, description="Send metrics to Braintrust.")
     metrics_export_interval: float = Field(30.0, gt=0, description="Seconds between metric exports to sinks.")
-    prometheus_port: int = Field(
-        8000, ge=1, le=65535, description="Port of the metrics endpoint of a headless `run`."
-    )
+    prometheus_port: int = Field(8000, ge=1, le=65535, description="Port of the metrics endpoint of a headless `run`.")
 
     # Output
     report_dir: Path = Field(Path("./reports"), description="Where reports (HTML + JSON) are written.")
@@ -270,8 +284,9 @@ class Settings(SessionFields, BaseSettings):
         [], description="Comma-separated allowed CORS origins; empty = CORS off."
     )
     allowed_hosts: Annotated[list[NonEmptyStr], NoDecode] = Field(
-        [], description="Comma-separated Host names served beyond the loopback names and HOST (DNS rebinding "
-        "guard); * = any."
+        [],
+        description="Comma-separated Host names served beyond the loopback names and HOST (DNS rebinding "
+        "guard); * = any.",
     )
 
     @field_validator("api_keys", "cors_origins", "allowed_hosts", mode="before")
@@ -286,8 +301,10 @@ class Settings(SessionFields, BaseSettings):
         names = [name.lower() for name in value]
         for name in names:
             if not _HOST_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a host name: give names or addresses without scheme or port "
-                                 "(chess.example.org, 10.0.0.5, [fd00::5]), or * for any")
+                raise ValueError(
+                    f"{name!r} is not a host name: give names or addresses without scheme or port "
+                    "(chess.example.org, 10.0.0.5, [fd00::5]), or * for any"
+                )
         return names
 
     @field_validator("workers", mode="before")
@@ -395,8 +412,9 @@ def session_config_from(settings: Settings, assignments: list[str], **overrides:
         name, sep, value = item.partition("=")
         key = name.strip().lower()
         if not sep or key not in SessionConfig.model_fields:
-            raise SettingsError(f"--set {item!r}: expected NAME=VALUE with NAME a per-session setting, "
-                                "e.g. MAX_GAMES=10")
+            raise SettingsError(
+                f"--set {item!r}: expected NAME=VALUE with NAME a per-session setting, e.g. MAX_GAMES=10"
+            )
         values[key] = value
     try:
         return settings.session_config(**values)

@@ -83,8 +83,19 @@ PV_MAX = 40
 _HEADER_KEY = "continuous-play"
 _FORMAT = "continuous-play/1"
 
-COMMANDS = ("uci", "debug", "isready", "setoption", "register", "ucinewgame", "position",
-            "go", "stop", "ponderhit", "quit")
+COMMANDS = (
+    "uci",
+    "debug",
+    "isready",
+    "setoption",
+    "register",
+    "ucinewgame",
+    "position",
+    "go",
+    "stop",
+    "ponderhit",
+    "quit",
+)
 GO_NUMBERS = ("wtime", "btime", "winc", "binc", "movestogo", "depth", "nodes", "mate", "movetime")
 GO_FLAGS = ("infinite", "ponder")
 GO_KEYWORDS = GO_NUMBERS + GO_FLAGS + ("searchmoves",)
@@ -344,10 +355,18 @@ class UciEngine:
     engine.network.Evaluator) or a no-argument callable returning one, called on the search
     thread before the first search (so a slow load does not delay `uci`)."""
 
-    def __init__(self, evaluator: Any | Callable[[], Any], *, output: TextIO | None = None,
-                 simulations: int = DEFAULT_SIMULATIONS, threads: int | None = None,
-                 algorithm: str = "gumbel", name: str | None = None, author: str = AUTHOR,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        evaluator: Any | Callable[[], Any],
+        *,
+        output: TextIO | None = None,
+        simulations: int = DEFAULT_SIMULATIONS,
+        threads: int | None = None,
+        algorithm: str = "gumbel",
+        name: str | None = None,
+        author: str = AUTHOR,
+        seed: int = 0,
+    ) -> None:
         if threads is None:
             try:
                 threads = len(os.sched_getaffinity(0))
@@ -356,15 +375,22 @@ class UciEngine:
         self.output = output if output is not None else sys.stdout
         self.name = name or f"{ENGINE_NAME} {package_version()}"
         self.author = author
-        self.options_spec = {o.name.lower(): o for o in (
-            Option("Simulations", "spin", min(max(int(simulations), 1), MAX_SIMULATIONS), 1, MAX_SIMULATIONS),
-            Option("Threads", "spin", min(max(int(threads), 1), MAX_THREADS), 1, MAX_THREADS),
-            Option("Algorithm", "combo", algorithm if algorithm in ("gumbel", "puct") else "gumbel",
-                   choices=("gumbel", "puct")),
-            Option("MoveOverhead", "spin", DEFAULT_MOVE_OVERHEAD_MS, 0, 10_000),
-            Option("Hash", "spin", DEFAULT_HASH_MB, 16, MAX_HASH_MB),
-            Option("Ponder", "check", False),
-        )}
+        self.options_spec = {
+            o.name.lower(): o
+            for o in (
+                Option("Simulations", "spin", min(max(int(simulations), 1), MAX_SIMULATIONS), 1, MAX_SIMULATIONS),
+                Option("Threads", "spin", min(max(int(threads), 1), MAX_THREADS), 1, MAX_THREADS),
+                Option(
+                    "Algorithm",
+                    "combo",
+                    algorithm if algorithm in ("gumbel", "puct") else "gumbel",
+                    choices=("gumbel", "puct"),
+                ),
+                Option("MoveOverhead", "spin", DEFAULT_MOVE_OVERHEAD_MS, 0, 10_000),
+                Option("Hash", "spin", DEFAULT_HASH_MB, 16, MAX_HASH_MB),
+                Option("Ponder", "check", False),
+            )
+        }
         self.options: dict[str, Any] = {o.name: o.default for o in self.options_spec.values()}
         self.board = chess.Board()
         self.quit_requested = False
@@ -462,7 +488,7 @@ class UciEngine:
                 if i:
                     self.info_string(f"ignored unknown token(s) before {token.lower()}: {' '.join(tokens[:i])}")
                 try:
-                    getattr(self, "_cmd_" + token.lower())(tokens[i + 1:])
+                    getattr(self, "_cmd_" + token.lower())(tokens[i + 1 :])
                 except Exception as exc:  # noqa: BLE001 - an engine never dies of its input
                     self.info_string(f"error: {token.lower()}: {type(exc).__name__}: {exc}")
                 return
@@ -537,7 +563,7 @@ class UciEngine:
             return
         if "value" in lowered[1:]:
             at = lowered.index("value", 1)
-            name, value = " ".join(args[1:at]), " ".join(args[at + 1:])
+            name, value = " ".join(args[1:at]), " ".join(args[at + 1 :])
         else:
             name, value = " ".join(args[1:]), None
         spec = self.options_spec.get(name.lower())
@@ -575,7 +601,7 @@ class UciEngine:
                 board = chess.Board(fen)
                 if not board.is_valid():
                     raise ValueError(f"impossible position ({board.status().name or board.status()})")
-            for raw in args[at + 1:]:
+            for raw in args[at + 1 :]:
                 move = board.parse_uci(raw)
                 if not move:
                     raise ValueError("null move")
@@ -590,8 +616,7 @@ class UciEngine:
         go, warnings = parse_go(args, self.board)
         for warning in warnings:
             self.info_string(warning)
-        job = _Job(self.board.copy(), go, dict(self.options), pondering=go.ponder,
-                   timer_start=time.monotonic())
+        job = _Job(self.board.copy(), go, dict(self.options), pondering=go.ponder, timer_start=time.monotonic())
         self._job = job
         self._jobs.put(job)
 
@@ -660,9 +685,9 @@ class UciEngine:
             return None
         fen, stack, node = self._tree
         moves = board.move_stack
-        if len(moves) < len(stack) or moves[:len(stack)] != stack or board.root().fen() != fen:
+        if len(moves) < len(stack) or moves[: len(stack)] != stack or board.root().fen() != fen:
             return None
-        for move in moves[len(stack):]:
+        for move in moves[len(stack) :]:
             if not node.expanded or move not in node.moves:
                 return None
             child = node.children[node.moves.index(move)]
@@ -690,9 +715,14 @@ class UciEngine:
         reused = root.visits if root is not None else 0
         if reused and reused >= hash_sims // 2:  # over the memory budget: start afresh
             root, reused = None, 0
-        cfg = mcts.SearchConfig(algorithm=opts["Algorithm"], simulations=opts["Simulations"],
-                                gumbel_considered=GUMBEL_CONSIDERED, gumbel_scale=0.0,
-                                dirichlet_epsilon=0.0, leaves_per_step=LEAVES_PER_STEP)
+        cfg = mcts.SearchConfig(
+            algorithm=opts["Algorithm"],
+            simulations=opts["Simulations"],
+            gumbel_considered=GUMBEL_CONSIDERED,
+            gumbel_scale=0.0,
+            dirichlet_epsilon=0.0,
+            leaves_per_step=LEAVES_PER_STEP,
+        )
         search = mcts.Search(board.copy(), cfg, self._rng, root=root)
 
         def cap() -> int | None:
@@ -780,8 +810,9 @@ class UciEngine:
             now = time.monotonic()
             if now - last_info >= INFO_INTERVAL:
                 last_info = now
-                last_pv = self._send_info(search, best(), stats, done_before + search.finished, reused,
-                                          now - start, opts)
+                last_pv = self._send_info(
+                    search, best(), stats, done_before + search.finished, reused, now - start, opts
+                )
                 last_sent = (done_before + search.finished, last_pv[0])
 
         total = done_before + search.finished
@@ -800,9 +831,17 @@ class UciEngine:
             self._tree = (board.root().fen(), list(board.move_stack), search.root)
         self.send(f"bestmove {move.uci()}" + (f" ponder {pv[1].uci()}" if len(pv) > 1 else ""))
 
-    def _send_info(self, search: mcts.Search, first: chess.Move, stats: _Stats, nodes: int,
-                   reused: int, elapsed: float, opts: dict[str, Any],
-                   active: float | None = None) -> list[chess.Move]:
+    def _send_info(
+        self,
+        search: mcts.Search,
+        first: chess.Move,
+        stats: _Stats,
+        nodes: int,
+        reused: int,
+        elapsed: float,
+        opts: dict[str, Any],
+        active: float | None = None,
+    ) -> list[chess.Move]:
         """Send one info line; `active` is the searching part of `elapsed` (for nps). Returns the PV."""
         root = search.root
         assert root is not None  # a move was named: the search has its root
@@ -830,17 +869,28 @@ class UciEngine:
         nps = int(nodes / active) if active > 0 else 0
         hashfull = min(1000, (reused + nodes) * BYTES_PER_SIMULATION * 1000 // (opts["Hash"] * 1_000_000))
         depth = stats.depth
-        self.send(f"info depth {depth} seldepth {max(stats.seldepth, depth)} time {ms} nodes {nodes} "
-                  f"nps {nps} hashfull {hashfull} score {score} pv {' '.join(m.uci() for m in pv)}")
+        self.send(
+            f"info depth {depth} seldepth {max(stats.seldepth, depth)} time {ms} nodes {nodes} "
+            f"nps {nps} hashfull {hashfull} score {score} pv {' '.join(m.uci() for m in pv)}"
+        )
         return pv
 
 
 # -- entry points ----------------------------------------------------------------------------
 
 
-def main(checkpoint: Path | str | None = None, *, seed: int = 0, preset: str = "small",
-         simulations: int = DEFAULT_SIMULATIONS, threads: int | None = None, algorithm: str = "gumbel",
-         device: str = "cpu", input: TextIO | None = None, output: TextIO | None = None) -> int:
+def main(
+    checkpoint: Path | str | None = None,
+    *,
+    seed: int = 0,
+    preset: str = "small",
+    simulations: int = DEFAULT_SIMULATIONS,
+    threads: int | None = None,
+    algorithm: str = "gumbel",
+    device: str = "cpu",
+    input: TextIO | None = None,
+    output: TextIO | None = None,
+) -> int:
     """Speak UCI on `input`/`output` (stdin/stdout) with the network of `checkpoint`, or without
     one generation 0 of `seed` (`preset`, CHESS_PRESET). Returns the exit status: 0, or 2 when the
     network cannot be loaded (one line on stderr naming why)."""
@@ -852,8 +902,10 @@ def main(checkpoint: Path | str | None = None, *, seed: int = 0, preset: str = "
         except ValueError as exc:
             print(f"continuous-play uci: {exc}", file=sys.stderr, flush=True)
             return 2
-        name = (f"{ENGINE_NAME} {version} {header.get('preset', '?')} "
-                f"gen {header.get('generation', '?')} seed {header.get('seed', '?')}")
+        name = (
+            f"{ENGINE_NAME} {version} {header.get('preset', '?')} "
+            f"gen {header.get('generation', '?')} seed {header.get('seed', '?')}"
+        )
     else:
         name = f"{ENGINE_NAME} {version} {preset} gen 0 seed {seed}"
 
@@ -872,8 +924,9 @@ def main(checkpoint: Path | str | None = None, *, seed: int = 0, preset: str = "
             net = network.build_network(preset, seed).to(device)
         return network.Evaluator(net, device)
 
-    engine = UciEngine(load, output=output, simulations=simulations, threads=threads,
-                       algorithm=algorithm, name=name, seed=seed)
+    engine = UciEngine(
+        load, output=output, simulations=simulations, threads=threads, algorithm=algorithm, name=name, seed=seed
+    )
     return engine.run(input)
 
 
@@ -882,16 +935,28 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.uci", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, help="weights file (safetensors); default: generation 0 of --seed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generation-0 net without --checkpoint")
-    parser.add_argument("--preset", default="small", choices=("tiny", "small", "medium", "large"),
-                        help="network preset without --checkpoint")
-    parser.add_argument("--simulations", type=int, default=DEFAULT_SIMULATIONS,
-                        help="default of the Simulations option")
+    parser.add_argument(
+        "--preset",
+        default="small",
+        choices=("tiny", "small", "medium", "large"),
+        help="network preset without --checkpoint",
+    )
+    parser.add_argument(
+        "--simulations", type=int, default=DEFAULT_SIMULATIONS, help="default of the Simulations option"
+    )
     parser.add_argument("--threads", type=int, default=None, help="default of the Threads option (torch threads)")
     parser.add_argument("--algorithm", default="gumbel", choices=("gumbel", "puct"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
-    return main(args.checkpoint, seed=args.seed, preset=args.preset, simulations=args.simulations,
-                threads=args.threads, algorithm=args.algorithm, device=args.device)
+    return main(
+        args.checkpoint,
+        seed=args.seed,
+        preset=args.preset,
+        simulations=args.simulations,
+        threads=args.threads,
+        algorithm=args.algorithm,
+        device=args.device,
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,14 @@ DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 # check: both fail an example by its wall-clock time, which this project never asserts (a
 # shared 2-core CI box runs an example at any speed); a runaway example is caught by
 # pytest-timeout instead. Tests keep their own `max_examples` where they need another count.
-settings.register_profile("continuous-play", derandomize=True, database=None, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile(
+    "continuous-play",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
 settings.load_profile("continuous-play")
 
 
@@ -77,9 +83,11 @@ async def database(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Te
         problem = str(exc)
     if problem is not None:
         await admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable (TEST_DATABASE_URL={safe_url(url)}): {problem}. Start it: "
-                    "`pg_ctlcluster 15 main start` (or set TEST_DATABASE_URL to a running server).",
-                    pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is not reachable (TEST_DATABASE_URL={safe_url(url)}): {problem}. Start it: "
+            "`pg_ctlcluster 15 main start` (or set TEST_DATABASE_URL to a running server).",
+            pytrace=False,
+        )
     schema = f"test_{uuid.uuid4().hex[:16]}"
     async with admin.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))

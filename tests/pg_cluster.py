@@ -43,9 +43,11 @@ def find_bindir() -> Path | None:
     """The folder holding `initdb` and `pg_ctl`: PG_BINDIR, else the newest Debian
     /usr/lib/postgresql/<version>/bin, else wherever `pg_ctl` is on PATH."""
     candidates = [os.environ["PG_BINDIR"]] if os.environ.get("PG_BINDIR") else []
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                         key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-                         reverse=True)
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(str(Path(on_path).parent))
@@ -81,10 +83,12 @@ class PgCluster:
     def create(cls, timeout: float = 60.0) -> "PgCluster":
         bindir = find_bindir()
         if bindir is None:
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) were not found under "
-                        "/usr/lib/postgresql/*/bin, PG_BINDIR or PATH: install Debian's `postgresql` "
-                        "package (apt-get install postgresql) to run the database-fault tests",
-                        pytrace=False)
+            pytest.fail(
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found under "
+                "/usr/lib/postgresql/*/bin, PG_BINDIR or PATH: install Debian's `postgresql` "
+                "package (apt-get install postgresql) to run the database-fault tests",
+                pytrace=False,
+            )
         as_user = None
         root = Path(tempfile.mkdtemp(prefix="pgfault-"))
         if os.geteuid() == 0:  # postgres refuses root: run its binaries as the postgres user
@@ -92,19 +96,39 @@ class PgCluster:
                 user = pwd.getpwnam(PG_USER)
             except KeyError:
                 shutil.rmtree(root, ignore_errors=True)
-                pytest.fail("tests run as root and there is no `postgres` OS user to run the private "
-                            "PostgreSQL cluster as (Debian's postgresql package creates it)", pytrace=False)
+                pytest.fail(
+                    "tests run as root and there is no `postgres` OS user to run the private "
+                    "PostgreSQL cluster as (Debian's postgresql package creates it)",
+                    pytrace=False,
+                )
             if shutil.which("runuser") is None:
                 shutil.rmtree(root, ignore_errors=True)
-                pytest.fail("tests run as root and `runuser` (util-linux) is missing: cannot start "
-                            "PostgreSQL as the postgres user", pytrace=False)
+                pytest.fail(
+                    "tests run as root and `runuser` (util-linux) is missing: cannot start "
+                    "PostgreSQL as the postgres user",
+                    pytrace=False,
+                )
             os.chown(root, user.pw_uid, user.pw_gid)
             as_user = PG_USER
         os.chmod(root, 0o700)
         cluster = cls(bindir, root, free_port(), as_user)
         try:
-            cluster._run(["initdb", "-D", str(cluster.data), "-U", PG_USER, "-A", "trust", "-E", "UTF8",
-                          "--no-sync", "--no-instructions"], timeout)
+            cluster._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(cluster.data),
+                    "-U",
+                    PG_USER,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                timeout,
+            )
             cluster.start(timeout)
             cluster.new_database(DATABASE)
         except BaseException:
@@ -129,11 +153,19 @@ class PgCluster:
         return ["runuser", "-u", self.as_user, "--", binary, *args[1:]]
 
     def _run(self, args: list[str], timeout: float = 60.0) -> str:
-        proc = subprocess.run(self._command(args), cwd=self.root, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            self._command(args),
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"`{' '.join(args)}` failed ({proc.returncode}): {proc.stdout[-2000:]}"
-                               f"{proc.stderr[-2000:]}\n--- server log ---\n{self.server_log()}")
+            raise RuntimeError(
+                f"`{' '.join(args)}` failed ({proc.returncode}): {proc.stdout[-2000:]}"
+                f"{proc.stderr[-2000:]}\n--- server log ---\n{self.server_log()}"
+            )
         return proc.stdout
 
     def server_log(self, limit: int = 3000) -> str:
@@ -147,21 +179,39 @@ class PgCluster:
         """Start the server (same data, same port) and wait until it accepts connections."""
         # fsync off: a killed server loses nothing the OS has (only an OS crash would); commits
         # stay synchronous, or `stop -m immediate` would lose acknowledged transactions.
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off")
-        self._run(["pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
-                   "-o", options, "start"], timeout + 10)
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run(
+            [
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-o",
+                options,
+                "start",
+            ],
+            timeout + 10,
+        )
 
     def stop(self, mode: str = "immediate", timeout: float = 60.0) -> None:
         """Stop the server: `immediate` (default; like a crash: connections cut, no
         checkpoint), `fast` (connections ended cleanly) or `smart`."""
-        self._run(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
-                  timeout + 10)
+        self._run(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", str(int(timeout)), "stop"], timeout + 10)
 
     @property
     def running(self) -> bool:
-        proc = subprocess.run(self._command(["pg_ctl", "-D", str(self.data), "status"]), cwd=self.root,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            self._command(["pg_ctl", "-D", str(self.data), "status"]),
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return proc.returncode == 0
 
     def wait_refusing(self, timeout: float = 10.0) -> None:

@@ -37,15 +37,17 @@ def _session_id() -> list:
 
 
 def _session_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["session_id"], ["sessions.id"],
-                                   name=op.f(f"fk_{table}_session_id_sessions"), ondelete="CASCADE")
+    return sa.ForeignKeyConstraint(
+        ["session_id"], ["sessions.id"], name=op.f(f"fk_{table}_session_id_sessions"), ondelete="CASCADE"
+    )
 
 
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     init_fk_name = op.f("fk_sessions_init_checkpoint_id_checkpoints")
-    init_fk = sa.ForeignKeyConstraint(["init_checkpoint_id"], ["checkpoints.id"], name=init_fk_name,
-                                      ondelete="SET NULL")
+    init_fk = sa.ForeignKeyConstraint(
+        ["init_checkpoint_id"], ["checkpoints.id"], name=init_fk_name, ondelete="SET NULL"
+    )
     op.create_table(
         "sessions",
         sa.Column("id", sa.String(32), nullable=False),
@@ -57,7 +59,10 @@ def upgrade() -> None:
         sa.Column("stop_reason", sa.String(64), nullable=True),
         sa.Column("games_done", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_seq", sa.Integer(), server_default="0", nullable=False),
-        _ts("created_at"), _ts("updated_at"), _ts("started_at", True), _ts("finished_at", True),
+        _ts("created_at"),
+        _ts("updated_at"),
+        _ts("started_at", True),
+        _ts("finished_at", True),
         sa.CheckConstraint("state IN ('" + "', '".join(STATES) + "')", name=op.f("ck_sessions_state")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
         *([init_fk] if sqlite else []),
@@ -80,8 +85,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", "generation", name=op.f("uq_checkpoints_session_id_generation")),
     )
     if not sqlite:
-        op.create_foreign_key(init_fk_name, "sessions", "checkpoints", ["init_checkpoint_id"], ["id"],
-                              ondelete="SET NULL")
+        op.create_foreign_key(
+            init_fk_name, "sessions", "checkpoints", ["init_checkpoint_id"], ["id"], ondelete="SET NULL"
+        )
 
     op.create_table(
         "games",
@@ -125,8 +131,12 @@ def upgrade() -> None:
         sa.Column("sprt", JSON, nullable=True),
         _ts("created_at"),
         _session_fk("evaluations"),
-        sa.ForeignKeyConstraint(["checkpoint_id"], ["checkpoints.id"],
-                                name=op.f("fk_evaluations_checkpoint_id_checkpoints"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["checkpoint_id"],
+            ["checkpoints.id"],
+            name=op.f("fk_evaluations_checkpoint_id_checkpoints"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_evaluations")),
     )
     op.create_index("ix_evaluations_session_id", "evaluations", ["session_id"])

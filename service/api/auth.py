@@ -56,11 +56,14 @@ def check_key(request: Request) -> Problem | None:
         return None
     token = bearer_token(request)
     if token is None:
-        return Problem(401, "this route needs 'Authorization: Bearer <key>'", title="Unauthorized",
-                       headers=_CHALLENGE)
+        return Problem(401, "this route needs 'Authorization: Bearer <key>'", title="Unauthorized", headers=_CHALLENGE)
     if not key_matches(token, keys):
-        return Problem(401, "the bearer key is not valid", title="Unauthorized",
-                       headers={"WWW-Authenticate": 'Bearer realm="continuous-play", error="invalid_token"'})
+        return Problem(
+            401,
+            "the bearer key is not valid",
+            title="Unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="continuous-play", error="invalid_token"'},
+        )
     return None
 
 

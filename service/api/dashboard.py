@@ -40,8 +40,10 @@ ASSETS = {
 }
 """The page's own files: the only names `GET /dashboard/{asset}` serves."""
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 """Only this origin (`connect-src 'self'` covers its WebSockets). Plotly sets inline styles."""
 
 SECURITY_HEADERS = {
@@ -132,10 +134,10 @@ def bad_board(detail: str) -> Problem:
     responses={200: {"content": {"image/svg+xml": {}}, "description": "The board"}, **problem_responses(400, 422)},
 )
 async def board_svg(
-    fen: Annotated[str, Query(max_length=MAX_FEN, description="The position (FEN); default: the start.")] =
-    chess.STARTING_FEN,
-    lastmove: Annotated[str | None, Query(max_length=5, description="The move just played (UCI), highlighted.")] =
-    None,
+    fen: Annotated[
+        str, Query(max_length=MAX_FEN, description="The position (FEN); default: the start.")
+    ] = chess.STARTING_FEN,
+    lastmove: Annotated[str | None, Query(max_length=5, description="The move just played (UCI), highlighted.")] = None,
     orientation: Annotated[Literal["white", "black"], Query(description="The side at the bottom.")] = "white",
     size: Annotated[int, Query(ge=64, le=1024, description="Width and height in pixels.")] = 400,
 ) -> Response:
@@ -150,11 +152,23 @@ async def board_svg(
         except ValueError:
             raise bad_board("lastmove is not a move in UCI (e.g. e2e4, e7e8q)") from None
     check = board.king(board.turn) if board.is_check() else None
-    svg = chess.svg.board(board, orientation=orientation == "white", lastmove=move, check=check, size=size,
-                          colors={"margin": "#1b1f27", "coord": "#9aa4b2"})
-    return Response(svg, media_type="image/svg+xml",
-                    headers={"Cache-Control": BOARD_CACHE, "X-Content-Type-Options": "nosniff",
-                             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    svg = chess.svg.board(
+        board,
+        orientation=orientation == "white",
+        lastmove=move,
+        check=check,
+        size=size,
+        colors={"margin": "#1b1f27", "coord": "#9aa4b2"},
+    )
+    return Response(
+        svg,
+        media_type="image/svg+xml",
+        headers={
+            "Cache-Control": BOARD_CACHE,
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
 
 
 @router.get("/dashboard/plotly.min.js", include_in_schema=False)
@@ -167,6 +181,7 @@ async def plotly_js(request: Request) -> Response:
 async def dashboard_asset(request: Request, asset: str) -> Response:
     media_type = ASSETS.get(asset)
     if media_type is None:  # only the names above: never a path from the request
-        raise Problem(404, f"no dashboard file named {asset[:64]!r}", title="Not Found",
-                      type_=PROBLEM_BASE + "not-found")
+        raise Problem(
+            404, f"no dashboard file named {asset[:64]!r}", title="Not Found", type_=PROBLEM_BASE + "not-found"
+        )
     return _file_response(request, _asset(asset), media_type, REVALIDATE)

@@ -45,8 +45,16 @@ class ProblemResponse(JSONResponse):
 class Problem(Exception):
     """Raise from a route for an error answer; `extra` become extension members."""
 
-    def __init__(self, status: int, detail: str | None = None, *, title: str | None = None,
-                 type_: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        type_: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title or HTTPStatus(status).phrase)
         self.status = status
         self.detail = detail
@@ -57,8 +65,9 @@ class Problem(Exception):
 
     def response(self, instance: str | None = None) -> ProblemResponse:
         """This problem as an answer, where no exception handler runs (middleware)."""
-        body = problem_body(self.status, title=self.title, detail=self.detail, type_=self.type_, instance=instance,
-                            **self.extra)
+        body = problem_body(
+            self.status, title=self.title, detail=self.detail, type_=self.type_, instance=instance, **self.extra
+        )
         return ProblemResponse(body, status_code=self.status, headers=self.headers)
 
 
@@ -69,8 +78,15 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def problem_body(status: int, *, title: str | None = None, detail: str | None = None,
-                 type_: str | None = None, instance: str | None = None, **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     title = title or _phrase(status)
     body: dict[str, Any] = {
         "type": type_ or "about:blank",
@@ -84,8 +100,9 @@ def problem_body(status: int, *, title: str | None = None, detail: str | None = 
     return body
 
 
-def problem(status: int, *, request: Request | None = None, headers: dict[str, str] | None = None,
-            **fields: Any) -> ProblemResponse:
+def problem(
+    status: int, *, request: Request | None = None, headers: dict[str, str] | None = None, **fields: Any
+) -> ProblemResponse:
     """A problem+json response; `instance` defaults to the request's path."""
     if request is not None:
         fields.setdefault("instance", request.url.path)
@@ -111,20 +128,28 @@ def validation_errors(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for error in errors:
         loc = list(error.get("loc") or ())
-        out.append({
-            "loc": [p if isinstance(p, (str, int)) else str(p) for p in loc],
-            "field": _loc_name(loc),
-            "msg": _clean_msg(error),
-            "type": str(error.get("type", "value_error")),
-        })
+        out.append(
+            {
+                "loc": [p if isinstance(p, (str, int)) else str(p) for p in loc],
+                "field": _loc_name(loc),
+                "msg": _clean_msg(error),
+                "type": str(error.get("type", "value_error")),
+            }
+        )
     return out
 
 
 def validation_problem(request: Request, errors: Iterable[dict[str, Any]]) -> ProblemResponse:
     items = validation_errors(errors)
     detail = "; ".join(f"{e['field']}: {e['msg']}" for e in items)[:2000] or "invalid request"
-    return problem(422, request=request, title="Request validation failed", detail=detail,
-                   type_=PROBLEM_BASE + "validation", errors=items)
+    return problem(
+        422,
+        request=request,
+        title="Request validation failed",
+        detail=detail,
+        type_=PROBLEM_BASE + "validation",
+        errors=items,
+    )
 
 
 async def _on_validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
@@ -159,19 +184,34 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> ProblemResp
 
 
 async def _on_problem(request: Request, exc: Problem) -> ProblemResponse:
-    return problem(exc.status, request=request, title=exc.title, detail=exc.detail, type_=exc.type_,
-                   headers=exc.headers, **exc.extra)
+    return problem(
+        exc.status,
+        request=request,
+        title=exc.title,
+        detail=exc.detail,
+        type_=exc.type_,
+        headers=exc.headers,
+        **exc.extra,
+    )
 
 
 async def _on_not_found(request: Request, exc: SessionNotFound) -> ProblemResponse:
-    return problem(404, request=request, title="Not Found", detail=str(exc), type_=PROBLEM_BASE + "not-found",
-                   resource=exc.what)
+    return problem(
+        404, request=request, title="Not Found", detail=str(exc), type_=PROBLEM_BASE + "not-found", resource=exc.what
+    )
 
 
 async def _on_illegal(request: Request, exc: IllegalTransition) -> ProblemResponse:
-    return problem(409, request=request, title="Illegal session transition", detail=str(exc),
-                   type_=PROBLEM_BASE + "illegal-transition", session_id=exc.session_id,
-                   state=str(exc.state), action=exc.action)
+    return problem(
+        409,
+        request=request,
+        title="Illegal session transition",
+        detail=str(exc),
+        type_=PROBLEM_BASE + "illegal-transition",
+        session_id=exc.session_id,
+        state=str(exc.state),
+        action=exc.action,
+    )
 
 
 async def _on_repo_not_found(request: Request, exc: NotFound) -> ProblemResponse:
@@ -179,9 +219,16 @@ async def _on_repo_not_found(request: Request, exc: NotFound) -> ProblemResponse
 
 
 async def _on_state_conflict(request: Request, exc: StateConflict) -> ProblemResponse:
-    return problem(409, request=request, title="Illegal session transition", detail=str(exc),
-                   type_=PROBLEM_BASE + "illegal-transition", session_id=exc.session_id,
-                   state=exc.state, action=exc.wanted)
+    return problem(
+        409,
+        request=request,
+        title="Illegal session transition",
+        detail=str(exc),
+        type_=PROBLEM_BASE + "illegal-transition",
+        session_id=exc.session_id,
+        state=exc.state,
+        action=exc.wanted,
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
@@ -192,19 +239,31 @@ async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
 async def _on_database_error(request: Request, exc: Exception) -> ProblemResponse:
     if not (isinstance(exc, DatabaseUnavailable) or is_connection_error(exc)):
         return await _on_unexpected(request, exc)
-    log.warning("database unreachable on %s %s: %s: %s", request.method, request.url.path,
-                type(exc).__name__, exc)
+    log.warning("database unreachable on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     if isinstance(exc, PoolTimeout):  # every read connection busy (the writer has its own)
         detail = "every database connection for requests is busy; retry later (sessions go on playing)"
     else:
-        detail = ("the database does not answer; retry later (sessions go on playing and hold "
-                  "their finished games until it is back)")
-    return problem(503, request=request, title="Database Unavailable", type_=PROBLEM_BASE + "database-unavailable",
-                   detail=detail, headers={"Retry-After": "5"})
+        detail = (
+            "the database does not answer; retry later (sessions go on playing and hold "
+            "their finished games until it is back)"
+        )
+    return problem(
+        503,
+        request=request,
+        title="Database Unavailable",
+        type_=PROBLEM_BASE + "database-unavailable",
+        detail=detail,
+        headers={"Retry-After": "5"},
+    )
 
 
-DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, OSError, DBAPIError, PoolTimeout,
-                                                  *asyncpg_connection_errors())
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    OSError,
+    DBAPIError,
+    PoolTimeout,
+    *asyncpg_connection_errors(),
+)
 """Exception classes that may mean an unreachable database; `_on_database_error` sorts them."""
 
 
@@ -226,8 +285,10 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     from service.api.schemas import IllegalTransitionProblem, ProblemDetails, ValidationProblem
 
     models = {422: ValidationProblem, 409: IllegalTransitionProblem}
-    return {code: {"model": models.get(code, ProblemDetails), "description": _DESCRIPTIONS.get(code, _phrase(code))}
-            for code in codes}
+    return {
+        code: {"model": models.get(code, ProblemDetails), "description": _DESCRIPTIONS.get(code, _phrase(code))}
+        for code in codes
+    }
 
 
 def install_problem_openapi(app: FastAPI) -> None:
@@ -252,8 +313,13 @@ def install_problem_openapi(app: FastAPI) -> None:
                 if "requestBody" in operation:
                     added.append("415")
                 for code in added:
-                    responses.setdefault(code, {"description": _DESCRIPTIONS[int(code)], "content": {
-                        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}})
+                    responses.setdefault(
+                        code,
+                        {
+                            "description": _DESCRIPTIONS[int(code)],
+                            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+                        },
+                    )
                 for response in responses.values():
                     content = response.get("content", {})
                     refs = [media.get("schema", {}).get("$ref", "") for media in content.values()]
@@ -376,8 +442,12 @@ class ProblemCORSMiddleware(CORSMiddleware):
         if response.status_code < 400:
             return response
         detail = bytes(response.body).decode("utf-8", "replace") or "CORS preflight refused"
-        headers = {name: value for name, value in response.headers.items()
-                   if name.lower() not in ("content-length", "content-type")}
-        body = problem_body(response.status_code, title="CORS preflight refused", detail=detail,
-                            type_=PROBLEM_BASE + "cors")
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-length", "content-type")
+        }
+        body = problem_body(
+            response.status_code, title="CORS preflight refused", detail=detail, type_=PROBLEM_BASE + "cors"
+        )
         return ProblemResponse(body, status_code=response.status_code, headers=headers)

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/games", tags=["games"])
 class PGNResponse(PlainTextResponse):
     media_type = "application/x-chess-pgn"
 
+
 PROBLEMS = problem_responses(404, 422)
 
 
@@ -37,8 +38,7 @@ async def _game(db, game_id: int):
 async def game_pgn(game_id: GameId, db: Db) -> PGNResponse:
     row = await _game(db, game_id)
     name = f"{row.session_id}-game-{row.number:04d}.pgn"
-    return PGNResponse(row.pgn.rstrip("\n") + "\n",
-                       headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return PGNResponse(row.pgn.rstrip("\n") + "\n", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/{game_id}", response_model=GameOut, responses=PROBLEMS, summary="One game: result, moves (UCI), ...")

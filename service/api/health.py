@@ -73,12 +73,25 @@ async def readyz(request: Request) -> dict[str, object]:
     if failing:
         database = "the database does not answer"
         if outage is not None:
-            database += (f" (for {outage['seconds']:.0f} s: {outage['held_writes']} writes held in order, "
-                         "finished games are kept until it is back" +
-                         ("; running sessions were stopped past the limit of "
-                          f"{outage['limit_s']:g} s" if outage["limit_passed"] else "") + ")")
+            database += (
+                f" (for {outage['seconds']:.0f} s: {outage['held_writes']} writes held in order, "
+                "finished games are kept until it is back"
+                + (
+                    f"; running sessions were stopped past the limit of {outage['limit_s']:g} s"
+                    if outage["limit_passed"]
+                    else ""
+                )
+                + ")"
+            )
         reasons = {"database": database, "workers": "the worker pool is not warm yet"}
         extra = {"database_outage": _shown(request, outage)} if outage is not None else {}
-        raise Problem(503, "; ".join(reasons[name] for name in failing), title="Service Unavailable",
-                      type_=PROBLEM_BASE + "not-ready", checks=checks, headers={"Retry-After": "5"}, **extra)
+        raise Problem(
+            503,
+            "; ".join(reasons[name] for name in failing),
+            title="Service Unavailable",
+            type_=PROBLEM_BASE + "not-ready",
+            checks=checks,
+            headers={"Retry-After": "5"},
+            **extra,
+        )
     return {"status": "ready", "checks": checks}

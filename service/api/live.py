@@ -157,8 +157,7 @@ async def _ignore_client(websocket: WebSocket) -> None:
             return
 
 
-async def _send_replay_then_live(websocket: WebSocket, sub: Subscription, session_id: str | None,
-                                 since: int) -> None:
+async def _send_replay_then_live(websocket: WebSocket, sub: Subscription, session_id: str | None, since: int) -> None:
     """Per session: stored events after `since`, then the subscription's messages without the
     seqs already sent. All sessions (`session_id` None): the subscription's messages."""
     last = since
@@ -206,8 +205,11 @@ async def _serve(websocket: WebSocket, sub: Subscription, session_id: str | None
             await _close(websocket, CLOSE_INTERNAL_ERROR, f"server error: {type(error).__name__}")
             return
     if reason == OVERFLOW:
-        await _close(websocket, CLOSE_TOO_SLOW, f"subscriber too slow: more than {sub.queue_size} messages waited; "
-                     "reconnect with ?since=<last seq>")
+        await _close(
+            websocket,
+            CLOSE_TOO_SLOW,
+            f"subscriber too slow: more than {sub.queue_size} messages waited; reconnect with ?since=<last seq>",
+        )
     elif reason is not None:
         await _close(websocket, CLOSE_GOING_AWAY, "server shutting down")
 
@@ -252,4 +254,3 @@ async def all_live(websocket: WebSocket) -> None:
         return
     sub = bus.subscribe(None, queue_size=websocket.app.state.settings.ws_queue_size, moves=moves)
     await _serve(websocket, sub, None, 0)
-

@@ -84,15 +84,24 @@ class WebGuard:
         match = _HOST.fullmatch((host or "").strip().lower())
         if match and match.group(1) and (self.names is None or match.group(1) in self.names):
             return None
-        return Problem(400, "this service is not served under that Host name: reach it by a loopback "
-                       "name or one in ALLOWED_HOSTS", title="Unknown Host", type_=FOREIGN_HOST)
+        return Problem(
+            400,
+            "this service is not served under that Host name: reach it by a loopback name or one in ALLOWED_HOSTS",
+            title="Unknown Host",
+            type_=FOREIGN_HOST,
+        )
 
     def _origin_problem(self, origin: str, host: str) -> Problem | None:
         given = origin.strip().lower().rstrip("/")
         if given in self.cors_origins or urlsplit(given).netloc == host.strip().lower():
             return None
-        return Problem(403, "requests that change something, and WebSockets, are only taken from this "
-                       "service's own pages and CORS_ORIGINS", title="Origin Not Allowed", type_=FOREIGN_ORIGIN)
+        return Problem(
+            403,
+            "requests that change something, and WebSockets, are only taken from this "
+            "service's own pages and CORS_ORIGINS",
+            title="Origin Not Allowed",
+            type_=FOREIGN_ORIGIN,
+        )
 
     @staticmethod
     def _body_problem(scope: Scope) -> Problem | None:
@@ -104,8 +113,9 @@ class WebGuard:
         if content_type is not None and content_type.split(";")[0].strip().lower() == JSON:
             return None
         denied = auth_problem(Request(scope))  # a caller without a key learns nothing of the body
-        return denied or Problem(415, f"a request body must be sent as Content-Type: {JSON}",
-                                 title="Unsupported Media Type", type_=NOT_JSON)
+        return denied or Problem(
+            415, f"a request body must be sent as Content-Type: {JSON}", title="Unsupported Media Type", type_=NOT_JSON
+        )
 
     def _problem(self, scope: Scope) -> Problem | None:
         host = _header(scope, b"host")

@@ -106,7 +106,7 @@ class GameSums:
         plies, duration = self.plies, self.duration_s
         low, high, last_id = self.min_plies, self.max_plies, self.last_id
         terminations = dict(self.terminations)
-        for (name, count, w, b, d, adj, adj_decisive, sum_plies, lo, hi, seconds, top) in rows:
+        for name, count, w, b, d, adj, adj_decisive, sum_plies, lo, hi, seconds, top in rows:
             games += int(count)
             white, black, draws = white + int(w), black + int(b), draws + int(d)
             adjudicated, decisive = adjudicated + int(adj), decisive + int(adj_decisive)
@@ -116,8 +116,20 @@ class GameSums:
             high = int(hi) if high is None else max(high, int(hi))
             last_id = max(last_id, int(top))
             terminations[str(name)] = terminations.get(str(name), 0) + int(count)
-        return GameSums(games, white, black, draws, adjudicated, decisive, plies, low, high, duration,
-                        dict(sorted(terminations.items())), last_id)
+        return GameSums(
+            games,
+            white,
+            black,
+            draws,
+            adjudicated,
+            decisive,
+            plies,
+            low,
+            high,
+            duration,
+            dict(sorted(terminations.items())),
+            last_id,
+        )
 
     def scorecard(self) -> Scorecard:
         games = self.games
@@ -218,9 +230,15 @@ async def latest_elo(db: AsyncSession, session_id: str) -> Elo | None:
 
 
 def elo_of(evaluation: EvaluationRow, generation: int | None) -> Elo:
-    return Elo(rating=evaluation.elo, low=evaluation.elo_low, high=evaluation.elo_high,
-               checkpoint_id=evaluation.checkpoint_id, generation=generation,
-               opponent=evaluation.opponent, evaluated_at=evaluation.created_at)
+    return Elo(
+        rating=evaluation.elo,
+        low=evaluation.elo_low,
+        high=evaluation.elo_high,
+        checkpoint_id=evaluation.checkpoint_id,
+        generation=generation,
+        opponent=evaluation.opponent,
+        evaluated_at=evaluation.created_at,
+    )
 
 
 GAME_PAGE_BYTES = 16 * 2**20
@@ -341,8 +359,9 @@ class NewestRows:
         self._keep(self._elo, session_id, (evaluation_id, elo))
         return elo
 
-    async def snapshot(self, db: AsyncSession, session_id: str,
-                       snapshot_id: int | None) -> tuple[dict[str, Any], Any] | None:
+    async def snapshot(
+        self, db: AsyncSession, session_id: str, snapshot_id: int | None
+    ) -> tuple[dict[str, Any], Any] | None:
         """(data, ts) of the session's snapshot `snapshot_id` (None: no snapshot yet)."""
         if snapshot_id is None:
             return None

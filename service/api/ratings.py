@@ -17,11 +17,18 @@ from service.storage import repositories as repo
 router = APIRouter(tags=["ratings"])
 
 
-@router.get("/ratings", response_model=RatingList, responses=problem_responses(422),
-            summary="Rating list of all evaluated checkpoints of the sessions sharing SEED's generation 0")
-async def ratings(request: Request, db: Db, settings: SettingsDep,
-                  seed: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Default: SEED")] = None
-                  ) -> RatingList:
+@router.get(
+    "/ratings",
+    response_model=RatingList,
+    responses=problem_responses(422),
+    summary="Rating list of all evaluated checkpoints of the sessions sharing SEED's generation 0",
+)
+async def ratings(
+    request: Request,
+    db: Db,
+    settings: SettingsDep,
+    seed: Annotated[int | None, Query(ge=0, le=2**32 - 1, description="Default: SEED")] = None,
+) -> RatingList:
     seed = settings.seed if seed is None else seed
     fits = RatingFits.for_app(request.app)
     version = await repo.seed_evaluations_version(db, seed)  # read first: the list is at least as new
@@ -31,8 +38,7 @@ async def ratings(request: Request, db: Db, settings: SettingsDep,
 
         def fit() -> RatingList:
             fitted = rating_list([(e, c.generation, e.session_id) for e, c in rows], settings.elo_anchor)
-            return RatingList(seed=seed, anchor=ANCHOR, anchor_rating=settings.elo_anchor,
-                              ratings=ratings_out(fitted))
+            return RatingList(seed=seed, anchor=ANCHOR, anchor_rating=settings.elo_anchor, ratings=ratings_out(fitted))
 
         found = await fits.compute(("seed", seed), version, fit)
     return found

@@ -50,8 +50,7 @@ HTML_HEADERS = {  # the page runs its own scripts only, in no frame, never sniff
 
 def build_json(stored: Any, settings: Settings) -> bytes:
     """report.json's bytes (as JSONResponse writes them). Pure CPU: run in a thread."""
-    return json.dumps(compose(stored, settings), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")).encode()
+    return json.dumps(compose(stored, settings), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def build_html(report_json: bytes) -> bytes:
@@ -79,8 +78,9 @@ async def report_bytes(request: Request, session_id: str, kind: str) -> bytes:
     body = await cache.get_or_build((session_id, "json"), version, build_report_json)
     if kind == "html":
         report_json = body
-        body = await cache.get_or_build((session_id, "html"), version,
-                                        lambda: asyncio.to_thread(build_html, report_json))
+        body = await cache.get_or_build(
+            (session_id, "html"), version, lambda: asyncio.to_thread(build_html, report_json)
+        )
     return body
 
 
@@ -90,10 +90,9 @@ def send(body: bytes, media_type: str, headers: dict[str, str]) -> StreamingResp
     async def chunks() -> AsyncIterator[memoryview]:
         view = memoryview(body)
         for start in range(0, len(view), CHUNK):
-            yield view[start:start + CHUNK]
+            yield view[start : start + CHUNK]
 
-    return StreamingResponse(chunks(), media_type=media_type,
-                             headers={**headers, "Content-Length": str(len(body))})
+    return StreamingResponse(chunks(), media_type=media_type, headers={**headers, "Content-Length": str(len(body))})
 
 
 @router.get(
@@ -101,9 +100,11 @@ def send(body: bytes, media_type: str, headers: dict[str, str]) -> StreamingResp
     response_class=JSONResponse,
     responses={
         **PROBLEMS,
-        200: {"description": "The report.json document (format `continuous-play-report/1`), as `continuous-play "
-                             "run` writes it at its end",
-              "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}},
+        200: {
+            "description": "The report.json document (format `continuous-play-report/1`), as `continuous-play "
+            "run` writes it at its end",
+            "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+        },
     },
     summary="A session's report as JSON: scorecard, ratings with intervals, curves, verdicts, alerts, manifest",
 )
@@ -115,8 +116,13 @@ async def report_json(request: Request, session_id: SessionId) -> StreamingRespo
 @router.get(
     "/{session_id}/report.html",
     response_class=HTMLResponse,
-    responses={**PROBLEMS, 200: {"description": "One self-contained HTML page (charts included; opens offline)",
-                                 "content": {"text/html": {"schema": {"type": "string"}}}}},
+    responses={
+        **PROBLEMS,
+        200: {
+            "description": "One self-contained HTML page (charts included; opens offline)",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
     summary="A session's report as one self-contained HTML page",
 )
 async def report_html(request: Request, session_id: SessionId) -> StreamingResponse:

@@ -46,8 +46,12 @@ CREATE = problem_responses(400, 401, 404, 413, 422)  # 400: a body that is not U
 
 
 def bad_cursor() -> Problem:
-    return Problem(400, "the cursor is malformed: pass back a next_cursor exactly as received",
-                   title="Bad Request", type_=PROBLEM_BASE + "bad-cursor")
+    return Problem(
+        400,
+        "the cursor is malformed: pass back a next_cursor exactly as received",
+        title="Bad Request",
+        type_=PROBLEM_BASE + "bad-cursor",
+    )
 
 
 def _out_of_range(exc: BaseException) -> bool:
@@ -127,11 +131,16 @@ def refuse_program(overrides: dict, settings) -> None:
         return
     given = (overrides["eval_uci_engine"] or "").strip()
     if given and given != (settings.eval_uci_engine or "").strip():
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("body", "eval_uci_engine"),
-            "msg": "a request cannot choose the program the server runs: only the server's "
-                   "EVAL_UCI_ENGINE (or null) is accepted",
-        }])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "eval_uci_engine"),
+                    "msg": "a request cannot choose the program the server runs: only the server's "
+                    "EVAL_UCI_ENGINE (or null) is accepted",
+                }
+            ]
+        )
 
 
 @router.post(
@@ -164,21 +173,25 @@ async def create_session(
     return await session_detail(request, db, session_id)
 
 
-@router.get("", response_model=Page[SessionOut], responses=problem_responses(400, 422),
-            summary="List sessions, newest first")
+@router.get(
+    "", response_model=Page[SessionOut], responses=problem_responses(400, 422), summary="List sessions, newest first"
+)
 async def list_sessions(
     db: Db,
     state: Annotated[StateFilter | None, Query(description="Only sessions in this state.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[SessionOut]:
-    rows, next_cursor = await paged(
-        db, lambda: repo.list_sessions(db, state=state, limit=limit, cursor=cursor), cursor)
+    rows, next_cursor = await paged(db, lambda: repo.list_sessions(db, state=state, limit=limit, cursor=cursor), cursor)
     return Page[SessionOut](items=[SessionOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{session_id}", response_model=SessionDetail, responses=PROBLEMS,
-            summary="A session: config, state, scorecard, latest metrics, elo")
+@router.get(
+    "/{session_id}",
+    response_model=SessionDetail,
+    responses=PROBLEMS,
+    summary="A session: config, state, scorecard, latest metrics, elo",
+)
 async def get_session(request: Request, session_id: SessionId) -> Response:
     # The route dashboards poll: answered from queries.SessionViews while nothing it shows
     # changed. Its database session is opened here, not through `Db`: FastAPI's machinery
@@ -242,10 +255,10 @@ async def delete_session(request: Request, session_id: SessionId, orchestrator: 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{session_id}/games", response_model=Page[GameOut], responses=PAGED,
-            summary="A session's games by number")
-async def list_games(request: Request, session_id: SessionId, limit: Limit = DEFAULT_LIMIT,
-                     cursor: Cursor = None) -> Response:
+@router.get("/{session_id}/games", response_model=Page[GameOut], responses=PAGED, summary="A session's games by number")
+async def list_games(
+    request: Request, session_id: SessionId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response:
     # A page is served again until the session's games_done changes (queries.GamePages); the
     # database session is opened here rather than through `Db` (see get_session).
     async with request.app.state.sessionmaker() as db:
@@ -256,9 +269,11 @@ async def list_games(request: Request, session_id: SessionId, limit: Limit = DEF
         body = pages.get(session_id, limit, cursor, games_done)
         if body is None:
             rows, next_cursor = await paged(
-                db, lambda: repo.list_game_summaries(db, session_id, limit=limit, cursor=cursor), cursor)
-            body = Page[GameOut](items=[GameOut.of(r) for r in rows],
-                                 next_cursor=next_cursor).model_dump_json().encode()
+                db, lambda: repo.list_game_summaries(db, session_id, limit=limit, cursor=cursor), cursor
+            )
+            body = (
+                Page[GameOut](items=[GameOut.of(r) for r in rows], next_cursor=next_cursor).model_dump_json().encode()
+            )
             pages.put(session_id, limit, cursor, games_done, body)
     return Response(body, media_type="application/json")
 
@@ -292,8 +307,12 @@ async def games_pgn(request: Request, session_id: SessionId, db: Db) -> Streamin
     )
 
 
-@router.get("/{session_id}/scorecard", response_model=Scorecard, responses=PROBLEMS,
-            summary="Self-play results by colour, adjudications, lengths, terminations")
+@router.get(
+    "/{session_id}/scorecard",
+    response_model=Scorecard,
+    responses=PROBLEMS,
+    summary="Self-play results by colour, adjudications, lengths, terminations",
+)
 async def get_scorecard(request: Request, session_id: SessionId, db: Db) -> Scorecard:
     games_done = await repo.session_games_done(db, session_id)
     if games_done is None:
@@ -301,8 +320,12 @@ async def get_scorecard(request: Request, session_id: SessionId, db: Db) -> Scor
     return await scorecards(request).get(db, session_id, games_done)
 
 
-@router.get("/{session_id}/metrics", response_model=Page[MetricSnapshotOut], responses=PROBLEMS,
-            summary="A session's stored metric snapshots in time order (the newest `limit`)")
+@router.get(
+    "/{session_id}/metrics",
+    response_model=Page[MetricSnapshotOut],
+    responses=PROBLEMS,
+    summary="A session's stored metric snapshots in time order (the newest `limit`)",
+)
 async def list_metrics(
     session_id: SessionId,
     db: Db,
@@ -312,19 +335,31 @@ async def list_metrics(
     await require_session(db, session_id)
     if since is not None:
         if since.tzinfo is None:
-            raise RequestValidationError([{"type": "timezone_aware", "loc": ("query", "since"),
-                                           "msg": "needs a time zone (e.g. 2024-01-01T00:00:00Z)"}])
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "timezone_aware",
+                        "loc": ("query", "since"),
+                        "msg": "needs a time zone (e.g. 2024-01-01T00:00:00Z)",
+                    }
+                ]
+            )
         try:
             since = since.astimezone(timezone.utc)
         except OverflowError:
-            raise RequestValidationError([{"type": "datetime_range", "loc": ("query", "since"),
-                                           "msg": "out of the range of dates"}]) from None
+            raise RequestValidationError(
+                [{"type": "datetime_range", "loc": ("query", "since"), "msg": "out of the range of dates"}]
+            ) from None
     rows = await repo.list_metric_snapshots(db, session_id, since=since, limit=limit)
     return Page[MetricSnapshotOut](items=[MetricSnapshotOut.model_validate(r) for r in rows])
 
 
-@router.get("/{session_id}/evaluations", response_model=EvaluationPage, responses=PROBLEMS,
-            summary="A session's evaluation matches (W/D/L, pentanomial, SPRT) and its rating list")
+@router.get(
+    "/{session_id}/evaluations",
+    response_model=EvaluationPage,
+    responses=PROBLEMS,
+    summary="A session's evaluation matches (W/D/L, pentanomial, SPRT) and its rating list",
+)
 async def list_evaluations(request: Request, session_id: SessionId, db: Db, settings: SettingsDep) -> EvaluationPage:
     # The page is kept until the session's next evaluation (queries.RatingFits); the rating
     # fit, a dense Newton solve, runs in a thread.
@@ -338,16 +373,22 @@ async def list_evaluations(request: Request, session_id: SessionId, db: Db, sett
 
         def fit() -> EvaluationPage:
             fitted = rating_list([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
-            items = [EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
-                     for r in rows]
+            items = [
+                EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
+                for r in rows
+            ]
             return EvaluationPage(items=items, ratings=ratings_out(fitted))
 
         page = await fits.compute(("session", session_id), newest, fit)
     return page
 
 
-@router.get("/{session_id}/checkpoints", response_model=Page[CheckpointOut], responses=PROBLEMS,
-            summary="A session's checkpoints by generation")
+@router.get(
+    "/{session_id}/checkpoints",
+    response_model=Page[CheckpointOut],
+    responses=PROBLEMS,
+    summary="A session's checkpoints by generation",
+)
 async def list_checkpoints(session_id: SessionId, db: Db) -> Page[CheckpointOut]:
     await require_session(db, session_id)
     rows = await repo.list_checkpoints(db, session_id)

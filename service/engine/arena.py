@@ -40,9 +40,13 @@ class SearchSide:
     gumbel_considered: int = 16
 
     def config(self) -> mcts.SearchConfig:
-        return mcts.SearchConfig(algorithm=self.algorithm, simulations=self.simulations,
-                                 gumbel_considered=self.gumbel_considered, gumbel_scale=0.0,
-                                 dirichlet_epsilon=0.0)
+        return mcts.SearchConfig(
+            algorithm=self.algorithm,
+            simulations=self.simulations,
+            gumbel_considered=self.gumbel_considered,
+            gumbel_scale=0.0,
+            dirichlet_epsilon=0.0,
+        )
 
 
 Side = SearchSide | Player
@@ -104,8 +108,9 @@ class MatchResult:
 class _Game:
     __slots__ = ("index", "opening", "board", "sides", "searches", "thinking", "outcome")
 
-    def __init__(self, index: int, opening: str, candidate_white: bool, candidate: Side, opponent: Side,
-                 rng: random.Random) -> None:
+    def __init__(
+        self, index: int, opening: str, candidate_white: bool, candidate: Side, opponent: Side, rng: random.Random
+    ) -> None:
         self.index = index
         self.opening = opening
         self.board = opening_board(opening)
@@ -113,19 +118,31 @@ class _Game:
         self.sides = {chess.WHITE: white, chess.BLACK: black}
         self.searches: dict[bool, mcts.Search] = {
             colour: mcts.Search(self.board.copy(), side.config(), rng)
-            for colour, side in self.sides.items() if isinstance(side, SearchSide)}
+            for colour, side in self.sides.items()
+            if isinstance(side, SearchSide)
+        }
         self.thinking = False
         self.outcome: GameOutcome | None = None
 
 
-def play_match(candidate: Side, opponent: Side, *, pairs: int, max_plies: int = EVAL_MAX_PLIES,
-               adjudication: str = "material", margin: int = EVAL_ADJUDICATION_MARGIN, seed: int = 0,
-               should_stop: Callable[[], bool] = lambda: False) -> MatchResult | None:
+def play_match(
+    candidate: Side,
+    opponent: Side,
+    *,
+    pairs: int,
+    max_plies: int = EVAL_MAX_PLIES,
+    adjudication: str = "material",
+    margin: int = EVAL_ADJUDICATION_MARGIN,
+    seed: int = 0,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> MatchResult | None:
     """Play `pairs` openings twice each (colours swapped); `max_plies` counts from the opening.
     Returns None when `should_stop()` (asked once per step) interrupts the match."""
     rng = random.Random(seed)
-    games = [_Game(i, name, i % 2 == 0, candidate, opponent, rng)
-             for i, name in enumerate(n for n in suite(pairs) for _ in range(2))]
+    games = [
+        _Game(i, name, i % 2 == 0, candidate, opponent, rng)
+        for i, name in enumerate(n for n in suite(pairs) for _ in range(2))
+    ]
     start_ply = {g.index: g.board.ply() for g in games}
     active = [g for g in games if not _maybe_over(g, start_ply[g.index], max_plies, adjudication, margin)]
     while active:
@@ -174,6 +191,5 @@ def _maybe_over(game: _Game, start: int, max_plies: int, adjudication: str, marg
         over = (adjudicate(board, adjudication, margin), "move_cap")
     if over is None:
         return False
-    game.outcome = GameOutcome(game.opening, game.index % 2 == 0, over[0], over[1],
-                               [m.uci() for m in board.move_stack])
+    game.outcome = GameOutcome(game.opening, game.index % 2 == 0, over[0], over[1], [m.uci() for m in board.move_stack])
     return True

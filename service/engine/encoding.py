@@ -124,17 +124,40 @@ def board_features(board: chess.Board, repetitions: int = 0) -> tuple[int, ...]:
     p, n, b, r, q, k = board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings
     cr = board.castling_rights
     if board.turn:
-        castle = (bool(cr & _CASTLE_W[0]) | bool(cr & _CASTLE_W[1]) << 1
-                  | bool(cr & _CASTLE_B[0]) << 2 | bool(cr & _CASTLE_B[1]) << 3)
+        castle = (
+            bool(cr & _CASTLE_W[0])
+            | bool(cr & _CASTLE_W[1]) << 1
+            | bool(cr & _CASTLE_B[0]) << 2
+            | bool(cr & _CASTLE_B[1]) << 3
+        )
         colour = 0
     else:
-        castle = (bool(cr & _CASTLE_B[0]) | bool(cr & _CASTLE_B[1]) << 1
-                  | bool(cr & _CASTLE_W[0]) << 2 | bool(cr & _CASTLE_W[1]) << 3)
+        castle = (
+            bool(cr & _CASTLE_B[0])
+            | bool(cr & _CASTLE_B[1]) << 1
+            | bool(cr & _CASTLE_W[0]) << 2
+            | bool(cr & _CASTLE_W[1]) << 3
+        )
         colour = 256
     ep = board.ep_square
-    return (p & us, n & us, b & us, r & us, q & us, k & us,
-            p & them, n & them, b & them, r & them, q & them, k & them,
-            0 if ep is None else 1 << ep, castle, board.halfmove_clock, min(repetitions, 2) | colour)
+    return (
+        p & us,
+        n & us,
+        b & us,
+        r & us,
+        q & us,
+        k & us,
+        p & them,
+        n & them,
+        b & them,
+        r & them,
+        q & them,
+        k & them,
+        0 if ep is None else 1 << ep,
+        castle,
+        board.halfmove_clock,
+        min(repetitions, 2) | colour,
+    )
 
 
 def planes_from_features(rows: np.ndarray | list[tuple[int, ...]]) -> np.ndarray:

@@ -253,11 +253,22 @@ class Search:
     """The search of one game's current position; `board` is the game's own board,
     pushed and popped during descent (never copied)."""
 
-    __slots__ = ("board", "cfg", "rng", "root", "target", "started", "finished", "pending",
-                 "_gumbel", "_considered", "_seq", "_root_priors")
+    __slots__ = (
+        "board",
+        "cfg",
+        "rng",
+        "root",
+        "target",
+        "started",
+        "finished",
+        "pending",
+        "_gumbel",
+        "_considered",
+        "_seq",
+        "_root_priors",
+    )
 
-    def __init__(self, board: chess.Board, cfg: SearchConfig, rng: random.Random,
-                 root: Node | None = None) -> None:
+    def __init__(self, board: chess.Board, cfg: SearchConfig, rng: random.Random, root: Node | None = None) -> None:
         self.board = board
         self.cfg = cfg
         self.rng = rng
@@ -305,8 +316,11 @@ class Search:
             root.w = [0.0] * k
             root.visits = 1
             rnd = self.rng.random
-            g = [-math.log(-math.log(rnd() or 1e-300)) * cfg.gumbel_scale for _ in range(k)] \
-                if cfg.gumbel_scale > 0 else [0.0] * k
+            g = (
+                [-math.log(-math.log(rnd() or 1e-300)) * cfg.gumbel_scale for _ in range(k)]
+                if cfg.gumbel_scale > 0
+                else [0.0] * k
+            )
             logits = [math.log(max(p, 1e-30)) for p in root.priors]
             m = min(cfg.gumbel_considered, k)
             order = sorted(range(k), key=lambda i: g[i] + logits[i], reverse=True)
@@ -490,5 +504,6 @@ class UniformEvaluator:
     def evaluate(self, planes: np.ndarray):
         n = planes.shape[0]
         from .encoding import POLICY_SIZE
+
         wdl = np.tile(np.array([0.0, 1.0, 0.0], dtype=np.float32), (n, 1))
         return np.zeros((n, POLICY_SIZE), dtype=np.float32), np.zeros(n, dtype=np.float32), wdl

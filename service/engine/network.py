@@ -91,8 +91,7 @@ class ChessNet(nn.Module):
         self.value_fc = nn.Linear(config.value_channels * 64, config.value_hidden)
         self.value_out = nn.Linear(config.value_hidden, 3)
         # A constant of the encoding, not a weight: kept out of the saved state dict.
-        self.register_buffer("policy_index", torch.as_tensor(POLICY_TO_PLANE, dtype=torch.long),
-                             persistent=False)
+        self.register_buffer("policy_index", torch.as_tensor(POLICY_TO_PLANE, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.relu(self.input_bn(self.input_conv(x)))
@@ -124,8 +123,11 @@ def fold_batchnorm(net: ChessNet) -> ChessNet:
     """An inference copy of `net` with every BatchNorm folded into the convolution before
     it (the norm becomes Identity): the same function in eval mode, fewer operations."""
     folded = copy.deepcopy(net).eval()
-    pairs: list[tuple[nn.Module, str, str]] = [(folded, "input_conv", "input_bn"), (folded, "policy_conv", "policy_bn"),
-                                               (folded, "value_conv", "value_bn")]
+    pairs: list[tuple[nn.Module, str, str]] = [
+        (folded, "input_conv", "input_bn"),
+        (folded, "policy_conv", "policy_bn"),
+        (folded, "value_conv", "value_bn"),
+    ]
     pairs += [(block, f"conv{i}", f"bn{i}") for block in folded.tower for i in (1, 2)]
     for owner, conv, bn in pairs:
         setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
@@ -181,13 +183,20 @@ class Evaluator:
 
 def _header(net: ChessNet, generation: int, seed: int, extra: dict | None) -> dict:
     header = dict(extra or {})
-    header.update(preset=net.preset, config=asdict(net.config), generation=int(generation),
-                  encoding_version=ENCODING_VERSION, seed=int(seed), format=FORMAT)
+    header.update(
+        preset=net.preset,
+        config=asdict(net.config),
+        generation=int(generation),
+        encoding_version=ENCODING_VERSION,
+        seed=int(seed),
+        format=FORMAT,
+    )
     return header
 
 
-def save_weights(net: ChessNet, path: str | os.PathLike, *, generation: int, seed: int,
-                 extra: dict | None = None) -> str:
+def save_weights(
+    net: ChessNet, path: str | os.PathLike, *, generation: int, seed: int, extra: dict | None = None
+) -> str:
     """Write `net` as safetensors with its JSON header (atomically); returns the file's sha256 hex."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +207,7 @@ def save_weights(net: ChessNet, path: str | os.PathLike, *, generation: int, see
     def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
         digests.append(hashlib.sha256(tmp.read_bytes()).hexdigest())
+
     write_durably(path, write)
     return digests[0]
 
@@ -252,8 +262,10 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """Rebuild the net a file describes, in eval mode on `device`, and return it with its header."""
     header = read_header(path)
     if header.get("encoding_version") != ENCODING_VERSION:
-        raise ValueError(f"{path} was trained on input encoding version {header.get('encoding_version')}, "
-                         f"this engine uses version {ENCODING_VERSION}")
+        raise ValueError(
+            f"{path} was trained on input encoding version {header.get('encoding_version')}, "
+            f"this engine uses version {ENCODING_VERSION}"
+        )
     preset = header.get("preset")
     if "config" in header:
         config = NetConfig(**header["config"])

@@ -102,9 +102,18 @@ class MCTSPlayer:
     matching subtree becomes the new root, as self-play does.
     """
 
-    def __init__(self, evaluator, *, simulations: int, algorithm: str = "gumbel", seed: int = 0,
-                 leaves_per_step: int = 8, name: str = "mcts", gumbel_considered: int = 16,
-                 reuse_tree: bool = True) -> None:
+    def __init__(
+        self,
+        evaluator,
+        *,
+        simulations: int,
+        algorithm: str = "gumbel",
+        seed: int = 0,
+        leaves_per_step: int = 8,
+        name: str = "mcts",
+        gumbel_considered: int = 16,
+        reuse_tree: bool = True,
+    ) -> None:
         if simulations < 1:
             raise ValueError("simulations must be at least 1")
         if algorithm not in ("gumbel", "puct"):
@@ -114,9 +123,14 @@ class MCTSPlayer:
         self.simulations = simulations
         self.reuse_tree = reuse_tree
         self.rng = random.Random(seed)
-        self.config = mcts.SearchConfig(algorithm=algorithm, simulations=simulations,
-                                        gumbel_considered=gumbel_considered, gumbel_scale=0.0,
-                                        dirichlet_epsilon=0.0, leaves_per_step=max(1, leaves_per_step))
+        self.config = mcts.SearchConfig(
+            algorithm=algorithm,
+            simulations=simulations,
+            gumbel_considered=gumbel_considered,
+            gumbel_scale=0.0,
+            dirichlet_epsilon=0.0,
+            leaves_per_step=max(1, leaves_per_step),
+        )
         self.last_value: float | None = None  # root value of the last search, side to move's view
         self.last_policy: dict[chess.Move, float] = {}  # the search's policy over the root's moves
         self.last_simulations = 0  # simulations the last search backed up
@@ -129,9 +143,9 @@ class MCTSPlayer:
             return None
         fen, stack, node = self._tree
         extra = len(board.move_stack) - len(stack)
-        if extra not in (1, 2) or board.move_stack[:len(stack)] != stack or board.root().fen() != fen:
+        if extra not in (1, 2) or board.move_stack[: len(stack)] != stack or board.root().fen() != fen:
             return None
-        for move in board.move_stack[len(stack):]:
+        for move in board.move_stack[len(stack) :]:
             try:
                 child = node.children[node.moves.index(move)]
             except ValueError:
@@ -170,8 +184,14 @@ class MCTSPlayer:
 class UciPlayer:
     """An external UCI engine (e.g. Debian's stockfish with UCI_LimitStrength) as an anchor."""
 
-    def __init__(self, command: str | list[str], *, options: dict | None = None,
-                 limit: chess.engine.Limit, name: str | None = None) -> None:
+    def __init__(
+        self,
+        command: str | list[str],
+        *,
+        options: dict | None = None,
+        limit: chess.engine.Limit,
+        name: str | None = None,
+    ) -> None:
         self.limit = limit
         self.engine = chess.engine.SimpleEngine.popen_uci(command)
         try:
@@ -210,8 +230,15 @@ class GameResult(NamedTuple):
     moves: list[chess.Move]
 
 
-def play_game(white: Player, black: Player, *, board: chess.Board | None = None, max_plies: int = 300,
-              adjudication: str = "material", margin: int = 3) -> GameResult:
+def play_game(
+    white: Player,
+    black: Player,
+    *,
+    board: chess.Board | None = None,
+    max_plies: int = 300,
+    adjudication: str = "material",
+    margin: int = 3,
+) -> GameResult:
     """Play one game from `board` (an opening position, with its move stack; not modified) or
     the start position. `max_plies` counts the plies played here; at the cap the game is
     adjudicated as self-play does (`termination` "move_cap"). An illegal move raises ValueError."""

@@ -144,8 +144,13 @@ class ReplayBuffer:
             probs = np.frombuffer(packed, dtype="<f2", count=k, offset=2 * k).astype(np.float32)
             policy[row, idx] = probs / probs.sum()  # float16 rounding: renormalise
             legal[row, idx] = True
-        return Batch(planes=planes, policy=policy, legal=legal, wdl=wdl_target(self._value[slots]),
-                     policy_weight=self._policy_target[slots].astype(np.float32))
+        return Batch(
+            planes=planes,
+            policy=policy,
+            legal=legal,
+            wdl=wdl_target(self._value[slots]),
+            policy_weight=self._policy_target[slots].astype(np.float32),
+        )
 
     def clear(self) -> None:
         """Drop every position (`total_added` keeps counting)."""

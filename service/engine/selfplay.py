@@ -89,9 +89,16 @@ class GameRecord:
         """Training samples of every searched ply with its `value_targets`; only full-search
         plies are policy targets (playout-cap randomisation), every ply is a value target."""
         values = value_targets(self.moves, self.result, value_horizon, margin, scale)
-        return [Sample(self.features[ply], np.asarray(self.indices[ply], dtype=np.int16), self.policies[ply],
-                       values[ply], policy_target=full)
-                for ply, full in enumerate(self.full_search)]
+        return [
+            Sample(
+                self.features[ply],
+                np.asarray(self.indices[ply], dtype=np.int16),
+                self.policies[ply],
+                values[ply],
+                policy_target=full,
+            )
+            for ply, full in enumerate(self.full_search)
+        ]
 
     def pgn(self, headers: dict[str, str] | None = None) -> str:
         """The game as PGN, with termination and adjudication tags."""
@@ -120,8 +127,9 @@ def material_balance(board: chess.Board) -> int:
     return total
 
 
-def value_targets(moves: list[chess.Move] | list[str], result: str, horizon: int = 0,
-                  margin: int = 3, scale: float = 0.0) -> list[float]:
+def value_targets(
+    moves: list[chess.Move] | list[str], result: str, horizon: int = 0, margin: int = 3, scale: float = 0.0
+) -> list[float]:
     """Each position's value target, from its side to move's view, in [-1, 1], for the
     positions before each move and the final one.
 
@@ -186,8 +194,17 @@ def sample_move(moves: list[chess.Move], probs: list[float], temperature: float,
 
 
 class _Game:
-    __slots__ = ("record", "board", "search", "rng", "started", "move_started", "full",
-                 "may_resign", "resign_candidate")
+    __slots__ = (
+        "record",
+        "board",
+        "search",
+        "rng",
+        "started",
+        "move_started",
+        "full",
+        "may_resign",
+        "resign_candidate",
+    )
 
     def __init__(self, record: GameRecord, cfg: SelfPlayConfig, rng: random.Random) -> None:
         self.record = record
@@ -208,8 +225,15 @@ class SelfPlay:
     `accepting` (settable) stops new games from starting, to end a session cleanly.
     """
 
-    def __init__(self, cfg: SelfPlayConfig, evaluator, *, seed: int = 0, first_game: int = 1,
-                 temperature_for: Callable[[int], float] = lambda n: 1.0) -> None:
+    def __init__(
+        self,
+        cfg: SelfPlayConfig,
+        evaluator,
+        *,
+        seed: int = 0,
+        first_game: int = 1,
+        temperature_for: Callable[[int], float] = lambda n: 1.0,
+    ) -> None:
         self.cfg = cfg
         self.evaluator = evaluator
         self.seed = seed
@@ -328,8 +352,15 @@ class SelfPlay:
         return rec
 
 
-def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: list[bool],
-                   result: str, value_horizon: int = 0, margin: int = 3, scale: float = 0.0) -> list[Sample]:
+def replay_samples(
+    moves: list[str],
+    policies: list[np.ndarray],
+    full_search: list[bool],
+    result: str,
+    value_horizon: int = 0,
+    margin: int = 3,
+    scale: float = 0.0,
+) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as
     `GameRecord.samples` gave."""
@@ -338,10 +369,15 @@ def replay_samples(moves: list[str], policies: list[np.ndarray], full_search: li
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):
         legal = list(board.generate_legal_moves())
-        out.append(Sample(board_features(board, mcts.repetitions(board)),
-                          np.asarray(move_indices(legal, board.turn), dtype=np.int16),
-                          np.asarray(policy, dtype=np.float32), values[ply],
-                          policy_target=bool(full)))
+        out.append(
+            Sample(
+                board_features(board, mcts.repetitions(board)),
+                np.asarray(move_indices(legal, board.turn), dtype=np.int16),
+                np.asarray(policy, dtype=np.float32),
+                values[ply],
+                policy_target=bool(full),
+            )
+        )
         if ply < len(moves):
             board.push_uci(moves[ply])
     return out

@@ -55,9 +55,17 @@ class Trainer:
     from (seed, step), so training never disturbs, nor depends on, the global RNG.
     """
 
-    def __init__(self, net: nn.Module, *, lr: float, weight_decay: float = 1e-4,
-                 device: str | torch.device = "cpu", seed: int = 0, value_weight: float = 1.0,
-                 max_grad_norm: float = 10.0) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        lr: float,
+        weight_decay: float = 1e-4,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        value_weight: float = 1.0,
+        max_grad_norm: float = 10.0,
+    ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device)
         self.seed = int(seed)
@@ -126,13 +134,22 @@ class Trainer:
         self.step += 1
         with torch.no_grad():
             entropy = -(logp_legal.exp() * logp_legal).sum(dim=1).mean()
-        return torch.stack([policy_loss.detach(), value_loss.detach(), total.detach(),
-                            grad_norm.detach().float(), entropy])
+        return torch.stack(
+            [policy_loss.detach(), value_loss.detach(), total.detach(), grad_norm.detach().float(), entropy]
+        )
 
     def _stats(self, parts: list[torch.Tensor], samples: int) -> TrainStats:
         mean = torch.stack(parts).mean(dim=0).tolist()  # one device sync for all steps
-        return TrainStats(steps=len(parts), policy_loss=mean[0], value_loss=mean[1], total_loss=mean[2],
-                          grad_norm=mean[3], lr=self.lr, policy_entropy=mean[4], samples=samples)
+        return TrainStats(
+            steps=len(parts),
+            policy_loss=mean[0],
+            value_loss=mean[1],
+            total_loss=mean[2],
+            grad_norm=mean[3],
+            lr=self.lr,
+            policy_entropy=mean[4],
+            samples=samples,
+        )
 
     def state_dict(self) -> dict:
         """Optimiser state and step count, for checkpoints (the weights are saved separately)."""

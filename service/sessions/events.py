@@ -168,8 +168,9 @@ class EventBus:
         self.overflows = 0  # subscriptions ended because their queue was full
 
     # -- subscribers ---------------------------------------------------------------------
-    def subscribe(self, session_id: str | None = None, *, queue_size: int | None = None,
-                  moves: bool = False) -> Subscription:
+    def subscribe(
+        self, session_id: str | None = None, *, queue_size: int | None = None, moves: bool = False
+    ) -> Subscription:
         """A new subscription to one session's messages (None: every session's);
         `game.move` only with `moves=True`. After `close()` it is ended at once."""
         sub = Subscription(self, session_id, moves, queue_size or self.queue_size)

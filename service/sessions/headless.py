@@ -37,8 +37,13 @@ def default_threads(settings: Settings) -> int:
     return settings.torch_threads or max(1, os.cpu_count() or 1)
 
 
-async def run_session(settings: Settings, config: SessionConfig | None = None, *, resume_id: str | None = None,
-                      on_event: OnEvent = lambda kind, data: None) -> tuple[str, dict[str, Any]]:
+async def run_session(
+    settings: Settings,
+    config: SessionConfig | None = None,
+    *,
+    resume_id: str | None = None,
+    on_event: OnEvent = lambda kind, data: None,
+) -> tuple[str, dict[str, Any]]:
     """Run a new session (or continue `resume_id`) to its end; returns (id, report)."""
     threads = default_threads(settings)
     settings = settings.model_copy(update={"max_concurrent_sessions": 1, "torch_threads": threads})

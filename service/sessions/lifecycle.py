@@ -38,8 +38,9 @@ ACTIONS: dict[str, tuple[frozenset[State], State]] = {
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.FAILED}),
-    State.RUNNING: frozenset({State.PAUSED, State.STOPPING, State.STOPPED, State.COMPLETED, State.FAILED,
-                              State.PENDING}),
+    State.RUNNING: frozenset(
+        {State.PAUSED, State.STOPPING, State.STOPPED, State.COMPLETED, State.FAILED, State.PENDING}
+    ),
     State.PAUSED: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.COMPLETED, State.FAILED}),
     State.STOPPING: frozenset({State.STOPPED, State.COMPLETED, State.FAILED}),
     State.COMPLETED: frozenset(),
@@ -91,9 +92,11 @@ class SessionOwned(IllegalTransition):
 
     def __init__(self, session_id: str, state: str, action: str, owner: str, until: str) -> None:
         super().__init__(session_id, state, action)
-        self.args = (f"cannot {action} session {session_id}: it is {state} and run by another process "
-                     f"({owner}, lease until {until}); act on it there, or after that process has "
-                     "stopped and its lease has expired",)
+        self.args = (
+            f"cannot {action} session {session_id}: it is {state} and run by another process "
+            f"({owner}, lease until {until}); act on it there, or after that process has "
+            "stopped and its lease has expired",
+        )
         self.owner = owner
 
 

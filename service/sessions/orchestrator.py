@@ -188,8 +188,9 @@ class _Reports:
 class Orchestrator:
     """Runs sessions on a worker pool and records them; the API and `run` both drive it."""
 
-    def __init__(self, settings: Settings, sessionmaker, pool: Pool, *, recover: bool = True,
-                 writer_sessionmaker=None) -> None:
+    def __init__(
+        self, settings: Settings, sessionmaker, pool: Pool, *, recover: bool = True, writer_sessionmaker=None
+    ) -> None:
         """`sessionmaker` serves the orchestrator's own reads; `writer_sessionmaker` (default:
         the same) the writer's transactions: the service gives it an engine of its own, one
         connection no request can take (`app.create_app`)."""
@@ -201,8 +202,11 @@ class Orchestrator:
         self.listeners: list[Listener] = []
         self.bus = EventBus(settings.ws_queue_size)
         self.thresholds = AlertThresholds(
-            elo_regression=settings.alert_elo_regression, loss_spike_factor=settings.alert_loss_spike_factor,
-            memory_growth_mb=settings.alert_memory_growth_mb, timeout_rate=settings.alert_timeout_rate)
+            elo_regression=settings.alert_elo_regression,
+            loss_spike_factor=settings.alert_loss_spike_factor,
+            memory_growth_mb=settings.alert_memory_growth_mb,
+            timeout_rate=settings.alert_timeout_rate,
+        )
         self._alerts: dict[str, _SessionAlerts] = {}
         self._reports: dict[str, _Reports] = {}
         self._staged: list[_Staged] | None = None  # events of the write job now running
@@ -280,9 +284,14 @@ class Orchestrator:
         outage = self._outage
         if outage is None:
             return None
-        return {"since": rfc3339(outage.since_wall), "seconds": round(time.monotonic() - outage.since, 1),
-                "error": outage.error, "held_writes": self._writes.qsize() + 1 if self._writes else 1,
-                "limit_s": self.db_outage_limit_s, "limit_passed": outage.limit_passed}
+        return {
+            "since": rfc3339(outage.since_wall),
+            "seconds": round(time.monotonic() - outage.since, 1),
+            "error": outage.error,
+            "held_writes": self._writes.qsize() + 1 if self._writes else 1,
+            "limit_s": self.db_outage_limit_s,
+            "limit_passed": outage.limit_passed,
+        }
 
     async def write(self, job: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run `job(db)` in its own transaction on the writer task; returns its result.
@@ -367,9 +376,13 @@ class Orchestrator:
                 self._outage_failed(exc)
                 if self._gave_up or self._give_up_now():
                     assert self._outage is not None  # _outage_failed() set it
-                    self._resolve(item, exc=DatabaseUnavailable(
-                        f"the database stayed unreachable while the service shut down ({self._outage.error}): "
-                        "this write was not stored"))
+                    self._resolve(
+                        item,
+                        exc=DatabaseUnavailable(
+                            f"the database stayed unreachable while the service shut down ({self._outage.error}): "
+                            "this write was not stored"
+                        ),
+                    )
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.db_retry_max_s)
@@ -406,10 +419,15 @@ class Orchestrator:
         now = time.monotonic()
         outage = self._outage
         if outage is None:
-            outage = self._outage = _Outage(since=now, since_wall=utcnow(), error=error,
-                                            games_mark=dict(self._games_written))
-            log.error("database unreachable (%s): holding writes in order and retrying; "
-                      "sessions go on, stopped if it lasts %g s", error, self.db_outage_limit_s)
+            outage = self._outage = _Outage(
+                since=now, since_wall=utcnow(), error=error, games_mark=dict(self._games_written)
+            )
+            log.error(
+                "database unreachable (%s): holding writes in order and retrying; "
+                "sessions go on, stopped if it lasts %g s",
+                error,
+                self.db_outage_limit_s,
+            )
         outage.error, outage.attempts = error, outage.attempts + 1
         if not outage.limit_passed and now - outage.since >= self.db_outage_limit_s:
             outage.limit_passed = True
@@ -418,8 +436,11 @@ class Orchestrator:
     def _outage_over(self) -> None:
         outage, self._outage = self._outage, None
         if outage is not None:
-            log.warning("database reachable again after %.1f s (%d failed attempts); held writes go through",
-                        time.monotonic() - outage.since, outage.attempts)
+            log.warning(
+                "database reachable again after %.1f s (%d failed attempts); held writes go through",
+                time.monotonic() - outage.since,
+                outage.attempts,
+            )
 
     def _give_up_now(self) -> bool:
         """During shutdown, give up the held writes once `db_close_grace_s` has passed."""
@@ -432,32 +453,42 @@ class Orchestrator:
             return False
         self._gave_up = True
         assert self._writes is not None  # called by the writer (`_perform`)
-        log.error("database still unreachable while shutting down (%s): giving up %d held writes; nothing "
-                  "of them is stored (sessions resume from their last stored checkpoint)",
-                  self._outage.error if self._outage else "?", self._writes.qsize() + 1)
+        log.error(
+            "database still unreachable while shutting down (%s): giving up %d held writes; nothing "
+            "of them is stored (sessions resume from their last stored checkpoint)",
+            self._outage.error if self._outage else "?",
+            self._writes.qsize() + 1,
+        )
         return True
 
     def _stop_sessions_for_outage(self, outage: _Outage) -> None:
         """The outage passed its bound: stop every running session's worker (no more games
         to hold); each ends `failed` with this reason once the database is back."""
-        reason = (f"database unreachable for more than {self.db_outage_limit_s:g} s "
-                  f"(since {rfc3339(outage.since_wall)}; the driver's error is in the service log)")
+        reason = (
+            f"database unreachable for more than {self.db_outage_limit_s:g} s "
+            f"(since {rfc3339(outage.since_wall)}; the driver's error is in the service log)"
+        )
         stopped = []
         for session_id, worker in list(self._workers.items()):
             if session_id not in self._db_failed:
                 self._db_failed[session_id] = (reason, outage.games_mark.get(session_id, 0))
                 worker.send("stop", session_id)
                 stopped.append(session_id)
-        log.error("%s: stopping sessions %s; what they finished is held until the database is back",
-                  reason, ", ".join(stopped) or "(none running)")
+        log.error(
+            "%s: stopping sessions %s; what they finished is held until the database is back",
+            reason,
+            ", ".join(stopped) or "(none running)",
+        )
 
     def _outage_failure(self, session_id: str) -> str:
         """The failure reason of a session stopped for an outage (`_stop_sessions_for_outage`)."""
         reason, mark = self._db_failed[session_id]
         held = self._games_written.get(session_id, 0) - mark
-        return (f"{reason}: the session was stopped rather than hold its games in memory without bound; "
-                f"the {held} game{'s' if held != 1 else ''} it finished after the database went away "
-                f"{'were' if held != 1 else 'was'} held and stored once it came back")
+        return (
+            f"{reason}: the session was stopped rather than hold its games in memory without bound; "
+            f"the {held} game{'s' if held != 1 else ''} it finished after the database went away "
+            f"{'were' if held != 1 else 'was'} held and stored once it came back"
+        )
 
     async def _event(self, db, session_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         """Store an event in the running write job's transaction (its seq: the session's
@@ -498,8 +529,10 @@ class Orchestrator:
     async def _claim(self, session_id: str, action: str) -> None:
         """Make this orchestrator the session's owner for `lease_s` (renewed by the
         heartbeat), or SessionOwned while another live process holds its lease."""
+
         async def job(db):
             await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
+
         try:
             await self.write(job)
         except repo.LeaseHeld as exc:
@@ -518,8 +551,12 @@ class Orchestrator:
         try:
             await self.write(lambda db: repo.release_lease(db, session_id, self.owner))
         except Exception as exc:
-            log.warning("session %s: its lease was not released (%s); it expires in %g s",
-                        session_id, type(exc).__name__, self.lease_s)
+            log.warning(
+                "session %s: its lease was not released (%s); it expires in %g s",
+                session_id,
+                type(exc).__name__,
+                self.lease_s,
+            )
 
     # -- alerts --------------------------------------------------------------------------
     def _alert_state(self, session_id: str) -> _SessionAlerts:
@@ -537,17 +574,22 @@ class Orchestrator:
         state.losses.append(float(loss))
         return raised
 
-    async def _raise_alerts(self, db, session_id: str, alerts: list[Alert], trigger: str,
-                            context: dict[str, Any]) -> None:
+    async def _raise_alerts(
+        self, db, session_id: str, alerts: list[Alert], trigger: str, context: dict[str, Any]
+    ) -> None:
         """Store each alert as an `alert.raised` event: the alert (name, severity, message,
         value, threshold), what triggered it and the session's context (games, step...)."""
         for alert in alerts:
-            await self._event(db, session_id, "alert.raised",
-                              {**alert.to_dict(), "trigger": trigger,
-                               **{k: v for k, v in context.items() if v is not None}})
+            await self._event(
+                db,
+                session_id,
+                "alert.raised",
+                {**alert.to_dict(), "trigger": trigger, **{k: v for k, v in context.items() if v is not None}},
+            )
 
-    async def _set_state(self, session_id: str, state: State, *, from_states: Collection[State] | None = None,
-                         **fields: Any) -> None:
+    async def _set_state(
+        self, session_id: str, state: State, *, from_states: Collection[State] | None = None, **fields: Any
+    ) -> None:
         """Store a state change and its `session.state` event, as a compare-and-set in the
         writer: only from a state that `lifecycle.TRANSITIONS` lets lead to it (and, with
         `from_states`, only from one of those), checked in the same write, else
@@ -562,12 +604,22 @@ class Orchestrator:
             target, values = state, fields
             if outage_stopped:
                 target = State.FAILED
-                values = {"failure_reason": self._outage_failure(session_id)[:2000],
-                          "finished_at": fields.get("finished_at") or utcnow()}
+                values = {
+                    "failure_reason": self._outage_failure(session_id)[:2000],
+                    "finished_at": fields.get("finished_at") or utcnow(),
+                }
             allowed = sources(target) if from_states is None else sources(target) & set(from_states)
             await repo.set_state(db, session_id, target.value, from_states={s.value for s in allowed}, **values)
-            await self._event(db, session_id, "session.state", {"state": target.value, **{
-                k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}})
+            await self._event(
+                db,
+                session_id,
+                "session.state",
+                {
+                    "state": target.value,
+                    **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()},
+                },
+            )
+
         await self.write(job)
         if state in (State.COMPLETED, State.STOPPED, State.FAILED):
             self._db_failed.pop(session_id, None)
@@ -576,12 +628,14 @@ class Orchestrator:
     # -- user actions --------------------------------------------------------------------
     async def create_session(self, config: SessionConfig, init_checkpoint_id: int | None = None) -> str:
         """Store a new session (pending) and start it when a slot is free."""
+
         async def job(db):
             if init_checkpoint_id is not None and await repo.get_checkpoint(db, init_checkpoint_id) is None:
                 raise SessionNotFound("checkpoint", init_checkpoint_id)
             row = await repo.create_session(db, config.model_dump(mode="json"), config.seed, init_checkpoint_id)
             await self._event(db, row.id, "session.state", {"state": State.PENDING.value})
             return row.id
+
         session_id = await self.write(job)
         await self._schedule()
         return session_id
@@ -650,6 +704,7 @@ class Orchestrator:
 
         async def job(db):
             await repo.delete_session(db, session_id)
+
         await self.write(job)
         shutil.rmtree(Path(self.settings.checkpoint_dir) / session_id, ignore_errors=True)
         self._live.pop(session_id, None)
@@ -686,8 +741,11 @@ class Orchestrator:
             # a session just launched is still pending until its task marks it running; one
             # another process has claimed is its to start
             now = utcnow()
-            for row in [r for r in pending if r.id not in self._tasks
-                        and repo.lease_holder(r, self.owner, now, lease.stale) is None][:free]:
+            for row in [
+                r
+                for r in pending
+                if r.id not in self._tasks and repo.lease_holder(r, self.owner, now, lease.stale) is None
+            ][:free]:
                 self._launch(row.id)
 
     def _launch(self, session_id: str) -> None:
@@ -707,6 +765,7 @@ class Orchestrator:
 
         def orphaned(row) -> bool:
             return row.id not in self._tasks and repo.lease_holder(row, self.owner, now, lease.stale) is None
+
         try:
             for row in filter(orphaned, stopping):
                 with suppress_lost_race():
@@ -734,16 +793,25 @@ class Orchestrator:
             if last is not None:
                 for game in await repo.newest_games(db, session_id, row.config["replay_buffer_positions"]):
                     moves = game.moves.split() if game.moves else []
-                    replay.append({"moves": moves, "policies": codec.decode_policies(game.policy),
-                                   "full_search": codec.decode_flags(game.full_search,
-                                                                     len(codec.decode_policies(game.policy))),
-                                   "result": game.result})
+                    replay.append(
+                        {
+                            "moves": moves,
+                            "policies": codec.decode_policies(game.policy),
+                            "full_search": codec.decode_flags(
+                                game.full_search, len(codec.decode_policies(game.policy))
+                            ),
+                            "result": game.result,
+                        }
+                    )
                 replay.reverse()  # oldest first: the buffer keeps the newest
         checkpoint_dir = Path(self.settings.checkpoint_dir)
         config = stored_session_config(row.config)
         spec = WorkerSpec(
-            session_id=session_id, config=config, checkpoint_dir=checkpoint_dir / session_id,
-            torch_threads=self.settings.resolved_torch_threads(), first_game=first_game,
+            session_id=session_id,
+            config=config,
+            checkpoint_dir=checkpoint_dir / session_id,
+            torch_threads=self.settings.resolved_torch_threads(),
+            first_game=first_game,
             resume_state=checkpoint_dir / last.state_file_name if last is not None else None,
             init_weights=checkpoint_dir / init.file_name if init is not None and last is None else None,
             replay_games=replay,
@@ -775,20 +843,29 @@ class Orchestrator:
                 if state not in (State.RUNNING.value, State.PAUSED.value):  # it had ended already
                     return
                 if len(deaths) > WORKER_MAX_RESTARTS:
-                    await self._fail(session_id, f"{reason}; its worker died {len(deaths)} times within "
-                                                 f"{WORKER_RESTART_WINDOW_S:g} s (at most {WORKER_MAX_RESTARTS} "
-                                                 "restarts are allowed)")
+                    await self._fail(
+                        session_id,
+                        f"{reason}; its worker died {len(deaths)} times within "
+                        f"{WORKER_RESTART_WINDOW_S:g} s (at most {WORKER_MAX_RESTARTS} "
+                        "restarts are allowed)",
+                    )
                     return
                 restarts += 1
-                log.warning("session %s: %s; restarting it on a fresh worker from its last checkpoint "
-                            "(restart %d)", session_id, reason, restarts)
+                log.warning(
+                    "session %s: %s; restarting it on a fresh worker from its last checkpoint (restart %d)",
+                    session_id,
+                    reason,
+                    restarts,
+                )
                 restart = {"reason": reason, "restarts": restarts}
         except (repo.LeaseHeld, repo.LeaseLost) as exc:  # taken over once its lease had expired
             log.error("session %s: stopped here, another process runs it now (%s)", session_id, exc)
         except Exception as exc:  # the details (driver text, SQL, paths) go to the log only
             log.exception("session %s failed", session_id)
-            await self._fail(session_id, f"internal error while running the session ({type(exc).__name__}); "
-                                         "the service log has the details")
+            await self._fail(
+                session_id,
+                f"internal error while running the session ({type(exc).__name__}); the service log has the details",
+            )
         finally:
             self._workers.pop(session_id, None)
             self._tasks.pop(session_id, None)
@@ -821,8 +898,7 @@ class Orchestrator:
             # session becomes `running` in the same write that checks it, so a stop stored
             # just before is seen here and one stored after finds the worker (`_command`).
             try:
-                await self._set_state(session_id, State.RUNNING, from_states=(State.PENDING,),
-                                      started_at=utcnow())
+                await self._set_state(session_id, State.RUNNING, from_states=(State.PENDING,), started_at=utcnow())
                 state = State.RUNNING.value
             except repo.StateConflict as exc:
                 state = exc.state
@@ -831,9 +907,17 @@ class Orchestrator:
             elif state != State.RUNNING.value:  # stopping, or already ended
                 worker.send("stop", session_id)
             if restart is not None:
-                await self.add_event(session_id, "session.state", {
-                    "state": state, "restarted": True, **restart, "first_game": spec.first_game,
-                    "resumed_from_checkpoint": spec.resume_state is not None})
+                await self.add_event(
+                    session_id,
+                    "session.state",
+                    {
+                        "state": state,
+                        "restarted": True,
+                        **restart,
+                        "first_game": spec.first_game,
+                        "resumed_from_checkpoint": spec.resume_state is not None,
+                    },
+                )
             died = await self._pump(session_id, worker)
             loop_ended = True
             return died
@@ -842,8 +926,9 @@ class Orchestrator:
             if worker is not None and loop_ended:
                 await self.pool.release(worker)  # a dead worker is replaced by a fresh one
             elif worker is not None:  # it may still be playing this session: never hand it on
-                log.warning("session %s: its worker %s did not report its loop over; replacing it",
-                            session_id, worker.name)
+                log.warning(
+                    "session %s: its worker %s did not report its loop over; replacing it", session_id, worker.name
+                )
                 await self.pool.replace(worker)
 
     async def _fail(self, session_id: str, reason: str) -> None:
@@ -863,36 +948,68 @@ class Orchestrator:
         candidate's fitted rating with its 95% interval."""
         by_generation = {c.generation: c for c in await repo.list_checkpoints(db, session_id)}
         checkpoint = by_generation[data["generation"]]
-        row = await repo.add_evaluation(db, session_id, checkpoint.id, data["opponent"], wins=data["wins"],
-                                        draws=data["draws"], losses=data["losses"],
-                                        pentanomial=data["pentanomial"], sprt=data.get("sprt"))
+        row = await repo.add_evaluation(
+            db,
+            session_id,
+            checkpoint.id,
+            data["opponent"],
+            wins=data["wins"],
+            draws=data["draws"],
+            losses=data["losses"],
+            pentanomial=data["pentanomial"],
+            sprt=data.get("sprt"),
+        )
         generation_of = {c.id: c.generation for c in by_generation.values()}
         stored = await repo.list_evaluations(db, session_id)
-        ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored],
-                              self.settings.elo_anchor)
+        ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored], self.settings.elo_anchor)
         mine = ratings.get(player(data["generation"]))
         if mine is not None:
             row.elo, row.elo_low, row.elo_high = mine.rating, mine.low, mine.high
             await db.flush()
         # Elo regression: the newest evaluated checkpoint's rating against the best so far
-        rated = [ratings[player(g)].rating for g in sorted(by_generation)
-                 if g <= data["generation"] and player(g) in ratings]
+        rated = [
+            ratings[player(g)].rating for g in sorted(by_generation) if g <= data["generation"] and player(g) in ratings
+        ]
         drop = elo_drop(rated) if mine is not None else None
         alerts = self._alert_state(session_id).tracker.check(elo_delta=drop) if drop is not None else []
-        await self._event(db, session_id, "evaluation.finished", {
-            "checkpoint_id": checkpoint.id, "generation": data["generation"], "opponent": data["opponent"],
-            "wins": data["wins"], "draws": data["draws"], "losses": data["losses"],
-            "pentanomial": data["pentanomial"], "adjudicated": data["adjudicated"],
-            "elo": row.elo, "elo_low": row.elo_low, "elo_high": row.elo_high, "sprt": data.get("sprt"),
-            "ratings": {name: {"rating": r.rating, "low": r.low, "high": r.high} for name, r in ratings.items()}})
-        await self._raise_alerts(db, session_id, alerts, "evaluation.finished", {
-            "games": data.get("games_played"), "generation": data["generation"], "opponent": data["opponent"],
-            "elo": row.elo})
+        await self._event(
+            db,
+            session_id,
+            "evaluation.finished",
+            {
+                "checkpoint_id": checkpoint.id,
+                "generation": data["generation"],
+                "opponent": data["opponent"],
+                "wins": data["wins"],
+                "draws": data["draws"],
+                "losses": data["losses"],
+                "pentanomial": data["pentanomial"],
+                "adjudicated": data["adjudicated"],
+                "elo": row.elo,
+                "elo_low": row.elo_low,
+                "elo_high": row.elo_high,
+                "sprt": data.get("sprt"),
+                "ratings": {name: {"rating": r.rating, "low": r.low, "high": r.high} for name, r in ratings.items()},
+            },
+        )
+        await self._raise_alerts(
+            db,
+            session_id,
+            alerts,
+            "evaluation.finished",
+            {
+                "games": data.get("games_played"),
+                "generation": data["generation"],
+                "opponent": data["opponent"],
+                "elo": row.elo,
+            },
+        )
 
     async def _snapshot(self, session_id: str, data: dict[str, Any]) -> None:
         async def job(db):
             await repo.add_metric_snapshot(db, session_id, data)
             await self._event(db, session_id, "metrics.snapshot", data)
+
         await self.write(job)
 
     async def _pump(self, session_id: str, worker) -> dict[str, Any] | None:
@@ -905,8 +1022,13 @@ class Orchestrator:
             if message.kind == "died":
                 return None if self._closing else message.data
             if message.session_id != session_id:
-                log.warning("dropped a %r message of worker %s for session %s: that worker runs session %s",
-                            message.kind, worker.name, message.session_id, session_id)
+                log.warning(
+                    "dropped a %r message of worker %s for session %s: that worker runs session %s",
+                    message.kind,
+                    worker.name,
+                    message.session_id,
+                    session_id,
+                )
                 continue
             if await self.record(session_id, message.kind, message.data):
                 return None
@@ -926,29 +1048,51 @@ class Orchestrator:
         reports from elsewhere (tests, another backend) go through the same path."""
         reports = self._reports.setdefault(session_id, _Reports())
         if kind == "game":
+
             async def job(db):
                 await self._renew(db, session_id)
                 game = await repo.add_game(db, session_id, data)
-                await self._event(db, session_id, "game.finished", {
-                    "game_id": game.id, "number": data["number"], "started": data.get("started", data["number"]),
-                    "result": data["result"],
-                    "termination": data["termination"], "adjudicated": data["adjudicated"],
-                    "plies": data["plies"], "duration_s": data["duration_s"],
-                    "simulations": data["simulations"], "moves": data["moves"], "pgn": data["pgn"],
-                    "ended_at": data.get("ended_at")})
+                await self._event(
+                    db,
+                    session_id,
+                    "game.finished",
+                    {
+                        "game_id": game.id,
+                        "number": data["number"],
+                        "started": data.get("started", data["number"]),
+                        "result": data["result"],
+                        "termination": data["termination"],
+                        "adjudicated": data["adjudicated"],
+                        "plies": data["plies"],
+                        "duration_s": data["duration_s"],
+                        "simulations": data["simulations"],
+                        "moves": data["moves"],
+                        "pgn": data["pgn"],
+                        "ended_at": data.get("ended_at"),
+                    },
+                )
+
             await self.write(job)
         elif kind == "move":  # live only: neither stored nor numbered
-            self.bus.publish({"session_id": session_id, "type": "game.move", "ts": rfc3339(utcnow()),
-                              "data": data})
+            self.bus.publish({"session_id": session_id, "type": "game.move", "ts": rfc3339(utcnow()), "data": data})
         elif kind == "checkpoint":
             checkpoint_dir = Path(self.settings.checkpoint_dir)
 
             async def job(db):
                 await self._renew(db, session_id)
                 row = await repo.add_checkpoint(db, session_id, data, checkpoint_dir)
-                await self._event(db, session_id, "checkpoint.saved", {
-                    "checkpoint_id": row.id, "generation": data["generation"], "games": data["games"],
-                    "sha256": data["sha256"]})
+                await self._event(
+                    db,
+                    session_id,
+                    "checkpoint.saved",
+                    {
+                        "checkpoint_id": row.id,
+                        "generation": data["generation"],
+                        "games": data["games"],
+                        "sha256": data["sha256"],
+                    },
+                )
+
             await self.write(job)
         elif kind == "evaluation":
             await self.write(lambda db: self._store_evaluation(db, session_id, data))
@@ -957,8 +1101,10 @@ class Orchestrator:
 
             async def job(db):
                 await self._event(db, session_id, "learning.step", data)
-                await self._raise_alerts(db, session_id, alerts, "learning.step", {
-                    "games": data.get("games"), "step": data.get("step")})
+                await self._raise_alerts(
+                    db, session_id, alerts, "learning.step", {"games": data.get("games"), "step": data.get("step")}
+                )
+
             await self.write(job)
         elif kind == "stats":
             self._live[session_id] = data | {"at": utcnow().isoformat()}
@@ -967,8 +1113,9 @@ class Orchestrator:
             if isinstance(growth, (int, float)):
                 alerts = self._alert_state(session_id).tracker.check(memory_growth_mb=float(growth))
                 if alerts:
-                    await self.write(lambda db: self._raise_alerts(db, session_id, alerts, "stats", {
-                        "rss_mb": data.get("rss_mb")}))
+                    await self.write(
+                        lambda db: self._raise_alerts(db, session_id, alerts, "stats", {"rss_mb": data.get("rss_mb")})
+                    )
             now = time.monotonic()
             if now - reports.last_snapshot >= self.settings.metrics_export_interval:
                 reports.last_snapshot, reports.stored = now, data
@@ -981,11 +1128,11 @@ class Orchestrator:
             if reason == "shutdown":
                 return False  # the service is going down: the session stays resumable
             try:
-                await self._set_state(session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason,
-                                      finished_at=utcnow())
+                await self._set_state(
+                    session_id, FINAL_REASONS.get(reason, State.STOPPED), stop_reason=reason, finished_at=utcnow()
+                )
             except repo.StateConflict as exc:  # it had ended already (failed): that state stands
-                log.warning("session %s: its worker finished (%s) after it became %s", session_id, reason,
-                            exc.state)
+                log.warning("session %s: its worker finished (%s) after it became %s", session_id, reason, exc.state)
         elif kind == "failed":
             log.error("session %s: its worker failed: %s", session_id, data["error"])
             await self._fail(session_id, public_reason(str(data["error"])))

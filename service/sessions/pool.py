@@ -119,8 +119,9 @@ class ProcessWorker(_Base):
         ctx = mp.get_context("spawn")
         self._commands = ctx.Queue()
         self._messages = ctx.Queue(maxsize=inbox_size)  # the worker waits when this is full
-        self.process = ctx.Process(target=pool_process_main, args=(self._commands, self._messages, threads),
-                                   name=name, daemon=True)
+        self.process = ctx.Process(
+            target=pool_process_main, args=(self._commands, self._messages, threads), name=name, daemon=True
+        )
         self.process.start()
         # The child has its own copy of the messages pipe's write end now. Closing ours
         # means a child killed in the middle of writing a message leaves EOF behind, not a
@@ -152,8 +153,9 @@ class ProcessWorker(_Base):
                 how += f", {signal.Signals(-code).name}"
             except ValueError:
                 pass
-        return WorkerMessage("died", None, {"exitcode": code, "pid": self.process.pid,
-                                            "reason": f"worker process died ({how})"})
+        return WorkerMessage(
+            "died", None, {"exitcode": code, "pid": self.process.pid, "reason": f"worker process died ({how})"}
+        )
 
     def _send(self, command: Command) -> None:
         self._commands.put(command)

@@ -21,8 +21,14 @@ class SessionProgress:
         self.console = console or Console(stderr=True)
         total = config.max_games if config is not None and config.max_games else None
         self.progress = Progress(
-            TextColumn("[bold]games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[line]}"), console=self.console, disable=quiet)
+            TextColumn("[bold]games"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[line]}"),
+            console=self.console,
+            disable=quiet,
+        )
         self.task = self.progress.add_task("games", total=total, line="starting worker...")
         self.card = Scorecard()
         self.started = time.monotonic()
@@ -40,8 +46,9 @@ class SessionProgress:
     def update(self, kind: str, data: dict[str, Any]) -> None:
         """Fold one session event into the bar."""
         if kind == "game.finished":
-            self.card.add(data["result"], data["plies"], data["termination"], data["adjudicated"],
-                          data.get("duration_s", 0.0))
+            self.card.add(
+                data["result"], data["plies"], data["termination"], data["adjudicated"], data.get("duration_s", 0.0)
+            )
         elif kind == "learning.step":
             self.loss = data["total_loss"]
             self.buffer = data["buffer_size"]
@@ -52,9 +59,11 @@ class SessionProgress:
             self.console.print("stopping: saving a last checkpoint (Ctrl-C again to stop waiting)")
         card = self.card
         per_min = card.games / max((time.monotonic() - self.started) / 60, 1e-9)
-        line = (f"W/D/L {card.white_wins}/{card.draws}/{card.black_wins}  adj {card.adjudicated}  "
-                f"loss {'-' if self.loss is None else f'{self.loss:.3f}'}  {per_min:.1f} games/min  "
-                f"{'-' if self.sims is None else f'{self.sims:,.0f}'} sims/s  buffer {self.buffer:,}")
+        line = (
+            f"W/D/L {card.white_wins}/{card.draws}/{card.black_wins}  adj {card.adjudicated}  "
+            f"loss {'-' if self.loss is None else f'{self.loss:.3f}'}  {per_min:.1f} games/min  "
+            f"{'-' if self.sims is None else f'{self.sims:,.0f}'} sims/s  buffer {self.buffer:,}"
+        )
         self.progress.update(self.task, completed=card.games, line=line)
         if self.quiet and kind in ("game.finished", "learning.step", "checkpoint.saved", "session.state"):
             self.console.print(f"{kind}: {line}")

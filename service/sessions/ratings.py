@@ -32,8 +32,11 @@ def opponent_name(opponent: str, session_id: str | None = None) -> str:
 
 def rating_list(evaluations: Iterable[tuple[Any, int, str | None]], anchor_rating: float) -> dict[str, Rating]:
     """Fit over (evaluation row, candidate generation, session id or None) triples."""
-    matches = [Match(player(gen, sid), opponent_name(row.opponent, sid), row.wins, row.draws, row.losses)
-               for row, gen, sid in evaluations if row.games]
+    matches = [
+        Match(player(gen, sid), opponent_name(row.opponent, sid), row.wins, row.draws, row.losses)
+        for row, gen, sid in evaluations
+        if row.games
+    ]
     if not matches:
         return {}
     return fit_ratings(matches, anchor=ANCHOR, anchor_rating=anchor_rating)
@@ -41,6 +44,8 @@ def rating_list(evaluations: Iterable[tuple[Any, int, str | None]], anchor_ratin
 
 def ratings_out(ratings: dict[str, Rating]) -> list[dict]:
     """A rating list as JSON rows, strongest first."""
-    rows = [{"player": name, "rating": r.rating, "low": r.low, "high": r.high, "games": r.games}
-            for name, r in ratings.items()]
+    rows = [
+        {"player": name, "rating": r.rating, "low": r.low, "high": r.high, "games": r.games}
+        for name, r in ratings.items()
+    ]
     return sorted(rows, key=lambda row: -row["rating"])

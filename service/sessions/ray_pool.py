@@ -130,11 +130,16 @@ class SessionActor:
 
 def _absolute(spec: WorkerSpec) -> WorkerSpec:
     """The spec with its paths absolute: the actor's working directory is not ours."""
+
     def resolve(path: Path | None) -> Path | None:
         return None if path is None else Path(path).resolve()
 
-    return dataclasses.replace(spec, checkpoint_dir=Path(spec.checkpoint_dir).resolve(),
-                               resume_state=resolve(spec.resume_state), init_weights=resolve(spec.init_weights))
+    return dataclasses.replace(
+        spec,
+        checkpoint_dir=Path(spec.checkpoint_dir).resolve(),
+        resume_state=resolve(spec.resume_state),
+        init_weights=resolve(spec.init_weights),
+    )
 
 
 class RayWorker(_Base):
@@ -239,7 +244,8 @@ class RayPool(Pool):
             raise RuntimeError(
                 f"the Ray cluster at RAY_ADDRESS={self.address} did not start {self.size} worker actor(s) of "
                 f"{self.threads} CPU(s) each within {START_TIMEOUT_S:g} s: does it have the CPUs free "
-                "(TORCH_THREADS per actor)?") from None
+                "(TORCH_THREADS per actor)?"
+            ) from None
 
     def _connect(self) -> None:
         ray = import_ray()
@@ -247,18 +253,23 @@ class RayPool(Pool):
             self._owns_ray = False
         elif self.address == "local":
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            ray.init(address="local", num_cpus=max(os.cpu_count() or 1, self.size * self.threads),
-                     include_dashboard=False, _node_ip_address="127.0.0.1",
-                     object_store_memory=OBJECT_STORE_BYTES, namespace="continuous-play",
-                     logging_level=logging.WARNING)
+            ray.init(
+                address="local",
+                num_cpus=max(os.cpu_count() or 1, self.size * self.threads),
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                object_store_memory=OBJECT_STORE_BYTES,
+                namespace="continuous-play",
+                logging_level=logging.WARNING,
+            )
             self._owns_ray = True
         else:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(address=self.address, namespace="continuous-play", logging_level=logging.WARNING)
             self._owns_ray = True
         self._actor_class = ray.remote(SessionActor).options(
-            num_cpus=self.threads, max_concurrency=ACTOR_CONCURRENCY, max_restarts=0,
-            max_task_retries=0)
+            num_cpus=self.threads, max_concurrency=ACTOR_CONCURRENCY, max_restarts=0, max_task_retries=0
+        )
         self._actor_class = _Bound(self._actor_class, self.threads)
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> RayWorker:

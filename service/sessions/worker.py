@@ -134,8 +134,13 @@ class SessionWorker:
     stays resumable). `should_stop` is a plain flag for callers without a command queue.
     """
 
-    def __init__(self, spec: WorkerSpec, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
-                 commands: Commands | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        emit: Emit,
+        should_stop: Callable[[], bool] = lambda: False,
+        commands: Commands | None = None,
+    ) -> None:
         self.spec = spec
         self.cfg = spec.config
         self.emit = emit
@@ -158,19 +163,34 @@ class SessionWorker:
             net, _ = network.load_weights(spec.init_weights, self.device)
             self.net.load_state_dict(net.state_dict())
         for game in spec.replay_games:
-            self.buffer.add(replay_samples(game["moves"], game["policies"], game["full_search"], game["result"],
-                                           cfg["value_horizon_plies"], cfg["adjudication_margin"],
-                                           cfg["value_material_scale"]))
+            self.buffer.add(
+                replay_samples(
+                    game["moves"],
+                    game["policies"],
+                    game["full_search"],
+                    game["result"],
+                    cfg["value_horizon_plies"],
+                    cfg["adjudication_margin"],
+                    cfg["value_material_scale"],
+                )
+            )
         self.evaluator = network.Evaluator(self.net, self.device)
         anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
         if spec.init_weights is not None:
             anchor, _ = network.load_weights(spec.init_weights, self.device)
         self.gen0 = network.Evaluator(anchor, self.device)  # generation 0: the evaluation anchor
         self.selfplay = SelfPlay(
-            selfplay_config(cfg), self.evaluator, seed=cfg["seed"], first_game=self.games_done + 1,
+            selfplay_config(cfg),
+            self.evaluator,
+            seed=cfg["seed"],
+            first_game=self.games_done + 1,
             temperature_for=lambda n: schedules.temperature(
-                cfg["temperature_schedule"], n, cfg["initial_temperature"], cfg["final_temperature"],
-                cfg["temperature_decay_games"]),
+                cfg["temperature_schedule"],
+                n,
+                cfg["initial_temperature"],
+                cfg["final_temperature"],
+                cfg["temperature_decay_games"],
+            ),
         )
         if cfg["max_games"]:
             self.selfplay.max_new_games = max(cfg["max_games"] - self.games_done, 0)
@@ -226,9 +246,14 @@ class SessionWorker:
             self._checkpoint()
         if reason in ("max_games", "duration") and self.games_done > self._last_eval_games:
             self._evaluate()  # after the limit: the session's own time is not spent on it; an explicit stop means now
-        summary = {"reason": reason, "games": self.games_done, "generation": self.generation,
-                   "positions_learned": self.positions_learned, "training_steps": self.trainer.step,
-                   "dropped_in_flight": self.selfplay.in_flight}
+        summary = {
+            "reason": reason,
+            "games": self.games_done,
+            "generation": self.generation,
+            "positions_learned": self.positions_learned,
+            "training_steps": self.trainer.step,
+            "dropped_in_flight": self.selfplay.in_flight,
+        }
         self.emit("finished", summary)
         return summary
 
@@ -236,13 +261,16 @@ class SessionWorker:
         """Throughput since the last report, buffer and memory; returns the new marks."""
         t = time.perf_counter()
         rss = self.process.memory_info().rss
-        self.emit("stats", {
-            "simulations_per_second": (self.selfplay.simulations - sims_mark) / max(t - t_mark, 1e-9),
-            "buffer_size": len(self.buffer),
-            "games_in_flight": self.selfplay.in_flight,
-            "rss_mb": rss / 2**20,
-            "rss_growth_mb": (rss - start_rss) / 2**20,
-        })
+        self.emit(
+            "stats",
+            {
+                "simulations_per_second": (self.selfplay.simulations - sims_mark) / max(t - t_mark, 1e-9),
+                "buffer_size": len(self.buffer),
+                "games_in_flight": self.selfplay.in_flight,
+                "rss_mb": rss / 2**20,
+                "rss_growth_mb": (rss - start_rss) / 2**20,
+            },
+        )
         return self.selfplay.simulations, t
 
     def _on_move(self, game: int, ply: int, uci: str, san: str, fen: str) -> None:
@@ -281,13 +309,24 @@ class SessionWorker:
         gc.collect()  # training and the optimizer may leave cycles behind
         self.positions_learned += self.new_positions
         self.new_positions = 0
-        self.emit("learning", {
-            "games": self.games_done, "step": self.trainer.step, "steps": stats.steps,
-            "policy_loss": stats.policy_loss, "value_loss": stats.value_loss, "total_loss": stats.total_loss,
-            "grad_norm": stats.grad_norm, "lr": stats.lr, "policy_entropy": stats.policy_entropy,
-            "samples": stats.samples, "buffer_size": len(self.buffer),
-            "positions_learned": self.positions_learned, "seconds": time.perf_counter() - t,
-        })
+        self.emit(
+            "learning",
+            {
+                "games": self.games_done,
+                "step": self.trainer.step,
+                "steps": stats.steps,
+                "policy_loss": stats.policy_loss,
+                "value_loss": stats.value_loss,
+                "total_loss": stats.total_loss,
+                "grad_norm": stats.grad_norm,
+                "lr": stats.lr,
+                "policy_entropy": stats.policy_entropy,
+                "samples": stats.samples,
+                "buffer_size": len(self.buffer),
+                "positions_learned": self.positions_learned,
+                "seconds": time.perf_counter() - t,
+            },
+        )
 
     # -- commands ------------------------------------------------------------------------
     _pending: str | None = None  # a command read during an evaluation, for the main loop
@@ -316,8 +355,9 @@ class SessionWorker:
             return "greedy", players.GreedyPlayer(cfg["seed"])
         elo = cfg["eval_uci_elo"]
         options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
-        player = players.UciPlayer(uci_command(cfg["eval_uci_engine"]), options=options,
-                                   limit=chess.engine.Limit(time=0.05))
+        player = players.UciPlayer(
+            uci_command(cfg["eval_uci_engine"]), options=options, limit=chess.engine.Limit(time=0.05)
+        )
         return f"uci-{elo}" if elo else "uci", player
 
     def _evaluate(self) -> None:
@@ -336,20 +376,33 @@ class SessionWorker:
         for name, opponent in matches:
             t = time.perf_counter()
             try:
-                result = arena.play_match(candidate, opponent, pairs=cfg["eval_games"] // 2,  # fixed rules
-                                          seed=cfg["seed"] + generation, should_stop=self._stop_requested)
+                result = arena.play_match(
+                    candidate,
+                    opponent,
+                    pairs=cfg["eval_games"] // 2,  # fixed rules
+                    seed=cfg["seed"] + generation,
+                    should_stop=self._stop_requested,
+                )
             finally:
                 if hasattr(opponent, "close"):
                     opponent.close()
             if result is None:  # stopped or shut down mid-match: no partial result is reported
                 return
-            data = {"generation": generation, "games_played": self.games_done, "opponent": name,
-                    "wins": result.wins, "draws": result.draws, "losses": result.losses,
-                    "pentanomial": result.pentanomial(), "adjudicated": sum(g.adjudicated for g in result.games),
-                    "seconds": time.perf_counter() - t}
+            data = {
+                "generation": generation,
+                "games_played": self.games_done,
+                "opponent": name,
+                "wins": result.wins,
+                "draws": result.draws,
+                "losses": result.losses,
+                "pentanomial": result.pentanomial(),
+                "adjudicated": sum(g.adjudicated for g in result.games),
+                "seconds": time.perf_counter() - t,
+            }
             if name == f"gen{previous_generation}":
-                verdict = sprt(data["pentanomial"], cfg["sprt_elo0"], cfg["sprt_elo1"], cfg["sprt_alpha"],
-                               cfg["sprt_beta"])
+                verdict = sprt(
+                    data["pentanomial"], cfg["sprt_elo0"], cfg["sprt_elo1"], cfg["sprt_alpha"], cfg["sprt_beta"]
+                )
                 data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
                 if cfg["gating"] and verdict.state == "accepted":
                     self.evaluator.refresh()  # promote: self-play now uses this checkpoint
@@ -375,18 +428,35 @@ class SessionWorker:
         folder.mkdir(parents=True, exist_ok=True)
         weights = folder / f"gen-{self.generation:04d}.safetensors"
         state = folder / f"gen-{self.generation:04d}.state.pt"
-        sha = network.save_weights(self.net, weights, generation=self.generation, seed=self.cfg["seed"],
-                                   extra={"session_id": self.spec.session_id, "games": self.games_done})
+        sha = network.save_weights(
+            self.net,
+            weights,
+            generation=self.generation,
+            seed=self.cfg["seed"],
+            extra={"session_id": self.spec.session_id, "games": self.games_done},
+        )
         # tensors, numbers, strings, lists and dicts only: it loads with weights_only=True
         values = {
-            "generation": self.generation, "games": self.games_done, "optimizer": self.trainer.state_dict(),
+            "generation": self.generation,
+            "games": self.games_done,
+            "optimizer": self.trainer.state_dict(),
             "buffer_rng": self.buffer.state_dict() if hasattr(self.buffer, "state_dict") else None,
-            "positions_learned": self.positions_learned, "torch_rng": torch.get_rng_state(),
-            "weights": weights.name, "elapsed_s": self._elapsed(),
+            "positions_learned": self.positions_learned,
+            "torch_rng": torch.get_rng_state(),
+            "weights": weights.name,
+            "elapsed_s": self._elapsed(),
         }
         network.write_durably(state, lambda tmp: torch.save(values, tmp))
-        self.emit("checkpoint", {"generation": self.generation, "games": self.games_done, "path": str(weights),
-                                 "state_path": str(state), "sha256": sha})
+        self.emit(
+            "checkpoint",
+            {
+                "generation": self.generation,
+                "games": self.games_done,
+                "path": str(weights),
+                "state_path": str(state),
+                "sha256": sha,
+            },
+        )
         self._last_checkpoint_games = self.games_done
         self.generation += 1
 

@@ -65,12 +65,21 @@ def elo_regression(elo_delta: float, t: AlertThresholds | None = None) -> Alert 
     if not elo_delta < limit:
         return None
     severity = CRITICAL if elo_delta <= 2 * limit else WARNING
-    return Alert("elo_regression", severity, f"rating fell {-elo_delta:.0f} Elo below the best checkpoint "
-                 f"(limit {-limit:.0f})", float(elo_delta), limit)
+    return Alert(
+        "elo_regression",
+        severity,
+        f"rating fell {-elo_delta:.0f} Elo below the best checkpoint (limit {-limit:.0f})",
+        float(elo_delta),
+        limit,
+    )
 
 
-def loss_spike(loss: float, recent_losses: Sequence[float], t: AlertThresholds | None = None,
-               min_window: int = LOSS_SPIKE_MIN_WINDOW) -> Alert | None:
+def loss_spike(
+    loss: float,
+    recent_losses: Sequence[float],
+    t: AlertThresholds | None = None,
+    min_window: int = LOSS_SPIKE_MIN_WINDOW,
+) -> Alert | None:
     """Fires when `loss` > factor * mean(recent_losses), `recent_losses` being the window
     BEFORE this loss (not including it); None while the window has fewer than `min_window`
     values or its mean is not positive. A NaN or infinite loss (divergence) fires critical."""
@@ -83,8 +92,13 @@ def loss_spike(loss: float, recent_losses: Sequence[float], t: AlertThresholds |
     if not (math.isfinite(mean) and mean > 0) or not loss > factor * mean:
         return None
     severity = CRITICAL if loss >= 2 * factor * mean else WARNING
-    return Alert("loss_spike", severity, f"training loss {loss:.4g} is {loss / mean:.1f}x its recent mean "
-                 f"{mean:.4g} (limit {factor:g}x)", float(loss), factor * mean)
+    return Alert(
+        "loss_spike",
+        severity,
+        f"training loss {loss:.4g} is {loss / mean:.1f}x its recent mean {mean:.4g} (limit {factor:g}x)",
+        float(loss),
+        factor * mean,
+    )
 
 
 def memory_growth(growth_mb: float, t: AlertThresholds | None = None) -> Alert | None:
@@ -93,8 +107,9 @@ def memory_growth(growth_mb: float, t: AlertThresholds | None = None) -> Alert |
     if not growth_mb > limit:
         return None
     severity = CRITICAL if growth_mb >= 2 * limit else WARNING
-    return Alert("memory_growth", severity, f"memory grew by {growth_mb:.0f} MB (limit {limit:.0f} MB)",
-                 float(growth_mb), limit)
+    return Alert(
+        "memory_growth", severity, f"memory grew by {growth_mb:.0f} MB (limit {limit:.0f} MB)", float(growth_mb), limit
+    )
 
 
 def timeout_rate(rate: float, t: AlertThresholds | None = None) -> Alert | None:
@@ -128,7 +143,6 @@ def check_all(
     return [a for a in found if a is not None]
 
 
-
 class AlertTracker:
     """Remembers the active alerts so each condition is raised once per episode: an alert is
     new when its name was not active, or when it escalates from warning to critical; a name
@@ -154,8 +168,12 @@ class AlertTracker:
 
     def check(self, **inputs: Any) -> list[Alert]:
         """check_all(self.thresholds, **inputs), then update; only given inputs count as checked."""
-        keys = {"elo_delta": "elo_regression", "loss": "loss_spike", "memory_growth_mb": "memory_growth",
-                "timeout_rate": "timeout_rate"}
+        keys = {
+            "elo_delta": "elo_regression",
+            "loss": "loss_spike",
+            "memory_growth_mb": "memory_growth",
+            "timeout_rate": "timeout_rate",
+        }
         checked = [keys[k] for k, v in inputs.items() if k in keys and v is not None]
         return self.update(check_all(self.thresholds, **inputs), checked)
 

@@ -214,8 +214,9 @@ def two_proportion_z(successes_1: float, n_1: int, successes_2: float, n_2: int)
     return z, _normal_two_sided_p(z)
 
 
-def _trend_indicator(name: str, y: Sequence[float], x: Sequence[float] | None, higher_is_better: bool,
-                     alpha: float, unit: str) -> Indicator:
+def _trend_indicator(
+    name: str, y: Sequence[float], x: Sequence[float] | None, higher_is_better: bool, alpha: float, unit: str
+) -> Indicator:
     values = [float(v) for v in y]
     last = values[-1] if values else None
     trend = linear_trend(values, x) if len(values) >= MIN_TREND_POINTS else None
@@ -224,8 +225,7 @@ def _trend_indicator(name: str, y: Sequence[float], x: Sequence[float] | None, h
         if trend is not None:
             detail["reason"] = "too few independent values (autocorrelation)"
             detail.update(trend.to_dict())
-        return Indicator(name, _finite(last), _finite(trend.slope) if trend else None, INSUFFICIENT,
-                         _clean(detail))
+        return Indicator(name, _finite(last), _finite(trend.slope) if trend else None, INSUFFICIENT, _clean(detail))
     verdict = _direction(trend.slope, trend.p_value < alpha, higher_is_better)
     detail = {**trend.to_dict(), "unit": unit, "mean": float(np.mean(values)), "alpha": alpha}
     return Indicator(name, last, trend.slope, verdict, _clean(detail))
@@ -294,8 +294,14 @@ def elo_progression(points: Sequence[Sequence[float]], confidence: float = 0.95)
     if len(games):
         delta = float(rating[-1] - rating[0])
         delta_se = math.sqrt(float(se[0] ** 2 + se[-1] ** 2))
-        detail.update(delta=delta, delta_stderr=delta_se, delta_low=delta - z * delta_se,
-                      delta_high=delta + z * delta_se, games_first=float(games[0]), games_last=float(games[-1]))
+        detail.update(
+            delta=delta,
+            delta_stderr=delta_se,
+            delta_low=delta - z * delta_se,
+            delta_high=delta + z * delta_se,
+            games_first=float(games[0]),
+            games_last=float(games[-1]),
+        )
     fit = _elo_fit(points, confidence)
     newest = float(rating[-1]) if len(rating) else None
     if fit is None:
@@ -303,8 +309,15 @@ def elo_progression(points: Sequence[Sequence[float]], confidence: float = 0.95)
     slope, stderr, chi2, dof, scale = fit[:5]
     per10, se10 = 10.0 * slope, 10.0 * stderr
     low, high = per10 - z * se10, per10 + z * se10
-    detail.update(slope_per_10_games=per10, slope_stderr=se10, slope_low=low, slope_high=high,
-                  chi2=chi2, dof=dof, stderr_scale=scale)
+    detail.update(
+        slope_per_10_games=per10,
+        slope_stderr=se10,
+        slope_low=low,
+        slope_high=high,
+        chi2=chi2,
+        dof=dof,
+        stderr_scale=scale,
+    )
     if len(games) < MIN_ELO_POINTS:
         return Indicator("elo_progression", newest, per10, INSUFFICIENT, detail)
     verdict = IMPROVING if low > 0 else WORSENING if high < 0 else STABLE
@@ -364,10 +377,17 @@ def win_rate_trend(results: Sequence[str], window: int = DEFAULT_WIN_RATE_WINDOW
     z_w, p_w = two_proportion_z(first_w, window, last_w, window)
     change = float((last_d - first_d) / window)
     detail.update(
-        decisive_first=float(first_d / window), decisive_last=float(last_d / window), decisive_z=z_d, decisive_p=p_d,
-        white_score_first=float(first_w / window), white_score_last=float(last_w / window),
-        white_score_z=z_w, white_score_p=p_w, decisive_overall=float(decisive.mean()),
-        white_score_overall=float(white.mean()), alpha=alpha,
+        decisive_first=float(first_d / window),
+        decisive_last=float(last_d / window),
+        decisive_z=z_d,
+        decisive_p=p_d,
+        white_score_first=float(first_w / window),
+        white_score_last=float(last_w / window),
+        white_score_z=z_w,
+        white_score_p=p_w,
+        decisive_overall=float(decisive.mean()),
+        white_score_overall=float(white.mean()),
+        alpha=alpha,
     )
     return Indicator("win_rate_trend", float(last_d / window), change, _direction(change, p_d < alpha, True), detail)
 
@@ -417,15 +437,20 @@ def loss_spread(losses: Sequence[float], window: int | None = None, alpha: float
     return Indicator("loss_spread", sd_last, ratio, _direction(1.0 - ratio, p < alpha, True), detail)
 
 
-def policy_entropy_trend(entropies: Sequence[float], steps: Sequence[float] | None = None,
-                         alpha: float = ALPHA) -> Indicator:
+def policy_entropy_trend(
+    entropies: Sequence[float], steps: Sequence[float] | None = None, alpha: float = ALPHA
+) -> Indicator:
     """Slope of the learning steps' policy entropy (t-test with n_eff); decreasing = sharper
     policy = improving (a collapse to one move would also read so: pair it with the Elo)."""
     return _trend_indicator("policy_entropy", entropies, steps, False, alpha, "nats per step")
 
 
-def high_confidence_moves(max_probabilities: Sequence[float], threshold: float = HIGH_CONFIDENCE,
-                          window: int | None = None, alpha: float = ALPHA) -> Indicator:
+def high_confidence_moves(
+    max_probabilities: Sequence[float],
+    threshold: float = HIGH_CONFIDENCE,
+    window: int | None = None,
+    alpha: float = ALPHA,
+) -> Indicator:
     """Share of moves whose policy max probability is >= `threshold` (seed target: > 60% of
     moves), first vs last `window` moves (default a quarter each), two-proportion z-test (moves
     of one game are not independent: approximate). value: share in the last window; trend:
@@ -436,8 +461,14 @@ def high_confidence_moves(max_probabilities: Sequence[float], threshold: float =
     hit = (v >= threshold).astype(float)
     n = len(hit)
     w = n // 4 if window is None else int(window)
-    detail: dict[str, Any] = {"moves": n, "window": w, "threshold": threshold, "target": HIGH_CONFIDENCE_TARGET,
-                              "share_overall": float(hit.mean()) if n else None, "min_window": MIN_MOVES_WINDOW}
+    detail: dict[str, Any] = {
+        "moves": n,
+        "window": w,
+        "threshold": threshold,
+        "target": HIGH_CONFIDENCE_TARGET,
+        "share_overall": float(hit.mean()) if n else None,
+        "min_window": MIN_MOVES_WINDOW,
+    }
     if w < MIN_MOVES_WINDOW or 2 * w > n:
         share = float(hit.mean()) if n else None
         detail["meets_target"] = None if share is None else share > HIGH_CONFIDENCE_TARGET
@@ -445,14 +476,24 @@ def high_confidence_moves(max_probabilities: Sequence[float], threshold: float =
     first, last = float(hit[:w].sum()), float(hit[-w:].sum())
     z, p = two_proportion_z(first, w, last, w)
     change = (last - first) / w
-    detail.update(share_first=first / w, share_last=last / w, z=z, p_value=p, alpha=alpha,
-                  meets_target=last / w > HIGH_CONFIDENCE_TARGET)
+    detail.update(
+        share_first=first / w,
+        share_last=last / w,
+        z=z,
+        p_value=p,
+        alpha=alpha,
+        meets_target=last / w > HIGH_CONFIDENCE_TARGET,
+    )
     return Indicator("high_confidence_moves", last / w, change, _direction(change, p < alpha, True), detail)
 
 
-def value_calibration(pairs: Sequence[tuple[float, float]], bins: int = CALIBRATION_BINS,
-                      ece_threshold: float = ECE_THRESHOLD, min_samples: int = MIN_CALIBRATION_SAMPLES,
-                      alpha: float = ALPHA) -> Indicator:
+def value_calibration(
+    pairs: Sequence[tuple[float, float]],
+    bins: int = CALIBRATION_BINS,
+    ece_threshold: float = ECE_THRESHOLD,
+    min_samples: int = MIN_CALIBRATION_SAMPLES,
+    alpha: float = ALPHA,
+) -> Indicator:
     """Calibration of the value head from (root value in [-1, 1], final result +1/0/-1), both
     from the side to move. Expected score e = (v + 1) / 2, actual a = (result + 1) / 2.
 
@@ -493,8 +534,15 @@ def value_calibration(pairs: Sequence[tuple[float, float]], bins: int = CALIBRAT
         detail["bins"].append({"low": b / bins, "high": (b + 1) / bins, "count": nb, "expected": me, "actual": ma})
     brier = float(((e - a) ** 2).mean())
     p = 0.0 if math.isinf(h) else chi2_sf_wilson_hilferty(h, k)
-    detail.update(brier=brier, brier_reference=float(((a - a.mean()) ** 2).mean()), ece=ece,
-                  chi2=_finite(h), dof=k, p_value=p, alpha=alpha)
+    detail.update(
+        brier=brier,
+        brier_reference=float(((a - a.mean()) ** 2).mean()),
+        ece=ece,
+        chi2=_finite(h),
+        dof=k,
+        p_value=p,
+        alpha=alpha,
+    )
     if n < min_samples:
         verdict = INSUFFICIENT
     elif ece < ece_threshold:

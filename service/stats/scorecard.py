@@ -124,6 +124,7 @@ class Scorecard:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary, in sections."""
+
         def colour(wins: int, losses: int, score: float | None, win_rate: float | None) -> dict[str, Any]:
             return {"wins": wins, "losses": losses, "draws": self.draws, "score": score, "win_rate": win_rate}
 

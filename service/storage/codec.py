@@ -47,7 +47,7 @@ def decode_policies(blob: bytes) -> list[np.ndarray]:
         end = pos + 1 + 2 * n
         if n == 0 or end > len(view):
             raise ValueError(f"corrupt policy blob at byte {pos}")
-        out.append(np.frombuffer(view[pos + 1:end], dtype=F16).copy())
+        out.append(np.frombuffer(view[pos + 1 : end], dtype=F16).copy())
         pos = end
     return out
 

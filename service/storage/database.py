@@ -40,17 +40,35 @@ class DatabaseUnavailable(DatabaseError):
     during an outage): nothing of it was stored."""
 
 
-SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error",
-                    "database or disk is full", "unable to open database file")
+SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+)
 """SQLite OperationalError messages that say "not now" rather than "wrong": another process
 holds the write lock past the busy timeout, the disk is full or failing, the file is gone
 for a moment (a remount). Every other SQLite OperationalError (no such table, a syntax
 error) is a bug and is never retried."""
 
 
-_NETWORK_ERRNOS = frozenset(getattr(errno, name) for name in (
-    "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "ENETUNREACH", "ENETDOWN", "EHOSTUNREACH", "EHOSTDOWN",
-    "ETIMEDOUT", "EPIPE", "ENOTCONN") if hasattr(errno, name))
+_NETWORK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "ENETUNREACH",
+        "ENETDOWN",
+        "EHOSTUNREACH",
+        "EHOSTDOWN",
+        "ETIMEDOUT",
+        "EPIPE",
+        "ENOTCONN",
+    )
+    if hasattr(errno, name)
+)
 
 
 def asyncpg_connection_errors() -> tuple[type[Exception], ...]:
@@ -59,10 +77,12 @@ def asyncpg_connection_errors() -> tuple[type[Exception], ...]:
         from asyncpg import exceptions as pg
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return ()
-    return (pg.PostgresConnectionError,  # SQLSTATE 08xxx: connection failure, rejection...
-            pg.ConnectionDoesNotExistError,  # the connection was closed under a query
-            pg.OperatorInterventionError,  # 57xxx: admin/crash shutdown, "cannot connect now"
-            pg.TooManyConnectionsError)
+    return (
+        pg.PostgresConnectionError,  # SQLSTATE 08xxx: connection failure, rejection...
+        pg.ConnectionDoesNotExistError,  # the connection was closed under a query
+        pg.OperatorInterventionError,  # 57xxx: admin/crash shutdown, "cannot connect now"
+        pg.TooManyConnectionsError,
+    )
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -95,7 +115,8 @@ def is_connection_error(exc: BaseException) -> bool:
             if isinstance(err, sa_exc.IntegrityError):
                 return False
             if isinstance(err, sa_exc.OperationalError) and any(
-                    text_ in str(err.orig).lower() for text_ in SQLITE_TRANSIENT):
+                text_ in str(err.orig).lower() for text_ in SQLITE_TRANSIENT
+            ):
                 return True
             pending.append(err.orig)
         elif isinstance(err, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)):
@@ -119,7 +140,8 @@ def _parse(url: str | URL) -> URL:
     if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise ValueError(
             f"DATABASE_URL {safe_url(parsed)!r} is not supported: use sqlite+aiosqlite:///PATH "
-            "or postgresql+asyncpg://USER@HOST:PORT/DB")
+            "or postgresql+asyncpg://USER@HOST:PORT/DB"
+        )
     return parsed
 
 
@@ -176,8 +198,10 @@ async def check_connection(engine: AsyncEngine, timeout: float = 10.0) -> None:
 def alembic_config(url: str | URL) -> Config:
     """An Alembic Config for the repository's `migrations/` folder and `url`."""
     if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise DatabaseError(f"Alembic migrations not found at {MIGRATIONS_DIR}: run from the source tree "
-                            "(an editable install, or an image that copies migrations/ next to service/)")
+        raise DatabaseError(
+            f"Alembic migrations not found at {MIGRATIONS_DIR}: run from the source tree "
+            "(an editable install, or an image that copies migrations/ next to service/)"
+        )
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     rendered = make_url(url).render_as_string(hide_password=False)

@@ -118,7 +118,8 @@ class SessionRow(Base):
     config: Mapped[dict[str, Any]]
     seed: Mapped[int] = mapped_column(BigInteger, index=True)
     init_checkpoint_id: Mapped[int | None] = mapped_column(
-        ForeignKey("checkpoints.id", ondelete="SET NULL", use_alter=True))
+        ForeignKey("checkpoints.id", ondelete="SET NULL", use_alter=True)
+    )
     failure_reason: Mapped[str | None] = mapped_column(Text)
     stop_reason: Mapped[str | None] = mapped_column(String(64))
     games_done: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -134,8 +135,8 @@ class SessionRow(Base):
 
     games: WriteOnlyMapped[GameRow] = _children("GameRow")
     checkpoints: WriteOnlyMapped[CheckpointRow] = relationship(
-        "CheckpointRow", cascade="all, delete-orphan", passive_deletes=True,
-        foreign_keys="CheckpointRow.session_id")
+        "CheckpointRow", cascade="all, delete-orphan", passive_deletes=True, foreign_keys="CheckpointRow.session_id"
+    )
     evaluations: WriteOnlyMapped[EvaluationRow] = _children("EvaluationRow")
     metric_snapshots: WriteOnlyMapped[MetricSnapshotRow] = _children("MetricSnapshotRow")
     events: WriteOnlyMapped[EventRow] = _children("EventRow")
@@ -258,5 +259,10 @@ class EventRow(Base):
 
     def to_message(self) -> dict[str, Any]:
         """The WebSocket message (DESIGN.md "Live events"): seq, session_id, type, ts (RFC 3339), data."""
-        return {"seq": self.seq, "session_id": self.session_id, "type": self.type,
-                "ts": self.ts.isoformat().replace("+00:00", "Z"), "data": self.data}
+        return {
+            "seq": self.seq,
+            "session_id": self.session_id,
+            "type": self.type,
+            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "data": self.data,
+        }

@@ -38,7 +38,8 @@ from .models import (
 )
 
 SETTABLE_SESSION_FIELDS = frozenset(
-    {"failure_reason", "stop_reason", "started_at", "finished_at", "games_done", "init_checkpoint_id"})
+    {"failure_reason", "stop_reason", "started_at", "finished_at", "games_done", "init_checkpoint_id"}
+)
 """Session columns `set_state` may change along with the state."""
 
 
@@ -55,6 +56,7 @@ class StateConflict(Exception):
 
 
 # -- cursors -----------------------------------------------------------------------------
+
 
 def _encode_cursor(value: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).decode().rstrip("=")
@@ -97,8 +99,10 @@ def _check_limit(limit: int) -> None:
 
 # -- sessions ----------------------------------------------------------------------------
 
-async def create_session(db: AsyncSession, config: dict[str, Any], seed: int,
-                         init_checkpoint_id: int | None = None) -> SessionRow:
+
+async def create_session(
+    db: AsyncSession, config: dict[str, Any], seed: int, init_checkpoint_id: int | None = None
+) -> SessionRow:
     """A new `pending` session (config: `SessionConfig.model_dump(mode="json")`)."""
     row = SessionRow(config=config, seed=seed, init_checkpoint_id=init_checkpoint_id, state="pending")
     db.add(row)
@@ -141,7 +145,8 @@ _NEWEST_SNAPSHOT = (
 # Statements the read routes run on every request are built once (building `column == value`
 # costs as much as running the query through the driver), with bind parameters.
 _SESSION_AND_NEWEST = select(SessionRow, _NEWEST_RATED_EVALUATION, _NEWEST_SNAPSHOT).where(
-    SessionRow.id == bindparam("session_id"))
+    SessionRow.id == bindparam("session_id")
+)
 
 
 async def session_and_newest(db: AsyncSession, session_id: str) -> tuple[SessionRow, int | None, int | None] | None:
@@ -152,8 +157,9 @@ async def session_and_newest(db: AsyncSession, session_id: str) -> tuple[Session
     return None if row is None else (row[0], row[1], row[2])
 
 
-_SESSION_VERSION = select(SessionRow.updated_at, SessionRow.games_done, SessionRow.state,
-                          _NEWEST_RATED_EVALUATION, _NEWEST_SNAPSHOT).where(SessionRow.id == bindparam("session_id"))
+_SESSION_VERSION = select(
+    SessionRow.updated_at, SessionRow.games_done, SessionRow.state, _NEWEST_RATED_EVALUATION, _NEWEST_SNAPSHOT
+).where(SessionRow.id == bindparam("session_id"))
 
 
 async def session_version(db: AsyncSession, session_id: str) -> tuple[Any, ...] | None:
@@ -172,9 +178,11 @@ async def get_metric_snapshot(db: AsyncSession, snapshot_id: int) -> MetricSnaps
 
 async def evaluation_with_generation(db: AsyncSession, evaluation_id: int) -> tuple[EvaluationRow, int] | None:
     """An evaluation and its checkpoint's generation, or None."""
-    query = (select(EvaluationRow, CheckpointRow.generation)
-             .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
-             .where(EvaluationRow.id == evaluation_id))
+    query = (
+        select(EvaluationRow, CheckpointRow.generation)
+        .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
+        .where(EvaluationRow.id == evaluation_id)
+    )
     row = (await db.execute(query)).first()
     return None if row is None else (row[0], row[1])
 
@@ -187,8 +195,9 @@ async def require_session(db: AsyncSession, session_id: str) -> SessionRow:
     return row
 
 
-async def list_sessions(db: AsyncSession, state: str | None = None, limit: int = 50,
-                        cursor: str | None = None) -> tuple[list[SessionRow], str | None]:
+async def list_sessions(
+    db: AsyncSession, state: str | None = None, limit: int = 50, cursor: str | None = None
+) -> tuple[list[SessionRow], str | None]:
     """Sessions newest first (by created_at, then id), optionally in one state; returns
     (rows, next_cursor), next_cursor None on the last page."""
     _check_limit(limit)
@@ -199,8 +208,9 @@ async def list_sessions(db: AsyncSession, state: str | None = None, limit: int =
         query = query.where(SessionRow.state == state)
     if cursor is not None:
         created, last_id = _session_cursor(cursor)
-        query = query.where(or_(SessionRow.created_at < created,
-                                and_(SessionRow.created_at == created, SessionRow.id < last_id)))
+        query = query.where(
+            or_(SessionRow.created_at < created, and_(SessionRow.created_at == created, SessionRow.id < last_id))
+        )
     rows = list((await db.scalars(query)).all())
     if len(rows) <= limit:
         return rows, None
@@ -216,8 +226,9 @@ async def sessions_in_state(db: AsyncSession, state: str, limit: int | None = No
     return list((await db.scalars(query)).all())
 
 
-async def set_state(db: AsyncSession, session_id: str, state: str, *,
-                    from_states: Collection[str] | None = None, **fields: Any) -> SessionRow:
+async def set_state(
+    db: AsyncSession, session_id: str, state: str, *, from_states: Collection[str] | None = None, **fields: Any
+) -> SessionRow:
     """Move a session to `state` and set `fields` (SETTABLE_SESSION_FIELDS), updated_at too.
 
     With `from_states`, the change happens only from one of them (the row is locked on
@@ -254,6 +265,7 @@ async def delete_session(db: AsyncSession, session_id: str) -> bool:
 
 # -- leases: one owner per session --------------------------------------------------------
 
+
 class LeaseHeld(Exception):
     """Another live process holds the session's lease (the API answers 409)."""
 
@@ -285,8 +297,9 @@ async def _locked_session(db: AsyncSession, session_id: str) -> SessionRow:
     return row
 
 
-async def check_lease(db: AsyncSession, session_id: str, owner: str, now: datetime,
-                      stale: Callable[[str], bool] = lambda other: False) -> SessionRow:
+async def check_lease(
+    db: AsyncSession, session_id: str, owner: str, now: datetime, stale: Callable[[str], bool] = lambda other: False
+) -> SessionRow:
     """The session (row locked on PostgreSQL), unless another live process holds its lease:
     LeaseHeld. `stale(owner)` tells a holder known to be gone (a dead process of this host)."""
     row = await _locked_session(db, session_id)
@@ -296,8 +309,14 @@ async def check_lease(db: AsyncSession, session_id: str, owner: str, now: dateti
     return row
 
 
-async def claim_lease(db: AsyncSession, session_id: str, owner: str, now: datetime, lease_s: float,
-                      stale: Callable[[str], bool] = lambda other: False) -> SessionRow:
+async def claim_lease(
+    db: AsyncSession,
+    session_id: str,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+    stale: Callable[[str], bool] = lambda other: False,
+) -> SessionRow:
     """Make `owner` the session's owner until `now + lease_s`; LeaseHeld while another live
     process holds it (its lease has not expired and it is not `stale`)."""
     row = await check_lease(db, session_id, owner, now, stale)
@@ -308,9 +327,12 @@ async def claim_lease(db: AsyncSession, session_id: str, owner: str, now: dateti
 
 async def renew_lease(db: AsyncSession, session_id: str, owner: str, now: datetime, lease_s: float) -> None:
     """Extend `owner`'s lease of a session it runs; LeaseLost if it is no longer the owner."""
-    query = (update(SessionRow).where(SessionRow.id == session_id, SessionRow.owner == owner)
-             .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
-             .execution_options(synchronize_session=False))
+    query = (
+        update(SessionRow)
+        .where(SessionRow.id == session_id, SessionRow.owner == owner)
+        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
     # an UPDATE's result is a CursorResult (AsyncSession.execute is typed as returning any Result)
     if cast(CursorResult[Any], await db.execute(query)).rowcount != 1:
         raise LeaseLost(f"session {session_id} is no longer run by {owner}")
@@ -318,21 +340,28 @@ async def renew_lease(db: AsyncSession, session_id: str, owner: str, now: dateti
 
 async def renew_leases(db: AsyncSession, owner: str, now: datetime, lease_s: float) -> int:
     """Extend every lease `owner` holds (its heartbeat); how many it holds."""
-    query = (update(SessionRow).where(SessionRow.owner == owner)
-             .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
-             .execution_options(synchronize_session=False))
+    query = (
+        update(SessionRow)
+        .where(SessionRow.owner == owner)
+        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
     return int(cast(CursorResult[Any], await db.execute(query)).rowcount or 0)
 
 
 async def release_lease(db: AsyncSession, session_id: str, owner: str) -> None:
     """Give up `owner`'s lease of a session (a no-op if it does not hold it)."""
-    query = (update(SessionRow).where(SessionRow.id == session_id, SessionRow.owner == owner)
-             .values(owner=None, heartbeat_at=None, lease_expires_at=None)
-             .execution_options(synchronize_session=False))
+    query = (
+        update(SessionRow)
+        .where(SessionRow.id == session_id, SessionRow.owner == owner)
+        .values(owner=None, heartbeat_at=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
     await db.execute(query)
 
 
 # -- games -------------------------------------------------------------------------------
+
 
 def game_row(session_id: str, message: dict[str, Any]) -> GameRow:
     """A GameRow from a worker's game message (`service.sessions.worker.game_message`)."""
@@ -364,8 +393,11 @@ async def add_game(db: AsyncSession, session_id: str, message: dict[str, Any]) -
     row = game_row(session_id, message)
     db.add(row)
     await db.flush()
-    await db.execute(update(SessionRow).where(SessionRow.id == session_id)
-                     .values(games_done=SessionRow.games_done + 1, updated_at=utcnow()))
+    await db.execute(
+        update(SessionRow)
+        .where(SessionRow.id == session_id)
+        .values(games_done=SessionRow.games_done + 1, updated_at=utcnow())
+    )
     return row
 
 
@@ -374,12 +406,12 @@ async def get_game(db: AsyncSession, game_id: int) -> GameRow | None:
     return await db.get(GameRow, game_id)
 
 
-async def list_games(db: AsyncSession, session_id: str, limit: int = 50,
-                     cursor: str | None = None) -> tuple[list[GameRow], str | None]:
+async def list_games(
+    db: AsyncSession, session_id: str, limit: int = 50, cursor: str | None = None
+) -> tuple[list[GameRow], str | None]:
     """A session's games by number ascending; returns (rows, next_cursor)."""
     _check_limit(limit)
-    query = (select(GameRow).where(GameRow.session_id == session_id)
-             .order_by(GameRow.number).limit(limit + 1))
+    query = select(GameRow).where(GameRow.session_id == session_id).order_by(GameRow.number).limit(limit + 1)
     if cursor is not None:
         query = query.where(GameRow.number > _number_cursor(cursor))
     rows = list((await db.scalars(query)).all())
@@ -388,17 +420,35 @@ async def list_games(db: AsyncSession, session_id: str, limit: int = 50,
     return rows[:limit], _encode_cursor([rows[limit - 1].number])
 
 
-GAME_SUMMARY_COLUMNS = ("id", "session_id", "number", "result", "termination", "adjudicated", "plies", "moves",
-                        "temperature", "simulations", "duration_s", "material", "false_resign", "created_at")
+GAME_SUMMARY_COLUMNS = (
+    "id",
+    "session_id",
+    "number",
+    "result",
+    "termination",
+    "adjudicated",
+    "plies",
+    "moves",
+    "temperature",
+    "simulations",
+    "duration_s",
+    "material",
+    "false_resign",
+    "created_at",
+)
 """The columns of a game list's items: everything but the PGN and the search-target blobs."""
-_GAME_SUMMARIES = (select(*(getattr(GameRow, name) for name in GAME_SUMMARY_COLUMNS))
-                   .where(GameRow.session_id == bindparam("session_id"))
-                   .order_by(GameRow.number).limit(bindparam("limit")))
+_GAME_SUMMARIES = (
+    select(*(getattr(GameRow, name) for name in GAME_SUMMARY_COLUMNS))
+    .where(GameRow.session_id == bindparam("session_id"))
+    .order_by(GameRow.number)
+    .limit(bindparam("limit"))
+)
 _GAME_SUMMARIES_AFTER = _GAME_SUMMARIES.where(GameRow.number > bindparam("after"))
 
 
-async def list_game_summaries(db: AsyncSession, session_id: str, limit: int = 50,
-                              cursor: str | None = None) -> tuple[list[Any], str | None]:
+async def list_game_summaries(
+    db: AsyncSession, session_id: str, limit: int = 50, cursor: str | None = None
+) -> tuple[list[Any], str | None]:
     """As `list_games`, but rows of GAME_SUMMARY_COLUMNS only (named tuples, no ORM objects):
     a page of a list reads neither the PGN nor the policy blobs (kilobytes per game)."""
     _check_limit(limit)
@@ -413,8 +463,12 @@ async def list_game_summaries(db: AsyncSession, session_id: str, limit: int = 50
 
 async def games_pgn(db: AsyncSession, session_id: str, batch: int = 200) -> AsyncIterator[str]:
     """Each game's PGN in number order, streamed `batch` rows at a time (one read transaction)."""
-    query = (select(GameRow.pgn).where(GameRow.session_id == session_id).order_by(GameRow.number)
-             .execution_options(yield_per=batch))
+    query = (
+        select(GameRow.pgn)
+        .where(GameRow.session_id == session_id)
+        .order_by(GameRow.number)
+        .execution_options(yield_per=batch)
+    )
     result = await db.stream_scalars(query)
     try:
         async for pgn in result:
@@ -426,9 +480,12 @@ async def games_pgn(db: AsyncSession, session_id: str, batch: int = 200) -> Asyn
 async def game_pgns_after(db: AsyncSession, session_id: str, after: int, limit: int) -> list[tuple[int, str]]:
     """(number, PGN) of the session's next `limit` games numbered above `after`, in order:
     a page of a stream read in short transactions (keyset by number)."""
-    query = (select(GameRow.number, GameRow.pgn)
-             .where(GameRow.session_id == session_id, GameRow.number > after)
-             .order_by(GameRow.number).limit(limit))
+    query = (
+        select(GameRow.number, GameRow.pgn)
+        .where(GameRow.session_id == session_id, GameRow.number > after)
+        .order_by(GameRow.number)
+        .limit(limit)
+    )
     return [(number, pgn) for number, pgn in (await db.execute(query)).all()]
 
 
@@ -438,8 +495,7 @@ async def max_game_number(db: AsyncSession, session_id: str) -> int:
     return int(await db.scalar(query) or 0)
 
 
-async def newest_games(db: AsyncSession, session_id: str, limit_positions: int,
-                       batch: int = 100) -> list[GameRow]:
+async def newest_games(db: AsyncSession, session_id: str, limit_positions: int, batch: int = 100) -> list[GameRow]:
     """Newest games first until they hold `limit_positions` positions, to rebuild the replay
     buffer (of that many positions) after a restart; the game that fills it is the last read.
 
@@ -449,8 +505,12 @@ async def newest_games(db: AsyncSession, session_id: str, limit_positions: int,
     FULL_SEARCH_PROB=0 no ply has one, and every stored game would be read."""
     out: list[GameRow] = []
     positions = 0
-    query = (select(GameRow).where(GameRow.session_id == session_id).order_by(GameRow.number.desc())
-             .execution_options(yield_per=batch))
+    query = (
+        select(GameRow)
+        .where(GameRow.session_id == session_id)
+        .order_by(GameRow.number.desc())
+        .execution_options(yield_per=batch)
+    )
     result = await db.stream_scalars(query)
     try:
         async for row in result:
@@ -465,6 +525,7 @@ async def newest_games(db: AsyncSession, session_id: str, limit_positions: int,
 
 # -- checkpoints -------------------------------------------------------------------------
 
+
 def _relative(path: str | Path, checkpoint_dir: Path) -> str:
     try:
         return Path(path).resolve().relative_to(checkpoint_dir).as_posix()
@@ -472,14 +533,20 @@ def _relative(path: str | Path, checkpoint_dir: Path) -> str:
         raise ValueError(f"checkpoint file {path} is not under CHECKPOINT_DIR {checkpoint_dir}") from None
 
 
-async def add_checkpoint(db: AsyncSession, session_id: str, message: dict[str, Any],
-                         checkpoint_dir: str | Path) -> CheckpointRow:
+async def add_checkpoint(
+    db: AsyncSession, session_id: str, message: dict[str, Any], checkpoint_dir: str | Path
+) -> CheckpointRow:
     """Record a worker's checkpoint message (generation, games, path, state_path, sha256);
     file names are stored relative to CHECKPOINT_DIR. UNIQUE(session_id, generation)."""
     root = Path(checkpoint_dir).resolve()
-    row = CheckpointRow(session_id=session_id, generation=message["generation"], games=message["games"],
-                        file_name=_relative(message["path"], root),
-                        state_file_name=_relative(message["state_path"], root), sha256=message["sha256"])
+    row = CheckpointRow(
+        session_id=session_id,
+        generation=message["generation"],
+        games=message["games"],
+        file_name=_relative(message["path"], root),
+        state_file_name=_relative(message["state_path"], root),
+        sha256=message["sha256"],
+    )
     db.add(row)
     await db.flush()
     return row
@@ -498,12 +565,17 @@ async def list_checkpoints(db: AsyncSession, session_id: str) -> list[Checkpoint
 
 async def latest_checkpoint(db: AsyncSession, session_id: str) -> CheckpointRow | None:
     """A session's highest-generation checkpoint, or None."""
-    query = (select(CheckpointRow).where(CheckpointRow.session_id == session_id)
-             .order_by(CheckpointRow.generation.desc()).limit(1))
+    query = (
+        select(CheckpointRow)
+        .where(CheckpointRow.session_id == session_id)
+        .order_by(CheckpointRow.generation.desc())
+        .limit(1)
+    )
     return await db.scalar(query)
 
 
 # -- events ------------------------------------------------------------------------------
+
 
 def json_safe(value: Any) -> Any:
     """`value` with every NaN or infinite float replaced by None: JSON has no such numbers
@@ -525,8 +597,12 @@ async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str
     row's write lock until the transaction ends, so concurrent writers get consecutive seqs
     (no gap, no duplicate: a rolled-back transaction gives its number back).
     """
-    bump = (update(SessionRow).where(SessionRow.id == session_id)
-            .values(last_seq=SessionRow.last_seq + 1).returning(SessionRow.last_seq))
+    bump = (
+        update(SessionRow)
+        .where(SessionRow.id == session_id)
+        .values(last_seq=SessionRow.last_seq + 1)
+        .returning(SessionRow.last_seq)
+    )
     seq = (await db.execute(bump.execution_options(synchronize_session=False))).scalar_one_or_none()
     if seq is None:
         raise NotFound(f"no session {session_id}")
@@ -539,15 +615,21 @@ async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str
 async def events_since(db: AsyncSession, session_id: str, since: int = 0, limit: int = 1000) -> list[EventRow]:
     """A session's events with seq > since, in order, at most `limit`."""
     _check_limit(limit)
-    query = (select(EventRow).where(EventRow.session_id == session_id, EventRow.seq > since)
-             .order_by(EventRow.seq).limit(limit))
+    query = (
+        select(EventRow)
+        .where(EventRow.session_id == session_id, EventRow.seq > since)
+        .order_by(EventRow.seq)
+        .limit(limit)
+    )
     return list((await db.scalars(query)).all())
 
 
 # -- metrics and evaluations -------------------------------------------------------------
 
-async def add_metric_snapshot(db: AsyncSession, session_id: str, data: dict[str, Any],
-                              ts: datetime | None = None) -> MetricSnapshotRow:
+
+async def add_metric_snapshot(
+    db: AsyncSession, session_id: str, data: dict[str, Any], ts: datetime | None = None
+) -> MetricSnapshotRow:
     """Store a metrics snapshot (ts: now by default)."""
     row = MetricSnapshotRow(session_id=session_id, data=json_safe(data), ts=ts or utcnow())
     db.add(row)
@@ -555,8 +637,9 @@ async def add_metric_snapshot(db: AsyncSession, session_id: str, data: dict[str,
     return row
 
 
-async def list_metric_snapshots(db: AsyncSession, session_id: str, since: datetime | None = None,
-                                limit: int = 1000) -> list[MetricSnapshotRow]:
+async def list_metric_snapshots(
+    db: AsyncSession, session_id: str, since: datetime | None = None, limit: int = 1000
+) -> list[MetricSnapshotRow]:
     """A session's snapshots in time order (after `since`), the newest `limit` of them."""
     _check_limit(limit)
     query = select(MetricSnapshotRow).where(MetricSnapshotRow.session_id == session_id)
@@ -572,14 +655,36 @@ async def latest_metric_snapshot(db: AsyncSession, session_id: str) -> MetricSna
     return rows[0] if rows else None
 
 
-async def add_evaluation(db: AsyncSession, session_id: str, checkpoint_id: int, opponent: str, *,
-                         wins: int, draws: int, losses: int, pentanomial: list[int] | None = None,
-                         elo: float | None = None, elo_low: float | None = None, elo_high: float | None = None,
-                         sprt: dict[str, Any] | None = None) -> EvaluationRow:
+async def add_evaluation(
+    db: AsyncSession,
+    session_id: str,
+    checkpoint_id: int,
+    opponent: str,
+    *,
+    wins: int,
+    draws: int,
+    losses: int,
+    pentanomial: list[int] | None = None,
+    elo: float | None = None,
+    elo_low: float | None = None,
+    elo_high: float | None = None,
+    sprt: dict[str, Any] | None = None,
+) -> EvaluationRow:
     """Store an evaluation match of a checkpoint against `opponent` (games = W + D + L)."""
-    row = EvaluationRow(session_id=session_id, checkpoint_id=checkpoint_id, opponent=opponent,
-                        games=wins + draws + losses, wins=wins, draws=draws, losses=losses,
-                        pentanomial=pentanomial, elo=elo, elo_low=elo_low, elo_high=elo_high, sprt=sprt)
+    row = EvaluationRow(
+        session_id=session_id,
+        checkpoint_id=checkpoint_id,
+        opponent=opponent,
+        games=wins + draws + losses,
+        wins=wins,
+        draws=draws,
+        losses=losses,
+        pentanomial=pentanomial,
+        elo=elo,
+        elo_low=elo_low,
+        elo_high=elo_high,
+        sprt=sprt,
+    )
     db.add(row)
     await db.flush()
     return row
@@ -594,14 +699,18 @@ async def list_evaluations(db: AsyncSession, session_id: str) -> list[Evaluation
 async def evaluations_for_seed(db: AsyncSession, seed: int) -> list[tuple[EvaluationRow, CheckpointRow]]:
     """Every evaluation of the sessions sharing `seed` (one generation 0), with its checkpoint:
     the input of GET /v1/ratings?seed=."""
-    query = (select(EvaluationRow, CheckpointRow)
-             .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
-             .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
-             .where(SessionRow.seed == seed).order_by(EvaluationRow.id))
+    query = (
+        select(EvaluationRow, CheckpointRow)
+        .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
+        .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
+        .where(SessionRow.seed == seed)
+        .order_by(EvaluationRow.id)
+    )
     return [(e, c) for e, c in (await db.execute(query)).all()]
 
 
 # -- keys of the API's read caches (service/api/queries.py) ---------------------------------
+
 
 def game_cursor_number(cursor: str) -> int:
     """The game number a `list_games` cursor stands for (ValueError if malformed): one key
@@ -619,10 +728,11 @@ async def newest_evaluation_id(db: AsyncSession, session_id: str) -> int | None:
     return await db.scalar(_NEWEST_EVALUATION, {"session_id": session_id})
 
 
-_SEED_EVALUATIONS = (select(func.count(EvaluationRow.id), func.max(EvaluationRow.id),
-                            func.max(EvaluationRow.created_at))
-                     .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
-                     .where(SessionRow.seed == bindparam("seed")))
+_SEED_EVALUATIONS = (
+    select(func.count(EvaluationRow.id), func.max(EvaluationRow.id), func.max(EvaluationRow.created_at))
+    .join(SessionRow, EvaluationRow.session_id == SessionRow.id)
+    .where(SessionRow.seed == bindparam("seed"))
+)
 
 
 async def seed_evaluations_version(db: AsyncSession, seed: int) -> tuple[Any, ...]:

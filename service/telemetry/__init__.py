@@ -11,5 +11,16 @@ sinks ENABLE_WANDB / ENABLE_BRAINTRUST switch on and attaches them to an orchest
 from .metrics import CONTENT_TYPE, METRIC_NAMES, SessionMetrics, exposition, serve
 from .sinks import BraintrustSink, Sink, WandbSink, attach_sinks, close_sinks, make_sinks
 
-__all__ = ["CONTENT_TYPE", "METRIC_NAMES", "BraintrustSink", "SessionMetrics", "Sink", "WandbSink", "attach_sinks",
-           "close_sinks", "exposition", "make_sinks", "serve"]
+__all__ = [
+    "CONTENT_TYPE",
+    "METRIC_NAMES",
+    "BraintrustSink",
+    "SessionMetrics",
+    "Sink",
+    "WandbSink",
+    "attach_sinks",
+    "close_sinks",
+    "exposition",
+    "make_sinks",
+    "serve",
+]

@@ -72,8 +72,9 @@ GAME_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600
 _GENERATION = re.compile(r"gen(\d+)")
 _RUNNING, _PAUSED = "running", "paused"
 _FINAL = frozenset({"completed", "stopped", "failed"})
-_ACTIVITY = frozenset({"game.finished", "learning.step", "checkpoint.saved", "evaluation.finished",
-                       "metrics.snapshot", "stats"})
+_ACTIVITY = frozenset(
+    {"game.finished", "learning.step", "checkpoint.saved", "evaluation.finished", "metrics.snapshot", "stats"}
+)
 
 
 @dataclass
@@ -109,31 +110,50 @@ class SessionMetrics:
         def gauge(name: str, doc: str, labels: list[str] = sid) -> Gauge:
             return Gauge(PREFIX + name, doc, labels, registry=self.registry)
 
-        self.games = Counter(PREFIX + "games_total", "Self-play games finished, by result.",
-                             sid + ["result"], registry=self.registry)
-        self.session_duration = gauge("session_duration_seconds",
-                                      "Time the session has spent running, pauses excluded.")
-        self.elo_estimate = gauge("elo_estimate",
-                                  "Fitted rating of the newest evaluated checkpoint (evaluation matches).")
+        self.games = Counter(
+            PREFIX + "games_total", "Self-play games finished, by result.", sid + ["result"], registry=self.registry
+        )
+        self.session_duration = gauge(
+            "session_duration_seconds", "Time the session has spent running, pauses excluded."
+        )
+        self.elo_estimate = gauge(
+            "elo_estimate", "Fitted rating of the newest evaluated checkpoint (evaluation matches)."
+        )
         self.elo_low = gauge("elo_estimate_low", "Lower bound of elo_estimate's 95% interval.")
         self.elo_high = gauge("elo_estimate_high", "Upper bound of elo_estimate's 95% interval.")
-        self.elo_delta = gauge("elo_delta_per_10_games",
-                               "Slope of the evaluated checkpoints' rating per 10 self-play games (weighted fit).")
+        self.elo_delta = gauge(
+            "elo_delta_per_10_games",
+            "Slope of the evaluated checkpoints' rating per 10 self-play games (weighted fit).",
+        )
         self.training_loss = gauge("training_loss", "Loss of the latest learning phase, by head.", sid + ["head"])
-        self.positions_learned = Counter(PREFIX + "positions_learned_total",
-                                         "Self-play positions consumed by learning.", sid, registry=self.registry)
+        self.positions_learned = Counter(
+            PREFIX + "positions_learned_total", "Self-play positions consumed by learning.", sid, registry=self.registry
+        )
         self.buffer_size = gauge("buffer_size", "Positions in the replay buffer.")
         self.games_per_minute = gauge("games_per_minute", "Self-play games per minute of running time.")
         self.white_win_rate = gauge("white_win_rate", "Share of self-play games won by white.")
         self.draw_rate = gauge("draw_rate", "Share of self-play games drawn.")
-        self.move_time = Histogram(PREFIX + "move_time_seconds",
-                                   "Mean wall time per move of each self-play game (duration / plies).",
-                                   sid, buckets=MOVE_TIME_BUCKETS, registry=self.registry)
-        self.game_duration = Histogram(PREFIX + "game_duration_seconds", "Wall time of each self-play game.",
-                                       sid, buckets=GAME_DURATION_BUCKETS, registry=self.registry)
+        self.move_time = Histogram(
+            PREFIX + "move_time_seconds",
+            "Mean wall time per move of each self-play game (duration / plies).",
+            sid,
+            buckets=MOVE_TIME_BUCKETS,
+            registry=self.registry,
+        )
+        self.game_duration = Histogram(
+            PREFIX + "game_duration_seconds",
+            "Wall time of each self-play game.",
+            sid,
+            buckets=GAME_DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.simulations_per_second = gauge("simulations_per_second", "MCTS simulations per second of the worker.")
-        self.alerts = Counter(PREFIX + "alerts_total", "Alerts raised (alert.raised events), by alert and severity.",
-                              sid + ["alert", "severity"], registry=self.registry)
+        self.alerts = Counter(
+            PREFIX + "alerts_total",
+            "Alerts raised (alert.raised events), by alert and severity.",
+            sid + ["alert", "severity"],
+            registry=self.registry,
+        )
 
     # -- wiring --------------------------------------------------------------------------
     def attach(self, orchestrator: Any) -> None:
@@ -276,13 +296,28 @@ class SessionMetrics:
         session = self._sessions.pop(session_id, None)
         alert_labels = session.alert_labels if session is not None else set(ALERT_LABELS)
         extra: dict[Any, list[tuple[str, ...]]] = {
-            self.games: [(v,) for v in RESULTS.values()], self.training_loss: [(h,) for h in HEADS],
-            self.alerts: sorted(alert_labels)}
-        for metric in (self.games, self.session_duration, self.elo_estimate, self.elo_low, self.elo_high,
-                       self.elo_delta, self.training_loss,
-                       self.positions_learned, self.buffer_size, self.games_per_minute, self.white_win_rate,
-                       self.draw_rate, self.move_time, self.game_duration, self.simulations_per_second,
-                       self.alerts):
+            self.games: [(v,) for v in RESULTS.values()],
+            self.training_loss: [(h,) for h in HEADS],
+            self.alerts: sorted(alert_labels),
+        }
+        for metric in (
+            self.games,
+            self.session_duration,
+            self.elo_estimate,
+            self.elo_low,
+            self.elo_high,
+            self.elo_delta,
+            self.training_loss,
+            self.positions_learned,
+            self.buffer_size,
+            self.games_per_minute,
+            self.white_win_rate,
+            self.draw_rate,
+            self.move_time,
+            self.game_duration,
+            self.simulations_per_second,
+            self.alerts,
+        ):
             for values in extra.get(metric, [()]):
                 labels = (session_id, *values)
                 try:
@@ -295,11 +330,27 @@ class SessionMetrics:
         return exposition(self.registry)
 
 
-METRIC_NAMES = tuple(PREFIX + name for name in (
-    "games_total", "session_duration_seconds", "elo_estimate", "elo_estimate_low", "elo_estimate_high",
-    "elo_delta_per_10_games", "training_loss",
-    "positions_learned_total", "buffer_size", "games_per_minute", "white_win_rate", "draw_rate",
-    "move_time_seconds", "game_duration_seconds", "simulations_per_second", "alerts_total"))
+METRIC_NAMES = tuple(
+    PREFIX + name
+    for name in (
+        "games_total",
+        "session_duration_seconds",
+        "elo_estimate",
+        "elo_estimate_low",
+        "elo_estimate_high",
+        "elo_delta_per_10_games",
+        "training_loss",
+        "positions_learned_total",
+        "buffer_size",
+        "games_per_minute",
+        "white_win_rate",
+        "draw_rate",
+        "move_time_seconds",
+        "game_duration_seconds",
+        "simulations_per_second",
+        "alerts_total",
+    )
+)
 """DESIGN.md's names (and alerts_total), as they appear in the text exposition."""
 
 
@@ -334,8 +385,7 @@ def serve(port: int, registry: CollectorRegistry, host: str = "127.0.0.1") -> Ca
     try:
         server, thread = start_http_server(port, addr=host, registry=WithoutCreated(registry))
     except OSError as exc:
-        print(f"warning: metrics not served: cannot listen on {host}:{port} ({exc.strerror or exc})",
-              file=sys.stderr)
+        print(f"warning: metrics not served: cannot listen on {host}:{port} ({exc.strerror or exc})", file=sys.stderr)
         return None
 
     def stop() -> None:

@@ -63,8 +63,17 @@ learning steps arrive a few per second at most; stats are throttled to snapshots
 DROP_WARNING_PERIOD_S = 60.0
 CLOSE_TIMEOUT_S = 30.0
 
-EVENTS = frozenset({"session.state", "game.finished", "learning.step", "checkpoint.saved",
-                    "evaluation.finished", "metrics.snapshot", "alert.raised"})
+EVENTS = frozenset(
+    {
+        "session.state",
+        "game.finished",
+        "learning.step",
+        "checkpoint.saved",
+        "evaluation.finished",
+        "metrics.snapshot",
+        "alert.raised",
+    }
+)
 """The stored events a sink forwards. `stats` (live only, every few seconds) is left out:
 `metrics.snapshot` is its throttled, stored copy (METRICS_EXPORT_INTERVAL)."""
 FINAL_STATES = frozenset({"completed", "stopped", "failed"})
@@ -83,8 +92,9 @@ def _number(value: Any) -> float | int | None:
     return None
 
 
-def numbers(data: dict[str, Any], prefix: str = "", *, finite: bool = False,
-            skip: Iterable[str] = ()) -> dict[str, float | int]:
+def numbers(
+    data: dict[str, Any], prefix: str = "", *, finite: bool = False, skip: Iterable[str] = ()
+) -> dict[str, float | int]:
     """The top-level numeric fields of `data` (bools as 0/1), keys prefixed with `prefix`;
     `finite` drops NaN and infinities (JSON has no spelling for them)."""
     skipped = set(skip)
@@ -151,6 +161,7 @@ class Sink:
             listeners.append(self.listener)
         create = getattr(orchestrator, "create_session", None)
         if create is not None:
+
             async def create_and_configure(config: Any, *args: Any, **kwargs: Any) -> Any:
                 session_id = await create(config, *args, **kwargs)
                 dump = getattr(config, "model_dump", None)
@@ -221,8 +232,12 @@ class Sink:
             now = time.monotonic()
             if now - self._last_drop_warning >= DROP_WARNING_PERIOD_S:
                 self._last_drop_warning = now
-                log.warning("%s sink is behind: its queue of %d records is full; dropped %d record(s) so far",
-                            self.name, self._queue.maxsize, self.dropped)
+                log.warning(
+                    "%s sink is behind: its queue of %d records is full; dropped %d record(s) so far",
+                    self.name,
+                    self._queue.maxsize,
+                    self.dropped,
+                )
                 self._drops_reported = self.dropped
 
     # -- the thread ----------------------------------------------------------------------
@@ -298,8 +313,12 @@ class Sink:
                         break
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
-            log.warning("%s sink did not finish within %.0f s; %d record(s) may be lost",
-                        self.name, timeout, self._queue.qsize())
+            log.warning(
+                "%s sink did not finish within %.0f s; %d record(s) may be lost",
+                self.name,
+                timeout,
+                self._queue.qsize(),
+            )
         if self.dropped > self._drops_reported:
             log.warning("%s sink dropped %d record(s) in all (its queue was full)", self.name, self.dropped)
             self._drops_reported = self.dropped
@@ -326,6 +345,7 @@ class Sink:
 
 def _stored_config(sessionmaker: Any) -> Callable[[str], Any]:
     """A reader of a stored session's configuration (None when there is no such session)."""
+
     async def read(session_id: str) -> dict[str, Any] | None:
         from ..storage import repositories as repo
 
@@ -355,8 +375,14 @@ class WandbSink(Sink):
 
     name = "W&B"
 
-    def __init__(self, *, project: str | None = None, entity: str | None = None,
-                 queue_size: int = DEFAULT_QUEUE_SIZE, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        entity: str | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(queue_size=queue_size)
         self.project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
         self.entity = entity
@@ -373,12 +399,13 @@ class WandbSink(Sink):
         if mode not in ("offline", "dryrun", "disabled"):
             # Never an interactive login prompt from this thread: no credentials is the one warning.
             if not wandb.login(prompt=False, verify=False):
-                raise RuntimeError("no W&B credentials: set WANDB_API_KEY (or run `wandb login`), "
-                                   "or WANDB_MODE=offline to write runs locally")
+                raise RuntimeError(
+                    "no W&B credentials: set WANDB_API_KEY (or run `wandb login`), "
+                    "or WANDB_MODE=offline to write runs locally"
+                )
         # Several runs in one process (one per session), no console capture (the service's
         # logs are its own), no system monitor per run (the worker reports its own memory).
-        self._settings = wandb.Settings(console="off", silent=True, x_disable_stats=True,
-                                        **self._extra_settings)
+        self._settings = wandb.Settings(console="off", silent=True, x_disable_stats=True, **self._extra_settings)
 
     def _run_of(self, session_id: str) -> _Run:
         current = self._runs.get(session_id)
@@ -386,11 +413,19 @@ class WandbSink(Sink):
             return current
         # WANDB_MODE and WANDB_DIR are read now, not when wandb first set itself up in this
         # process: its global setup keeps the environment it first saw.
-        run = self._wandb.init(project=self.project, entity=self.entity, name=session_id,
-                               id=_RUN_ID.sub("-", session_id)[:64], resume="allow", reinit="create_new",
-                               job_type="session", config=self._run_configs.pop(session_id, None),
-                               mode=os.environ.get("WANDB_MODE") or None, dir=os.environ.get("WANDB_DIR") or None,
-                               settings=self._settings)
+        run = self._wandb.init(
+            project=self.project,
+            entity=self.entity,
+            name=session_id,
+            id=_RUN_ID.sub("-", session_id)[:64],
+            resume="allow",
+            reinit="create_new",
+            job_type="session",
+            config=self._run_configs.pop(session_id, None),
+            mode=os.environ.get("WANDB_MODE") or None,
+            dir=os.environ.get("WANDB_DIR") or None,
+            settings=self._settings,
+        )
         run.define_metric("games")
         run.define_metric("*", step_metric="games")
         current = self._runs[session_id] = _Run(run)
@@ -417,9 +452,13 @@ class WandbSink(Sink):
             if result in _WHITE_SCORE:
                 row["game/white_score"] = _WHITE_SCORE[result]
             if played:
-                row.update({"selfplay/white_win_rate": current.results["1-0"] / played,
-                            "selfplay/black_win_rate": current.results["0-1"] / played,
-                            "selfplay/draw_rate": current.results["1/2-1/2"] / played})
+                row.update(
+                    {
+                        "selfplay/white_win_rate": current.results["1-0"] / played,
+                        "selfplay/black_win_rate": current.results["0-1"] / played,
+                        "selfplay/draw_rate": current.results["1/2-1/2"] / played,
+                    }
+                )
             run.log(row)
         elif event_type == "learning.step":
             current.games = max(current.games, int(data.get("games") or 0))
@@ -465,8 +504,9 @@ class WandbSink(Sink):
             row[f"alert/{name}"] = data["value"]
         current.run.log(row)
         level = self._wandb.AlertLevel.ERROR if severity == "critical" else self._wandb.AlertLevel.WARN
-        current.run.alert(title=f"{name} ({severity})", text=str(data.get("message") or name), level=level,
-                          wait_duration=60)
+        current.run.alert(
+            title=f"{name} ({severity})", text=str(data.get("message") or name), level=level, wait_duration=60
+        )
 
     def _on_state(self, session_id: str, current: _Run, data: dict[str, Any]) -> None:
         state = data.get("state")
@@ -507,8 +547,9 @@ class BraintrustSink(Sink):
 
     name = "Braintrust"
 
-    def __init__(self, *, project: str | None = None, api_key: str | None = None,
-                 queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self, *, project: str | None = None, api_key: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE
+    ) -> None:
         super().__init__(queue_size=queue_size)
         self.project = project or os.environ.get("BRAINTRUST_PROJECT") or DEFAULT_PROJECT
         self._api_key = api_key
@@ -522,14 +563,19 @@ class BraintrustSink(Sink):
         if not api_key:
             raise RuntimeError("BRAINTRUST_API_KEY is not set")
         # A state of its own: this sink's login, project and upload thread touch no one else's.
-        self._logger = braintrust.init_logger(project=self.project, api_key=api_key, set_current=False,
-                                              state=BraintrustState())
+        self._logger = braintrust.init_logger(
+            project=self.project, api_key=api_key, set_current=False, state=BraintrustState()
+        )
         _ = self._logger.id  # log in and register the project now: a bad key fails here, once
 
     def _write(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
         if event_type == _CONFIG:
-            self._logger.log(input={"session_id": session_id, "event": event_type}, output=data,
-                             metadata={"session_id": session_id, "event": event_type}, tags=[event_type])
+            self._logger.log(
+                input={"session_id": session_id, "event": event_type},
+                output=data,
+                metadata={"session_id": session_id, "event": event_type},
+                tags=[event_type],
+            )
             return
         metadata: dict[str, Any] = {"session_id": session_id, "event": event_type}
         for key in ("state", "result", "termination", "opponent", "name", "severity", "trigger", "stop_reason"):

@@ -36,13 +36,27 @@ STOP_TIMEOUT_S = 60.0
 
 # A tiny, fast configuration: short games, few simulations, frequent learning and checkpoints.
 TINY_ENV = {
-    "WORKER_BACKEND": "process", "WORKERS": "1", "MAX_CONCURRENT_SESSIONS": "1", "TORCH_THREADS": "1",
-    "CHESS_PRESET": "tiny", "SEED": "3", "SELFPLAY_PARALLEL_GAMES": "2", "MAX_MOVES_PER_GAME": "24",
-    "SELFPLAY_SIMULATIONS": "6", "FAST_SIMULATIONS": "2", "GUMBEL_CONSIDERED": "4",
-    "MIN_GAMES_BEFORE_LEARNING": "2", "LEARN_EVERY_N_GAMES": "2", "LEARNING_BATCH_SIZE": "16",
-    "CHECKPOINT_INTERVAL": "2", "METRICS_EXPORT_INTERVAL": "1",
+    "WORKER_BACKEND": "process",
+    "WORKERS": "1",
+    "MAX_CONCURRENT_SESSIONS": "1",
+    "TORCH_THREADS": "1",
+    "CHESS_PRESET": "tiny",
+    "SEED": "3",
+    "SELFPLAY_PARALLEL_GAMES": "2",
+    "MAX_MOVES_PER_GAME": "24",
+    "SELFPLAY_SIMULATIONS": "6",
+    "FAST_SIMULATIONS": "2",
+    "GUMBEL_CONSIDERED": "4",
+    "MIN_GAMES_BEFORE_LEARNING": "2",
+    "LEARN_EVERY_N_GAMES": "2",
+    "LEARNING_BATCH_SIZE": "16",
+    "CHECKPOINT_INTERVAL": "2",
+    "METRICS_EXPORT_INTERVAL": "1",
     # evaluation kept minimal (a stopped session may still evaluate its last checkpoint)
-    "EVAL_INTERVAL_GAMES": "100000", "EVAL_GAMES": "2", "EVAL_OPPONENTS": "random", "EVAL_SIMULATIONS": "2",
+    "EVAL_INTERVAL_GAMES": "100000",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
 }
 
 
@@ -58,9 +72,15 @@ def server_env(tmp_path: Path, database_url: str, port: int, **values: str) -> d
     in), plus the tiny configuration, this test's folders, port and database, and `values`."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     env.update(TINY_ENV)
-    env.update(HOST="127.0.0.1", PORT=str(port), DATABASE_URL=database_url,
-               CHECKPOINT_DIR=str(tmp_path / "checkpoints"), REPORT_DIR=str(tmp_path / "reports"),
-               PYTHONUNBUFFERED="1", NO_COLOR="1")
+    env.update(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        DATABASE_URL=database_url,
+        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        REPORT_DIR=str(tmp_path / "reports"),
+        PYTHONUNBUFFERED="1",
+        NO_COLOR="1",
+    )
     env.update(values)
     return env
 
@@ -102,16 +122,25 @@ class Server:
         self.stderr_path = self.tmp_path / f"serve-{self.starts}.stderr"
         self._out = self.stdout_path.open("wb")
         self._err = self.stderr_path.open("wb")
-        self.proc = subprocess.Popen([str(CONSOLE_SCRIPT), "serve"], cwd=self.tmp_path, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+        self.proc = subprocess.Popen(
+            [str(CONSOLE_SCRIPT), "serve"],
+            cwd=self.tmp_path,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+        )
         deadline = time.monotonic() + timeout
         last = "no answer"
         with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
             while True:
                 if self.proc.poll() is not None:
                     self._close_files()
-                    pytest.fail(f"`continuous-play serve` exited with {self.proc.returncode} before it was "
-                                f"ready\n{self.output()}", pytrace=False)
+                    pytest.fail(
+                        f"`continuous-play serve` exited with {self.proc.returncode} before it was "
+                        f"ready\n{self.output()}",
+                        pytrace=False,
+                    )
                 try:
                     r = client.get("/readyz")
                     if r.status_code == 200:
@@ -121,8 +150,10 @@ class Server:
                     last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() > deadline:
                     self.kill()
-                    pytest.fail(f"the server was not ready within {timeout:.0f} s (last /readyz: {last})\n"
-                                f"{self.output()}", pytrace=False)
+                    pytest.fail(
+                        f"the server was not ready within {timeout:.0f} s (last /readyz: {last})\n{self.output()}",
+                        pytrace=False,
+                    )
                 time.sleep(0.2)
         self.children = self._children()
         return self
@@ -221,14 +252,20 @@ def serving(tmp_path: Path, database_url: str, **env: str) -> Iterator[Server]:
 
 # -- databases -----------------------------------------------------------------------------
 
+
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'service.db'}"
 
 
 def _asyncpg_args(url: str) -> dict[str, Any]:
     u = make_url(url)
-    return {"host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username,
-            "password": u.password, "database": u.database}
+    return {
+        "host": u.host or "127.0.0.1",
+        "port": u.port or 5432,
+        "user": u.username,
+        "password": u.password,
+        "database": u.database,
+    }
 
 
 @contextmanager
@@ -253,9 +290,11 @@ def postgres_database() -> Iterator[str]:
     try:
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL is not reachable (TEST_DATABASE_URL={safe}): {type(exc).__name__}: {exc}. "
-                    "Start it: `pg_ctlcluster 15 main start` (or set TEST_DATABASE_URL to a running server).",
-                    pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is not reachable (TEST_DATABASE_URL={safe}): {type(exc).__name__}: {exc}. "
+            "Start it: `pg_ctlcluster 15 main start` (or set TEST_DATABASE_URL to a running server).",
+            pytrace=False,
+        )
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -303,8 +342,15 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
     return body
 
 
-def wait_for(client: httpx.Client, session_id: str, predicate: Callable[[dict], bool], what: str,
-             server: Server, timeout: float = 60.0, interval: float = 0.1) -> dict:
+def wait_for(
+    client: httpx.Client,
+    session_id: str,
+    predicate: Callable[[dict], bool],
+    what: str,
+    server: Server,
+    timeout: float = 60.0,
+    interval: float = 0.1,
+) -> dict:
     """Poll GET /v1/sessions/{id} until `predicate(body)`; fails naming `what` with the last
     body and the server's output (also when the server died meanwhile)."""
     deadline = time.monotonic() + timeout
@@ -316,13 +362,17 @@ def wait_for(client: httpx.Client, session_id: str, predicate: Callable[[dict], 
         if predicate(body):
             return body
         if body["state"] == "failed":
-            pytest.fail(f"session failed while waiting for {what}: {body['failure_reason']}\n{server.output()}",
-                        pytrace=False)
+            pytest.fail(
+                f"session failed while waiting for {what}: {body['failure_reason']}\n{server.output()}", pytrace=False
+            )
         if not server.running:
             pytest.fail(f"the server exited while waiting for {what}\n{server.output()}", pytrace=False)
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}: state={body['state']} "
-                        f"games_done={body['games_done']}\n{server.output()}", pytrace=False)
+            pytest.fail(
+                f"timed out after {timeout:.0f} s waiting for {what}: state={body['state']} "
+                f"games_done={body['games_done']}\n{server.output()}",
+                pytrace=False,
+            )
         time.sleep(interval)
 
 

@@ -140,6 +140,7 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
 
 # -- checks -------------------------------------------------------------------------------
 
+
 def problem_details(ctx, response, case) -> bool | None:
     """Every 4xx/5xx is problem+json with the RFC 9457 members."""
     if response.status_code < 400:
@@ -175,12 +176,23 @@ def assert_needs_a_key(case, base_url: str) -> None:
 # -- a created session must stay small ---------------------------------------------------
 
 CHEAP = {
-    "chess_preset": "tiny", "device": "cpu", "torch_threads": 1, "eval_uci_engine": None,
+    "chess_preset": "tiny",
+    "device": "cpu",
+    "torch_threads": 1,
+    "eval_uci_engine": None,
 }
 CAPS = {  # setting -> largest value allowed through (a valid value stays valid)
-    "max_games": 2, "session_duration_min": 0.5, "max_moves_per_game": 16, "selfplay_simulations": 4,
-    "fast_simulations": 2, "selfplay_parallel_games": 2, "replay_buffer_positions": 2000,
-    "learning_batch_size": 16, "train_samples_per_position": 1.0, "eval_games": 2, "eval_simulations": 2,
+    "max_games": 2,
+    "session_duration_min": 0.5,
+    "max_moves_per_game": 16,
+    "selfplay_simulations": 4,
+    "fast_simulations": 2,
+    "selfplay_parallel_games": 2,
+    "replay_buffer_positions": 2000,
+    "learning_batch_size": 16,
+    "train_samples_per_position": 1.0,
+    "eval_games": 2,
+    "eval_simulations": 2,
 }
 
 
@@ -219,14 +231,23 @@ def flatmap_path_parameters(context, path_parameters):
 
 
 @schema.parametrize()
-@settings(max_examples=FUZZ_EXAMPLES,  # derandomised, no deadline: the profile in tests/conftest.py
-          phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=FUZZ_EXAMPLES,  # derandomised, no deadline: the profile in tests/conftest.py
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
+    suppress_health_check=list(HealthCheck),
+)
 def test_api_fuzz(case, target: Target):
     if case.operation.method.upper() == "POST" and case.operation.path == "/v1/sessions":
         cheap_session(case)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-              response_schema_conformance, negative_data_rejection, problem_details]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        negative_data_rejection,
+        problem_details,
+    ]
     response = case.call(base_url=target.server.base_url, headers=target.headers)
     case.validate_response(response, checks=checks, headers=target.headers)
     if target.keyed:
@@ -234,6 +255,7 @@ def test_api_fuzz(case, target: Target):
 
 
 # -- what only a real server shows ---------------------------------------------------------
+
 
 def test_real_server_logs_no_token_and_limits_chunked_bodies(target: Target):
     """uvicorn's access and error logs write request paths with their query strings: the

@@ -25,7 +25,10 @@ KEY = "dashboard-test-key-0123456789"
 ENV = {
     "API_KEYS": KEY,
     # an evaluation every 4 games, so the Elo chart and the rating list fill up quickly
-    "EVAL_INTERVAL_GAMES": "4", "EVAL_GAMES": "2", "EVAL_OPPONENTS": "random", "EVAL_SIMULATIONS": "2",
+    "EVAL_INTERVAL_GAMES": "4",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
 }
 WAIT_MS = 60_000
 CHARTS = ["chart-elo", "chart-loss", "chart-rate", "chart-wdl"]
@@ -36,8 +39,11 @@ def live_session(tmp_path_factory) -> Iterator[tuple[Server, str]]:
     """A keyed server with one running session (created over REST) that plays on for minutes."""
     tmp_path = tmp_path_factory.mktemp("dashboard")
     with serving(tmp_path, sqlite_url(tmp_path), **ENV) as server, server.client() as client:
-        r = client.post("/v1/sessions", json={"max_games": 0, "session_duration_min": 10},
-                        headers={"Authorization": f"Bearer {KEY}"})
+        r = client.post(
+            "/v1/sessions",
+            json={"max_games": 0, "session_duration_min": 10},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
         assert r.status_code == 201, r.text
         session_id = r.json()["id"]
         wait_for(client, session_id, lambda b: b["state"] == "running", "running", server)
@@ -50,11 +56,14 @@ def same_origin(server: Server, url: str) -> bool:
 
 
 def charts_with_data(page) -> list[str]:
-    return page.evaluate("""ids => ids.filter(id => {
+    return page.evaluate(
+        """ids => ids.filter(id => {
         const gd = document.getElementById(id);
         return gd && gd.classList.contains('js-plotly-plot') && Array.isArray(gd.data)
             && gd.data.some(t => Array.isArray(t.x) && t.x.length > 0);
-    })""", CHARTS)
+    })""",
+        CHARTS,
+    )
 
 
 def log_seqs(page) -> list[int]:
@@ -70,22 +79,27 @@ def test_dashboard_follows_a_session_live(live_session):
         page.on("request", lambda r: requests.append(r.url))
         page.on("websocket", lambda ws: sockets.append(ws.url))
         boards: list[tuple[int, str]] = []
-        page.on("response", lambda r: boards.append((r.status, r.headers.get("content-type", "")))
-                if "/dashboard/board.svg" in r.url else None)
+        page.on(
+            "response",
+            lambda r: (
+                boards.append((r.status, r.headers.get("content-type", "")))
+                if "/dashboard/board.svg" in r.url
+                else None
+            ),
+        )
         page.goto(server.base_url + "/")
 
         # keys are on: the key field shows; the feed is refused until the key is given
         page.wait_for_selector("#key-form:not([hidden])")
         page.wait_for_selector(row)
         page.click(f"{row} td:first-child")
-        page.wait_for_function("() => document.getElementById('conn').textContent.includes('API key')",
-                               timeout=WAIT_MS)
+        page.wait_for_function("() => document.getElementById('conn').textContent.includes('API key')", timeout=WAIT_MS)
         page.fill("#api-key", KEY)
         page.click("#key-form button[type=submit]")
-        page.wait_for_function("() => document.getElementById('conn').textContent.startsWith('live')",
-                               timeout=WAIT_MS)
-        assert any(f"/v1/sessions/{session_id}/live?" in u and f"token={KEY}" in u and "moves=true" in u
-                   for u in sockets), sockets
+        page.wait_for_function("() => document.getElementById('conn').textContent.startsWith('live')", timeout=WAIT_MS)
+        assert any(
+            f"/v1/sessions/{session_id}/live?" in u and f"token={KEY}" in u and "moves=true" in u for u in sockets
+        ), sockets
 
         # the featured board moves: its image changes at least twice
         page.evaluate("""() => {
@@ -105,10 +119,14 @@ def test_dashboard_follows_a_session_live(live_session):
         assert "[Result " in page.text_content("#last-pgn")
 
         # the charts fill up (Elo needs the first evaluation, after 4 games)
-        page.wait_for_function("""ids => ids.every(id => {
+        page.wait_for_function(
+            """ids => ids.every(id => {
             const gd = document.getElementById(id);
             return gd && Array.isArray(gd.data) && gd.data.some(t => Array.isArray(t.x) && t.x.length > 0);
-        })""", arg=CHARTS, timeout=WAIT_MS)
+        })""",
+            arg=CHARTS,
+            timeout=WAIT_MS,
+        )
         assert charts_with_data(page) == CHARTS
         assert page.eval_on_selector_all(".js-plotly-plot", "gs => gs.length") == len(CHARTS)
         band = page.evaluate("() => document.getElementById('chart-elo').data.find(t => t.fill === 'tonexty')")
@@ -117,16 +135,22 @@ def test_dashboard_follows_a_session_live(live_session):
         # the rating list and the sessions table
         page.wait_for_selector("#ratings tbody tr", timeout=WAIT_MS)
         # the first match's rating may show before the second match is stored: wait for both
-        page.wait_for_function("""() => {
+        page.wait_for_function(
+            """() => {
             const players = [...document.querySelectorAll('#ratings tbody tr')].map(r => r.dataset.player);
             return players.includes('gen0') && players.includes('random');
-        }""", timeout=WAIT_MS)
+        }""",
+            timeout=WAIT_MS,
+        )
         players = page.eval_on_selector_all("#ratings tbody tr", "rows => rows.map(r => r.dataset.player)")
         assert "gen0" in players and "random" in players
-        page.wait_for_function(f"""() => {{
+        page.wait_for_function(
+            f"""() => {{
             const cell = document.querySelector('{row} td:nth-child(4)');
             return cell && /\\d/.test(cell.textContent);
-        }}""", timeout=WAIT_MS)  # elo with its interval in the table
+        }}""",
+            timeout=WAIT_MS,
+        )  # elo with its interval in the table
         assert page.text_content(f"{row} .badge") == "running"
 
         # the event log: entries, newest first, each seq once
@@ -136,11 +160,13 @@ def test_dashboard_follows_a_session_live(live_session):
 
         # pause and resume from the table (with the key)
         page.click(f"{row} button[data-action=pause]")
-        page.wait_for_function(f"() => document.querySelector('{row} .badge').textContent === 'paused'",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            f"() => document.querySelector('{row} .badge').textContent === 'paused'", timeout=WAIT_MS
+        )
         page.click(f"{row} button[data-action=resume]")
-        page.wait_for_function(f"() => document.querySelector('{row} .badge').textContent === 'running'",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            f"() => document.querySelector('{row} .badge').textContent === 'running'", timeout=WAIT_MS
+        )
         page.wait_for_selector("#log li[data-type='session.state']")
 
         page.evaluate("() => { document.getElementById('notice').hidden = true; }")  # no toast in the picture
@@ -149,11 +175,14 @@ def test_dashboard_follows_a_session_live(live_session):
         assert path.stat().st_size > 20_000
 
         assert not errors, errors
-        assert requests and all(same_origin(server, u) for u in requests), \
-            [u for u in requests if not same_origin(server, u)]
+        assert requests and all(same_origin(server, u) for u in requests), [
+            u for u in requests if not same_origin(server, u)
+        ]
         assert len(boards) >= 3 and all(status == 200 and kind == "image/svg+xml" for status, kind in boards), boards
-        page.wait_for_function("() => { const img = document.getElementById('board');"
-                               " return img.complete && img.naturalWidth > 0; }", timeout=WAIT_MS)
+        page.wait_for_function(
+            "() => { const img = document.getElementById('board'); return img.complete && img.naturalWidth > 0; }",
+            timeout=WAIT_MS,
+        )
 
         # create a session from the form (it waits: one session at a time), stop and delete it
         page.click("#new-session")
@@ -164,9 +193,9 @@ def test_dashboard_follows_a_session_live(live_session):
         page.fill("#f-max-games", "3")
         page.fill("#f-overrides", '{"seed": 11, "selfplay_simulations": 4}')
         page.click("#f-submit")
-        page.wait_for_function("() => location.hash.startsWith('#session=')"
-                               f" && !location.hash.endsWith('{session_id}')",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            f"() => location.hash.startsWith('#session=') && !location.hash.endsWith('{session_id}')", timeout=WAIT_MS
+        )
         created = page.evaluate("() => location.hash.slice('#session='.length)")
         new_row = f'#sessions tr[data-session="{created}"]'
         page.wait_for_selector(new_row)
@@ -175,8 +204,9 @@ def test_dashboard_follows_a_session_live(live_session):
             config = client.get(f"/v1/sessions/{created}").json()["config"]
         assert config["seed"] == 11 and config["selfplay_simulations"] == 4 and config["max_games"] == 3
         page.click(f"{new_row} button[data-action=stop]")
-        page.wait_for_function(f"() => document.querySelector('{new_row} .badge').textContent === 'stopped'",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            f"() => document.querySelector('{new_row} .badge').textContent === 'stopped'", timeout=WAIT_MS
+        )
         page.click(f"{new_row} button[data-action=delete]")  # asks for a second click
         page.wait_for_selector(f"{new_row} button[data-action=delete].confirm")
         page.click(f"{new_row} button[data-action=delete]")
@@ -192,15 +222,19 @@ def test_dashboard_reconnects_with_since(live_session):
         page.on("websocket", lambda ws: sockets.append(ws.url))
         page.add_init_script(f"localStorage.setItem('continuous-play.api-key', {KEY!r})")
         page.goto(f"{server.base_url}/#session={session_id}")
-        page.wait_for_function("() => window.cpDashboard.feed && window.cpDashboard.feed.lastSeq > 0 "
-                               "&& document.querySelectorAll('#log li').length > 0", timeout=WAIT_MS)
+        page.wait_for_function(
+            "() => window.cpDashboard.feed && window.cpDashboard.feed.lastSeq > 0 "
+            "&& document.querySelectorAll('#log li').length > 0",
+            timeout=WAIT_MS,
+        )
         before = page.evaluate("() => cpDashboard.feed.lastSeq")
         rows_before = len(log_seqs(page))
 
         # drop the socket as a network failure would: it comes back, resuming at the last seq
         page.evaluate("() => cpDashboard.feed.drop()")
-        page.wait_for_function(f"() => cpDashboard.feed.reconnects >= 1 && cpDashboard.feed.lastSeq > {before} + 2",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            f"() => cpDashboard.feed.reconnects >= 1 && cpDashboard.feed.lastSeq > {before} + 2", timeout=WAIT_MS
+        )
         feeds = [u for u in sockets if f"/v1/sessions/{session_id}/live?" in u]
         assert len(feeds) >= 2, sockets
         since = [int(m.group(1)) for u in feeds if (m := re.search(r"[?&]since=(\d+)", u))]

@@ -22,14 +22,36 @@ pytestmark = pytest.mark.e2e
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 TINY = {
-    "CHESS_PRESET": "tiny", "SEED": "5", "MAX_GAMES": "8", "SELFPLAY_PARALLEL_GAMES": "4", "MAX_MOVES_PER_GAME": "30",
-    "SELFPLAY_SIMULATIONS": "8", "FAST_SIMULATIONS": "2", "MIN_GAMES_BEFORE_LEARNING": "2",
-    "LEARN_EVERY_N_GAMES": "2", "LEARNING_BATCH_SIZE": "32", "CHECKPOINT_INTERVAL": "4", "EVAL_INTERVAL_GAMES": "4",
-    "EVAL_GAMES": "2", "EVAL_OPPONENTS": "random,greedy", "EVAL_SIMULATIONS": "2", "TORCH_THREADS": "1",
-    "ENABLE_PROMETHEUS": "false", "ENABLE_WANDB": "false", "ENABLE_BRAINTRUST": "false",
+    "CHESS_PRESET": "tiny",
+    "SEED": "5",
+    "MAX_GAMES": "8",
+    "SELFPLAY_PARALLEL_GAMES": "4",
+    "MAX_MOVES_PER_GAME": "30",
+    "SELFPLAY_SIMULATIONS": "8",
+    "FAST_SIMULATIONS": "2",
+    "MIN_GAMES_BEFORE_LEARNING": "2",
+    "LEARN_EVERY_N_GAMES": "2",
+    "LEARNING_BATCH_SIZE": "32",
+    "CHECKPOINT_INTERVAL": "4",
+    "EVAL_INTERVAL_GAMES": "4",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random,greedy",
+    "EVAL_SIMULATIONS": "2",
+    "TORCH_THREADS": "1",
+    "ENABLE_PROMETHEUS": "false",
+    "ENABLE_WANDB": "false",
+    "ENABLE_BRAINTRUST": "false",
 }
-CHARTS = ["chart-elo", "chart-matches", "chart-losses", "chart-results", "chart-length", "chart-move-time",
-          "chart-duration", "chart-throughput"]
+CHARTS = [
+    "chart-elo",
+    "chart-matches",
+    "chart-losses",
+    "chart-results",
+    "chart-length",
+    "chart-move-time",
+    "chart-duration",
+    "chart-throughput",
+]
 # Marks a page would set if markup in a session's strings ever ran.
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
@@ -47,10 +69,16 @@ def run_dir(tmp_path_factory) -> Path:
     """The directory a real tiny session (two evaluations, learning) leaves under REPORT_DIR."""
     tmp = tmp_path_factory.mktemp("run")
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(TINY, REPORT_DIR=str(tmp / "reports"), CHECKPOINT_DIR=str(tmp / "checkpoints"),
-               DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}", NO_COLOR="1")
-    proc = subprocess.run([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=400)
+    env.update(
+        TINY,
+        REPORT_DIR=str(tmp / "reports"),
+        CHECKPOINT_DIR=str(tmp / "checkpoints"),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
+        NO_COLOR="1",
+    )
+    proc = subprocess.run(
+        [str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp, env=env, capture_output=True, text=True, timeout=400
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (out,) = list((tmp / "reports").iterdir())
     return out
@@ -84,15 +112,31 @@ def test_the_report_of_a_real_run_draws_every_chart(run_dir):
     for plot in plots:
         assert plot["traces"] >= 1 and plot["points"] >= 1 and plot["drawn"] >= 1 and plot["width"] > 200, plot
     assert report["session_id"] in text
-    for words in ("Rating list", "Evaluation matches", "SPRT verdicts", "Improvement indicators", "Alerts",
-                  "Manifest", "No alert was raised."):
+    for words in (
+        "Rating list",
+        "Evaluation matches",
+        "SPRT verdicts",
+        "Improvement indicators",
+        "Alerts",
+        "Manifest",
+        "No alert was raised.",
+    ):
         assert words in text, words
 
 
 def test_a_session_with_nothing_stored_shows_words(tmp_path):
-    report = {"format": "continuous-play-report/1", "session_id": "e" * 32, "state": "pending",
-              "scorecard": {"games": 0}, "losses": {"phases": 0, "steps": 0}, "checkpoints": [], "elo": None,
-              "rating_list": [], "evaluations": [], "analysis": []}
+    report = {
+        "format": "continuous-play-report/1",
+        "session_id": "e" * 32,
+        "state": "pending",
+        "scorecard": {"games": 0},
+        "losses": {"phases": 0, "steps": 0},
+        "checkpoints": [],
+        "elo": None,
+        "rating_list": [],
+        "evaluations": [],
+        "analysis": [],
+    }
     page = tmp_path / "report.html"
     page.write_text(render_html(report))
     plots, errors, requests, text, _ = open_page(page, "report-empty", expect_charts=False)
@@ -105,8 +149,17 @@ def test_markup_in_session_strings_stays_text(run_dir, tmp_path):
     report = json.loads((run_dir / "report.json").read_text())
     report["session_id"] = HOSTILE
     report["error"] = HOSTILE
-    report["alerts"] = [{"name": HOSTILE, "severity": "warning", "message": HOSTILE, "value": 1.0, "threshold": 0.5,
-                         "trigger": HOSTILE, "ts": "2024-01-01T00:00:00+00:00"}]
+    report["alerts"] = [
+        {
+            "name": HOSTILE,
+            "severity": "warning",
+            "message": HOSTILE,
+            "value": 1.0,
+            "threshold": 0.5,
+            "trigger": HOSTILE,
+            "ts": "2024-01-01T00:00:00+00:00",
+        }
+    ]
     report["evaluations"][0]["opponent"] = HOSTILE
     report["series"]["matches"][HOSTILE] = report["series"]["matches"].pop("random")
     report["manifest"]["config"]["eval_uci_engine"] = HOSTILE

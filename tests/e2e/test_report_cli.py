@@ -51,15 +51,31 @@ def game(number: int, plies: int = 16) -> dict:
     pgn.headers.update(Round=str(number), Result=result, White='Net "<b>gen</b>"', Black="Net <script>")
     out = io.StringIO()
     print(pgn, file=out, end="\n\n")
-    return {"number": number, "moves": moves, "result": result, "termination": "move_cap",
-            "adjudicated": result == "1/2-1/2", "plies": len(moves), "temperature": 1.0, "policies": policies,
-            "root_values": [rng.uniform(-1, 1) for _ in moves], "full_search": [True] * len(moves),
-            "simulations": 8 * len(moves), "duration_s": 0.2 + number / 20, "pgn": out.getvalue()}
+    return {
+        "number": number,
+        "moves": moves,
+        "result": result,
+        "termination": "move_cap",
+        "adjudicated": result == "1/2-1/2",
+        "plies": len(moves),
+        "temperature": 1.0,
+        "policies": policies,
+        "root_values": [rng.uniform(-1, 1) for _ in moves],
+        "full_search": [True] * len(moves),
+        "simulations": 8 * len(moves),
+        "duration_s": 0.2 + number / 20,
+        "pgn": out.getvalue(),
+    }
 
 
 async def _write_run(tmp: Path) -> tuple[str, Path]:
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
-                        checkpoint_dir=tmp / "checkpoints", report_dir=tmp / "reports", chess_preset="tiny")
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
+        checkpoint_dir=tmp / "checkpoints",
+        report_dir=tmp / "reports",
+        chess_preset="tiny",
+    )
     engine = create_engine(settings.database_url)
     try:
         await upgrade_engine(engine)
@@ -67,15 +83,34 @@ async def _write_run(tmp: Path) -> tuple[str, Path]:
         config = settings.session_config(seed=1, max_games=12)
         async with maker() as db, db.begin():
             session_id = (await repo.create_session(db, config.model_dump(mode="json"), config.seed)).id
-            await repo.set_state(db, session_id, "completed", started_at=models.utcnow(),
-                                 finished_at=models.utcnow(), stop_reason="max_games")
+            await repo.set_state(
+                db,
+                session_id,
+                "completed",
+                started_at=models.utcnow(),
+                finished_at=models.utcnow(),
+                stop_reason="max_games",
+            )
             for number in range(1, 13):
                 await repo.add_game(db, session_id, game(number))
             for i in range(1, 4):
-                await repo.add_event(db, session_id, "learning.step", {
-                    "games": 4 * i, "step": 8 * i, "policy_loss": 3.2 - 0.1 * i, "value_loss": 1.0 - 0.1 * i,
-                    "total_loss": 4.2 - 0.2 * i, "policy_entropy": 3.1, "grad_norm": 1.0, "lr": 0.001,
-                    "buffer_size": 50 * i, "seconds": 0.1})
+                await repo.add_event(
+                    db,
+                    session_id,
+                    "learning.step",
+                    {
+                        "games": 4 * i,
+                        "step": 8 * i,
+                        "policy_loss": 3.2 - 0.1 * i,
+                        "value_loss": 1.0 - 0.1 * i,
+                        "total_loss": 4.2 - 0.2 * i,
+                        "policy_entropy": 3.1,
+                        "grad_norm": 1.0,
+                        "lr": 0.001,
+                        "buffer_size": 50 * i,
+                        "seconds": 0.1,
+                    },
+                )
         out = Path(settings.report_dir) / session_id
         await write_session_files(maker, settings, session_id, out)
         return session_id, out
@@ -175,8 +210,19 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize("kind", COMMANDS)
-@pytest.mark.parametrize("case", ["missing", "not-a-directory", "no-report", "invalid-json", "not-an-object",
-                                  "not-a-report", "bad-metrics", "output-is-a-file"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "not-a-directory",
+        "no-report",
+        "invalid-json",
+        "not-an-object",
+        "not-a-report",
+        "bad-metrics",
+        "output-is-a-file",
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(kind, case, run_dir, tmp_path):
     ok = tmp_path / "ok"
     ok.mkdir()

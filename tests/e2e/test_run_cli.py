@@ -38,27 +38,50 @@ MAX_GAMES = 10  # the seed plan's success criterion: >= 10 games
 MAX_MOVES = 32
 INTERVAL = 3
 TINY = {
-    "EVAL_GAMES": "2", "EVAL_OPPONENTS": "random", "EVAL_SIMULATIONS": "2",
-    "CHESS_PRESET": "tiny", "SEED": str(SEED), "MAX_GAMES": str(MAX_GAMES), "SELFPLAY_PARALLEL_GAMES": "4",
-    "MAX_MOVES_PER_GAME": str(MAX_MOVES), "SELFPLAY_SIMULATIONS": "8", "FAST_SIMULATIONS": "2",
-    "MIN_GAMES_BEFORE_LEARNING": "2", "LEARN_EVERY_N_GAMES": "2", "LEARNING_BATCH_SIZE": "32",
-    "CHECKPOINT_INTERVAL": str(INTERVAL), "TORCH_THREADS": "1", "ENABLE_PROMETHEUS": "false",
+    "EVAL_GAMES": "2",
+    "EVAL_OPPONENTS": "random",
+    "EVAL_SIMULATIONS": "2",
+    "CHESS_PRESET": "tiny",
+    "SEED": str(SEED),
+    "MAX_GAMES": str(MAX_GAMES),
+    "SELFPLAY_PARALLEL_GAMES": "4",
+    "MAX_MOVES_PER_GAME": str(MAX_MOVES),
+    "SELFPLAY_SIMULATIONS": "8",
+    "FAST_SIMULATIONS": "2",
+    "MIN_GAMES_BEFORE_LEARNING": "2",
+    "LEARN_EVERY_N_GAMES": "2",
+    "LEARNING_BATCH_SIZE": "32",
+    "CHECKPOINT_INTERVAL": str(INTERVAL),
+    "TORCH_THREADS": "1",
+    "ENABLE_PROMETHEUS": "false",
 }
 
 
 def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
     """os.environ without any setting of ours, plus the tiny session's and `values`."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(TINY, REPORT_DIR=str(tmp_path / "reports"), CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
-               COLUMNS="100", NO_COLOR="1")
+    env.update(
+        TINY,
+        REPORT_DIR=str(tmp_path / "reports"),
+        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        COLUMNS="100",
+        NO_COLOR="1",
+    )
     env.update(values)
     return env
 
 
-def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CONSOLE_SCRIPT), *args], cwd=tmp_path, env=env or clean_env(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        cwd=tmp_path,
+        env=env or clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def session_dir(tmp_path: Path) -> Path:
@@ -136,6 +159,7 @@ class ReportPage(HTMLParser):
 
 def stored_games(url: str, session_id: str) -> list[tuple[int, str, bool]]:
     """(number, result, adjudicated) of every stored game, through the storage repositories."""
+
     async def main():
         engine = create_engine(url)
         try:
@@ -145,6 +169,7 @@ def stored_games(url: str, session_id: str) -> list[tuple[int, str, bool]]:
                 return [(g.number, g.result, g.adjudicated) for g in rows]
         finally:
             await engine.dispose()
+
     return asyncio.run(main())
 
 
@@ -198,7 +223,8 @@ def test_tiny_session_end_to_end(tmp_path):
     assert card["games"] == MAX_GAMES
     assert res["white_wins"] + res["draws"] + res["black_wins"] == MAX_GAMES
     assert [res["white_wins"], res["draws"], res["black_wins"]] == [
-        sum(g.headers["Result"] == r for g in games) for r in ("1-0", "1/2-1/2", "0-1")]
+        sum(g.headers["Result"] == r for g in games) for r in ("1-0", "1/2-1/2", "0-1")
+    ]
     assert res["by_colour"]["white"]["wins"] == res["by_colour"]["black"]["losses"] == res["white_wins"]
     assert res["by_colour"]["black"]["wins"] == res["by_colour"]["white"]["losses"] == res["black_wins"]
     assert card["adjudicated"] == sum(g.headers["Adjudicated"] == "true" for g in games)
@@ -226,7 +252,8 @@ def test_tiny_session_end_to_end(tmp_path):
     games_db = stored_games(url, sid)
     assert [n for n, _, _ in games_db] == list(range(1, MAX_GAMES + 1))
     assert [res["white_wins"], res["draws"], res["black_wins"]] == [
-        sum(r == want for _, r, _ in games_db) for want in ("1-0", "1/2-1/2", "0-1")]
+        sum(r == want for _, r, _ in games_db) for want in ("1-0", "1/2-1/2", "0-1")
+    ]
     assert card["adjudicated"] == sum(a for _, _, a in games_db)
     assert [(g["number"], g["result"]) for g in metrics["games"]] == [(n, r) for n, r, _ in games_db]
 
@@ -243,8 +270,14 @@ def test_tiny_session_end_to_end(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
     env = clean_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="60")
-    proc = subprocess.Popen([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "run", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -293,8 +326,7 @@ def test_duration_limit_stops_the_session(tmp_path):
     last = report["checkpoints"][-1]
     if report["scorecard"]["games"]:
         assert last["games"] == report["scorecard"]["games"]
-        state = torch.load(Path(last["path"]).with_name(f"gen-{last['generation']:04d}.state.pt"),
-                           weights_only=True)
+        state = torch.load(Path(last["path"]).with_name(f"gen-{last['generation']:04d}.state.pt"), weights_only=True)
         assert state["elapsed_s"] >= duration - 1e-6
 
 

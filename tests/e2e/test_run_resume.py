@@ -161,8 +161,14 @@ def test_run_resume_beside_a_live_owner_is_refused_in_one_line(tmp_path):
     (here a first `run`) must not play it too; it says who owns it, in one line, exit 2."""
     db = tmp_path / "cp.db"
     env = clean_env(tmp_path) | {"MAX_GAMES": "200"}
-    owner = subprocess.Popen([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "run", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while len(stored_games(db)) < 1:
@@ -170,8 +176,15 @@ def test_run_resume_beside_a_live_owner_is_refused_in_one_line(tmp_path):
             assert time.monotonic() < deadline, "no game stored within 180 s"
             time.sleep(0.05)
         ((sid,),) = query(db, "SELECT id FROM sessions")
-        second = subprocess.run([str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=120, check=False)
+        second = subprocess.run(
+            [str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert second.returncode == 2, (second.returncode, second.stderr[-3000:])
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]

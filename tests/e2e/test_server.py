@@ -84,6 +84,7 @@ def assert_workers_exit(workers: list[psutil.Process], after: str) -> None:
 
 # -- the full lifecycle ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_session_lifecycle_over_http(backend, tmp_path):
     with database_url(backend, tmp_path) as url, serving(tmp_path, url) as server, server.client() as c:
@@ -234,13 +235,15 @@ def test_crash_mid_session_then_restart_completes_without_gap_or_duplicate(backe
             async def stored(db):
                 row = await repo.get_session(db, sid)
                 return row.state, row.games_done, await repo.max_game_number(db, sid)
+
             state, done, top = read_db(url, stored)
             assert state == "running" and done == top >= 4
 
             server.start()
             with server.client() as c:
-                body = wait_for(c, sid, lambda b: b["state"] not in ("running", "pending"), "the end", server,
-                                timeout=120)
+                body = wait_for(
+                    c, sid, lambda b: b["state"] not in ("running", "pending"), "the end", server, timeout=120
+                )
                 assert body["state"] == "completed", body
                 assert body["stop_reason"] == "max_games"
                 assert body["games_done"] == CRASH_MAX_GAMES
@@ -265,6 +268,7 @@ def test_crash_mid_session_then_restart_completes_without_gap_or_duplicate(backe
 
 # -- SIGTERM ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigterm_checkpoints_running_session_and_restart_resumes_it(backend, tmp_path):
     with database_url(backend, tmp_path) as url:
@@ -273,8 +277,9 @@ def test_sigterm_checkpoints_running_session_and_restart_resumes_it(backend, tmp
             server.start()
             with server.client() as c:
                 # no periodic checkpoint after generation 0: the only other one is the shutdown's
-                r = c.post("/v1/sessions", json={"max_games": 0, "session_duration_min": 60,
-                                                 "checkpoint_interval": 100_000})
+                r = c.post(
+                    "/v1/sessions", json={"max_games": 0, "session_duration_min": 60, "checkpoint_interval": 100_000}
+                )
                 assert r.status_code == 201, r.text
                 sid = r.json()["id"]
                 before = wait_for(c, sid, lambda b: b["games_done"] >= 3, "3 games", server)["games_done"]
@@ -293,6 +298,7 @@ def test_sigterm_checkpoints_running_session_and_restart_resumes_it(backend, tmp
                 row = await repo.get_session(db, sid)
                 numbers_ = (await db.scalars(select(GameRow.number).where(GameRow.session_id == sid))).all()
                 return row, sorted(numbers_), await repo.list_checkpoints(db, sid)
+
             row, stored_numbers, ckpts = read_db(url, stored)
             n = len(stored_numbers)
             # the session is left resumable: still running, not finished
@@ -308,8 +314,13 @@ def test_sigterm_checkpoints_running_session_and_restart_resumes_it(backend, tmp
             # restart: the session resumes from that checkpoint, new games numbered n+1, n+2...
             server.start()
             with server.client() as c:
-                wait_for(c, sid, lambda b: b["state"] == "running" and b["games_done"] >= n + 2,
-                         "games after the restart", server)
+                wait_for(
+                    c,
+                    sid,
+                    lambda b: b["state"] == "running" and b["games_done"] >= n + 2,
+                    "games after the restart",
+                    server,
+                )
                 r = c.post(f"/v1/sessions/{sid}/stop")
                 assert r.status_code == 202, r.text
                 body = wait_for(c, sid, lambda b: b["state"] == "stopped", "stopped", server)

@@ -30,8 +30,10 @@ def find_stockfish() -> str:
     if found is None and os.access("/usr/games/stockfish", os.X_OK):
         found = "/usr/games/stockfish"
     if found is None:
-        pytest.fail("Debian's stockfish is not installed (looked on PATH and in /usr/games): "
-                    "the Makefile's install step installs it (apt-get install -y stockfish)")
+        pytest.fail(
+            "Debian's stockfish is not installed (looked on PATH and in /usr/games): "
+            "the Makefile's install step installs it (apt-get install -y stockfish)"
+        )
     return found
 
 
@@ -44,11 +46,18 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def test_short_match_against_limited_stockfish(checkpoint):
     stockfish_path = find_stockfish()
-    ours = UciPlayer([sys.executable, "-m", "service.uci", "--checkpoint", str(checkpoint), "--threads", "1"],
-                     limit=chess.engine.Limit(nodes=16), name="continuous-play")
+    ours = UciPlayer(
+        [sys.executable, "-m", "service.uci", "--checkpoint", str(checkpoint), "--threads", "1"],
+        limit=chess.engine.Limit(nodes=16),
+        name="continuous-play",
+    )
     try:
-        stockfish = UciPlayer([stockfish_path], options={"UCI_LimitStrength": True, "Threads": 1, "Hash": 16},
-                              limit=chess.engine.Limit(time=0.02), name="stockfish")
+        stockfish = UciPlayer(
+            [stockfish_path],
+            options={"UCI_LimitStrength": True, "Threads": 1, "Hash": 16},
+            limit=chess.engine.Limit(time=0.02),
+            name="stockfish",
+        )
     except BaseException:
         ours.close()
         raise
@@ -67,8 +76,13 @@ def test_short_match_against_limited_stockfish(checkpoint):
             if game.termination == "move_cap":
                 assert len(game.moves) == MAX_PLIES
             else:
-                assert game.termination in ("checkmate", "stalemate", "insufficient_material", "fifty_moves",
-                                            "threefold_repetition")
+                assert game.termination in (
+                    "checkmate",
+                    "stalemate",
+                    "insufficient_material",
+                    "fifty_moves",
+                    "threefold_repetition",
+                )
                 assert board.is_game_over(claim_draw=True)
             results.append((white.name, game.result, game.termination, len(game.moves)))
         print(f"stockfish UCI_Elo {max(TARGET_ELO, elo.min)}: {results}")
@@ -82,8 +96,11 @@ def test_evaluation_match_against_stockfish_through_the_arena():
 
     find_stockfish()
     candidate = arena.SearchSide(network.Evaluator(network.build_network("tiny", 0)), simulations=8)
-    stockfish = UciPlayer(uci_command("stockfish"), options={"UCI_LimitStrength": True, "UCI_Elo": 1350},
-                          limit=chess.engine.Limit(time=0.02))
+    stockfish = UciPlayer(
+        uci_command("stockfish"),
+        options={"UCI_LimitStrength": True, "UCI_Elo": 1350},
+        limit=chess.engine.Limit(time=0.02),
+    )
     with stockfish:
         result = arena.play_match(candidate, stockfish, pairs=1, max_plies=60)
     assert len(result.games) == 2 and sum(result.pentanomial()) == 1

@@ -42,8 +42,14 @@ def test_without_adjudication_every_capped_game_is_a_draw():
 
 
 def test_material_adjudication_follows_the_margin():
-    cfg = SelfPlayConfig(simulations=8, fast_simulations=4, parallel_games=6, max_plies=40,
-                         adjudication="material", adjudication_margin=3)
+    cfg = SelfPlayConfig(
+        simulations=8,
+        fast_simulations=4,
+        parallel_games=6,
+        max_plies=40,
+        adjudication="material",
+        adjudication_margin=3,
+    )
     records = play(cfg, 12)
     for r in records:
         if r.termination == "move_cap":
@@ -53,8 +59,15 @@ def test_material_adjudication_follows_the_margin():
 
 
 def test_resignation_ends_lost_games_and_played_out_games_measure_false_resigns():
-    cfg = SelfPlayConfig(simulations=16, fast_simulations=8, parallel_games=8, max_plies=80,
-                         resign_threshold=-0.6, resign_playout_share=0.5, temperature_plies=80)
+    cfg = SelfPlayConfig(
+        simulations=16,
+        fast_simulations=8,
+        parallel_games=8,
+        max_plies=80,
+        resign_threshold=-0.6,
+        resign_playout_share=0.5,
+        temperature_plies=80,
+    )
     records = play(cfg, 16, seed=5)
     resigned = [r for r in records if r.termination == "resignation"]
     assert resigned, "nobody resigned a lost position"

@@ -56,8 +56,14 @@ class RawEngine:
     """The engine under plain pipes: send lines (or bytes), wait for an answer with a timeout."""
 
     def __init__(self, checkpoint: Path) -> None:
-        self.proc = subprocess.Popen(command(checkpoint), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=ROOT, env=env())
+        self.proc = subprocess.Popen(
+            command(checkpoint),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env(),
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -191,8 +197,12 @@ def test_move_time_and_clock_are_respected(engine):
     assert result.move in board.legal_moves
     assert 0 < result.info["nodes"] < uci.MAX_SIMULATIONS, result.info
     # 3 s each, 0.1 s increment: the time manager's budget (3/30 + 0.08 s) ends it the same way
-    result = engine.play(board, chess.engine.Limit(white_clock=3, black_clock=3, white_inc=0.1, black_inc=0.1),
-                         options=options, info=chess.engine.INFO_ALL)
+    result = engine.play(
+        board,
+        chess.engine.Limit(white_clock=3, black_clock=3, white_inc=0.1, black_inc=0.1),
+        options=options,
+        info=chess.engine.INFO_ALL,
+    )
     assert result.move in board.legal_moves
     assert 0 < result.info["nodes"] < uci.MAX_SIMULATIONS, result.info
 
@@ -300,8 +310,14 @@ def test_ponder_then_ponderhit(raw):
 
 
 def test_end_of_input_finishes_the_search_and_exits(checkpoint):
-    done = subprocess.run(command(checkpoint), input=b"uci\nposition startpos\ngo nodes 30\n",
-                          capture_output=True, cwd=ROOT, env=env(), timeout=120)
+    done = subprocess.run(
+        command(checkpoint),
+        input=b"uci\nposition startpos\ngo nodes 30\n",
+        capture_output=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert lines[-1].startswith("bestmove ") and chess.Move.from_uci(bestmove(lines[-1])) in chess.Board().legal_moves
@@ -309,13 +325,13 @@ def test_end_of_input_finishes_the_search_and_exits(checkpoint):
 
 
 def test_an_unreadable_checkpoint_exits_with_status_2(tmp_path):
-    missing = subprocess.run(command(tmp_path / "missing.safetensors"), input=b"uci\n",
-                             capture_output=True, cwd=ROOT, env=env(), timeout=60)
+    missing = subprocess.run(
+        command(tmp_path / "missing.safetensors"), input=b"uci\n", capture_output=True, cwd=ROOT, env=env(), timeout=60
+    )
     assert missing.returncode == 2 and b"no weights file" in missing.stderr
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(os.urandom(512))
-    done = subprocess.run(command(junk), input=b"uci\nisready\n", capture_output=True, cwd=ROOT, env=env(),
-                          timeout=60)
+    done = subprocess.run(command(junk), input=b"uci\nisready\n", capture_output=True, cwd=ROOT, env=env(), timeout=60)
     assert done.returncode == 2 and b"not a continuous-play/1 weights file" in done.stderr
 
 
@@ -323,8 +339,9 @@ def test_a_damaged_checkpoint_is_reported_at_isready(tmp_path, checkpoint):
     # A valid header in front of truncated tensors: found when the network loads.
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(checkpoint.read_bytes()[:-1000])
-    done = subprocess.run(command(damaged), input=b"uci\nisready\n", capture_output=True, cwd=ROOT, env=env(),
-                          timeout=120)
+    done = subprocess.run(
+        command(damaged), input=b"uci\nisready\n", capture_output=True, cwd=ROOT, env=env(), timeout=120
+    )
     assert done.returncode == 2, done
     out = done.stdout.decode()
     assert "uciok" in out and "readyok" not in out and "info string error: could not load the network" in out
@@ -340,8 +357,14 @@ def test_main_without_checkpoint_plays_generation_zero():
     out = io.StringIO()
     threads = torch.get_num_threads()
     try:
-        code = uci.main(None, seed=0, preset="tiny", threads=1,
-                        input=io.StringIO("uci\nisready\nposition startpos moves d2d4\ngo nodes 12\n"), output=out)
+        code = uci.main(
+            None,
+            seed=0,
+            preset="tiny",
+            threads=1,
+            input=io.StringIO("uci\nisready\nposition startpos moves d2d4\ngo nodes 12\n"),
+            output=out,
+        )
     finally:
         torch.set_num_threads(threads)  # the engine set this process's torch threads
     lines = out.getvalue().splitlines()

@@ -27,10 +27,22 @@ from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 pytestmark = pytest.mark.integration
 
 TINY = dict(
-    eval_games=2, eval_opponents="random", eval_simulations=2,
-    chess_preset="tiny", seed=11, max_games=6, selfplay_parallel_games=3, max_moves_per_game=24,
-    selfplay_simulations=8, fast_simulations=2, gumbel_considered=4, min_games_before_learning=2,
-    learn_every_n_games=2, learning_batch_size=32, checkpoint_interval=3, torch_threads=1,
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    seed=11,
+    max_games=6,
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=8,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=32,
+    checkpoint_interval=3,
+    torch_threads=1,
     session_duration_min=10,
 )
 
@@ -150,8 +162,9 @@ def test_learning_phases_when_due(session):
             games += 1
             pending += len(data["full_search"])  # every position is a (value) target
             if games >= cfg["min_games_before_learning"] and games % cfg["learn_every_n_games"] == 0 and pending:
-                expected.append((games, steps_for(pending, cfg["train_samples_per_position"],
-                                                  cfg["learning_batch_size"])))
+                expected.append(
+                    (games, steps_for(pending, cfg["train_samples_per_position"], cfg["learning_batch_size"]))
+                )
                 pending = 0
     phases = rec.of("learning")
     assert [(p["games"], p["steps"]) for p in phases] == expected
@@ -246,8 +259,11 @@ def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
     ignored the stored time would play a game (and be stopped by `should_stop`: "stopped")."""
     cfg = tiny_config(max_games=0, session_duration_min=10, checkpoint_interval=100, min_games_before_learning=100)
     seen = []
-    first = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
-                          lambda k, d: seen.append((k, d)), lambda: sum(k == "game" for k, _ in seen) >= 1)
+    first = SessionWorker(
+        WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+        lambda k, d: seen.append((k, d)),
+        lambda: sum(k == "game" for k, _ in seen) >= 1,
+    )
     assert first.run()["reason"] == "stopped"
     state_path = Path([d for k, d in seen if k == "checkpoint"][-1]["state_path"])
     state = torch.load(state_path, weights_only=True)
@@ -256,9 +272,18 @@ def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
     torch.save(state, state_path)
     games = sum(k == "game" for k, _ in seen)
     after = []
-    resumed = SessionWorker(WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1,
-                                       first_game=games + 1, resume_state=state_path),
-                            lambda k, d: after.append((k, d)), lambda: any(k == "game" for k, _ in after))
+    resumed = SessionWorker(
+        WorkerSpec(
+            session_id="t",
+            config=cfg,
+            checkpoint_dir=tmp_path / "ckpt",
+            torch_threads=1,
+            first_game=games + 1,
+            resume_state=state_path,
+        ),
+        lambda k, d: after.append((k, d)),
+        lambda: any(k == "game" for k, _ in after),
+    )
     summary = resumed.run()
     assert summary["reason"] == "duration", summary
     assert not [d for k, d in after if k == "game"] and summary["games"] == games
@@ -269,11 +294,14 @@ def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
 
 def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path):
     """The headless path: orchestrator, inline worker, SQLite storage, then the three files."""
-    settings = load_settings(report_dir=tmp_path / "reports", checkpoint_dir=tmp_path / "checkpoints",
-                             database_url=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}", worker_backend="inline",
-                             enable_prometheus=False)
-    config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2,
-                                        "max_moves_per_game": 16})
+    settings = load_settings(
+        report_dir=tmp_path / "reports",
+        checkpoint_dir=tmp_path / "checkpoints",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}",
+        worker_backend="inline",
+        enable_prometheus=False,
+    )
+    config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2, "max_moves_per_game": 16})
     kinds = []
     sid, report = asyncio.run(run_session(settings, config, on_event=lambda k, d: kinds.append(k)))
     out = tmp_path / "reports" / sid
@@ -298,8 +326,14 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
 def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
     """GATING=true: learning changes the training net, but self-play keeps generation 0 until
     a checkpoint wins its SPRT (two-game matches never reach a verdict)."""
-    cfg = tiny_config(max_games=6, gating=True, eval_interval_games=2, eval_games=2,
-                      min_games_before_learning=2, learn_every_n_games=2)
+    cfg = tiny_config(
+        max_games=6,
+        gating=True,
+        eval_interval_games=2,
+        eval_games=2,
+        min_games_before_learning=2,
+        learn_every_n_games=2,
+    )
     rec, worker, summary = run_worker(tmp_path, cfg)
     assert summary["reason"] == "max_games" and rec.of("learning")
     verdicts = [e["sprt"]["state"] for e in rec.of("evaluation") if "sprt" in e]
@@ -323,11 +357,19 @@ def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, mo
         return result
 
     monkeypatch.setattr(arena, "play_match", spy)
-    cfg = tiny_config(max_games=2, max_moves_per_game=6, adjudication="none", adjudication_margin=1,
-                      eval_games=4, eval_opponents=["greedy"], min_games_before_learning=100)
+    cfg = tiny_config(
+        max_games=2,
+        max_moves_per_game=6,
+        adjudication="none",
+        adjudication_margin=1,
+        eval_games=4,
+        eval_opponents=["greedy"],
+        min_games_before_learning=100,
+    )
     rec = Recorder()
-    rec.worker = SessionWorker(WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt",
-                                          torch_threads=1), rec)
+    rec.worker = SessionWorker(
+        WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1), rec
+    )
     rec.worker.run()
     assert all(len(g["moves"]) <= 6 for g in rec.of("game"))
     assert seen and all(s["max_plies"] is None and s["margin"] is None for s in seen)  # arena's defaults
@@ -340,9 +382,16 @@ def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path, monkeypatch
     """Evaluation polls the worker's commands between steps: a stop does not wait for the match.
     The stop arrives at the match's 5th step (of a 40-game match); the match ends at that very
     step (no step after it) and reports nothing."""
-    cfg = tiny_config(max_games=0, session_duration_min=10, eval_interval_games=2, eval_games=40,
-                      eval_opponents=["gen0"], eval_simulations=16, max_moves_per_game=200,
-                      min_games_before_learning=100)
+    cfg = tiny_config(
+        max_games=0,
+        session_duration_min=10,
+        eval_interval_games=2,
+        eval_games=40,
+        eval_opponents=["gen0"],
+        eval_simulations=16,
+        max_moves_per_game=200,
+        min_games_before_learning=100,
+    )
     messages = []
     matches: list[dict] = []  # per match: steps polled, the step the stop was seen at, its result
     real = arena.play_match
@@ -366,8 +415,11 @@ def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path, monkeypatch
     def get(timeout):  # "stop" at the 5th step of the first match
         return "stop" if matches and matches[0]["polls"] >= 5 else None
 
-    worker = SessionWorker(WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
-                           lambda k, d: messages.append((k, d)), commands=Commands(get))
+    worker = SessionWorker(
+        WorkerSpec(session_id="s", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+        lambda k, d: messages.append((k, d)),
+        commands=Commands(get),
+    )
     summary = worker.run()
     assert summary["reason"] == "stopped"
     assert len(matches) == 1, matches
@@ -392,16 +444,25 @@ def test_a_state_file_runs_no_code_when_a_session_resumes(tmp_path):
     never run; the worker's own state files load that way (see the test above)."""
     cfg = tiny_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
     seen = []
-    first = SessionWorker(WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
-                          lambda k, d: seen.append((k, d)), lambda: sum(k == "game" for k, _ in seen) >= 1)
+    first = SessionWorker(
+        WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
+        lambda k, d: seen.append((k, d)),
+        lambda: sum(k == "game" for k, _ in seen) >= 1,
+    )
     first.run()
     state_path = Path([d for k, d in seen if k == "checkpoint"][-1]["state_path"])
     state = torch.load(state_path, weights_only=True)
     marker = tmp_path / "ran"
     state["planted"] = _Planted(marker)
     torch.save(state, state_path)
-    resumed = WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1,
-                         first_game=2, resume_state=state_path)
+    resumed = WorkerSpec(
+        session_id="p",
+        config=cfg,
+        checkpoint_dir=tmp_path / "ckpt",
+        torch_threads=1,
+        first_game=2,
+        resume_state=state_path,
+    )
     with pytest.raises(pickle.UnpicklingError, match="Unsupported global"):
         SessionWorker(resumed, lambda k, d: None, lambda: True).run()
     assert not marker.exists(), "the state file ran code"
@@ -416,6 +477,7 @@ def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path
     def spy(fd: int) -> None:
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
+
     monkeypatch.setattr(os, "fsync", spy)
     cfg = tiny_config(max_games=1, checkpoint_interval=100, min_games_before_learning=100)
     reported: list[tuple[dict, list[str]]] = []
@@ -423,8 +485,8 @@ def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path
     def emit(kind, data):
         if kind == "checkpoint":
             reported.append((data, list(synced)))
-    SessionWorker(WorkerSpec(session_id="f", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
-                  emit).run()
+
+    SessionWorker(WorkerSpec(session_id="f", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1), emit).run()
     assert reported
     folder = str((tmp_path / "ckpt").resolve())
     for data, synced_before in reported:

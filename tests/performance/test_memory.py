@@ -34,8 +34,13 @@ def live_nodes() -> int:
 def test_search_trees_are_freed_without_the_cyclic_gc(algorithm):
     gc.collect()
     before = live_nodes()
-    cfg = SelfPlayConfig(search=mcts.SearchConfig(algorithm=algorithm, leaves_per_step=2),
-                         simulations=12, fast_simulations=4, parallel_games=4, max_plies=40)
+    cfg = SelfPlayConfig(
+        search=mcts.SearchConfig(algorithm=algorithm, leaves_per_step=2),
+        simulations=12,
+        fast_simulations=4,
+        parallel_games=4,
+        max_plies=40,
+    )
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -119,15 +124,37 @@ def test_memory_growth_over_hundreds_of_games_stays_below_500_mb(tmp_path):
     db = tmp_path / "cp.db"
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
     env.update(
-        CHESS_PRESET="tiny", SEED="1", MAX_GAMES=str(SESSION_GAMES), SELFPLAY_PARALLEL_GAMES="8",
-        MAX_MOVES_PER_GAME="12", SELFPLAY_SIMULATIONS="2", FAST_SIMULATIONS="1", GUMBEL_CONSIDERED="2",
-        MIN_GAMES_BEFORE_LEARNING="10", LEARN_EVERY_N_GAMES="10", LEARNING_BATCH_SIZE="32",
-        CHECKPOINT_INTERVAL="25", EVAL_INTERVAL_GAMES="100000", EVAL_GAMES="2", EVAL_OPPONENTS="random",
-        EVAL_SIMULATIONS="2", TORCH_THREADS="1", ENABLE_PROMETHEUS="false", WORKER_BACKEND="process",
-        DATABASE_URL=f"sqlite+aiosqlite:///{db}", REPORT_DIR=str(tmp_path / "reports"),
-        CHECKPOINT_DIR=str(tmp_path / "checkpoints"))
-    proc = subprocess.Popen([str(CONSOLE_SCRIPT), "run", "--quiet"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        CHESS_PRESET="tiny",
+        SEED="1",
+        MAX_GAMES=str(SESSION_GAMES),
+        SELFPLAY_PARALLEL_GAMES="8",
+        MAX_MOVES_PER_GAME="12",
+        SELFPLAY_SIMULATIONS="2",
+        FAST_SIMULATIONS="1",
+        GUMBEL_CONSIDERED="2",
+        MIN_GAMES_BEFORE_LEARNING="10",
+        LEARN_EVERY_N_GAMES="10",
+        LEARNING_BATCH_SIZE="32",
+        CHECKPOINT_INTERVAL="25",
+        EVAL_INTERVAL_GAMES="100000",
+        EVAL_GAMES="2",
+        EVAL_OPPONENTS="random",
+        EVAL_SIMULATIONS="2",
+        TORCH_THREADS="1",
+        ENABLE_PROMETHEUS="false",
+        WORKER_BACKEND="process",
+        DATABASE_URL=f"sqlite+aiosqlite:///{db}",
+        REPORT_DIR=str(tmp_path / "reports"),
+        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+    )
+    proc = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "run", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     baseline: dict[int, int] | None = None
     peak: dict[int, int] = {}
     measured_until = 0  # games stored at the last sample after the baseline
@@ -154,6 +181,8 @@ def test_memory_growth_over_hundreds_of_games_stays_below_500_mb(tmp_path):
     assert measured_until >= SESSION_GAMES - 10, f"sampled only up to game {measured_until}"
     mb = 2**20
     growth = {pid: (peak.get(pid, rss) - rss) / mb for pid, rss in baseline.items()}
-    print(f"\nRSS at game {WARM_UP_GAMES} (MB): {[round(r / mb) for r in baseline.values()]}; "
-          f"growth to game {measured_until} (MB): {[round(g, 1) for g in growth.values()]}")
+    print(
+        f"\nRSS at game {WARM_UP_GAMES} (MB): {[round(r / mb) for r in baseline.values()]}; "
+        f"growth to game {measured_until} (MB): {[round(g, 1) for g in growth.values()]}"
+    )
     assert sum(growth.values()) < MEMORY_GROWTH_LIMIT_MB, growth

@@ -30,14 +30,37 @@ pytestmark = pytest.mark.regression
 # Every field that shapes a game is spelled out, so a change of a default in config.py
 # does not silently move the pin below (it is pinned by this config, not by the defaults).
 CONFIG = dict(
-    chess_preset="tiny", seed=5, device="cpu", max_games=6, selfplay_parallel_games=3, max_moves_per_game=40,
-    selfplay_simulations=8, fast_simulations=2, gumbel_considered=4, full_search_prob=0.25, search="gumbel",
-    temperature_schedule="linear_decay", initial_temperature=1.0, final_temperature=0.1,
-    temperature_decay_games=50, temperature_plies=30, adjudication="material", adjudication_margin=3,
-    resign_threshold=None, min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=32,
-    learning_rate=0.001, train_samples_per_position=4.0, replay_buffer_positions=50_000,
-    checkpoint_interval=3, torch_threads=1, session_duration_min=10,
-    eval_games=2, eval_opponents="random", eval_simulations=2,
+    chess_preset="tiny",
+    seed=5,
+    device="cpu",
+    max_games=6,
+    selfplay_parallel_games=3,
+    max_moves_per_game=40,
+    selfplay_simulations=8,
+    fast_simulations=2,
+    gumbel_considered=4,
+    full_search_prob=0.25,
+    search="gumbel",
+    temperature_schedule="linear_decay",
+    initial_temperature=1.0,
+    final_temperature=0.1,
+    temperature_decay_games=50,
+    temperature_plies=30,
+    adjudication="material",
+    adjudication_margin=3,
+    resign_threshold=None,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=32,
+    learning_rate=0.001,
+    train_samples_per_position=4.0,
+    replay_buffer_positions=50_000,
+    checkpoint_interval=3,
+    torch_threads=1,
+    session_duration_min=10,
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
 )
 
 # Game 1 of the CONFIG session (SEED=5). It finishes before the first learning phase
@@ -68,8 +91,12 @@ def fingerprint() -> dict[str, object]:
     """What decides the float arithmetic of a CPU session: the torch build (its kernels and
     bundled oneDNN), the CPU architecture, the SIMD level torch dispatches to (DEFAULT, AVX2,
     AVX512...), and the thread count the session runs on (`play` uses one)."""
-    return {"torch": torch.__version__, "machine": platform.machine(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": 1}
+    return {
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": 1,
+    }
 
 
 class Session(dict):
@@ -139,9 +166,11 @@ def test_pinned_game(first_run):
     assert game["number"] == PINNED_GAME and 1 <= len(moves) <= CONFIG["max_moves_per_game"]
     differs = {k: (PINNED_ON[k], here.get(k)) for k in PINNED_ON if here.get(k) != PINNED_ON[k]}
     if differs:
-        pytest.skip("the pinned moves were recorded on another machine (pinned, here: "
-                    + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differs.items())
-                    + "); the same-seed repeat test still holds here")
-    assert moves[:len(PINNED_FIRST_MOVES)] == PINNED_FIRST_MOVES
+        pytest.skip(
+            "the pinned moves were recorded on another machine (pinned, here: "
+            + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differs.items())
+            + "); the same-seed repeat test still holds here"
+        )
+    assert moves[: len(PINNED_FIRST_MOVES)] == PINNED_FIRST_MOVES
     assert (len(moves), (game["result"], game["termination"])) == (PINNED_PLIES, PINNED_RESULT)
     assert digest == PINNED_SHA256

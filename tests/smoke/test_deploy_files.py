@@ -51,8 +51,11 @@ PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 def promtool() -> str:
     found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").is_file() else None)
     if found is None:
-        pytest.fail("promtool not found (on PATH or /usr/bin/promtool): install Debian's `prometheus` package "
-                    "(apt-get install prometheus) to check deploy/prometheus/alerts.yml", pytrace=False)
+        pytest.fail(
+            "promtool not found (on PATH or /usr/bin/promtool): install Debian's `prometheus` package "
+            "(apt-get install prometheus) to check deploy/prometheus/alerts.yml",
+            pytrace=False,
+        )
     return found
 
 
@@ -79,8 +82,22 @@ def test_prometheus_config_loads_the_alert_rules():
 
 
 # -- metric names ----------------------------------------------------------------------------------
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
-             "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -93,18 +110,24 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", expr):
         name = match.group(0)
-        if expr[match.end():].lstrip().startswith("(") or name.lower() in _KEYWORDS:
+        if expr[match.end() :].lstrip().startswith("(") or name.lower() in _KEYWORDS:
             continue  # a function or aggregation, or a keyword
         names.add(name)
     return names
 
 
 def test_metric_names_reads_promql():
-    expr = ('histogram_quantile(0.99, sum by (job, le) (rate(http_request_duration_seconds_bucket{handler!~"/x"}[5m])))'
-            ' / ignoring (result) group_left sum without (a) (increase(mcts_continuous_play_games_total'
-            '{session_id=~"$session_id"}[$__rate_interval])) > 1e6 and up offset 5m or abs(x_total) == +Inf')
-    assert metric_names(expr) == {"http_request_duration_seconds_bucket", "mcts_continuous_play_games_total", "up",
-                                  "x_total"}
+    expr = (
+        'histogram_quantile(0.99, sum by (job, le) (rate(http_request_duration_seconds_bucket{handler!~"/x"}[5m])))'
+        " / ignoring (result) group_left sum without (a) (increase(mcts_continuous_play_games_total"
+        '{session_id=~"$session_id"}[$__rate_interval])) > 1e6 and up offset 5m or abs(x_total) == +Inf'
+    )
+    assert metric_names(expr) == {
+        "http_request_duration_seconds_bucket",
+        "mcts_continuous_play_games_total",
+        "up",
+        "x_total",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +171,12 @@ def test_alert_rules_use_only_exposed_metrics(exposed):
         assert not unknown, f"{rule['alert']} uses metrics the service does not expose: {sorted(unknown)}"
         used |= names
     assert "mcts_continuous_play_alerts_total" in used  # the alerts the service raises itself
-    assert {"mcts_continuous_play_elo_estimate", "mcts_continuous_play_training_loss",
-            "mcts_continuous_play_games_total", "http_requests_total"} <= used
+    assert {
+        "mcts_continuous_play_elo_estimate",
+        "mcts_continuous_play_training_loss",
+        "mcts_continuous_play_games_total",
+        "http_requests_total",
+    } <= used
 
 
 def test_alert_rules_are_complete_and_mirror_the_settings():
@@ -238,8 +265,14 @@ def test_dashboard_queries_are_valid_promql(dashboard, tmp_path):
 def test_dashboard_has_the_expected_panels(dashboard):
     panels = [p for p in _panels(dashboard["panels"]) if p["type"] != "row"]
     titles = " | ".join(p["title"] for p in panels)
-    for wanted in ("Games per minute", "Elo", "Training loss per head", "Self-play results", "Simulations per second",
-                   "HTTP latency (p50, p99)"):
+    for wanted in (
+        "Games per minute",
+        "Elo",
+        "Training loss per head",
+        "Self-play results",
+        "Simulations per second",
+        "HTTP latency (p50, p99)",
+    ):
         assert wanted in titles, f"no panel {wanted!r} in {titles}"
     ids = [p["id"] for p in _panels(dashboard["panels"])]
     assert len(ids) == len(set(ids)), "panel ids repeat"
@@ -358,8 +391,9 @@ def test_compose_refuses_to_run_with_placeholder_secrets(tmp_path):
     for text in _strings(compose):
         for name in REQUIRED_SECRETS:
             for match in re.finditer(r"\$\{" + name + r"\b([^}]*)\}", text):
-                assert match.group(1).startswith(":?") and len(match.group(1)) > 10, \
+                assert match.group(1).startswith(":?") and len(match.group(1)) > 10, (
                     f"{match.group(0)}: {name} must be required, with a message saying what to set"
+                )
         assert not any(re.search(r":?-" + re.escape(p) + r"\}", text) for p in PLACEHOLDERS), text
         assert "change-me" not in text, text
     # `docker compose config` fails naming each variable in turn, and passes once they are set
@@ -389,8 +423,14 @@ def test_compose_refuses_to_run_with_placeholder_secrets(tmp_path):
         assert command[:2] == ["sh", "-c"], f"{name}: the token check needs a shell"
         for token in ("", "a-real-token"):
             ran.unlink(missing_ok=True)
-            done = subprocess.run(command, env={"PATH": f"{fake_bin}:/usr/bin:/bin", "RAY_AUTH_TOKEN": token},
-                                  capture_output=True, text=True, timeout=60, check=False)
+            done = subprocess.run(
+                command,
+                env={"PATH": f"{fake_bin}:/usr/bin:/bin", "RAY_AUTH_TOKEN": token},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             if token:
                 assert done.returncode == 0 and ran.read_text().startswith("start "), (name, done.stderr)
             else:

@@ -22,8 +22,14 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 
 
 def test_the_package_has_its_layers():
-    for name in ("service.config", "service.cli", "service.engine.network", "service.engine.mcts",
-                 "service.stats.scorecard", "service.sessions.worker"):
+    for name in (
+        "service.config",
+        "service.cli",
+        "service.engine.network",
+        "service.engine.mcts",
+        "service.stats.scorecard",
+        "service.sessions.worker",
+    ):
         assert name in MODULES
 
 
@@ -76,23 +82,35 @@ _PURITY_PROBE = textwrap.dedent("""
 
 def test_engine_and_stats_are_pure():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run([sys.executable, "-c", _PURITY_PROBE], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", _PURITY_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "service.engine.mcts" in found["imported"] and "service.stats.scorecard" in found["imported"]
     assert found["direct"] == [], f"engine/stats import {found['direct']}"
     assert found["forbidden_loaded"] == []
     assert found["forbidden_new"] == []
-    outside = [m for m in found["service_modules"]
-               if m != "service" and not m.startswith(("service.engine", "service.stats"))]
+    outside = [
+        m for m in found["service_modules"] if m != "service" and not m.startswith(("service.engine", "service.stats"))
+    ]
     assert outside == [], f"engine/stats pull in service modules {outside}"
 
 
 def test_cli_help_lists_run():
     assert CONSOLE_SCRIPT.exists(), f"console script missing at {CONSOLE_SCRIPT}"
-    proc = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"})
+    proc = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     commands = [line.strip("│ ").split()[0] for line in proc.stdout.splitlines() if line.strip("│ ")]
     assert "run" in commands, proc.stdout

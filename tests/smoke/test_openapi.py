@@ -58,7 +58,8 @@ def test_committed_file_is_current(document):
     assert DEFAULT_PATH.is_file(), f"{DEFAULT_PATH} is missing: run `{REGENERATE}` and commit it"
     committed = DEFAULT_PATH.read_text(encoding="utf-8")
     assert committed == render(document), (
-        f"openapi/openapi.json is stale (the API changed): run `{REGENERATE}` and commit the result")
+        f"openapi/openapi.json is stale (the API changed): run `{REGENERATE}` and commit the result"
+    )
 
 
 def test_spec_ignores_the_environment(tmp_path):
@@ -66,8 +67,14 @@ def test_spec_ignores_the_environment(tmp_path):
     (tmp_path / ".env").write_text("CHESS_PRESET=tiny\nMAX_GAMES=3\nCORS_ORIGINS=http://example.org\n")
     env = {**os.environ, "SEED": "9", "API_KEYS": "k", "SELFPLAY_SIMULATIONS": "5"}
     out = tmp_path / "openapi.json"
-    proc = subprocess.run([sys.executable, "-m", "service.api.openapi", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.api.openapi", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.read_text(encoding="utf-8") == DEFAULT_PATH.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "openapi.json"], "building the app made files"
@@ -76,8 +83,13 @@ def test_spec_ignores_the_environment(tmp_path):
 def test_check_mode_reports_a_stale_file(tmp_path):
     stale = tmp_path / "openapi.json"
     stale.write_text("{}\n")
-    proc = subprocess.run([sys.executable, "-m", "service.api.openapi", "--check", str(stale)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.api.openapi", "--check", str(stale)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "stale" in lines[0] and REGENERATE in lines[0], proc.stderr

@@ -359,8 +359,14 @@ def test_analyze_everything_is_json():
         value_pairs=calibration_pairs(300, 2, lambda v: (v + 1) / 2),
     )
     assert [i.name for i in got] == [
-        "elo_progression", "win_rate_trend", "loss_trend", "loss_spread", "game_length",
-        "high_confidence_moves", "policy_entropy", "value_calibration",
+        "elo_progression",
+        "win_rate_trend",
+        "loss_trend",
+        "loss_spread",
+        "game_length",
+        "high_confidence_moves",
+        "policy_entropy",
+        "value_calibration",
     ]
     assert all(isinstance(i, Indicator) for i in got)
     text = json.dumps([i.to_dict() for i in got], allow_nan=False)

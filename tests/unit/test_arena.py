@@ -75,10 +75,16 @@ def test_pentanomial_counts_pair_scores():
     def outcome(white: bool, result: str) -> arena.GameOutcome:
         return arena.GameOutcome("Petrov Defence", white, result, "checkmate", [])
 
-    games = [outcome(True, "1-0"), outcome(False, "0-1"),      # WW
-             outcome(True, "1-0"), outcome(False, "1/2-1/2"),  # WD
-             outcome(True, "0-1"), outcome(False, "0-1"),      # LW -> 1 point
-             outcome(True, "0-1"), outcome(False, "1-0")]      # LL
+    games = [
+        outcome(True, "1-0"),
+        outcome(False, "0-1"),  # WW
+        outcome(True, "1-0"),
+        outcome(False, "1/2-1/2"),  # WD
+        outcome(True, "0-1"),
+        outcome(False, "0-1"),  # LW -> 1 point
+        outcome(True, "0-1"),
+        outcome(False, "1-0"),
+    ]  # LL
     assert arena.MatchResult(games).pentanomial() == [1, 0, 1, 1, 1]
 
 

@@ -231,7 +231,7 @@ def test_start_position_planes():
     assert np.all(p[0, 1] == 1) and p[0].sum() == 8  # our pawns on our second rank
     assert np.all(p[6, 6] == 1) and p[6].sum() == 8  # theirs on the seventh
     assert p[5, 0, 4] == 1 and p[11, 7, 4] == 1  # kings on e1 / e8
-    assert np.all(p[US_K:THEM_Q + 1] == 1)
+    assert np.all(p[US_K : THEM_Q + 1] == 1)
     assert np.all(p[[REP1, REP2, EP, FIFTY, BLACK_TO_MOVE]] == 0)
 
 

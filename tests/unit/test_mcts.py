@@ -28,10 +28,12 @@ ALGORITHMS = ["gumbel", "puct"]
 SCHOLAR = "r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"  # Qxf7#
 MIDDLEGAME = "r2q1rk1/pp2bppp/2n1bn2/3p4/3P4/2NBBN2/PP3PPP/R2Q1RK1 w - - 4 11"
 
+
 def search_config(algorithm: str, simulations: int, **kw) -> SearchConfig:
     """Noise-free search: Gumbel considers every legal move, PUCT has no Dirichlet noise."""
-    base = dict(algorithm=algorithm, simulations=simulations, gumbel_scale=0.0, gumbel_considered=256,
-                dirichlet_epsilon=0.0)
+    base = dict(
+        algorithm=algorithm, simulations=simulations, gumbel_scale=0.0, gumbel_considered=256, dirichlet_epsilon=0.0
+    )
     base.update(kw)
     return SearchConfig(**base)
 
@@ -199,8 +201,9 @@ def test_does_not_hang_the_queen_into_mate(algorithm, fen):
 def test_root_visits_sum_to_simulations_and_tree_statistics_are_exact(algorithm, leaves_per_step, virtual_loss, fen):
     sims = 96
     board = chess.Board(fen)
-    cfg = search_config(algorithm, sims, gumbel_considered=8, leaves_per_step=leaves_per_step,
-                        virtual_loss=virtual_loss)
+    cfg = search_config(
+        algorithm, sims, gumbel_considered=8, leaves_per_step=leaves_per_step, virtual_loss=virtual_loss
+    )
     s = run_search(board, cfg)
     assert s.done and s.pending == 0
     assert s.finished == sims
@@ -229,8 +232,10 @@ def test_default_noise_and_real_network_keep_the_tree_exact(algorithm):
 
 def test_many_searches_step_in_lock_step():
     boards = [chess.Board(), chess.Board(SCHOLAR), chess.Board(MIDDLEGAME)]
-    searches = [Search(b, search_config(a, 40, leaves_per_step=2), random.Random(i))
-                for i, (b, a) in enumerate(zip(boards, ["gumbel", "puct", "gumbel"]))]
+    searches = [
+        Search(b, search_config(a, 40, leaves_per_step=2), random.Random(i))
+        for i, (b, a) in enumerate(zip(boards, ["gumbel", "puct", "gumbel"]))
+    ]
     for s in searches:
         s.start(40)
     ev = UniformEvaluator()
@@ -314,7 +319,7 @@ def test_considered_visits_matches_mctx(m, n, expected):
 def test_considered_visits_shape(m, n):
     seq = considered_visits(m, n)
     assert len(seq) == n
-    assert seq[:min(m, n)] == (0,) * min(m, n)
+    assert seq[: min(m, n)] == (0,) * min(m, n)
     assert list(seq) == sorted(seq)
     # each visit target v is reached only by actions that already had v-1
     for v in set(seq) - {0}:

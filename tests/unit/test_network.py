@@ -195,11 +195,13 @@ def test_not_our_files_raise_value_error(tmp_path) -> None:
 
 def test_other_encoding_version_is_refused(tmp_path) -> None:
     net = build_network("tiny", seed=0)
-    header = {"preset": "tiny", "generation": 0, "encoding_version": ENCODING_VERSION + 1, "seed": 0,
-              "format": FORMAT}
+    header = {"preset": "tiny", "generation": 0, "encoding_version": ENCODING_VERSION + 1, "seed": 0, "format": FORMAT}
     path = tmp_path / "future.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
-              metadata={"continuous-play": json.dumps(header)})
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(path),
+        metadata={"continuous-play": json.dumps(header)},
+    )
     assert read_header(path)["encoding_version"] == ENCODING_VERSION + 1
     with pytest.raises(ValueError, match="encoding version"):
         load_weights(path)
@@ -211,8 +213,10 @@ def test_mismatched_tensors_raise_value_error(tmp_path) -> None:
     save_weights(net, path, generation=0, seed=0)
     header = read_header(path)
     header["config"] = {"blocks": 3, "channels": 32, "value_channels": 32, "value_hidden": 128}
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
-              metadata={"continuous-play": json.dumps(header)})
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(path),
+        metadata={"continuous-play": json.dumps(header)},
+    )
     with pytest.raises(ValueError, match="does not match"):
         load_weights(path)
-

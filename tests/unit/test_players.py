@@ -308,8 +308,9 @@ def test_uci_player_with_a_fake_engine(tmp_path):
     script, log = tmp_path / "fake_uci.py", tmp_path / "log.txt"
     script.write_text(FAKE_ENGINE)
     options = {"UCI_LimitStrength": True, "UCI_Elo": 1500}
-    with UciPlayer([sys.executable, str(script), str(log)], options=options,
-                   limit=chess.engine.Limit(nodes=1)) as player:
+    with UciPlayer(
+        [sys.executable, str(script), str(log)], options=options, limit=chess.engine.Limit(nodes=1)
+    ) as player:
         assert player.name == "fake-uci"
         assert isinstance(player, Player)
         board = random_board(3, 9)
@@ -330,8 +331,9 @@ def test_uci_player_quits_the_engine_on_a_bad_option(tmp_path):
     script, log = tmp_path / "fake_uci.py", tmp_path / "log.txt"
     script.write_text(FAKE_ENGINE)
     with pytest.raises(chess.engine.EngineError):
-        UciPlayer([sys.executable, str(script), str(log)], options={"NoSuchOption": 1},
-                  limit=chess.engine.Limit(nodes=1))
+        UciPlayer(
+            [sys.executable, str(script), str(log)], options={"NoSuchOption": 1}, limit=chess.engine.Limit(nodes=1)
+        )
 
 
 def test_uci_player_with_stockfish():

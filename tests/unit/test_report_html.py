@@ -31,8 +31,16 @@ from service.stats.scorecard import Scorecard
 pytestmark = pytest.mark.unit
 
 SECTIONS = ("summary", "strength", "learning", "selfplay", "analysis", "alerts", "checkpoints", "manifest")
-CHARTS = ("chart-elo", "chart-matches", "chart-losses", "chart-results", "chart-length", "chart-move-time",
-          "chart-duration", "chart-throughput")
+CHARTS = (
+    "chart-elo",
+    "chart-matches",
+    "chart-losses",
+    "chart-results",
+    "chart-length",
+    "chart-move-time",
+    "chart-duration",
+    "chart-throughput",
+)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -85,47 +93,142 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
         termination = "move_cap" if adjudicated else "checkmate"
         plies, duration = 20 + n, 0.5 + n / 50
         card.add(result, plies, termination, adjudicated, duration)
-        games.append({"number": n, "result": result, "termination": termination, "adjudicated": adjudicated,
-                      "plies": plies, "duration_s": duration, "simulations": 8 * plies, "temperature": 1.0,
-                      "mean_move_s": duration / plies})
-    learning = [{"games": 5 * i, "step": 10 * i, "steps": 10, "policy_loss": 3 - 0.1 * i, "value_loss": 1 - 0.05 * i,
-                 "total_loss": 4 - 0.15 * i, "policy_entropy": 3 - 0.05 * i, "grad_norm": 1.0, "lr": 1e-3,
-                 "samples": 320, "buffer_size": 100 * i, "positions_learned": 100 * i, "seconds": 0.5}
-                for i in range(1, 7)]
-    stats = [{"ts": f"2024-05-01T10:0{i}:00+00:00", "simulations_per_second": 200.0 + i, "rss_mb": 300.0 + i,
-              "rss_growth_mb": float(i), "buffer_size": 10 * i, "games_in_flight": 4} for i in range(5)]
-    checkpoints = [{"generation": g, "games": 10 * g, "path": f"/ck/{session_id}/gen-{g:04d}.safetensors",
-                    "sha256": f"{g:02d}" * 32} for g in range(4)]
-    report = build_report(session_id=session_id, config=config, settings=settings, scorecard=card, learning=learning,
-                          stats=[{k: v for k, v in s.items() if k != "ts"} for s in stats],
-                          checkpoints=checkpoints, games=games, started=1714557600.0, elapsed_s=300.0,
-                          summary={"reason": "max_games"}, error=None, torch_threads=1)
+        games.append(
+            {
+                "number": n,
+                "result": result,
+                "termination": termination,
+                "adjudicated": adjudicated,
+                "plies": plies,
+                "duration_s": duration,
+                "simulations": 8 * plies,
+                "temperature": 1.0,
+                "mean_move_s": duration / plies,
+            }
+        )
+    learning = [
+        {
+            "games": 5 * i,
+            "step": 10 * i,
+            "steps": 10,
+            "policy_loss": 3 - 0.1 * i,
+            "value_loss": 1 - 0.05 * i,
+            "total_loss": 4 - 0.15 * i,
+            "policy_entropy": 3 - 0.05 * i,
+            "grad_norm": 1.0,
+            "lr": 1e-3,
+            "samples": 320,
+            "buffer_size": 100 * i,
+            "positions_learned": 100 * i,
+            "seconds": 0.5,
+        }
+        for i in range(1, 7)
+    ]
+    stats = [
+        {
+            "ts": f"2024-05-01T10:0{i}:00+00:00",
+            "simulations_per_second": 200.0 + i,
+            "rss_mb": 300.0 + i,
+            "rss_growth_mb": float(i),
+            "buffer_size": 10 * i,
+            "games_in_flight": 4,
+        }
+        for i in range(5)
+    ]
+    checkpoints = [
+        {
+            "generation": g,
+            "games": 10 * g,
+            "path": f"/ck/{session_id}/gen-{g:04d}.safetensors",
+            "sha256": f"{g:02d}" * 32,
+        }
+        for g in range(4)
+    ]
+    report = build_report(
+        session_id=session_id,
+        config=config,
+        settings=settings,
+        scorecard=card,
+        learning=learning,
+        stats=[{k: v for k, v in s.items() if k != "ts"} for s in stats],
+        checkpoints=checkpoints,
+        games=games,
+        started=1714557600.0,
+        elapsed_s=300.0,
+        summary={"reason": "max_games"},
+        error=None,
+        torch_threads=1,
+    )
     evaluations, rows = [], []
     for g in (1, 2, 3):
-        for opponent, wdl, penta in (("random", (7, 2, 1), [0, 0, 1, 2, 2]),
-                                     (f"gen{g - 1}", (4, 3, 3), [1, 1, 1, 1, 1])):
+        for opponent, wdl, penta in (
+            ("random", (7, 2, 1), [0, 0, 1, 2, 2]),
+            (f"gen{g - 1}", (4, 3, 3), [1, 1, 1, 1, 1]),
+        ):
             row = SimpleNamespace(opponent=opponent, wins=wdl[0], draws=wdl[1], losses=wdl[2], games=sum(wdl))
             rows.append((row, g, None))
-            sprt = ({"llr": 0.3 * g, "lower": -2.94, "upper": 2.94, "state": "continue", "elo0": 0.0, "elo1": 50.0,
-                     "elo_model": "normalized", "alpha": 0.05, "beta": 0.05, "samples": 5,
-                     "against_generation": g - 1} if opponent.startswith("gen") else None)
-            evaluations.append({"generation": g, "opponent": opponent, "wins": wdl[0], "draws": wdl[1],
-                                "losses": wdl[2], "pentanomial": penta, "elo": None, "elo_low": None,
-                                "elo_high": None, "sprt": sprt, "adjudicated": 2})
+            sprt = (
+                {
+                    "llr": 0.3 * g,
+                    "lower": -2.94,
+                    "upper": 2.94,
+                    "state": "continue",
+                    "elo0": 0.0,
+                    "elo1": 50.0,
+                    "elo_model": "normalized",
+                    "alpha": 0.05,
+                    "beta": 0.05,
+                    "samples": 5,
+                    "against_generation": g - 1,
+                }
+                if opponent.startswith("gen")
+                else None
+            )
+            evaluations.append(
+                {
+                    "generation": g,
+                    "opponent": opponent,
+                    "wins": wdl[0],
+                    "draws": wdl[1],
+                    "losses": wdl[2],
+                    "pentanomial": penta,
+                    "elo": None,
+                    "elo_low": None,
+                    "elo_high": None,
+                    "sprt": sprt,
+                    "adjudicated": 2,
+                }
+            )
     fitted = rating_list(rows, 1500.0)
     report["rating_list"] = ratings_out(fitted)
     report["evaluations"] = evaluations
     newest = fitted["gen3"]
     report["elo"] = {"generation": 3, "rating": newest.rating, "low": newest.low, "high": newest.high}
     report["state"] = "completed"
-    report["analysis"] = [i.to_dict() for i in analyze(
-        elo_points=[(10 * g, fitted[f"gen{g}"].rating, fitted[f"gen{g}"].low, fitted[f"gen{g}"].high)
-                    for g in range(4)],
-        results=[g["result"] for g in games], losses=[r["total_loss"] for r in learning],
-        plies=[g["plies"] for g in games])]
-    report["alerts"] = [{"name": "loss_spike", "severity": "warning", "message": "loss 9.1 > 3 x mean 2.0",
-                         "value": 9.1, "threshold": 6.0, "trigger": "learning.step", "games": 25, "seq": 40,
-                         "ts": "2024-05-01T10:04:00+00:00"}]
+    report["analysis"] = [
+        i.to_dict()
+        for i in analyze(
+            elo_points=[
+                (10 * g, fitted[f"gen{g}"].rating, fitted[f"gen{g}"].low, fitted[f"gen{g}"].high) for g in range(4)
+            ],
+            results=[g["result"] for g in games],
+            losses=[r["total_loss"] for r in learning],
+            plies=[g["plies"] for g in games],
+        )
+    ]
+    report["alerts"] = [
+        {
+            "name": "loss_spike",
+            "severity": "warning",
+            "message": "loss 9.1 > 3 x mean 2.0",
+            "value": 9.1,
+            "threshold": 6.0,
+            "trigger": "learning.step",
+            "games": 25,
+            "seq": 40,
+            "ts": "2024-05-01T10:04:00+00:00",
+        }
+    ]
     report.update(extra)
     return complete(report, {"games": games, "learning": learning, "stats": stats})
 
@@ -133,9 +236,21 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
 def empty_report(session_id: str = "b" * 32) -> dict:
     """A report of a session that has stored nothing yet."""
     settings = Settings(_env_file=None, chess_preset="tiny")
-    report = build_report(session_id=session_id, config=settings.session_config(), settings=settings,
-                          scorecard=Scorecard(), learning=[], stats=[], checkpoints=[], games=[],
-                          started=1714557600.0, elapsed_s=0.0, summary=None, error=None, torch_threads=1)
+    report = build_report(
+        session_id=session_id,
+        config=settings.session_config(),
+        settings=settings,
+        scorecard=Scorecard(),
+        learning=[],
+        stats=[],
+        checkpoints=[],
+        games=[],
+        started=1714557600.0,
+        elapsed_s=0.0,
+        summary=None,
+        error=None,
+        torch_threads=1,
+    )
     report.update(state="running", finished_at=None, rating_list=[], evaluations=[], analysis=[])
     return report
 
@@ -154,9 +269,20 @@ def test_every_section_chart_and_table_is_there():
     assert text.startswith("<!DOCTYPE html>")
     assert set(SECTIONS) <= page.ids and set(CHARTS) <= page.ids
     visible = page.visible_text()
-    for heading in ("Rating list", "Evaluation matches", "SPRT verdicts", "Training loss per head",
-                    "Self-play results over time", "Game length", "Move time", "Improvement indicators",
-                    "Raised alerts", "Saved networks", "Session settings", "Packages"):
+    for heading in (
+        "Rating list",
+        "Evaluation matches",
+        "SPRT verdicts",
+        "Training loss per head",
+        "Self-play results over time",
+        "Game length",
+        "Move time",
+        "Improvement indicators",
+        "Raised alerts",
+        "Saved networks",
+        "Session settings",
+        "Packages",
+    ):
         assert heading in visible, heading
     # rating list with intervals, pentanomial counts, SPRT verdicts, analyzer verdicts, alerts
     for row in report["rating_list"]:
@@ -272,10 +398,23 @@ def test_non_finite_numbers_never_reach_the_page_as_nan():
 def test_an_older_report_json_gets_its_series_from_metrics_json():
     full = sample_report()
     older = {k: v for k, v in full.items() if k not in ("series", "sprt", "adjudication", "alerts")}
-    older["evaluations"] = [{k: v for k, v in e.items() if k not in ("match", "adjudicated")}
-                            for e in full["evaluations"]]
-    metrics = {"games": [{"number": 1, "result": "1-0", "termination": "checkmate", "adjudicated": False, "plies": 31,
-                          "duration_s": 1.0}], "learning": [], "stats": []}
+    older["evaluations"] = [
+        {k: v for k, v in e.items() if k not in ("match", "adjudicated")} for e in full["evaluations"]
+    ]
+    metrics = {
+        "games": [
+            {
+                "number": 1,
+                "result": "1-0",
+                "termination": "checkmate",
+                "adjudicated": False,
+                "plies": 31,
+                "duration_s": 1.0,
+            }
+        ],
+        "learning": [],
+        "stats": [],
+    }
     rebuilt = complete(older, metrics)
     assert rebuilt["series"]["game_length"]["counts"] == [1]
     assert [p["generation"] for p in rebuilt["series"]["elo"]] == [0, 1, 2, 3]
@@ -311,18 +450,46 @@ def test_series_of_the_sample():
 
 
 def test_result_buckets_have_round_sizes():
-    games = [{"number": n, "result": "1-0" if n % 2 else "1/2-1/2", "plies": 10, "duration_s": 1.0,
-              "adjudicated": n % 2 == 0} for n in range(1, 96)]
+    games = [
+        {
+            "number": n,
+            "result": "1-0" if n % 2 else "1/2-1/2",
+            "plies": 10,
+            "duration_s": 1.0,
+            "adjudicated": n % 2 == 0,
+        }
+        for n in range(1, 96)
+    ]
     out = result_buckets(games)
     assert out["bucket_size"] == 5 and len(out["buckets"]) == 19
-    assert out["buckets"][0] == {"first": 1, "last": 5, "games": 5, "white_wins": 3, "black_wins": 0, "draws": 2,
-                                 "adjudicated": 2, "mean_plies": 10, "mean_move_s": 0.1}
+    assert out["buckets"][0] == {
+        "first": 1,
+        "last": 5,
+        "games": 5,
+        "white_wins": 3,
+        "black_wins": 0,
+        "draws": 2,
+        "adjudicated": 2,
+        "mean_plies": 10,
+        "mean_move_s": 0.1,
+    }
     assert result_buckets([]) == {"bucket_size": 1, "buckets": []}
 
 
-@pytest.mark.parametrize("raw, integer, expected", [
-    (0.3, False, 0.5), (1.2, False, 2.0), (2.4, False, 2.5), (7, False, 10.0), (0.004, False, 0.005),
-    (0.3, True, 1), (2.4, True, 5), (12, True, 20), (26, True, 50)])
+@pytest.mark.parametrize(
+    "raw, integer, expected",
+    [
+        (0.3, False, 0.5),
+        (1.2, False, 2.0),
+        (2.4, False, 2.5),
+        (7, False, 10.0),
+        (0.004, False, 0.005),
+        (0.3, True, 1),
+        (2.4, True, 5),
+        (12, True, 20),
+        (26, True, 50),
+    ],
+)
 def test_nice_steps(raw, integer, expected):
     assert nice_step(raw, integer) == expected
 
@@ -350,8 +517,10 @@ def test_match_estimates_use_pairs_and_the_plain_score():
 
 
 def test_finite_replaces_nan_and_infinities():
-    assert finite({"a": [float("nan"), 1.5, {"b": float("-inf")}], 2: (1, 2)}) == {"a": [None, 1.5, {"b": None}],
-                                                                                   "2": [1, 2]}
+    assert finite({"a": [float("nan"), 1.5, {"b": float("-inf")}], 2: (1, 2)}) == {
+        "a": [None, 1.5, {"b": None}],
+        "2": [1, 2],
+    }
 
 
 def test_long_series_are_thinned_evenly():

@@ -21,7 +21,7 @@ def test_linear_decay(game, expected):
     assert temperature("linear_decay", game, 1.0, 0.2, 10) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("game, expected", [(0, 1.0), (5, 0.5), (10, 0.25), (2, 0.25 ** 0.2), (12, 0.25), (999, 0.25)])
+@pytest.mark.parametrize("game, expected", [(0, 1.0), (5, 0.5), (10, 0.25), (2, 0.25**0.2), (12, 0.25), (999, 0.25)])
 def test_exponential_decay(game, expected):
     assert temperature("exponential_decay", game, 1.0, 0.25, 10) == pytest.approx(expected)
 
@@ -37,7 +37,8 @@ def test_exponential_decay_is_geometric():
 def test_exponential_decay_with_a_zero_end_is_linear(initial, final):
     for game, frac in [(0, 0.0), (5, 0.5), (10, 1.0), (20, 1.0)]:
         assert temperature("exponential_decay", game, initial, final, 10) == pytest.approx(
-            initial + (final - initial) * frac)
+            initial + (final - initial) * frac
+        )
 
 
 @pytest.mark.parametrize("game, expected", [(0, 1.0), (5, 1.0), (9, 1.0), (10, 0.3), (11, 0.3), (10_000, 0.3)])

@@ -102,8 +102,9 @@ def test_rejects_unknown_result():
 
 
 def test_from_records_matches_add():
-    records = [SimpleNamespace(result=r, plies=p, termination=t, adjudicated=a, duration_s=s)
-               for r, p, t, a, s in GAMES]
+    records = [
+        SimpleNamespace(result=r, plies=p, termination=t, adjudicated=a, duration_s=s) for r, p, t, a, s in GAMES
+    ]
     assert Scorecard.from_records(records).to_dict() == card_of(GAMES).to_dict()
 
 

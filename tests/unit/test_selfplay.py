@@ -28,13 +28,27 @@ from service.engine.selfplay import (
 
 pytestmark = pytest.mark.unit
 
-TERMINATIONS = {"checkmate", "stalemate", "insufficient_material", "fifty_moves", "threefold_repetition",
-                "move_cap", "resignation"}
+TERMINATIONS = {
+    "checkmate",
+    "stalemate",
+    "insufficient_material",
+    "fifty_moves",
+    "threefold_repetition",
+    "move_cap",
+    "resignation",
+}
 
 
 def selfplay_config(algorithm: str = "gumbel", **kw) -> SelfPlayConfig:
-    base = dict(search=SearchConfig(algorithm=algorithm), simulations=12, fast_simulations=3, parallel_games=4,
-                max_plies=40, temperature_plies=8, full_search_prob=0.5)
+    base = dict(
+        search=SearchConfig(algorithm=algorithm),
+        simulations=12,
+        fast_simulations=3,
+        parallel_games=4,
+        max_plies=40,
+        temperature_plies=8,
+        full_search_prob=0.5,
+    )
     base.update(kw)
     return SelfPlayConfig(**base)
 
@@ -128,8 +142,9 @@ def test_long_games_end_by_the_rules():
     stalemate and a threefold repetition too, checked when they occur, not required.)"""
     endings = []
     for algorithm, seed in (("gumbel", 3), ("puct", 1)):
-        cfg = selfplay_config(algorithm, simulations=8, fast_simulations=2, parallel_games=8, max_plies=200,
-                              temperature_plies=200)
+        cfg = selfplay_config(
+            algorithm, simulations=8, fast_simulations=2, parallel_games=8, max_plies=200, temperature_plies=200
+        )
         _, records = play(cfg, 8, seed=seed)
         for rec in records:
             check_record(rec, cfg)
@@ -248,6 +263,7 @@ def test_same_seed_same_games(algorithm):
     cfg = selfplay_config(algorithm, max_plies=30, parallel_games=3)
     _, a = play(cfg, 4, seed=7)
     _, b = play(cfg, 4, seed=7)
+
     def key(recs):
         return sorted((r.number, [m.uci() for m in r.moves], r.result, r.full_search) for r in recs)
 
@@ -281,8 +297,9 @@ def temperature_trace(temperature_plies: int, temp: float) -> tuple[int, int, in
     that is not the policy's (first) argmax must have been sampled.
     Returns (plies before the cut, of which sampled off the argmax, plies after the cut off the argmax)."""
     search = SearchConfig(algorithm="puct", dirichlet_epsilon=0.0, fpu_reduction=0.0)
-    cfg = selfplay_config(search=search, simulations=8, fast_simulations=8, max_plies=24,
-                          temperature_plies=temperature_plies)
+    cfg = selfplay_config(
+        search=search, simulations=8, fast_simulations=8, max_plies=24, temperature_plies=temperature_plies
+    )
     _, records = play(cfg, 6, seed=11, temperature_for=lambda n: temp)
     early = early_off = late_off = 0
     for rec in records:
@@ -460,8 +477,7 @@ def test_replay_samples_rebuild_exactly_what_the_game_produced():
         records += sp.step()
     for rec, horizon in zip(records, (0, 6, 12)):
         original = rec.samples(horizon, 2)
-        rebuilt = replay_samples([m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result,
-                                 horizon, 2)
+        rebuilt = replay_samples([m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result, horizon, 2)
         assert len(rebuilt) == len(original) > 0
         for a, b in zip(original, rebuilt):
             assert a.features == b.features
@@ -491,8 +507,8 @@ def test_value_horizon_adjudicates_by_material_that_many_plies_later():
     targets = value_targets(moves, "0-1", horizon=2, margin=2)
     white_view = [t if ply % 2 == 0 else -t for ply, t in enumerate(targets)]
     expected = [1.0 if balance[p + 2] >= 2 else -1.0 if balance[p + 2] <= -2 else 0.0 for p in range(len(moves) - 2)]
-    assert white_view[:len(moves) - 2] == expected == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
-    assert white_view[len(moves) - 2:] == [-1.0, -1.0, -1.0]  # the last 2 plies and the end: the result
+    assert white_view[: len(moves) - 2] == expected == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert white_view[len(moves) - 2 :] == [-1.0, -1.0, -1.0]  # the last 2 plies and the end: the result
     assert value_targets(moves, "0-1", horizon=2, margin=3)[3] == 0.0  # a lead of 2 is no win at margin 3
 
 
@@ -511,6 +527,6 @@ def test_a_material_scale_grades_the_horizon_target():
         white = math.tanh(balance[ply + 2] / 5.0)
         assert targets[ply] == pytest.approx(white if ply % 2 == 0 else -white)
     assert targets[2] == pytest.approx(math.tanh(-1 / 5.0)) and targets[3] == pytest.approx(-math.tanh(2 / 5.0))
-    assert targets[len(moves) - 2:] == [-1.0, 1.0, -1.0]  # the result, from each side to move's view
+    assert targets[len(moves) - 2 :] == [-1.0, 1.0, -1.0]  # the result, from each side to move's view
     assert value_targets(moves, "0-1", horizon=2, margin=2, scale=0.0) == value_targets(moves, "0-1", 2, 2)
-    assert all(-1 < t < 1 for t in value_targets(moves, "1-0", horizon=2, scale=0.5)[:len(moves) - 2])
+    assert all(-1 < t < 1 for t in value_targets(moves, "1-0", horizon=2, scale=0.5)[: len(moves) - 2])

@@ -106,8 +106,11 @@ def test_only_policy_target_rows_count_in_the_policy_loss(fixed_batch: Batch) ->
     value_only = Batch(masked.planes, masked.policy, masked.legal, masked.wdl, np.zeros_like(weight))
     probe = build_network("tiny", seed=1)
     Trainer(probe, lr=0.0, weight_decay=0.0).train_batch(value_only)
-    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0
-               for name, p in probe.named_parameters() if name.startswith("policy"))
+    assert all(
+        p.grad is None or float(p.grad.abs().sum()) == 0.0
+        for name, p in probe.named_parameters()
+        if name.startswith("policy")
+    )
 
 
 def test_train_from_buffer_aggregates_and_is_deterministic() -> None:
@@ -157,15 +160,18 @@ def test_uniform_targets_give_finite_losses() -> None:
     assert math.isfinite(stats.total_loss) and math.isfinite(stats.grad_norm)
 
 
-@pytest.mark.parametrize(("positions", "ratio", "batch", "expected"), [
-    (1000, 1.0, 256, 4),
-    (1024, 1.0, 256, 4),
-    (100, 0.3, 10, 3),  # 100 * 0.3 / 10 is 3.0000000000000004 in floating point
-    (1, 0.5, 256, 1),
-    (0, 2.0, 256, 0),
-    (500, 0.0, 64, 0),
-    (640, 2.5, 64, 25),
-])
+@pytest.mark.parametrize(
+    ("positions", "ratio", "batch", "expected"),
+    [
+        (1000, 1.0, 256, 4),
+        (1024, 1.0, 256, 4),
+        (100, 0.3, 10, 3),  # 100 * 0.3 / 10 is 3.0000000000000004 in floating point
+        (1, 0.5, 256, 1),
+        (0, 2.0, 256, 0),
+        (500, 0.0, 64, 0),
+        (640, 2.5, 64, 25),
+    ],
+)
 def test_steps_for(positions: int, ratio: float, batch: int, expected: int) -> None:
     assert steps_for(positions, ratio, batch) == expected
 

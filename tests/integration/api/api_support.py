@@ -140,12 +140,12 @@ def make_settings(database, tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_api(database, tmp_path: Path, *, orchestrator_factory: Any = FakeOrchestrator,
-                      pool: Any = None, **settings: Any) -> AsyncIterator[Api]:
+async def running_api(
+    database, tmp_path: Path, *, orchestrator_factory: Any = FakeOrchestrator, pool: Any = None, **settings: Any
+) -> AsyncIterator[Api]:
     """The app over `database` with its lifespan running (migrations included)."""
     cfg = make_settings(database, tmp_path, **settings)
-    app = create_app(cfg, pool=pool, orchestrator_factory=orchestrator_factory,
-                     engine_kwargs=database.engine_kwargs)
+    app = create_app(cfg, pool=pool, orchestrator_factory=orchestrator_factory, engine_kwargs=database.engine_kwargs)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
@@ -153,6 +153,7 @@ async def running_api(database, tmp_path: Path, *, orchestrator_factory: Any = F
 
 
 # -- seeding through the real repositories ------------------------------------------------
+
 
 def game_message(number: int, plies: int = 12, seed: int = 0) -> dict[str, Any]:
     """A worker-style game message: random legal moves, a policy over each position's legal
@@ -179,16 +180,25 @@ def game_message(number: int, plies: int = 12, seed: int = 0) -> dict[str, Any]:
     out = io.StringIO()
     print(game, file=out, end="\n\n")
     return {
-        "number": number, "moves": moves, "result": result, "termination": termination,
-        "adjudicated": adjudicated, "plies": len(moves), "temperature": 1.0, "policies": policies,
-        "root_values": values, "full_search": [i % 2 == 0 for i in range(len(moves))],
-        "simulations": 8 * len(moves), "duration_s": 0.5, "material": 0, "false_resign": None,
+        "number": number,
+        "moves": moves,
+        "result": result,
+        "termination": termination,
+        "adjudicated": adjudicated,
+        "plies": len(moves),
+        "temperature": 1.0,
+        "policies": policies,
+        "root_values": values,
+        "full_search": [i % 2 == 0 for i in range(len(moves))],
+        "simulations": 8 * len(moves),
+        "duration_s": 0.5,
+        "material": 0,
+        "false_resign": None,
         "pgn": out.getvalue(),
     }
 
 
-async def seed_session(api: Api, *, games: int = 0, state: str = "completed", seed: int = 0,
-                       **config: Any) -> str:
+async def seed_session(api: Api, *, games: int = 0, state: str = "completed", seed: int = 0, **config: Any) -> str:
     """A stored session in `state` with `games` games."""
     cfg = api.settings.session_config(seed=seed, **config)
     async with api.sessionmaker() as db, db.begin():
@@ -210,16 +220,24 @@ async def seed_checkpoint(api: Api, session_id: str, generation: int = 0, games:
     sha = network.save_weights(net, weights, generation=generation, seed=0)
     state.write_bytes(b"state")
     async with api.sessionmaker() as db, db.begin():
-        row = await repo.add_checkpoint(db, session_id, {
-            "generation": generation, "games": games, "path": str(weights), "state_path": str(state),
-            "sha256": sha}, root)
+        row = await repo.add_checkpoint(
+            db,
+            session_id,
+            {"generation": generation, "games": games, "path": str(weights), "state_path": str(state), "sha256": sha},
+            root,
+        )
         return row.id
 
 
 async def count_rows(api: Api) -> dict[str, int]:
     """Rows per table (to prove bad requests change nothing)."""
-    tables = {"sessions": models.SessionRow, "games": models.GameRow, "checkpoints": models.CheckpointRow,
-              "evaluations": models.EvaluationRow, "metric_snapshots": models.MetricSnapshotRow,
-              "events": models.EventRow}
+    tables = {
+        "sessions": models.SessionRow,
+        "games": models.GameRow,
+        "checkpoints": models.CheckpointRow,
+        "evaluations": models.EvaluationRow,
+        "metric_snapshots": models.MetricSnapshotRow,
+        "events": models.EventRow,
+    }
     async with api.sessionmaker() as db:
         return {name: int(await db.scalar(select(func.count()).select_from(model))) for name, model in tables.items()}

@@ -21,5 +21,3 @@ async def keyed_api(database, tmp_path) -> AsyncIterator[Api]:
     """The app with API_KEYS set (two keys; API_KEY is the second)."""
     async with running_api(database, tmp_path, api_keys=["another-key", API_KEY]) as running:
         yield running
-
-

@@ -71,7 +71,8 @@ async def test_games_pages_and_game_routes(api):
     games = read_games(r.text)
     assert [g.headers["Round"] for g in games] == [str(n) for n in range(1, 8)]
     assert [[m.uci() for m in g.mainline_moves()] for g in games] == [
-        game_message(n, seed=3)["moves"] for n in range(1, 8)]
+        game_message(n, seed=3)["moves"] for n in range(1, 8)
+    ]
     for g in games:  # every move replays legally
         board = g.board()
         for move in g.mainline_moves():
@@ -84,8 +85,19 @@ async def test_games_pages_and_game_routes(api):
     assert (await api.client.get(f"/v1/sessions/{empty}/games")).json() == {"items": [], "next_cursor": None}
 
 
-BAD_GAME_IDS = [("999999", 404), ("1", 404), (str(2**31 - 1), 404), (str(2**31), 404), (str(2**63 - 1), 404),
-                (str(2**63), 422), ("9" * 200, 422), ("-3", 422), ("0", 422), ("abc", 422), ("1.5", 422)]
+BAD_GAME_IDS = [
+    ("999999", 404),
+    ("1", 404),
+    (str(2**31 - 1), 404),
+    (str(2**31), 404),
+    (str(2**63 - 1), 404),
+    (str(2**63), 422),
+    ("9" * 200, 422),
+    ("-3", 422),
+    ("0", 422),
+    ("abc", 422),
+    ("1.5", 422),
+]
 
 
 async def test_unknown_or_bad_game_ids(api):
@@ -111,6 +123,7 @@ async def test_weights_download_loads(api):
     for name, tensor in original.state_dict().items():
         assert torch.equal(net.state_dict()[name], tensor), name
     import hashlib
+
     assert r.headers["x-checkpoint-sha256"] == hashlib.sha256(r.content).hexdigest()
 
 
@@ -126,8 +139,14 @@ async def test_weights_unknown_missing_or_outside_checkpoint_dir(api, tmp_path):
     secret = tmp_path / "secret.safetensors"
     secret.write_bytes(b"not for download")
     async with api.sessionmaker() as db, db.begin():  # a row naming a path outside CHECKPOINT_DIR
-        row = models.CheckpointRow(session_id=session_id, generation=1, games=0,
-                                   file_name="../secret.safetensors", state_file_name="x", sha256="0" * 64)
+        row = models.CheckpointRow(
+            session_id=session_id,
+            generation=1,
+            games=0,
+            file_name="../secret.safetensors",
+            state_file_name="x",
+            sha256="0" * 64,
+        )
         db.add(row)
         await db.flush()
         bad_id = row.id

@@ -75,9 +75,15 @@ async def test_api_keys_guard_every_mutating_route(keyed_api, caplog):
     sid = await seed_session(api, state="running", games=2)
     checkpoint_id = await seed_checkpoint(api, sid)
     before = await count_rows(api)
-    bad_headers = [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": f"Basic {API_KEY}"},
-                   {"Authorization": "Bearer"}, {"Authorization": f"Bearer {API_KEY}x"},
-                   {"Authorization": f"Bearer {API_KEY[:-1]}"}, {"Authorization": "Bearer ключ".encode()}]
+    bad_headers = [
+        {},
+        {"Authorization": "Bearer wrong-key"},
+        {"Authorization": f"Basic {API_KEY}"},
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Bearer {API_KEY}x"},
+        {"Authorization": f"Bearer {API_KEY[:-1]}"},
+        {"Authorization": "Bearer ключ".encode()},
+    ]
     for method, url, kwargs in await mutating_requests(api, sid):
         for headers in bad_headers:
             r = await api.client.request(method, url, headers=headers, **kwargs)
@@ -91,9 +97,19 @@ async def test_api_keys_guard_every_mutating_route(keyed_api, caplog):
     assert_problem(r, 401)
     assert await count_rows(api) == before
 
-    for url in ["/v1/sessions", f"/v1/sessions/{sid}", f"/v1/sessions/{sid}/games", f"/v1/sessions/{sid}/games.pgn",
-                f"/v1/sessions/{sid}/scorecard", f"/v1/sessions/{sid}/metrics", f"/v1/sessions/{sid}/evaluations",
-                f"/v1/sessions/{sid}/checkpoints", f"/v1/checkpoints/{checkpoint_id}/weights", "/healthz", "/readyz"]:
+    for url in [
+        "/v1/sessions",
+        f"/v1/sessions/{sid}",
+        f"/v1/sessions/{sid}/games",
+        f"/v1/sessions/{sid}/games.pgn",
+        f"/v1/sessions/{sid}/scorecard",
+        f"/v1/sessions/{sid}/metrics",
+        f"/v1/sessions/{sid}/evaluations",
+        f"/v1/sessions/{sid}/checkpoints",
+        f"/v1/checkpoints/{checkpoint_id}/weights",
+        "/healthz",
+        "/readyz",
+    ]:
         assert (await api.client.get(url)).status_code == 200, url
 
     ok = api.auth()
@@ -115,8 +131,9 @@ async def test_framework_errors_are_problems(database, tmp_path):
         assert r.headers["allow"]
 
         big = b'{"max_games": 1, "pad": "' + b"x" * (1024 * 1024) + b'"}'
-        body = assert_problem(await api.client.post("/v1/sessions", content=big,
-                                                    headers={"content-type": "application/json"}), 413)
+        body = assert_problem(
+            await api.client.post("/v1/sessions", content=big, headers={"content-type": "application/json"}), 413
+        )
         assert "bytes" in body["detail"]
 
         async def chunks():  # no Content-Length: counted while read
@@ -178,12 +195,24 @@ async def test_bad_input_never_loses_data_nor_answers_5xx(api):
         ("POST", f"/v1/sessions/{done}/explode", {}),
         ("POST", "/v1/sessions", {"json": {"max_games": 10**100}}),
         ("POST", "/v1/sessions", {"content": b'{"max_games": 1e400}', "headers": {"content-type": "application/json"}}),
-        ("POST", "/v1/sessions", {"content": b'{"learning_rate": Infinity, "session_duration_min": NaN}',
-                                  "headers": {"content-type": "application/json"}}),
-        ("POST", "/v1/sessions", {"content": b'{"session_duration_min": 1e400}',
-                                  "headers": {"content-type": "application/json"}}),
-        ("POST", "/v1/sessions", {"content": b'{"max_games": ' + b"9" * 5000 + b"}",
-                                  "headers": {"content-type": "application/json"}}),
+        (
+            "POST",
+            "/v1/sessions",
+            {
+                "content": b'{"learning_rate": Infinity, "session_duration_min": NaN}',
+                "headers": {"content-type": "application/json"},
+            },
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            {"content": b'{"session_duration_min": 1e400}', "headers": {"content-type": "application/json"}},
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            {"content": b'{"max_games": ' + b"9" * 5000 + b"}", "headers": {"content-type": "application/json"}},
+        ),
         ("POST", "/v1/sessions", {"content": b"[" * 100000, "headers": {"content-type": "application/json"}}),
         ("POST", "/v1/sessions", {"json": {"learning_rate": -1, "seed": -1, "device": "tpu"}}),
         ("POST", "/v1/sessions", {"json": {"init_checkpoint_id": 2**62}}),

@@ -16,10 +16,21 @@ from service.sessions.pool import InlinePool
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 TINY = dict(
-    eval_games=2, eval_opponents=["random"], eval_simulations=2,
-    chess_preset="tiny", seed=3, max_games=10_000, selfplay_parallel_games=2, max_moves_per_game=16,
-    selfplay_simulations=4, fast_simulations=2, gumbel_considered=2, min_games_before_learning=1000,
-    checkpoint_interval=1000, torch_threads=1, eval_interval_games=10_000,
+    eval_games=2,
+    eval_opponents=["random"],
+    eval_simulations=2,
+    chess_preset="tiny",
+    seed=3,
+    max_games=10_000,
+    selfplay_parallel_games=2,
+    max_moves_per_game=16,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=2,
+    min_games_before_learning=1000,
+    checkpoint_interval=1000,
+    torch_threads=1,
+    eval_interval_games=10_000,
 )
 
 
@@ -34,8 +45,14 @@ async def wait_for(api, session_id: str, predicate, timeout: float = 60.0) -> di
 
 
 async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
-    async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1),
-                           max_concurrent_sessions=1, metrics_export_interval=0.01) as api:
+    async with running_api(
+        database,
+        tmp_path,
+        orchestrator_factory=None,
+        pool=InlinePool(1, 1),
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.01,
+    ) as api:
         assert (await api.client.get("/readyz")).status_code == 200
         r = await api.client.post("/v1/sessions", json=TINY)
         assert r.status_code == 201, r.text
@@ -79,16 +96,31 @@ async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
         assert (await count_rows(api))["games"] == 0
 
 
-EVALUATED = dict(TINY, max_games=4, eval_interval_games=2, eval_games=4, eval_opponents=["gen0", "random", "greedy"],
-                 eval_simulations=4, min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16,
-                 checkpoint_interval=2)
+EVALUATED = dict(
+    TINY,
+    max_games=4,
+    eval_interval_games=2,
+    eval_games=4,
+    eval_opponents=["gen0", "random", "greedy"],
+    eval_simulations=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+)
 
 
 async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
     """Every EVAL_INTERVAL_GAMES and at the end the newest checkpoint plays each anchor over
     paired openings; the session's rating list anchors gen0 at ELO_ANCHOR."""
-    async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1),
-                           max_concurrent_sessions=1, elo_anchor=1500.0) as api:
+    async with running_api(
+        database,
+        tmp_path,
+        orchestrator_factory=None,
+        pool=InlinePool(1, 1),
+        max_concurrent_sessions=1,
+        elo_anchor=1500.0,
+    ) as api:
         sid = (await api.client.post("/v1/sessions", json=EVALUATED)).json()["id"]
         body = await wait_for(api, sid, lambda b: b["state"] in ("completed", "failed"), timeout=100)
         assert body["state"] == "completed", body
@@ -97,7 +129,14 @@ async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
         # checkpoints every 2 games: gen 1 after game 2, gen 2 after game 4; each plays gen0, random,
         # greedy, and gen 2 also its predecessor (gen 1) for its SPRT verdict
         assert [(r["generation"], r["opponent"]) for r in rows] == [
-            (1, "gen0"), (1, "random"), (1, "greedy"), (2, "gen0"), (2, "random"), (2, "greedy"), (2, "gen1")]
+            (1, "gen0"),
+            (1, "random"),
+            (1, "greedy"),
+            (2, "gen0"),
+            (2, "random"),
+            (2, "greedy"),
+            (2, "gen1"),
+        ]
         for r in rows:
             assert r["wins"] + r["draws"] + r["losses"] == r["games"] == 4
             assert sum(r["pentanomial"]) == 2
@@ -130,8 +169,11 @@ async def test_actions_on_a_session_another_process_runs_answer_409(database, tm
             sid = (await repo.create_session(db, api.settings.session_config(**TINY).model_dump(mode="json"), 3)).id
             await repo.set_state(db, sid, state)
             until = datetime.now(timezone.utc) + timedelta(hours=1)
-            await db.execute(update(SessionRow).where(SessionRow.id == sid).values(
-                owner="other-host.example:77:0123456789ab", lease_expires_at=until))
+            await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == sid)
+                .values(owner="other-host.example:77:0123456789ab", lease_expires_at=until)
+            )
             await db.commit()
         for action in ("pause", "resume", "stop"):
             r = await api.client.post(f"/v1/sessions/{sid}/{action}")

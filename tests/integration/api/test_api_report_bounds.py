@@ -44,17 +44,43 @@ async def long_session(api) -> str:
         for number in range(1, GAMES + 1):
             await repo.add_game(db, session_id, message(number))
         for i in range(1, 31):
-            await repo.add_event(db, session_id, "learning.step", {
-                "games": i, "step": 3 * i, "steps": 3, "policy_loss": 3.0 - 0.01 * i + 0.2 * (i % 3),
-                "value_loss": 1.0 - 0.01 * i, "total_loss": 4.0 - 0.02 * i + 0.3 * (i % 5 == 2),
-                "grad_norm": 1.0, "lr": 1e-3, "policy_entropy": 3.0 - 0.01 * i, "buffer_size": 10 * i,
-                "seconds": 0.25 + 0.01 * i})
+            await repo.add_event(
+                db,
+                session_id,
+                "learning.step",
+                {
+                    "games": i,
+                    "step": 3 * i,
+                    "steps": 3,
+                    "policy_loss": 3.0 - 0.01 * i + 0.2 * (i % 3),
+                    "value_loss": 1.0 - 0.01 * i,
+                    "total_loss": 4.0 - 0.02 * i + 0.3 * (i % 5 == 2),
+                    "grad_norm": 1.0,
+                    "lr": 1e-3,
+                    "policy_entropy": 3.0 - 0.01 * i,
+                    "buffer_size": 10 * i,
+                    "seconds": 0.25 + 0.01 * i,
+                },
+            )
         for i in range(20):
-            await repo.add_metric_snapshot(db, session_id, {"simulations_per_second": 100.0 + 7 * i,
-                                                            "rss_mb": 300.0 + i, "rss_growth_mb": float(i),
-                                                            "buffer_size": 10 * i})
-        await repo.set_state(db, session_id, "completed", stop_reason="max_games", started_at=models.utcnow(),
-                             finished_at=models.utcnow())
+            await repo.add_metric_snapshot(
+                db,
+                session_id,
+                {
+                    "simulations_per_second": 100.0 + 7 * i,
+                    "rss_mb": 300.0 + i,
+                    "rss_growth_mb": float(i),
+                    "buffer_size": 10 * i,
+                },
+            )
+        await repo.set_state(
+            db,
+            session_id,
+            "completed",
+            stop_reason="max_games",
+            started_at=models.utcnow(),
+            finished_at=models.utcnow(),
+        )
     return session_id
 
 
@@ -117,8 +143,16 @@ async def test_its_report_is_exact_in_its_totals(api, small_samples):
         events = await repo.events_since(db, session_id)
     assert len(games) == GAMES
     close(report["scorecard"], Scorecard.from_records(games).to_dict(), "scorecard")
-    rows = [{"number": g.number, "result": g.result, "plies": g.plies, "duration_s": g.duration_s,
-             "adjudicated": g.adjudicated} for g in games]
+    rows = [
+        {
+            "number": g.number,
+            "result": g.result,
+            "plies": g.plies,
+            "duration_s": g.duration_s,
+            "adjudicated": g.adjudicated,
+        }
+        for g in games
+    ]
     series = report["series"]
     close(series["results"], builder.result_buckets(rows), "results")
     close(series["game_length"], builder.histogram([g.plies for g in games], integer=True), "game_length")
@@ -144,8 +178,13 @@ async def test_its_report_is_exact_in_its_totals(api, small_samples):
     assert len(series["throughput"]) == ROWS and series["throughput"][-1]["rss_mb"] == 319.0
     # the verdicts come from a sample, and the report says how large
     assert report["analysis_sample"] == {"games": GAMES, "sampled_games": SAMPLED, "searched_games": SEARCHED}
-    assert {i["name"] for i in report["analysis"]} >= {"win_rate_trend", "game_length", "high_confidence_moves",
-                                                       "value_calibration", "loss_trend"}
+    assert {i["name"] for i in report["analysis"]} >= {
+        "win_rate_trend",
+        "game_length",
+        "high_confidence_moves",
+        "value_calibration",
+        "loss_trend",
+    }
 
 
 async def test_a_short_session_is_read_whole(api):
@@ -172,9 +211,20 @@ async def test_the_report_is_built_once_per_change_of_the_session(api):
         await repo.add_game(db, session_id, game_message(6))
     assert (await api.client.get(url + ".json")).json()["scorecard"]["games"] == 6 and cache.computed == 3
     async with api.sessionmaker() as db, db.begin():  # a learning step changes the report too
-        await repo.add_event(db, session_id, "learning.step", {
-            "games": 6, "step": 4, "policy_loss": 3.0, "value_loss": 1.0, "total_loss": 4.0,
-            "policy_entropy": 3.0, "seconds": 0.1})
+        await repo.add_event(
+            db,
+            session_id,
+            "learning.step",
+            {
+                "games": 6,
+                "step": 4,
+                "policy_loss": 3.0,
+                "value_loss": 1.0,
+                "total_loss": 4.0,
+                "policy_entropy": 3.0,
+                "seconds": 0.1,
+            },
+        )
     assert (await api.client.get(url + ".json")).json()["losses"]["steps"] == 4 and cache.computed == 4
 
 
@@ -199,8 +249,9 @@ async def test_readers_share_one_build_and_builds_are_capped(api, monkeypatch):
 
     monkeypatch.setattr(reports_route, "build_json", blocked)
     cache = queries.ReportCache.for_app(api.app)
-    requests = [asyncio.ensure_future(api.client.get(f"/v1/sessions/{s}/report.json"))
-                for s in sessions for _ in range(3)]
+    requests = [
+        asyncio.ensure_future(api.client.get(f"/v1/sessions/{s}/report.json")) for s in sessions for _ in range(3)
+    ]
     for _ in range(3000):  # until two builds run and the other two wait at the gate
         if running[0] == 2 and cache.waiting == 2:
             break
@@ -210,7 +261,7 @@ async def test_readers_share_one_build_and_builds_are_capped(api, monkeypatch):
     answers = await asyncio.gather(*requests)
     assert all(r.status_code == 200 for r in answers)
     for i, session_id in enumerate(sessions):
-        bodies = {r.content for r in answers[3 * i:3 * i + 3]}
+        bodies = {r.content for r in answers[3 * i : 3 * i + 3]}
         assert len(bodies) == 1 and json.loads(bodies.pop())["session_id"] == session_id
     assert cache.computed == 4 and peak[0] == 2
     assert threading.get_ident() not in threads  # the build's CPU work runs off the event loop
@@ -240,10 +291,21 @@ async def get_watching_the_pool(api, path: str) -> tuple[list[int], list[bytes]]
             if not message.get("more_body"):
                 finished.set()
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80),
-             "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
     await api.app(scope, receive, send)
     return held, chunks
 

@@ -16,12 +16,38 @@ from service.storage import repositories as repo
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 PROBLEM = "application/problem+json"
-LEGACY_KEYS = {"format", "session_id", "started_at", "finished_at", "stop_reason", "error", "scorecard", "losses",
-               "throughput", "checkpoints", "elo", "manifest", "state", "rating_list", "evaluations", "analysis"}
+LEGACY_KEYS = {
+    "format",
+    "session_id",
+    "started_at",
+    "finished_at",
+    "stop_reason",
+    "error",
+    "scorecard",
+    "losses",
+    "throughput",
+    "checkpoints",
+    "elo",
+    "manifest",
+    "state",
+    "rating_list",
+    "evaluations",
+    "analysis",
+}
 NEW_KEYS = {"generated_at", "series", "sprt", "adjudication", "alerts"}
 HOSTILE = "<script>alert(1)</script>"
-SPRT = {"llr": 0.4, "lower": -2.94, "upper": 2.94, "state": "continue", "elo0": 0.0, "elo1": 50.0,
-        "elo_model": "normalized", "alpha": 0.05, "beta": 0.05, "samples": 2}
+SPRT = {
+    "llr": 0.4,
+    "lower": -2.94,
+    "upper": 2.94,
+    "state": "continue",
+    "elo0": 0.0,
+    "elo1": 50.0,
+    "elo_model": "normalized",
+    "alpha": 0.05,
+    "beta": 0.05,
+    "samples": 2,
+}
 
 
 async def seed_evaluated_session(api, *, state: str = "completed") -> str:
@@ -32,32 +58,100 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
     async with api.sessionmaker() as db, db.begin():
         ids = []
         for g in range(3):
-            row = await repo.add_checkpoint(db, session_id, {
-                "generation": g, "games": 4 * g, "path": root / session_id / f"gen-{g:04d}.safetensors",
-                "state_path": root / session_id / f"gen-{g:04d}.state.pt", "sha256": f"{g:02d}" * 32}, root)
+            row = await repo.add_checkpoint(
+                db,
+                session_id,
+                {
+                    "generation": g,
+                    "games": 4 * g,
+                    "path": root / session_id / f"gen-{g:04d}.safetensors",
+                    "state_path": root / session_id / f"gen-{g:04d}.state.pt",
+                    "sha256": f"{g:02d}" * 32,
+                },
+                root,
+            )
             ids.append(row.id)
         for g in (1, 2):
-            for opponent, (w, d, lost), penta, sprt in (("random", (3, 1, 0), [0, 0, 0, 1, 1], None),
-                                                      (f"gen{g - 1}", (2, 1, 1), [0, 0, 1, 1, 0],
-                                                       {**SPRT, "against_generation": g - 1})):
-                await repo.add_evaluation(db, session_id, ids[g], opponent, wins=w, draws=d, losses=lost,
-                                          pentanomial=penta, sprt=sprt, elo=1550.0, elo_low=1400.0, elo_high=1700.0)
-                await repo.add_event(db, session_id, "evaluation.finished", {
-                    "checkpoint_id": ids[g], "generation": g, "opponent": opponent, "wins": w, "draws": d,
-                    "losses": lost, "pentanomial": penta, "adjudicated": 1})
+            for opponent, (w, d, lost), penta, sprt in (
+                ("random", (3, 1, 0), [0, 0, 0, 1, 1], None),
+                (f"gen{g - 1}", (2, 1, 1), [0, 0, 1, 1, 0], {**SPRT, "against_generation": g - 1}),
+            ):
+                await repo.add_evaluation(
+                    db,
+                    session_id,
+                    ids[g],
+                    opponent,
+                    wins=w,
+                    draws=d,
+                    losses=lost,
+                    pentanomial=penta,
+                    sprt=sprt,
+                    elo=1550.0,
+                    elo_low=1400.0,
+                    elo_high=1700.0,
+                )
+                await repo.add_event(
+                    db,
+                    session_id,
+                    "evaluation.finished",
+                    {
+                        "checkpoint_id": ids[g],
+                        "generation": g,
+                        "opponent": opponent,
+                        "wins": w,
+                        "draws": d,
+                        "losses": lost,
+                        "pentanomial": penta,
+                        "adjudicated": 1,
+                    },
+                )
         for i in range(1, 5):
-            await repo.add_event(db, session_id, "learning.step", {
-                "games": 2 * i, "step": 5 * i, "steps": 5, "policy_loss": 3.0 - 0.1 * i, "value_loss": 0.9,
-                "total_loss": 3.9 - 0.1 * i, "grad_norm": 1.0, "lr": 0.001, "policy_entropy": 3.0,
-                "samples": 160, "buffer_size": 100 * i, "positions_learned": 100 * i, "seconds": 0.25})
-        await repo.add_event(db, session_id, "alert.raised", {
-            "name": "loss_spike", "severity": "warning", "message": f"loss spiked {HOSTILE}", "value": 9.0,
-            "threshold": 6.0, "trigger": "learning.step", "games": 8})
-        await repo.add_metric_snapshot(db, session_id, {"simulations_per_second": 250.0, "rss_mb": 310.0,
-                                                        "rss_growth_mb": 4.0, "buffer_size": 300})
+            await repo.add_event(
+                db,
+                session_id,
+                "learning.step",
+                {
+                    "games": 2 * i,
+                    "step": 5 * i,
+                    "steps": 5,
+                    "policy_loss": 3.0 - 0.1 * i,
+                    "value_loss": 0.9,
+                    "total_loss": 3.9 - 0.1 * i,
+                    "grad_norm": 1.0,
+                    "lr": 0.001,
+                    "policy_entropy": 3.0,
+                    "samples": 160,
+                    "buffer_size": 100 * i,
+                    "positions_learned": 100 * i,
+                    "seconds": 0.25,
+                },
+            )
+        await repo.add_event(
+            db,
+            session_id,
+            "alert.raised",
+            {
+                "name": "loss_spike",
+                "severity": "warning",
+                "message": f"loss spiked {HOSTILE}",
+                "value": 9.0,
+                "threshold": 6.0,
+                "trigger": "learning.step",
+                "games": 8,
+            },
+        )
+        await repo.add_metric_snapshot(
+            db, session_id, {"simulations_per_second": 250.0, "rss_mb": 310.0, "rss_growth_mb": 4.0, "buffer_size": 300}
+        )
         if state == "completed":
-            await repo.set_state(db, session_id, "completed", stop_reason="max_games", finished_at=models.utcnow(),
-                                 started_at=models.utcnow())
+            await repo.set_state(
+                db,
+                session_id,
+                "completed",
+                stop_reason="max_games",
+                finished_at=models.utcnow(),
+                started_at=models.utcnow(),
+            )
     return session_id
 
 
@@ -71,8 +165,12 @@ async def test_report_json_of_an_evaluated_session(api):
     assert report["format"] == "continuous-play-report/1" and report["session_id"] == session_id
     assert report["state"] == "completed" and report["stop_reason"] == "max_games" and report["finished_at"]
     card = report["scorecard"]
-    assert (card["games"], card["results"]["white_wins"], card["results"]["draws"],
-            card["adjudicated"]) == (12, 4, 4, 4)
+    assert (card["games"], card["results"]["white_wins"], card["results"]["draws"], card["adjudicated"]) == (
+        12,
+        4,
+        4,
+        4,
+    )
     # ratings with intervals: gen0 is the anchor, every checkpoint and anchor is rated
     ratings = {row["player"]: row for row in report["rating_list"]}
     assert set(ratings) == {"gen0", "gen1", "gen2", "random"}
@@ -80,14 +178,23 @@ async def test_report_json_of_an_evaluated_session(api):
     assert report["elo"]["generation"] == 2 and report["elo"]["rating"] == ratings["gen2"]["rating"]
     # evaluations carry W/D/L, pentanomial, the match's Elo difference and adjudications
     assert [(e["generation"], e["opponent"]) for e in report["evaluations"]] == [
-        (1, "random"), (1, "gen0"), (2, "random"), (2, "gen1")]
-    assert all(e["adjudicated"] == 1 and e["match"]["low"] <= e["match"]["elo"] <= e["match"]["high"]
-               for e in report["evaluations"])
+        (1, "random"),
+        (1, "gen0"),
+        (2, "random"),
+        (2, "gen1"),
+    ]
+    assert all(
+        e["adjudicated"] == 1 and e["match"]["low"] <= e["match"]["elo"] <= e["match"]["high"]
+        for e in report["evaluations"]
+    )
     assert report["adjudication"] == {
         "selfplay": {"games": 12, "adjudicated": 4, "adjudicated_decisive": 0, "adjudicated_draws": 4},
-        "evaluation": {"games": 16, "adjudicated": 4}}
+        "evaluation": {"games": 16, "adjudicated": 4},
+    }
     assert [(s["generation"], s["against_generation"], s["state"]) for s in report["sprt"]] == [
-        (1, 0, "continue"), (2, 1, "continue")]
+        (1, 0, "continue"),
+        (2, 1, "continue"),
+    ]
     # the series the charts draw
     series = report["series"]
     assert [(p["generation"], p["games"]) for p in series["elo"]] == [(0, 0), (1, 4), (2, 8)]
@@ -157,6 +264,7 @@ async def test_the_api_and_the_files_agree(api, tmp_path):
     assert written == json.loads((out / "report.json").read_text())
     volatile = {"generated_at", "throughput"}
     assert {k: v for k, v in written.items() if k not in volatile} == {
-        k: v for k, v in from_api.items() if k not in volatile}
+        k: v for k, v in from_api.items() if k not in volatile
+    }
     html = (out / "report.html").read_text()
     assert session_id in html and 'id="chart-elo"' in html

@@ -77,8 +77,11 @@ async def test_a_game_stored_out_of_id_order_is_not_missed(api):
             row.id = game_id
             db.add(row)
             await db.flush()
-            await db.execute(update(models.SessionRow).where(models.SessionRow.id == session_id)
-                             .values(games_done=models.SessionRow.games_done + 1))
+            await db.execute(
+                update(models.SessionRow)
+                .where(models.SessionRow.id == session_id)
+                .values(games_done=models.SessionRow.games_done + 1)
+            )
 
     await put(1, 100)
     await put(2, 110)
@@ -121,18 +124,21 @@ async def test_elo_follows_the_newest_rated_evaluation(api):
     gen1 = await seed_checkpoint(api, session_id, generation=1, games=2)
     gen2 = await seed_checkpoint(api, session_id, generation=2, games=4)
     async with api.sessionmaker() as db, db.begin():
-        await repo.add_evaluation(db, session_id, gen2, "random", wins=2, draws=0, losses=0,
-                                  elo=1700.0, elo_low=1600.0, elo_high=1800.0)
+        await repo.add_evaluation(
+            db, session_id, gen2, "random", wins=2, draws=0, losses=0, elo=1700.0, elo_low=1600.0, elo_high=1800.0
+        )
     elo = (await api.client.get(url)).json()["elo"]
     assert (elo["rating"], elo["generation"], elo["checkpoint_id"]) == (1700.0, 2, gen2)
     async with api.sessionmaker() as db, db.begin():  # a later row for an older generation
-        await repo.add_evaluation(db, session_id, gen1, "greedy", wins=1, draws=0, losses=1,
-                                  elo=1550.0, elo_low=1450.0, elo_high=1650.0)
+        await repo.add_evaluation(
+            db, session_id, gen1, "greedy", wins=1, draws=0, losses=1, elo=1550.0, elo_low=1450.0, elo_high=1650.0
+        )
         await repo.add_evaluation(db, session_id, gen2, "greedy", wins=0, draws=2, losses=0)  # unrated
     assert (await api.client.get(url)).json()["elo"] == elo  # still gen 2's newest rated row
     async with api.sessionmaker() as db, db.begin():
-        await repo.add_evaluation(db, session_id, gen2, "gen0", wins=3, draws=1, losses=0,
-                                  elo=1720.0, elo_low=1650.0, elo_high=1790.0)
+        await repo.add_evaluation(
+            db, session_id, gen2, "gen0", wins=3, draws=1, losses=0, elo=1720.0, elo_low=1650.0, elo_high=1790.0
+        )
     elo = (await api.client.get(url)).json()["elo"]
     assert (elo["rating"], elo["opponent"]) == (1720.0, "gen0")
     async with api.sessionmaker() as db:
@@ -180,8 +186,18 @@ async def test_session_view_changes_with_anything_it_shows(api):
     assert (await api.client.get(url)).json()["metrics"] == {"simulations_per_second": 6.0}
     checkpoint_id = await seed_checkpoint(api, session_id, generation=1, games=3)
     async with api.sessionmaker() as db, db.begin():
-        await repo.add_evaluation(db, session_id, checkpoint_id, "random", wins=1, draws=0, losses=0,
-                                  elo=1600.0, elo_low=1500.0, elo_high=1700.0)
+        await repo.add_evaluation(
+            db,
+            session_id,
+            checkpoint_id,
+            "random",
+            wins=1,
+            draws=0,
+            losses=0,
+            elo=1600.0,
+            elo_low=1500.0,
+            elo_high=1700.0,
+        )
     assert (await api.client.get(url)).json()["elo"]["rating"] == 1600.0
     del api.orchestrator.live_stats[session_id]
     async with api.sessionmaker() as db, db.begin():

@@ -29,9 +29,16 @@ def assert_problem(response, status: int, *, field: str | None = None) -> dict:
 
 
 async def test_create_session_applies_overrides_and_defaults(api):
-    r = await api.client.post("/v1/sessions", json={"max_games": 7, "chess_preset": "tiny", "seed": 5,
-                                                    "eval_opponents": ["random", "greedy"],
-                                                    "resign_threshold": -0.9})
+    r = await api.client.post(
+        "/v1/sessions",
+        json={
+            "max_games": 7,
+            "chess_preset": "tiny",
+            "seed": 5,
+            "eval_opponents": ["random", "greedy"],
+            "resign_threshold": -0.9,
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert r.headers["location"] == f"/v1/sessions/{body['id']}"
@@ -65,32 +72,32 @@ async def test_create_session_from_checkpoint(api):
 
 
 BAD_CREATE_BODIES = [
-        ({"max_games": "many"}, "max_games"),  # wrong type
-        ({"max_games": -1}, "max_games"),  # negative
-        ({"max_games": 10**30}, "max_games"),  # huge
-        ({"seed": 2**40}, "seed"),
-        ({"learning_rate": 5}, "learning_rate"),
-        ({"chess_preset": "enormous"}, "chess_preset"),  # bad enum
-        ({"eval_opponents": ["gen0", "stockfish"]}, "eval_opponents.1"),
-        ({"eval_opponents": ["uci"]}, "eval_opponents"),  # needs eval_uci_engine
-        ({"eval_games": 3}, "eval_games"),  # odd
-        ({"sprt_elo0": 10, "sprt_elo1": 5}, "sprt_elo1"),  # cross-field
-        ({"max_games": None}, "max_games"),  # null for a required setting
-        ({"no_such_setting": 1}, "no_such_setting"),  # unknown field
-        ({"database_url": "sqlite://"}, "database_url"),  # a service setting is not a session one
-        ({"init_checkpoint_id": "x"}, "init_checkpoint_id"),
-        ({"init_checkpoint_id": 2**70}, "init_checkpoint_id"),
-        ({"init_checkpoint_id": 0}, "init_checkpoint_id"),
-        ({"eval_uci_engine": "stock\x00fish"}, "eval_uci_engine"),  # NUL fits no text column
-        ({"selfplay_simulations": 1.5}, "selfplay_simulations"),
-        ({"gating": "perhaps"}, "gating"),
-        # strict types, as the schema says (schemathesis found `true` taken as 1)
-        ({"fast_simulations": True}, "fast_simulations"),
-        ({"selfplay_parallel_games": 3600.0}, "selfplay_parallel_games"),
-        ({"learning_rate": "0.01"}, "learning_rate"),
-        ({"gating": 1}, "gating"),
-        ({"gating": "true"}, "gating"),
-        ({"init_checkpoint_id": True}, "init_checkpoint_id"),
+    ({"max_games": "many"}, "max_games"),  # wrong type
+    ({"max_games": -1}, "max_games"),  # negative
+    ({"max_games": 10**30}, "max_games"),  # huge
+    ({"seed": 2**40}, "seed"),
+    ({"learning_rate": 5}, "learning_rate"),
+    ({"chess_preset": "enormous"}, "chess_preset"),  # bad enum
+    ({"eval_opponents": ["gen0", "stockfish"]}, "eval_opponents.1"),
+    ({"eval_opponents": ["uci"]}, "eval_opponents"),  # needs eval_uci_engine
+    ({"eval_games": 3}, "eval_games"),  # odd
+    ({"sprt_elo0": 10, "sprt_elo1": 5}, "sprt_elo1"),  # cross-field
+    ({"max_games": None}, "max_games"),  # null for a required setting
+    ({"no_such_setting": 1}, "no_such_setting"),  # unknown field
+    ({"database_url": "sqlite://"}, "database_url"),  # a service setting is not a session one
+    ({"init_checkpoint_id": "x"}, "init_checkpoint_id"),
+    ({"init_checkpoint_id": 2**70}, "init_checkpoint_id"),
+    ({"init_checkpoint_id": 0}, "init_checkpoint_id"),
+    ({"eval_uci_engine": "stock\x00fish"}, "eval_uci_engine"),  # NUL fits no text column
+    ({"selfplay_simulations": 1.5}, "selfplay_simulations"),
+    ({"gating": "perhaps"}, "gating"),
+    # strict types, as the schema says (schemathesis found `true` taken as 1)
+    ({"fast_simulations": True}, "fast_simulations"),
+    ({"selfplay_parallel_games": 3600.0}, "selfplay_parallel_games"),
+    ({"learning_rate": "0.01"}, "learning_rate"),
+    ({"gating": 1}, "gating"),
+    ({"gating": "true"}, "gating"),
+    ({"init_checkpoint_id": True}, "init_checkpoint_id"),
 ]
 
 
@@ -104,9 +111,12 @@ async def test_create_session_validation_is_problem_naming_the_field(api):
 
 
 async def test_create_session_rejects_non_object_bodies(api):
-    for content, ctype, status in [("[1, 2]", "application/json", 422), ("{not json", "application/json", 422),
-                                   ('{"max_games": NaN}', "application/json", 422),
-                                   ("max_games=3", "text/plain", 415)]:  # a body must be JSON (test_web_origin.py)
+    for content, ctype, status in [
+        ("[1, 2]", "application/json", 422),
+        ("{not json", "application/json", 422),
+        ('{"max_games": NaN}', "application/json", 422),
+        ("max_games=3", "text/plain", 415),
+    ]:  # a body must be JSON (test_web_origin.py)
         r = await api.client.post("/v1/sessions", content=content, headers={"content-type": ctype})
         assert_problem(r, status)
     assert (await count_rows(api))["sessions"] == 0
@@ -139,36 +149,44 @@ def forged_cursor(value) -> str:
 
 
 BAD_LIST_QUERIES = [
-        ("state=sleeping", 422, "state"),
-        ("limit=0", 422, "limit"),
-        ("limit=501", 422, "limit"),
-        ("limit=-5", 422, "limit"),
-        ("limit=99999999999999999999999", 422, "limit"),
-        ("limit=ten", 422, "limit"),
-        ("cursor=not-a-cursor", 400, None),
-        ("cursor=WzEsMl0", 400, None),  # valid base64 JSON, wrong shape
-        ("cursor=" + "A" * 600, 422, "cursor"),
-        ("cursor=" + forged_cursor(["0001-01-01T00:00:00+14:00", "a" * 32]), 400, None),  # out of range
-        ("cursor=" + forged_cursor([10**30]), 400, None),
+    ("state=sleeping", 422, "state"),
+    ("limit=0", 422, "limit"),
+    ("limit=501", 422, "limit"),
+    ("limit=-5", 422, "limit"),
+    ("limit=99999999999999999999999", 422, "limit"),
+    ("limit=ten", 422, "limit"),
+    ("cursor=not-a-cursor", 400, None),
+    ("cursor=WzEsMl0", 400, None),  # valid base64 JSON, wrong shape
+    ("cursor=" + "A" * 600, 422, "cursor"),
+    ("cursor=" + forged_cursor(["0001-01-01T00:00:00+14:00", "a" * 32]), 400, None),  # out of range
+    ("cursor=" + forged_cursor([10**30]), 400, None),
 ]
 
 
 async def test_list_bad_queries(api):
     session_id = await seed_session(api, games=2)
     games = f"/v1/sessions/{session_id}/games"
-    cases = [(url, *case) for case in BAD_LIST_QUERIES for url in ("/v1/sessions", games)
-             if not (url == games and case[0].startswith("state"))]
-    cases += [(games, "cursor=" + forged_cursor([-1]), 400, None),
-              (games, "cursor=" + forged_cursor([True]), 400, None),
-              (games, "cursor=" + forged_cursor([1, 2]), 400, None)]
+    cases = [
+        (url, *case)
+        for case in BAD_LIST_QUERIES
+        for url in ("/v1/sessions", games)
+        if not (url == games and case[0].startswith("state"))
+    ]
+    cases += [
+        (games, "cursor=" + forged_cursor([-1]), 400, None),
+        (games, "cursor=" + forged_cursor([True]), 400, None),
+        (games, "cursor=" + forged_cursor([1, 2]), 400, None),
+    ]
     for url, query, status, field in cases:
         body = assert_problem(await api.client.get(f"{url}?{query}"), status, field=field)
         if status == 400:
             assert "cursor" in body["detail"]
     # Values PostgreSQL cannot hold (a game number beyond INTEGER, a NUL in text) are 400
     # there; SQLite holds them, and such a cursor is merely past the end.
-    for url, cursor in [(games, forged_cursor([2**31])),
-                        ("/v1/sessions", forged_cursor(["2020-01-01T00:00:00+00:00", "\x00" * 32]))]:
+    for url, cursor in [
+        (games, forged_cursor([2**31])),
+        ("/v1/sessions", forged_cursor(["2020-01-01T00:00:00+00:00", "\x00" * 32])),
+    ]:
         r = await api.client.get(url, params={"cursor": cursor})
         if api.backend == "postgresql":
             assert_problem(r, 400)
@@ -190,8 +208,18 @@ async def test_session_detail_scorecard_metrics_elo(api):
     checkpoint_id = await seed_checkpoint(api, session_id, generation=1, games=6)
     async with api.sessionmaker() as db, db.begin():
         await repo.add_metric_snapshot(db, session_id, {"games_per_minute": 3.5})
-        await repo.add_evaluation(db, session_id, checkpoint_id, "random", wins=3, draws=1, losses=0,
-                                  elo=1620.5, elo_low=1500.0, elo_high=1741.0)
+        await repo.add_evaluation(
+            db,
+            session_id,
+            checkpoint_id,
+            "random",
+            wins=3,
+            draws=1,
+            losses=0,
+            elo=1620.5,
+            elo_low=1500.0,
+            elo_high=1741.0,
+        )
     detail = (await api.client.get(f"/v1/sessions/{session_id}")).json()
     assert detail["metrics"] == {"games_per_minute": 3.5} and detail["metrics_at"]
     assert detail["elo"]["rating"] == 1620.5 and detail["elo"]["checkpoint_id"] == checkpoint_id
@@ -210,10 +238,12 @@ async def test_session_detail_scorecard_metrics_elo(api):
     assert_problem(naive, 422, field="since")
     evaluations = (await api.client.get(f"/v1/sessions/{session_id}/evaluations")).json()["items"]
     assert [(e["opponent"], e["wins"], e["draws"], e["losses"], e["games"]) for e in evaluations] == [
-        ("random", 3, 1, 0, 4)]
+        ("random", 3, 1, 0, 4)
+    ]
     checkpoints = (await api.client.get(f"/v1/sessions/{session_id}/checkpoints")).json()["items"]
     assert [(c["id"], c["generation"], c["weights_url"]) for c in checkpoints] == [
-        (checkpoint_id, 1, f"/v1/checkpoints/{checkpoint_id}/weights")]
+        (checkpoint_id, 1, f"/v1/checkpoints/{checkpoint_id}/weights")
+    ]
 
 
 async def test_unknown_or_malformed_session_ids_are_404(api):

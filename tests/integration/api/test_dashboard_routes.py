@@ -74,6 +74,7 @@ def links(html: str) -> _Links:
 
 # -- the page ------------------------------------------------------------------------------
 
+
 async def test_page_is_served_with_version_and_a_strict_policy(client):
     r = await client.get("/")
     assert r.status_code == 200
@@ -118,6 +119,7 @@ async def test_nothing_on_the_page_comes_from_another_host(client):
 
 # -- the page's files ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(ASSETS))
 async def test_assets_are_served_with_etags(client, name):
     r = await client.get(f"/dashboard/{name}")
@@ -129,15 +131,18 @@ async def test_assets_are_served_with_etags(client, name):
     assert again.status_code == 304 and again.content == b""
 
 
-@pytest.mark.parametrize("path", [
-    "/dashboard/index.html",       # the page is served at / only
-    "/dashboard/__init__.py",
-    "/dashboard/nothing.js",
-    "/dashboard/..%2Fapi%2Fauth.py",
-    "/dashboard/%2E%2E%2Fconfig.py",
-    "/dashboard/..%5Cconfig.py",
-    "/dashboard/dashboard.js%00.css",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/index.html",  # the page is served at / only
+        "/dashboard/__init__.py",
+        "/dashboard/nothing.js",
+        "/dashboard/..%2Fapi%2Fauth.py",
+        "/dashboard/%2E%2E%2Fconfig.py",
+        "/dashboard/..%5Cconfig.py",
+        "/dashboard/dashboard.js%00.css",
+    ],
+)
 async def test_only_listed_names_are_served(client, path):
     r = await client.get(path)
     assert_problem(r, 404)
@@ -173,6 +178,7 @@ async def test_the_files_ship_in_a_non_editable_install():
 
 # -- boards --------------------------------------------------------------------------------
 
+
 async def test_board_svg_of_a_position(client):
     r = await client.get("/dashboard/board.svg")
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
@@ -186,30 +192,35 @@ async def test_board_svg_of_a_position(client):
     assert 'class="check"' not in r.text
 
     fools_mate = "rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3"
-    r = await client.get("/dashboard/board.svg", params={"fen": fools_mate, "lastmove": "d8h4",
-                                                         "orientation": "black"})
+    r = await client.get("/dashboard/board.svg", params={"fen": fools_mate, "lastmove": "d8h4", "orientation": "black"})
     assert r.status_code == 200 and 'class="check"' in r.text
 
 
-@pytest.mark.parametrize("params", [
-    {"fen": "not a fen"},
-    {"fen": "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP w KQkq - 0 1"},  # 7 ranks
-    {"fen": "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR x KQkq - 0 1"},
-    {"fen": "<script>alert(1)</script>"},
-    {"lastmove": "e2e9"},
-    {"lastmove": "zz"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"fen": "not a fen"},
+        {"fen": "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP w KQkq - 0 1"},  # 7 ranks
+        {"fen": "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR x KQkq - 0 1"},
+        {"fen": "<script>alert(1)</script>"},
+        {"lastmove": "e2e9"},
+        {"lastmove": "zz"},
+    ],
+)
 async def test_a_bad_board_is_a_400_problem(client, params):
     body = assert_problem(await client.get("/dashboard/board.svg", params=params), 400)
     assert body["type"].endswith("bad-board") and body["detail"]
 
 
-@pytest.mark.parametrize("params", [
-    {"fen": "8/" * 200},
-    {"size": "5"},
-    {"size": "100000"},
-    {"orientation": "sideways"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"fen": "8/" * 200},
+        {"size": "5"},
+        {"size": "100000"},
+        {"orientation": "sideways"},
+    ],
+)
 async def test_out_of_range_board_parameters_are_422(client, params):
     body = assert_problem(await client.get("/dashboard/board.svg", params=params), 422)
     assert body["errors"]

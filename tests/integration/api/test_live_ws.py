@@ -32,10 +32,23 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-FAST = dict(eval_games=2, eval_opponents="random", eval_simulations=2, selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1, metrics_export_interval=0.5, max_concurrent_sessions=1)
+FAST = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+    metrics_export_interval=0.5,
+    max_concurrent_sessions=1,
+)
 FINAL = ("completed", "stopped", "failed")
 TIMEOUT = 90.0  # seconds to wait for one message: generous for a loaded 2-core machine
 
@@ -43,8 +56,9 @@ TIMEOUT = 90.0  # seconds to wait for one message: generous for a loaded 2-core 
 @asynccontextmanager
 async def live_api(database, tmp_path, **settings: Any) -> AsyncIterator[tuple[Api, httpx.AsyncClient]]:
     """The app with the real orchestrator (inline pool), and a WebSocket-capable client on it."""
-    async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1),
-                           **{**FAST, **settings}) as api:
+    async with running_api(
+        database, tmp_path, orchestrator_factory=None, pool=InlinePool(1), **{**FAST, **settings}
+    ) as api:
         async with ASGIWebSocketTransport(app=api.app, initial_receive_timeout=30) as transport:
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
                 yield api, client
@@ -92,6 +106,7 @@ async def subscribed(bus, count: int, timeout: float = TIMEOUT) -> None:
 
 
 # -- replay, then the live tail ------------------------------------------------------------
+
 
 async def test_reconnecting_with_since_gets_exactly_what_was_missed_then_the_tail(database, tmp_path):
     """A real session: one client reads the first events and leaves; a second connects with
@@ -153,7 +168,10 @@ async def test_the_switch_from_replay_to_live_has_no_gap_nor_duplicate(database,
         # a client arriving after the last event gets the replay alone, then nothing more
         async with aconnect_ws(f"/v1/sessions/{sid}/live?since={total - 3}", client) as ws:
             assert [json.loads(await ws.receive_text(timeout=TIMEOUT))["seq"] for _ in range(3)] == [
-                total - 2, total - 1, total]
+                total - 2,
+                total - 1,
+                total,
+            ]
             with pytest.raises(TimeoutError):
                 await ws.receive_text(timeout=0.5)
             await orchestrator.add_event(sid, "metrics.snapshot", {"i": total + 1})
@@ -164,12 +182,19 @@ async def test_all_sessions_feed_and_moves_only_on_request(database, tmp_path):
     async with live_api(database, tmp_path) as (api, client):
         one, two = await seed_session(api, state="completed"), await seed_session(api, state="completed")
         orchestrator = api.orchestrator
-        move = {"game": 3, "ply": 1, "uci": "e2e4", "san": "e4",
-                "fen": "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1"}
-        async with (aconnect_ws("/v1/live", client) as everything,
-                    aconnect_ws("/v1/live?moves=true", client) as everything_moves,
-                    aconnect_ws(f"/v1/sessions/{one}/live?moves=1", client) as one_moves,
-                    aconnect_ws(f"/v1/sessions/{two}/live?moves=false", client) as two_plain):
+        move = {
+            "game": 3,
+            "ply": 1,
+            "uci": "e2e4",
+            "san": "e4",
+            "fen": "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1",
+        }
+        async with (
+            aconnect_ws("/v1/live", client) as everything,
+            aconnect_ws("/v1/live?moves=true", client) as everything_moves,
+            aconnect_ws(f"/v1/sessions/{one}/live?moves=1", client) as one_moves,
+            aconnect_ws(f"/v1/sessions/{two}/live?moves=false", client) as two_plain,
+        ):
             await subscribed(orchestrator.bus, 4)
             await orchestrator.add_event(one, "learning.step", {"step": 1})
             await orchestrator.record(one, "move", move)  # how the worker's move reports arrive
@@ -182,10 +207,18 @@ async def test_all_sessions_feed_and_moves_only_on_request(database, tmp_path):
 
             plain = await take(everything, 3)
             assert [(m["session_id"], m["seq"], m["type"]) for m in plain] == [
-                (one, 1, "learning.step"), (two, 1, "learning.step"), (one, 2, "learning.step")]
+                (one, 1, "learning.step"),
+                (two, 1, "learning.step"),
+                (one, 2, "learning.step"),
+            ]
             with_moves = await take(everything_moves, 5)
-            assert [m["type"] for m in with_moves] == ["learning.step", "game.move", "game.move", "learning.step",
-                                                       "learning.step"]
+            assert [m["type"] for m in with_moves] == [
+                "learning.step",
+                "game.move",
+                "game.move",
+                "learning.step",
+                "learning.step",
+            ]
             moves = [m for m in with_moves if m["type"] == "game.move"]
             assert [m["session_id"] for m in moves] == [one, two]
             assert all("seq" not in m and m["data"] == move and m["ts"].endswith("Z") for m in moves)
@@ -211,6 +244,7 @@ async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path
 
 
 # -- refusals: each closes with its documented code; the server goes on ----------------------
+
 
 async def test_malformed_requests_close_with_their_codes(database, tmp_path):
     async with live_api(database, tmp_path) as (api, client):
@@ -304,6 +338,7 @@ async def test_shutdown_closes_feeds_with_1001(database, tmp_path):
 
 # -- a real socket: a subscriber that stops reading ------------------------------------------
 
+
 class SmallWriteBuffer(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol with a 1 KiB write buffer (default 64 KiB): a client that
     stops reading blocks the server's sends after kilobytes rather than megabytes."""
@@ -374,13 +409,18 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
         async with httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as http:
             # max_queue=1: the client library stops reading its socket after one message;
             # no compression: the bytes on the wire are the messages themselves
-            async with websockets.connect(f"ws://{address}/v1/sessions/{sid}/live?moves=true",
-                                          sock=small_socket(address), compression=None, max_queue=1,
-                                          ping_interval=None) as slow:
+            async with websockets.connect(
+                f"ws://{address}/v1/sessions/{sid}/live?moves=true",
+                sock=small_socket(address),
+                compression=None,
+                max_queue=1,
+                ping_interval=None,
+            ) as slow:
                 await orchestrator.continue_session(sid)  # the pending session starts: live events flow
 
                 async def overflowed() -> bool:
                     return bus.overflows >= 1
+
                 await wait_until(overflowed, what="the slow subscriber's overflow")
                 received = []
                 with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -393,6 +433,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
 
             async def finished() -> bool:
                 return (await http.get(f"/v1/sessions/{sid}")).json()["state"] in FINAL
+
             await wait_until(finished, what="the session's end")
             detail = (await http.get(f"/v1/sessions/{sid}")).json()
             assert detail["state"] == "completed" and detail["games_done"] == max_games
@@ -407,6 +448,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
 
             async def unsubscribed() -> bool:
                 return bus.subscribers == 0
+
             await wait_until(unsubscribed, what="the feeds to unsubscribe")
 
 
@@ -429,8 +471,10 @@ async def test_protocol_garbage_on_a_real_socket_leaves_the_server_serving(datab
             await asyncio.wait_for(reader.read(1000), TIMEOUT)
             writer.close()
             # bad codes over a real socket too
-            for url, code in ((f"/v1/sessions/{sid}/live?since=x", live.CLOSE_BAD_REQUEST),
-                              (f"/v1/sessions/{'1' * 32}/live", live.CLOSE_UNKNOWN_SESSION)):
+            for url, code in (
+                (f"/v1/sessions/{sid}/live?since=x", live.CLOSE_BAD_REQUEST),
+                (f"/v1/sessions/{'1' * 32}/live", live.CLOSE_UNKNOWN_SESSION),
+            ):
                 async with websockets.connect(f"ws://{address}{url}") as ws:
                     with pytest.raises(websockets.ConnectionClosed) as closed:
                         await asyncio.wait_for(ws.recv(), TIMEOUT)

@@ -73,10 +73,21 @@ async def raw_get(app, raw_path: bytes) -> tuple[int, dict[str, str], bytes]:
     from urllib.parse import unquote_to_bytes
 
     path = unquote_to_bytes(raw_path.split(b"?")[0]).decode("utf-8", "replace")
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": raw_path.split(b"?")[0], "query_string": b"",
-             "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
-             "server": ("testserver", 80), "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": raw_path.split(b"?")[0],
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
     sent: list[dict] = []
 
     async def receive():
@@ -95,11 +106,33 @@ async def raw_get(app, raw_path: bytes) -> tuple[int, dict[str, str], bytes]:
 # -- identifiers, never paths ---------------------------------------------------------------
 
 TRAVERSALS = [  # literal "." and ".." segments are normalised away by clients: raw_get sends those
-    "...", "..%2F..%2F..%2Fetc%2Fpasswd", "..%2f..%2fsecret.safetensors", "%2e%2e%2f%2e%2e%2fsecret",
-    "%2E%2E%2Fsecret", "%252e%252e%252fsecret", "..%5c..%5csecret", "%2Fetc%2Fpasswd", "%2F..%2Fsecret",
-    "....%2F%2F....%2F%2Fsecret", "%c0%ae%c0%ae%2fsecret", "%e0%80%ae%e0%80%ae%2fsecret", "%00", "1%00",
-    "1%2F..%2F..%2Fsecret", "1%2F..", "1;..%2Fsecret", "-1", "0", "1.5", "0x1", "1e3", "%EF%BC%91",
-    "9" * 30, "file:%2F%2F%2Fetc%2Fpasswd", "~%2Fsecret", "%2A",
+    "...",
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "..%2f..%2fsecret.safetensors",
+    "%2e%2e%2f%2e%2e%2fsecret",
+    "%2E%2E%2Fsecret",
+    "%252e%252e%252fsecret",
+    "..%5c..%5csecret",
+    "%2Fetc%2Fpasswd",
+    "%2F..%2Fsecret",
+    "....%2F%2F....%2F%2Fsecret",
+    "%c0%ae%c0%ae%2fsecret",
+    "%e0%80%ae%e0%80%ae%2fsecret",
+    "%00",
+    "1%00",
+    "1%2F..%2F..%2Fsecret",
+    "1%2F..",
+    "1;..%2Fsecret",
+    "-1",
+    "0",
+    "1.5",
+    "0x1",
+    "1e3",
+    "%EF%BC%91",
+    "9" * 30,
+    "file:%2F%2F%2Fetc%2Fpasswd",
+    "~%2Fsecret",
+    "%2A",
 ]
 EXTRA_ROUTES = ["/dashboard/{asset}"]  # hidden from the spec, still a route with a path parameter
 
@@ -114,7 +147,7 @@ def fill(template: str, value: str) -> str:
     out = template
     while "{" in out:
         start, end = out.index("{"), out.index("}")
-        out = out[:start] + value + out[end + 1:]
+        out = out[:start] + value + out[end + 1 :]
     return out
 
 
@@ -136,8 +169,12 @@ async def test_traversal_on_every_download_route_never_leaves_the_folders(api, t
             assert r.headers["content-type"].startswith(PROBLEM), (url, r.headers)
             assert SENTINEL not in r.content and b"root:" not in r.content, url
         # literal ../ in the raw path, as a raw HTTP client may send it
-        for raw in (fill(template, "..") + "/../../secret", fill(template, "1") + "/../../../secret",
-                    fill(template, "../../../../../../etc/passwd"), fill(template, "..\\..\\secret")):
+        for raw in (
+            fill(template, "..") + "/../../secret",
+            fill(template, "1") + "/../../../secret",
+            fill(template, "../../../../../../etc/passwd"),
+            fill(template, "..\\..\\secret"),
+        ):
             status, headers, body = await raw_get(api.app, raw.encode())
             assert 400 <= status < 500, (raw, status, body[:300])
             assert headers["content-type"].startswith(PROBLEM), (raw, headers)
@@ -147,8 +184,14 @@ async def test_traversal_on_every_download_route_never_leaves_the_folders(api, t
 
 async def bad_row(api, session_id: str, generation: int, file_name: str) -> int:
     async with api.sessionmaker() as db, db.begin():
-        row = models.CheckpointRow(session_id=session_id, generation=generation, games=0, file_name=file_name,
-                                   state_file_name="x", sha256="0" * 64)
+        row = models.CheckpointRow(
+            session_id=session_id,
+            generation=generation,
+            games=0,
+            file_name=file_name,
+            state_file_name="x",
+            sha256="0" * 64,
+        )
         db.add(row)
         await db.flush()
         return row.id
@@ -162,9 +205,19 @@ async def test_a_stored_name_that_leaves_checkpoint_dir_is_not_served(api, tmp_p
     (root / sid / "link.safetensors").symlink_to(tmp_path / "secret.safetensors")
     (root / sid / "dirlink").symlink_to(tmp_path, target_is_directory=True)
     (root / sid / "loop").symlink_to(root / sid / "loop")
-    names = [str(tmp_path / "secret.safetensors"), "/etc/passwd", f"{sid}/../../secret.safetensors",
-             f"{sid}/link.safetensors", f"{sid}/dirlink/secret.safetensors", "", ".", sid, f"{sid}/loop",
-             "~/secret.safetensors", "..\\secret.safetensors"]
+    names = [
+        str(tmp_path / "secret.safetensors"),
+        "/etc/passwd",
+        f"{sid}/../../secret.safetensors",
+        f"{sid}/link.safetensors",
+        f"{sid}/dirlink/secret.safetensors",
+        "",
+        ".",
+        sid,
+        f"{sid}/loop",
+        "~/secret.safetensors",
+        "..\\secret.safetensors",
+    ]
     if api.backend == "sqlite":  # PostgreSQL cannot even store a NUL
         names.append(f"{sid}/gen-0000.safetensors\x00../../secret.safetensors")
     for generation, name in enumerate(names, start=1):
@@ -177,21 +230,27 @@ async def test_a_stored_name_that_leaves_checkpoint_dir_is_not_served(api, tmp_p
 
 # -- the body size limit --------------------------------------------------------------------
 
+
 async def test_body_limit_on_every_mutating_route_stores_nothing(api):
     running = await seed_session(api, state="running", games=1)
     before = await count_rows(api)
     big = b"x" * (MAX_BODY_BYTES + 1)
-    routes = [("POST", "/v1/sessions"), ("POST", f"/v1/sessions/{running}/pause"),
-              ("POST", f"/v1/sessions/{running}/resume"), ("POST", f"/v1/sessions/{running}/stop"),
-              ("DELETE", f"/v1/sessions/{running}")]
+    routes = [
+        ("POST", "/v1/sessions"),
+        ("POST", f"/v1/sessions/{running}/pause"),
+        ("POST", f"/v1/sessions/{running}/resume"),
+        ("POST", f"/v1/sessions/{running}/stop"),
+        ("DELETE", f"/v1/sessions/{running}"),
+    ]
 
     async def chunks():  # no Content-Length: counted as it is read
         for _ in range(MAX_BODY_BYTES // 65536 + 2):
             yield b"{" * 65536
 
     for method, url in routes:
-        body = assert_problem(await api.client.request(method, url, content=big,
-                                                       headers={"content-type": "application/json"}), 413)
+        body = assert_problem(
+            await api.client.request(method, url, content=big, headers={"content-type": "application/json"}), 413
+        )
         assert str(MAX_BODY_BYTES) in body["detail"]
     # chunked (no Content-Length): counted as it is read; POST /v1/sessions is the route that reads one
     r = await api.client.post("/v1/sessions", content=chunks(), headers={"content-type": "application/json"})
@@ -201,10 +260,13 @@ async def test_body_limit_on_every_mutating_route_stores_nothing(api):
 
     # the boundary: MAX_BODY_BYTES itself is read (and refused as bad JSON), one more is not
     at_limit = b"[" + b" " * (MAX_BODY_BYTES - 2) + b"]"
-    assert_problem(await api.client.post("/v1/sessions", content=at_limit,
-                                         headers={"content-type": "application/json"}), 422)
-    assert_problem(await api.client.post("/v1/sessions", content=at_limit + b" ",
-                                         headers={"content-type": "application/json"}), 413)
+    assert_problem(
+        await api.client.post("/v1/sessions", content=at_limit, headers={"content-type": "application/json"}), 422
+    )
+    assert_problem(
+        await api.client.post("/v1/sessions", content=at_limit + b" ", headers={"content-type": "application/json"}),
+        413,
+    )
     assert await count_rows(api) == before
 
 
@@ -220,8 +282,11 @@ async def test_an_oversized_body_without_a_key_is_401_first(keyed_api):
         for _ in range(MAX_BODY_BYTES // 65536 + 2):
             yield b"{" * 65536
 
-    for method, url in [("POST", "/v1/sessions"), ("POST", f"/v1/sessions/{running}/pause"),
-                        ("DELETE", f"/v1/sessions/{running}")]:
+    for method, url in [
+        ("POST", "/v1/sessions"),
+        ("POST", f"/v1/sessions/{running}/pause"),
+        ("DELETE", f"/v1/sessions/{running}"),
+    ]:
         for headers in ({}, api.auth("wrong")):
             r = await api.client.request(method, url, content=big, headers={**json_type, **headers})
             assert_problem(r, 401)
@@ -235,6 +300,7 @@ async def test_an_oversized_body_without_a_key_is_401_first(keyed_api):
 
 
 # -- keys -----------------------------------------------------------------------------------
+
 
 async def test_keys_are_compared_in_constant_time_against_every_key(keyed_api, monkeypatch):
     api = keyed_api
@@ -275,8 +341,11 @@ async def test_no_timing_unsafe_comparison_of_keys(module):
     if not path.exists():
         pytest.skip(f"{module} is not there")
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    bad = [f"{module}:{n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree)
-           if isinstance(n, ast.Compare) and _compares_a_secret(n)]
+    bad = [
+        f"{module}:{n.lineno}: {ast.unparse(n)}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Compare) and _compares_a_secret(n)
+    ]
     assert not bad, bad
     assert "compare_digest" in path.read_text(encoding="utf-8") or "key_matches" in path.read_text(encoding="utf-8")
 
@@ -294,14 +363,21 @@ async def test_keys_never_reach_a_log_line(keyed_api, caplog):
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         for key in (API_KEY, wrong):
-            for method, url in [("GET", f"/v1/sessions/{sid}"), ("GET", "/metrics"), ("GET", "/v1/explode"),
-                                ("POST", "/v1/explode"), ("POST", f"/v1/sessions/{sid}/pause"),
-                                ("POST", "/v1/sessions"), ("DELETE", f"/v1/sessions/{sid}x")]:
+            for method, url in [
+                ("GET", f"/v1/sessions/{sid}"),
+                ("GET", "/metrics"),
+                ("GET", "/v1/explode"),
+                ("POST", "/v1/explode"),
+                ("POST", f"/v1/sessions/{sid}/pause"),
+                ("POST", "/v1/sessions"),
+                ("DELETE", f"/v1/sessions/{sid}x"),
+            ]:
                 await client.request(method, f"{url}?token={key}", headers={"Authorization": f"Bearer {key}"})
                 await client.request(method, f"{url}?token={key}")
     # the service's log (the test's own HTTP client logs its URLs: not the server's)
-    server_log = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records
-                           if not r.name.startswith(("httpx", "httpcore")))
+    server_log = "\n".join(
+        r.getMessage() + str(r.exc_info or "") for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
     assert "boom" in server_log  # the log was captured
     assert API_KEY not in server_log and wrong not in server_log
     assert API_KEY not in repr(api.settings) and API_KEY not in str(api.settings)
@@ -314,13 +390,15 @@ async def test_an_unparseable_body_without_a_key_is_401(keyed_api):
     for body in (*undecodable, b"{not json", b'{"max_games": -1}'):
         r = await api.client.post("/v1/sessions", content=body, headers={"content-type": "application/json"})
         assert_problem(r, 401)
-        r = await api.client.post("/v1/sessions", content=body,
-                                  headers={"content-type": "application/json", **api.auth("wrong")})
+        r = await api.client.post(
+            "/v1/sessions", content=body, headers={"content-type": "application/json", **api.auth("wrong")}
+        )
         assert_problem(r, 401)
     # with the key, the undecodable body is a documented 400
     for body in undecodable:
-        r = await api.client.post("/v1/sessions", content=body,
-                                  headers={"content-type": "application/json", **api.auth()})
+        r = await api.client.post(
+            "/v1/sessions", content=body, headers={"content-type": "application/json", **api.auth()}
+        )
         assert_problem(r, 400)
     assert await count_rows(api) == before
 
@@ -336,8 +414,9 @@ def access_line(path: str, logger: str = "uvicorn.access") -> str:
     stream = io.StringIO()
     handler_name = "access" if logger == "uvicorn.access" else "default"
     spec = dict(config["handlers"][handler_name])
-    filters = [logging.config.DictConfigurator(config).configure_filter(config["filters"][name])
-               for name in spec["filters"]]
+    filters = [
+        logging.config.DictConfigurator(config).configure_filter(config["filters"][name]) for name in spec["filters"]
+    ]
     formatter_spec = dict(config["formatters"][spec["formatter"]])
     factory = formatter_spec.pop("()")
     module, _, name = factory.rpartition(".")
@@ -347,20 +426,35 @@ def access_line(path: str, logger: str = "uvicorn.access") -> str:
     for f in filters:
         handler.addFilter(f)
     if logger == "uvicorn.access":
-        record = logging.LogRecord(logger, logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                                   ("127.0.0.1:5000", "GET", path, "1.1", 200), None)
+        record = logging.LogRecord(
+            logger,
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", path, "1.1", 200),
+            None,
+        )
     else:
-        record = logging.LogRecord(logger, logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
-                                   ("127.0.0.1:5000", path), None)
+        record = logging.LogRecord(
+            logger, logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]', ("127.0.0.1:5000", path), None
+        )
     handler.handle(record)
     return stream.getvalue()
 
 
-@pytest.mark.parametrize("path", [
-    f"/v1/live?token={API_KEY}", f"/v1/sessions/abc/live?since=3&token={API_KEY}&moves=true",
-    f"/v1/live?%74oken={API_KEY}", f"/v1/live?TOKEN={API_KEY}", f"/v1/live?since=1;token={API_KEY}",
-    f"/v1/sessions?access_token={API_KEY}", f"/v1/sessions?api_key={API_KEY}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/live?token={API_KEY}",
+        f"/v1/sessions/abc/live?since=3&token={API_KEY}&moves=true",
+        f"/v1/live?%74oken={API_KEY}",
+        f"/v1/live?TOKEN={API_KEY}",
+        f"/v1/live?since=1;token={API_KEY}",
+        f"/v1/sessions?access_token={API_KEY}",
+        f"/v1/sessions?api_key={API_KEY}",
+    ],
+)
 @pytest.mark.parametrize("logger", ["uvicorn.access", "uvicorn.error"])
 async def test_uvicorn_logs_redact_query_tokens(path, logger):
     line = access_line(path, logger)
@@ -380,12 +474,16 @@ async def test_serve_installs_the_redaction_on_every_uvicorn_handler():
 
 # -- /metrics and CORS ----------------------------------------------------------------------
 
+
 async def test_metrics_public_opens_metrics_only(database, tmp_path):
     async with running_api(database, tmp_path, api_keys=[API_KEY], metrics_public=True) as api:
         assert (await api.client.get("/metrics")).status_code == 200
         sid = await seed_session(api, state="running")
-        for method, url in [("POST", "/v1/sessions"), ("POST", f"/v1/sessions/{sid}/pause"),
-                            ("DELETE", f"/v1/sessions/{sid}")]:
+        for method, url in [
+            ("POST", "/v1/sessions"),
+            ("POST", f"/v1/sessions/{sid}/pause"),
+            ("DELETE", f"/v1/sessions/{sid}"),
+        ]:
             assert_problem(await api.client.request(method, url, json={}), 401)
     async with running_api(database, tmp_path, api_keys=[API_KEY]) as api:  # the default: false
         assert api.settings.metrics_public is False
@@ -434,6 +532,7 @@ async def test_cors_is_off_without_origins_and_exact_with_them(tmp_path):
 
 # -- binding --------------------------------------------------------------------------------
 
+
 def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
 
@@ -449,11 +548,21 @@ async def test_serve_refuses_a_public_host_without_keys(tmp_path):
     assert not (tmp_path / "x.db").exists(), "refused before touching the database"
 
 
-@pytest.mark.parametrize("host, keys, refused", [
-    ("0.0.0.0", "", True), ("::", "", True), ("10.1.2.3", "", True), ("example.com", "", True),
-    ("127.0.0.1", "", False), ("127.0.0.2", "", False), ("::1", "", False),
-    ("localhost", "", False), ("0.0.0.0", "k1,k2", False), ("::", "k1", False),
-])
+@pytest.mark.parametrize(
+    "host, keys, refused",
+    [
+        ("0.0.0.0", "", True),
+        ("::", "", True),
+        ("10.1.2.3", "", True),
+        ("example.com", "", True),
+        ("127.0.0.1", "", False),
+        ("127.0.0.2", "", False),
+        ("::1", "", False),
+        ("localhost", "", False),
+        ("0.0.0.0", "k1,k2", False),
+        ("::", "k1", False),
+    ],
+)
 async def test_serve_binds_a_public_host_only_with_keys(monkeypatch, tmp_path, host, keys, refused):
     import uvicorn
     from typer.testing import CliRunner
@@ -484,6 +593,7 @@ async def test_serve_binds_a_public_host_only_with_keys(monkeypatch, tmp_path, h
 
 
 # -- no program chosen by a request ---------------------------------------------------------
+
 
 async def test_a_request_cannot_choose_the_program_the_server_runs(database, tmp_path):
     async with running_api(database, tmp_path) as api:

@@ -56,22 +56,35 @@ def own_origin(client: httpx.AsyncClient) -> str:
 
 # -- Origin ---------------------------------------------------------------------------------
 
+
 async def test_a_cross_origin_page_cannot_create_or_drive_sessions(api):
     running = await seed_session(api, state="running", games=1)
     paused = await seed_session(api, state="paused")
     before = await count_rows(api)
     # the issue's reproduction: a body-less POST is a simple request, sent without a preflight
     assert_problem(await api.client.post("/v1/sessions", headers={"Origin": EVIL}), 403, origin.FOREIGN_ORIGIN)
-    for kwargs in ({"json": {"max_games": 1}}, {"data": {"max_games": "1"}},
-                   {"content": b'{"max_games": 1}', "headers": {"content-type": "text/plain"}}):
+    for kwargs in (
+        {"json": {"max_games": 1}},
+        {"data": {"max_games": "1"}},
+        {"content": b'{"max_games": 1}', "headers": {"content-type": "text/plain"}},
+    ):
         headers = {"Origin": EVIL, **kwargs.pop("headers", {})}  # type: ignore[arg-type]
         assert_problem(await api.client.post("/v1/sessions", headers=headers, **kwargs), 403)
     # a sandboxed or file page (Origin: null), a look-alike name, this host on another port
-    for other in ("null", "http://127.0.0.1.evil.example", "http://localhost.evil.example", "http://127.0.0.1:1",
-                  "https://evil.example:443"):
+    for other in (
+        "null",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1:1",
+        "https://evil.example:443",
+    ):
         assert_problem(await api.client.post("/v1/sessions", headers={"Origin": other}), 403)
-    for method, url in [("POST", f"/v1/sessions/{running}/pause"), ("POST", f"/v1/sessions/{running}/stop"),
-                        ("POST", f"/v1/sessions/{paused}/resume"), ("DELETE", f"/v1/sessions/{paused}")]:
+    for method, url in [
+        ("POST", f"/v1/sessions/{running}/pause"),
+        ("POST", f"/v1/sessions/{running}/stop"),
+        ("POST", f"/v1/sessions/{paused}/resume"),
+        ("DELETE", f"/v1/sessions/{paused}"),
+    ]:
         assert_problem(await api.client.request(method, url, headers={"Origin": EVIL}), 403)
     assert await count_rows(api) == before
     assert [item["id"] for item in (await api.client.get("/v1/sessions")).json()["items"]] != []
@@ -102,8 +115,16 @@ async def test_same_origin_no_origin_and_listed_origins_still_work(database, tmp
 
 # -- Host -----------------------------------------------------------------------------------
 
-FOREIGN_HOSTS = ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example",
-                 "0.0.0.0", "192.168.1.20:8000", "127.0.0.1@evil.example", ""]
+FOREIGN_HOSTS = [
+    "evil.example",
+    "evil.example:8000",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    "0.0.0.0",
+    "192.168.1.20:8000",
+    "127.0.0.1@evil.example",
+    "",
+]
 
 
 async def test_a_foreign_host_is_refused(api):
@@ -146,13 +167,17 @@ async def test_allowed_hosts_is_parsed_like_cors_origins(monkeypatch, tmp_path):
 
 # -- Content-Type ---------------------------------------------------------------------------
 
+
 async def test_a_body_must_be_json(api):
     before = await count_rows(api)
-    refused = [("text/plain", b'{"max_games": 1}'), ("text/plain;charset=UTF-8", b'{"max_games": 1}'),
-               ("application/x-www-form-urlencoded", b"max_games=1"),
-               ("multipart/form-data; boundary=x",
-                b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--'),
-               ("application/jsonp", b'{"max_games": 1}'), (None, b'{"max_games": 1}')]
+    refused = [
+        ("text/plain", b'{"max_games": 1}'),
+        ("text/plain;charset=UTF-8", b'{"max_games": 1}'),
+        ("application/x-www-form-urlencoded", b"max_games=1"),
+        ("multipart/form-data; boundary=x", b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--x--'),
+        ("application/jsonp", b'{"max_games": 1}'),
+        (None, b'{"max_games": 1}'),
+    ]
     for content_type, content in refused:
         headers = {"content-type": content_type} if content_type else {}
         r = await api.client.post("/v1/sessions", content=content, headers=headers)
@@ -172,16 +197,19 @@ async def test_a_refused_content_type_without_a_key_is_401_first(keyed_api):
     api = keyed_api
     before = await count_rows(api)
     for headers in ({}, api.auth("wrong")):
-        r = await api.client.post("/v1/sessions", content=b"max_games=1",
-                                  headers={"content-type": "text/plain", **headers})
+        r = await api.client.post(
+            "/v1/sessions", content=b"max_games=1", headers={"content-type": "text/plain", **headers}
+        )
         assert_problem(r, 401)
-    r = await api.client.post("/v1/sessions", content=b"max_games=1",
-                              headers={"content-type": "text/plain", **api.auth()})
+    r = await api.client.post(
+        "/v1/sessions", content=b"max_games=1", headers={"content-type": "text/plain", **api.auth()}
+    )
     assert_problem(r, 415)
     assert await count_rows(api) == before
 
 
 # -- WebSockets -----------------------------------------------------------------------------
+
 
 class LiveOrchestrator(FakeOrchestrator):
     """The fake orchestrator with a real event bus, so the live feed can be served."""
@@ -199,8 +227,11 @@ class LiveOrchestrator(FakeOrchestrator):
 async def served(database, tmp_path, **settings: Any) -> AsyncIterator[tuple[Any, int]]:
     """The app (LiveOrchestrator) under uvicorn in this event loop on a loopback socket;
     yields (app, port)."""
-    app = create_app(make_settings(database, tmp_path, **settings), orchestrator_factory=LiveOrchestrator,
-                     engine_kwargs=database.engine_kwargs)
+    app = create_app(
+        make_settings(database, tmp_path, **settings),
+        orchestrator_factory=LiveOrchestrator,
+        engine_kwargs=database.engine_kwargs,
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -238,8 +269,15 @@ async def live_message_arrives(app: Any, ws: Any, subscribers: int) -> None:
     bus = app.state.orchestrator.bus
     while bus.subscribers < subscribers:
         await asyncio.sleep(0.05)
-    bus.publish({"seq": 1, "session_id": "s" * 32, "type": "metrics.snapshot", "ts": "2026-01-01T00:00:00Z",
-                 "data": {"probe": subscribers}})
+    bus.publish(
+        {
+            "seq": 1,
+            "session_id": "s" * 32,
+            "type": "metrics.snapshot",
+            "ts": "2026-01-01T00:00:00Z",
+            "data": {"probe": subscribers},
+        }
+    )
     message = await asyncio.wait_for(ws.recv(), TIMEOUT)
     assert f'"probe": {subscribers}' in message or f'"probe":{subscribers}' in message, message
 
@@ -259,11 +297,14 @@ async def test_a_foreign_origin_or_host_cannot_open_the_live_feed(database, tmp_
 
         # the dashboard (its own origin), a client without Origin, a listed origin: the feed opens
         opened = 0
-        for kwargs in ({"origin": f"http://127.0.0.1:{port}"}, {"origin": f"http://localhost:{port}"}, {},
-                       {"origin": GRAFANA}):
+        for kwargs in (
+            {"origin": f"http://127.0.0.1:{port}"},
+            {"origin": f"http://localhost:{port}"},
+            {},
+            {"origin": GRAFANA},
+        ):
             url = feed.replace("127.0.0.1", "localhost") if "localhost" in kwargs.get("origin", "") else feed
-            async with websockets.connect(url, sock=loopback(port), proxy=None, open_timeout=TIMEOUT,
-                                          **kwargs) as ws:
+            async with websockets.connect(url, sock=loopback(port), proxy=None, open_timeout=TIMEOUT, **kwargs) as ws:
                 opened += 1
                 await live_message_arrives(app, ws, 1)
             while app.state.orchestrator.bus.subscribers:
@@ -282,8 +323,10 @@ async def test_without_denial_responses_a_refused_websocket_is_closed_before_acc
     the handshake is closed before accept (1008), never opened."""
     async with running_api(database, tmp_path, orchestrator_factory=LiveOrchestrator) as api:
         bus = api.orchestrator.bus
-        async with (ASGIWebSocketTransport(app=api.app, initial_receive_timeout=TIMEOUT) as transport,
-                    httpx.AsyncClient(transport=transport, base_url=str(api.client.base_url)) as client):
+        async with (
+            ASGIWebSocketTransport(app=api.app, initial_receive_timeout=TIMEOUT) as transport,
+            httpx.AsyncClient(transport=transport, base_url=str(api.client.base_url)) as client,
+        ):
             for headers in ({"Origin": EVIL}, {"Host": "evil.example"}):
                 with pytest.raises(WebSocketDisconnect) as closed:
                     async with aconnect_ws("/v1/live", client, headers=headers):
@@ -297,9 +340,11 @@ async def test_without_denial_responses_a_refused_websocket_is_closed_before_acc
 
 # -- no driver text for callers without a key -----------------------------------------------
 
-DRIVER_TEXT = ('(sqlalchemy.dialects.postgresql.asyncpg.InterfaceError) connection to server at "10.9.8.7", '
-               "port 5432 failed: FATAL: password authentication failed for user \"continuous\"\n"
-               "[SQL: INSERT INTO games (session_id, number) VALUES ($1, $2)] /srv/continuous-play/data/db.sqlite")
+DRIVER_TEXT = (
+    '(sqlalchemy.dialects.postgresql.asyncpg.InterfaceError) connection to server at "10.9.8.7", '
+    'port 5432 failed: FATAL: password authentication failed for user "continuous"\n'
+    "[SQL: INSERT INTO games (session_id, number) VALUES ($1, $2)] /srv/continuous-play/data/db.sqlite"
+)
 SECRETS_OF_THE_SERVER = ("10.9.8.7", "INSERT INTO", "/srv/continuous-play", "sqlalchemy", "password")
 
 
@@ -308,8 +353,14 @@ class OutageOrchestrator(FakeOrchestrator):
 
     @property
     def database_outage(self) -> dict[str, Any]:
-        return {"since": "2026-01-01T00:00:00Z", "seconds": 12.0, "error": DRIVER_TEXT, "held_writes": 3,
-                "limit_s": 120.0, "limit_passed": False}
+        return {
+            "since": "2026-01-01T00:00:00Z",
+            "seconds": 12.0,
+            "error": DRIVER_TEXT,
+            "held_writes": 3,
+            "limit_s": 120.0,
+            "limit_passed": False,
+        }
 
 
 async def test_readyz_shows_no_driver_text_to_a_caller_without_a_key(database, tmp_path):
@@ -335,8 +386,11 @@ async def test_problem_details_carry_no_driver_text(api, caplog):
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     async def constraint() -> None:
-        raise IntegrityError("INSERT INTO games (session_id, number) VALUES (?, ?)", ("x", 1),
-                             Exception("UNIQUE constraint failed: games.session_id, games.number"))
+        raise IntegrityError(
+            "INSERT INTO games (session_id, number) VALUES (?, ?)",
+            ("x", 1),
+            Exception("UNIQUE constraint failed: games.session_id, games.number"),
+        )
 
     async def unreachable() -> None:
         raise OperationalError("SELECT 1", (), ConnectionRefusedError(111, DRIVER_TEXT))

@@ -22,8 +22,13 @@ P = "mcts_continuous_play_"
 
 
 def settings(tmp_path: Path, **overrides) -> Settings:
-    values = dict(chess_preset="tiny", checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                  max_concurrent_sessions=1, metrics_export_interval=3600)
+    values = dict(
+        chess_preset="tiny",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=3600,
+    )
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -49,14 +54,27 @@ async def running(db_sessions, tmp_path):
 
 
 def learning(step: int, loss: float) -> dict:
-    return {"games": 10 * step, "step": step, "steps": 1, "policy_loss": loss * 0.7, "value_loss": loss * 0.3,
-            "total_loss": loss, "grad_norm": 1.0, "lr": 1e-3, "policy_entropy": 2.0, "samples": 256,
-            "buffer_size": 1000, "positions_learned": 100 * step, "seconds": 0.1}
+    return {
+        "games": 10 * step,
+        "step": step,
+        "steps": 1,
+        "policy_loss": loss * 0.7,
+        "value_loss": loss * 0.3,
+        "total_loss": loss,
+        "grad_norm": 1.0,
+        "lr": 1e-3,
+        "policy_entropy": 2.0,
+        "samples": 256,
+        "buffer_size": 1000,
+        "positions_learned": 100 * step,
+        "seconds": 0.1,
+    }
 
 
 def count(metrics: SessionMetrics, sid: str, alert: str, severity: str) -> float | None:
-    return metrics.registry.get_sample_value(P + "alerts_total",
-                                             {"session_id": sid, "alert": alert, "severity": severity})
+    return metrics.registry.get_sample_value(
+        P + "alerts_total", {"session_id": sid, "alert": alert, "severity": severity}
+    )
 
 
 async def stored(db_sessions, sid: str):
@@ -95,20 +113,38 @@ async def test_a_loss_spike_raises_one_stored_alert_and_counts_it(running, db_se
     await orch.record(sid, "learning", learning(19, 7.0))  # > 3x, < 6x: warning
     assert count(metrics, sid, "loss_spike", "warning") == 1.0
     assert [e.data["severity"] for e in await stored(db_sessions, sid) if e.type == "alert.raised"] == [
-        "critical", "warning"]
+        "critical",
+        "warning",
+    ]
 
 
 async def checkpoint(orch, sid, generation, tmp_path):
     folder = Path(orch.settings.checkpoint_dir) / sid
-    await orch.record(sid, "checkpoint", {"generation": generation, "games": 10 * generation,
-                                          "path": str(folder / f"gen-{generation:04d}.safetensors"),
-                                          "state_path": str(folder / f"gen-{generation:04d}.state.pt"),
-                                          "sha256": "0" * 64})
+    await orch.record(
+        sid,
+        "checkpoint",
+        {
+            "generation": generation,
+            "games": 10 * generation,
+            "path": str(folder / f"gen-{generation:04d}.safetensors"),
+            "state_path": str(folder / f"gen-{generation:04d}.state.pt"),
+            "sha256": "0" * 64,
+        },
+    )
 
 
 def match(generation: int, opponent: str, wins: int, draws: int, losses: int) -> dict:
-    return {"generation": generation, "games_played": 10 * generation, "opponent": opponent, "wins": wins,
-            "draws": draws, "losses": losses, "pentanomial": [0, 0, 0, 0, 0], "adjudicated": 0, "seconds": 1.0}
+    return {
+        "generation": generation,
+        "games_played": 10 * generation,
+        "opponent": opponent,
+        "wins": wins,
+        "draws": draws,
+        "losses": losses,
+        "pentanomial": [0, 0, 0, 0, 0],
+        "adjudicated": 0,
+        "seconds": 1.0,
+    }
 
 
 async def test_an_elo_regression_raises_a_stored_alert_and_counts_it(running, db_sessions, tmp_path):
@@ -142,12 +178,23 @@ async def test_memory_growth_from_stats_raises_once_and_thresholds_come_from_set
         async with db_sessions() as db, db.begin():
             sid = (await repo.create_session(db, cfg.model_dump(mode="json"), cfg.seed)).id
         for growth in (10.0, 150.0, 160.0, 20.0, 250.0):
-            await orch.record(sid, "stats", {"simulations_per_second": 100.0, "buffer_size": 10,
-                                            "games_in_flight": 2, "rss_mb": 400.0 + growth, "rss_growth_mb": growth})
+            await orch.record(
+                sid,
+                "stats",
+                {
+                    "simulations_per_second": 100.0,
+                    "buffer_size": 10,
+                    "games_in_flight": 2,
+                    "rss_mb": 400.0 + growth,
+                    "rss_growth_mb": growth,
+                },
+            )
         alerts = [e.data for e in await stored(db_sessions, sid) if e.type == "alert.raised"]
         # 150: warning; 160: the same episode; 20: clears; 250 (>= 2 x 100): critical
         assert [(a["name"], a["severity"], a["value"]) for a in alerts] == [
-            ("memory_growth", "warning", 150.0), ("memory_growth", "critical", 250.0)]
+            ("memory_growth", "warning", 150.0),
+            ("memory_growth", "critical", 250.0),
+        ]
         assert alerts[0]["trigger"] == "stats" and alerts[0]["rss_mb"] == 550.0
         assert count(metrics, sid, "memory_growth", "warning") == 1.0
         assert count(metrics, sid, "memory_growth", "critical") == 1.0

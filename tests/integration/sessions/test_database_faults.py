@@ -51,10 +51,23 @@ from service.storage.database import create_engine, session_factory, upgrade_eng
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(180)]
 
-TINY = dict(chess_preset="tiny", selfplay_parallel_games=2, max_moves_per_game=16, selfplay_simulations=4,
-            fast_simulations=2, gumbel_considered=4, min_games_before_learning=2, learn_every_n_games=2,
-            learning_batch_size=16, checkpoint_interval=3, torch_threads=1, eval_interval_games=100000,
-            eval_games=2, eval_opponents="random", eval_simulations=2)
+TINY = dict(
+    chess_preset="tiny",
+    selfplay_parallel_games=2,
+    max_moves_per_game=16,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=3,
+    torch_threads=1,
+    eval_interval_games=100000,
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +87,18 @@ def cluster(pg_server: PgCluster) -> PgCluster:
 
 
 def settings(cluster: PgCluster, tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(TINY, database_url=cluster.url, checkpoint_dir=tmp_path / "checkpoints",
-                  report_dir=tmp_path / "reports", worker_backend="inline", workers=1,
-                  max_concurrent_sessions=1, metrics_export_interval=0.5, api_keys=[], cors_origins=[])
+    values = dict(
+        TINY,
+        database_url=cluster.url,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        worker_backend="inline",
+        workers=1,
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+        api_keys=[],
+        cors_origins=[],
+    )
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -86,8 +108,9 @@ async def running_app(cfg: Settings):
     """The real app (migrations, orchestrator, inline pool) with its lifespan, and a client."""
     app = create_app(cfg)
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", timeout=30
+        ) as client:
             yield app, client
 
 
@@ -116,11 +139,20 @@ async def stored(maker: async_sessionmaker[AsyncSession], sid: str) -> dict[str,
     """What the database holds for a session: state, games, events."""
     async with maker() as db:
         row = await repo.get_session(db, sid)
-        numbers = list(await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == sid)
-                                        .order_by(models.GameRow.number)))
+        numbers = list(
+            await db.scalars(
+                select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
+            )
+        )
         events = await repo.events_since(db, sid, 0, 100_000)
-    return {"state": row.state, "games_done": row.games_done, "failure_reason": row.failure_reason,
-            "last_seq": row.last_seq, "numbers": numbers, "events": events}
+    return {
+        "state": row.state,
+        "games_done": row.games_done,
+        "failure_reason": row.failure_reason,
+        "last_seq": row.last_seq,
+        "numbers": numbers,
+        "events": events,
+    }
 
 
 def assert_stored_once(data: dict[str, Any]) -> None:
@@ -160,8 +192,9 @@ async def _grown(items: list, size: int) -> bool:
 
 async def games_stored(cluster: PgCluster, sid: str) -> int:
     async with reader(cluster) as maker, maker() as db:
-        return int(await db.scalar(select(func.count()).select_from(models.GameRow)
-                                   .where(models.GameRow.session_id == sid)))
+        return int(
+            await db.scalar(select(func.count()).select_from(models.GameRow).where(models.GameRow.session_id == sid))
+        )
 
 
 async def readyz_problem(client: httpx.AsyncClient) -> dict[str, Any] | None:
@@ -210,8 +243,10 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
             assert r.status_code == 503, (path, r.status_code, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
             assert r.headers["retry-after"] == "5"
-            assert (r.json()["type"] == "urn:continuous-play:problem:database-unavailable"
-                    and "database" in r.json()["detail"]), r.json()
+            assert (
+                r.json()["type"] == "urn:continuous-play:problem:database-unavailable"
+                and "database" in r.json()["detail"]
+            ), r.json()
 
         t_start = time.time()
         cluster.start()
@@ -257,8 +292,9 @@ async def test_an_outage_past_the_bound_fails_the_session_and_keeps_its_games(cl
         assert reason.startswith(f"database unreachable for more than {bound:g} s"), reason
         assert "the session was stopped" in reason
         assert "Errno" not in reason and "127.0.0.1" not in reason and "Error" not in reason, reason
-        found = re.search(r"the (\d+) games? it finished after the database went away (were|was) held and stored",
-                          reason)
+        found = re.search(
+            r"the (\d+) games? it finished after the database went away (were|was) held and stored", reason
+        )
         assert found, reason
         held = int(found.group(1))
         assert 1 <= held <= len(data["numbers"]) - before, (held, before, data["numbers"])
@@ -298,6 +334,7 @@ async def test_a_shutdown_during_an_outage_gives_up_and_claims_nothing(cluster, 
 
 # -- exactly once when a commit's answer is lost; other errors are not retried -------------
 
+
 class LostAckSession(AsyncSession):
     """An AsyncSession whose next `commit()` (once `arm`ed) commits, then raises the error a
     connection that died before the server's answer would: the commit went through, the
@@ -328,8 +365,13 @@ async def _lost_ack_orchestrator(url: str, tmp_path: Path):
     engine = create_engine(url)
     await upgrade_engine(engine)
     maker = async_sessionmaker(engine, expire_on_commit=False, class_=LostAckSession)
-    cfg = Settings(_env_file=None, database_url=url, checkpoint_dir=tmp_path / "checkpoints",
-                   report_dir=tmp_path / "reports", chess_preset="tiny")
+    cfg = Settings(
+        _env_file=None,
+        database_url=url,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        chess_preset="tiny",
+    )
     orch = Orchestrator(cfg, maker, InlinePool(0), recover=False)
     orch.db_retry_initial_s = 0.01
     heard: list[tuple[str, str, dict]] = []
@@ -352,6 +394,7 @@ async def new_session(orch: Orchestrator) -> str:
         row = await repo.create_session(db, cfg.model_dump(mode="json"), cfg.seed)
         await orch._event(db, row.id, "session.state", {"state": "pending"})
         return row.id
+
     return await orch.write(job)
 
 
@@ -399,6 +442,7 @@ async def test_a_write_that_fails_for_another_reason_is_not_retried(lost_ack_orc
 
 # -- predicates ----------------------------------------------------------------------------
 
+
 async def _at_least(cluster: PgCluster, sid: str, n: int) -> bool:
     return await games_stored(cluster, sid) >= n
 
@@ -436,21 +480,32 @@ async def test_what_counts_as_the_database_being_unreachable():
     def wrapped(cls, orig, **kw):
         return cls("INSERT ...", {}, orig, **kw)
 
-    held = [ConnectionRefusedError(111, "Connect call failed"), ConnectionResetError(104, "reset"),
-            TimeoutError(), OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432)"),
-            wrapped(sa_exc.DBAPIError, Exception("connection was closed in the middle of operation"),
-                    connection_invalidated=True),
-            asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
-            asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
-            asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
-            wrapped(sa_exc.OperationalError, sqlite3.OperationalError("database is locked")),
-            wrapped(sa_exc.OperationalError, sqlite3.OperationalError("database or disk is full")),
-            # every pooled connection busy past the checkout timeout (#21 item 1): "not now"
-            sa_exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached, connection timed out")]
-    not_held = [wrapped(sa_exc.IntegrityError, Exception("UNIQUE constraint failed: games.session_id")),
-                wrapped(sa_exc.OperationalError, sqlite3.OperationalError("no such table: games")),
-                wrapped(sa_exc.ProgrammingError, Exception('relation "games" does not exist')),
-                FileNotFoundError(2, "No such file"), KeyError("number"), ValueError("bad")]
+    held = [
+        ConnectionRefusedError(111, "Connect call failed"),
+        ConnectionResetError(104, "reset"),
+        TimeoutError(),
+        OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432)"),
+        wrapped(
+            sa_exc.DBAPIError,
+            Exception("connection was closed in the middle of operation"),
+            connection_invalidated=True,
+        ),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+        wrapped(sa_exc.OperationalError, sqlite3.OperationalError("database is locked")),
+        wrapped(sa_exc.OperationalError, sqlite3.OperationalError("database or disk is full")),
+        # every pooled connection busy past the checkout timeout (#21 item 1): "not now"
+        sa_exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached, connection timed out"),
+    ]
+    not_held = [
+        wrapped(sa_exc.IntegrityError, Exception("UNIQUE constraint failed: games.session_id")),
+        wrapped(sa_exc.OperationalError, sqlite3.OperationalError("no such table: games")),
+        wrapped(sa_exc.ProgrammingError, Exception('relation "games" does not exist')),
+        FileNotFoundError(2, "No such file"),
+        KeyError("number"),
+        ValueError("bad"),
+    ]
     assert [e for e in held if not is_connection_error(e)] == []
     assert [e for e in not_held if is_connection_error(e)] == []
     chained = RuntimeError("wrapped")

@@ -24,8 +24,12 @@ def event(session_id: str, seq: int, kind: str = "game.finished") -> dict:
 
 
 def move(session_id: str, ply: int) -> dict:
-    return {"session_id": session_id, "type": "game.move", "ts": "2026-01-01T00:00:00Z",
-            "data": {"game": 1, "ply": ply, "uci": "e2e4", "san": "e4", "fen": chess.Board().fen()}}
+    return {
+        "session_id": session_id,
+        "type": "game.move",
+        "ts": "2026-01-01T00:00:00Z",
+        "data": {"game": 1, "ply": ply, "uci": "e2e4", "san": "e4", "fen": chess.Board().fen()},
+    }
 
 
 def drain(sub) -> list[dict]:
@@ -60,8 +64,12 @@ async def _next(sub, publish):
 @pytest.mark.asyncio
 async def test_moves_only_reach_subscriptions_that_ask_for_them():
     bus = EventBus()
-    plain, watching, all_plain, all_watching = (bus.subscribe("a"), bus.subscribe("a", moves=True),
-                                                bus.subscribe(None), bus.subscribe(None, moves=True))
+    plain, watching, all_plain, all_watching = (
+        bus.subscribe("a"),
+        bus.subscribe("a", moves=True),
+        bus.subscribe(None),
+        bus.subscribe(None, moves=True),
+    )
     bus.publish(event("a", 1))
     assert bus.publish(move("a", 1)) == 2
     bus.publish(event("a", 2))
@@ -143,10 +151,23 @@ async def test_unsubscribe_and_json_encoded_once():
 
 # -- the worker's featured game ------------------------------------------------------------
 
-TINY = dict(chess_preset="tiny", seed=5, selfplay_parallel_games=3, max_moves_per_game=20, selfplay_simulations=4,
-            fast_simulations=2, gumbel_considered=4, min_games_before_learning=100, max_games=6,
-            eval_interval_games=1000, eval_opponents="random", eval_games=2, checkpoint_interval=1000,
-            torch_threads=1, session_duration_min=10)
+TINY = dict(
+    chess_preset="tiny",
+    seed=5,
+    selfplay_parallel_games=3,
+    max_moves_per_game=20,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=100,
+    max_games=6,
+    eval_interval_games=1000,
+    eval_opponents="random",
+    eval_games=2,
+    checkpoint_interval=1000,
+    torch_threads=1,
+    session_duration_min=10,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -161,8 +182,12 @@ def _torch_threads():
 def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
     cfg = SessionConfig(**TINY).model_dump()
     net = network.build_network("tiny", 5)
-    play = SelfPlay(selfplay_config(cfg), network.Evaluator(net, "cpu"), seed=5,
-                    temperature_for=lambda n: schedules.temperature("constant", n, 1.0, 1.0, 1))
+    play = SelfPlay(
+        selfplay_config(cfg),
+        network.Evaluator(net, "cpu"),
+        seed=5,
+        temperature_for=lambda n: schedules.temperature("constant", n, 1.0, 1.0, 1),
+    )
     play.max_new_games = 5
     seen: list[tuple] = []
     play.move_hook = lambda *args: seen.append((args, play.featured))
@@ -181,9 +206,9 @@ def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
         plies = [ply for ply, *_ in moves]
         assert plies == list(range(plies[0], record.plies + 1))
         board = chess.Board()
-        for move in record.moves[:plies[0] - 1]:
+        for move in record.moves[: plies[0] - 1]:
             board.push(move)
-        for (ply, uci, san, fen), expected in zip(moves, record.moves[plies[0] - 1:]):
+        for (ply, uci, san, fen), expected in zip(moves, record.moves[plies[0] - 1 :]):
             assert uci == expected.uci() and san == board.san(expected)
             board.push(expected)
             assert ply == board.ply() and fen == board.fen()
@@ -192,8 +217,9 @@ def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
 
 def run_worker(tmp_path, name: str, **spec) -> list[tuple[str, dict]]:
     messages: list[tuple[str, dict]] = []
-    worker_spec = WorkerSpec(session_id=name, config=SessionConfig(**TINY).model_dump(),
-                             checkpoint_dir=tmp_path / name, **spec)
+    worker_spec = WorkerSpec(
+        session_id=name, config=SessionConfig(**TINY).model_dump(), checkpoint_dir=tmp_path / name, **spec
+    )
     SessionWorker(worker_spec, lambda kind, data: messages.append((kind, data))).run()
     return messages
 
@@ -209,7 +235,7 @@ def test_the_worker_reports_featured_moves_rate_limited(tmp_path):
     for m in moves:  # each report is that game's real move and position
         played = games[m["game"]]["moves"]
         board = chess.Board()
-        for uci in played[:m["ply"] - 1]:
+        for uci in played[: m["ply"] - 1]:
             board.push_uci(uci)
         assert played[m["ply"] - 1] == m["uci"] and board.san(chess.Move.from_uci(m["uci"])) == m["san"]
         board.push_uci(m["uci"])

@@ -20,8 +20,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, chess_preset="tiny", checkpoint_dir=tmp_path / "checkpoints",
-                    report_dir=tmp_path / "reports", max_concurrent_sessions=1)
+    return Settings(
+        _env_file=None,
+        chess_preset="tiny",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+    )
 
 
 async def failed_session(db_sessions, tmp_path, script) -> tuple[str, str]:
@@ -49,6 +54,7 @@ async def test_a_database_error_fails_the_session_without_its_sql(db_sessions, t
     def twice(worker, sid):  # the same game number twice: UNIQUE(session_id, number) refuses it
         worker.report("game", sid, game_message(1))
         worker.report("game", sid, game_message(1))
+
     with caplog.at_level(logging.ERROR):
         _, reason = await failed_session(db_sessions, tmp_path, twice)
     assert "IntegrityError" in reason and "service log" in reason, reason
@@ -63,6 +69,7 @@ async def test_a_worker_error_keeps_its_words_but_not_the_servers_paths(db_sessi
     def fails(worker, sid):
         worker.report("failed", sid, {"error": f"FileNotFoundError: no weights file at {secret}"})
         worker.report("idle", sid)
+
     with caplog.at_level(logging.ERROR):
         _, reason = await failed_session(db_sessions, tmp_path, fails)
     assert reason == "FileNotFoundError: no weights file at .../gen-0003.safetensors", reason

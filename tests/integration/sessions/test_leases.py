@@ -30,8 +30,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, chess_preset="tiny", checkpoint_dir=tmp_path / "checkpoints",
-                    report_dir=tmp_path / "reports", max_concurrent_sessions=2)
+    return Settings(
+        _env_file=None,
+        chess_preset="tiny",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=2,
+    )
 
 
 async def until(predicate, timeout: float = 30.0) -> None:
@@ -53,8 +58,11 @@ async def game_numbers(db_sessions, sid: str) -> list[int]:
 async def set_lease(db_sessions, sid: str, owner: str, expires_in_s: float) -> None:
     async with db_sessions() as db:
         now = utcnow()
-        await db.execute(update(SessionRow).where(SessionRow.id == sid).values(
-            owner=owner, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=expires_in_s)))
+        await db.execute(
+            update(SessionRow)
+            .where(SessionRow.id == sid)
+            .values(owner=owner, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=expires_in_s))
+        )
         await db.commit()
 
 

@@ -20,15 +20,32 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1)
+TINY = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+)
 
 
 def settings(tmp_path: Path, **overrides) -> Settings:
-    values = dict(TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                  max_concurrent_sessions=1, metrics_export_interval=0.5)
+    values = dict(
+        TINY,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+    )
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -51,8 +68,9 @@ async def state_of(db_sessions, session_id: str) -> str:
 
 async def game_numbers(db_sessions, session_id: str) -> list[int]:
     async with db_sessions() as db:
-        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == session_id)
-                                .order_by(models.GameRow.number))
+        rows = await db.scalars(
+            select(models.GameRow.number).where(models.GameRow.session_id == session_id).order_by(models.GameRow.number)
+        )
         return list(rows)
 
 
@@ -140,7 +158,7 @@ async def test_pause_resume_stop_and_illegal_transitions(orchestrator, db_sessio
     await orchestrator.resume(sid)
     resumed_at, resumed = await wait_for(lambda: _report(reports, "resumed"))
     # held means held: nothing (no game, move or stats) between the two, the same game count
-    assert resumed_at == paused_at + 1, reports[paused_at:resumed_at + 1]
+    assert resumed_at == paused_at + 1, reports[paused_at : resumed_at + 1]
     assert resumed["games"] == held, "a paused session went on playing"
     await wait_for(lambda: _has_games(db_sessions, sid, held + 1))
     await orchestrator.stop(sid)
@@ -232,6 +250,7 @@ async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
     async def hold_the_writer(db):
         writer_busy.set()
         await writer_free.wait()
+
     try:
         sid = await orch.create_session(orch.settings.session_config(max_games=0, session_duration_min=30))
         assert sid in orch._tasks and sid not in orch._workers  # launched, waiting for a worker
@@ -246,9 +265,8 @@ async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
         await stopping
         await wait_for(lambda: _is(db_sessions, sid, "stopped"), timeout=30)
         async with db_sessions() as db:
-            states = [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000)
-                      if e.type == "session.state"]
-        assert "running" not in states[states.index("stopping"):], states
+            states = [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == "session.state"]
+        assert "running" not in states[states.index("stopping") :], states
     finally:
         writer_free.set()
         await orch.close()

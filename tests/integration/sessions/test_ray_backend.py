@@ -32,17 +32,37 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1, eval_interval_games=1000)
+TINY = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+    eval_interval_games=1000,
+)
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, **TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                    max_concurrent_sessions=1, metrics_export_interval=0.5, worker_backend="ray",
-                    ray_address="local")
+    return Settings(
+        _env_file=None,
+        **TINY,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+        worker_backend="ray",
+        ray_address="local",
+    )
 
 
 async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
@@ -63,8 +83,9 @@ async def session_row(db_sessions, sid: str):
 
 async def game_numbers(db_sessions, sid: str) -> list[int]:
     async with db_sessions() as db:
-        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == sid)
-                                .order_by(models.GameRow.number))
+        rows = await db.scalars(
+            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
+        )
         return list(rows)
 
 
@@ -87,8 +108,7 @@ def ray_processes() -> list[psutil.Process]:
 @pytest_asyncio.fixture
 async def orchestrator(db_sessions, tmp_path):
     environ = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE...): later tests must not see them
-    orch = Orchestrator(settings(tmp_path), db_sessions,
-                        make_pool("ray", 1, 1, ray_address="local"))
+    orch = Orchestrator(settings(tmp_path), db_sessions, make_pool("ray", 1, 1, ray_address="local"))
     started = time.monotonic()
     await orch.start()
     print(f"ray pool warm in {time.monotonic() - started:.1f} s")
@@ -133,6 +153,7 @@ async def test_a_killed_actor_is_replaced_and_the_session_resumes(orchestrator, 
 
     async def some_games():
         return len(await game_numbers(db_sessions, sid)) >= 3
+
     await wait_for(some_games)
     worker = orchestrator._workers[sid]
     ray.kill(worker.actor)  # mid-game: three games are always in flight
@@ -140,6 +161,7 @@ async def test_a_killed_actor_is_replaced_and_the_session_resumes(orchestrator, 
     async def replaced():
         current = orchestrator._workers.get(sid)
         return current is not None and current is not worker
+
     await wait_for(replaced)
     await wait_for(lambda: ended(db_sessions, sid))
 

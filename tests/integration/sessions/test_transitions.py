@@ -26,8 +26,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, chess_preset="tiny", checkpoint_dir=tmp_path / "checkpoints",
-                    report_dir=tmp_path / "reports", max_concurrent_sessions=1)
+    return Settings(
+        _env_file=None,
+        chess_preset="tiny",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+    )
 
 
 async def states(db_sessions, sid: str) -> list[str]:
@@ -66,6 +71,7 @@ class HeldWriter:
         async def hold(db):
             self.busy.set()
             await self.free.wait()
+
         self.task = asyncio.create_task(self.orch.write(hold))
         await self.busy.wait()
         return self

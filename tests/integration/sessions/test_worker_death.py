@@ -29,15 +29,34 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(300)]
 
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1, eval_interval_games=1000)
+TINY = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+    eval_interval_games=1000,
+)
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, **TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                    max_concurrent_sessions=1, metrics_export_interval=0.5)
+    return Settings(
+        _env_file=None,
+        **TINY,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+    )
 
 
 async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
@@ -58,8 +77,9 @@ async def session_row(db_sessions, sid: str):
 
 async def game_numbers(db_sessions, sid: str) -> list[int]:
     async with db_sessions() as db:
-        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == sid)
-                                .order_by(models.GameRow.number))
+        rows = await db.scalars(
+            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
+        )
         return list(rows)
 
 
@@ -90,12 +110,14 @@ async def orchestrator(db_sessions, tmp_path):
         await orch.close()
 
 
-async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losing_a_game(orchestrator,
-                                                                                        db_sessions, tmp_path):
+async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losing_a_game(
+    orchestrator, db_sessions, tmp_path
+):
     sid = await orchestrator.create_session(orchestrator.settings.session_config(max_games=12))
 
     async def some_games():
         return len(await game_numbers(db_sessions, sid)) >= 3
+
     await wait_for(some_games)
     pid = worker_pid(orchestrator, sid, set())
     assert pid is not None
@@ -103,6 +125,7 @@ async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losin
 
     async def restarted():
         return worker_pid(orchestrator, sid, {pid})
+
     fresh = await wait_for(restarted)
     assert fresh != pid
     assert (await session_row(db_sessions, sid)).state == "running"
@@ -113,8 +136,9 @@ async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losin
     assert row.stop_reason == "max_games" and row.games_done == 12 and row.failure_reason is None
     assert await game_numbers(db_sessions, sid) == list(range(1, 13))
     async with db_sessions() as db:
-        count = await db.scalar(select(func.count()).select_from(models.GameRow)
-                                .where(models.GameRow.session_id == sid))
+        count = await db.scalar(
+            select(func.count()).select_from(models.GameRow).where(models.GameRow.session_id == sid)
+        )
         generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
     assert count == 12
     assert generations == list(range(len(generations)))

@@ -35,15 +35,34 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(300)]
 
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1, eval_interval_games=1000)
+TINY = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+    eval_interval_games=1000,
+)
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, **TINY, checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                    max_concurrent_sessions=1, metrics_export_interval=0.5)
+    return Settings(
+        _env_file=None,
+        **TINY,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+    )
 
 
 async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
@@ -64,8 +83,9 @@ async def session_row(db_sessions, sid: str):
 
 async def game_numbers(db_sessions, sid: str) -> list[int]:
     async with db_sessions() as db:
-        rows = await db.scalars(select(models.GameRow.number).where(models.GameRow.session_id == sid)
-                                .order_by(models.GameRow.number))
+        rows = await db.scalars(
+            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
+        )
         return list(rows)
 
 
@@ -78,8 +98,7 @@ async def pool(request):
     return InlinePool(1) if request.param == "inline" else ProcessPool(1)
 
 
-async def test_a_failed_sessions_loop_is_never_carried_into_the_next_session(db_sessions, tmp_path, pool,
-                                                                            monkeypatch):
+async def test_a_failed_sessions_loop_is_never_carried_into_the_next_session(db_sessions, tmp_path, pool, monkeypatch):
     """Storing the first session's second game fails (a constraint, a bug: not an outage):
     that session ends `failed`, and its worker, still playing it, must not be handed to the
     next session as it is."""
@@ -122,10 +141,26 @@ async def test_a_message_for_a_session_the_worker_was_not_given_is_dropped(db_se
         await wait_for(lambda: _final(db_sessions, sid))
         other = "f" * 32
         worker = await orch.pool.acquire()
-        stray = {"number": 99, "started": 99, "moves": [], "result": "1/2-1/2", "termination": "max_plies",
-                 "adjudicated": False, "plies": 0, "temperature": 1.0, "policies": [], "root_values": [],
-                 "full_search": [], "move_seconds": [], "simulations": 0, "duration_s": 0.0, "ended_at": 0.0,
-                 "material": 0, "false_resign": False, "pgn": ""}
+        stray = {
+            "number": 99,
+            "started": 99,
+            "moves": [],
+            "result": "1/2-1/2",
+            "termination": "max_plies",
+            "adjudicated": False,
+            "plies": 0,
+            "temperature": 1.0,
+            "policies": [],
+            "root_values": [],
+            "full_search": [],
+            "move_seconds": [],
+            "simulations": 0,
+            "duration_s": 0.0,
+            "ended_at": 0.0,
+            "material": 0,
+            "false_resign": False,
+            "pgn": "",
+        }
         for message in (WorkerMessage("game", other, stray), WorkerMessage("idle", sid, {})):
             await worker._inbox.put(message)  # as the worker's reader thread hands them over
         with caplog.at_level(logging.WARNING, logger=orchestrator_module.__name__):
@@ -146,8 +181,9 @@ async def test_a_workers_inbox_is_bounded_and_loses_nothing(tmp_path):
     try:
         assert (await worker.receive()).kind == "ready"
         config = settings(tmp_path).session_config(max_games=6)
-        spec = WorkerSpec(session_id="a" * 32, config=config.model_dump(), checkpoint_dir=tmp_path / "ck",
-                          move_interval_s=0.0)
+        spec = WorkerSpec(
+            session_id="a" * 32, config=config.model_dump(), checkpoint_dir=tmp_path / "ck", move_interval_s=0.0
+        )
         worker.send("run", spec.session_id, spec)
         await wait_for(lambda: _full(worker), timeout=120)
         peak = worker.inbox_peak

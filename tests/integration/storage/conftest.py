@@ -22,8 +22,9 @@ OPENINGS = [
 ]
 
 
-def game_message(number: int, moves: str | None = None, result: str = "1/2-1/2",
-                 termination: str = "move_cap") -> dict[str, Any]:
+def game_message(
+    number: int, moves: str | None = None, result: str = "1/2-1/2", termination: str = "move_cap"
+) -> dict[str, Any]:
     """A message shaped like `service.sessions.worker.game_message` for a fixed legal game:
     uniform policies over each position's legal moves, every other ply a full search."""
     uci = (moves or OPENINGS[number % len(OPENINGS)]).split()
@@ -35,13 +36,22 @@ def game_message(number: int, moves: str | None = None, result: str = "1/2-1/2",
     out = io.StringIO()
     print(game, file=out, end="\n\n")
     return {
-        "number": number, "moves": uci, "result": result, "termination": termination,
-        "adjudicated": termination == "move_cap", "plies": len(uci), "temperature": 1.0,
+        "number": number,
+        "moves": uci,
+        "result": result,
+        "termination": termination,
+        "adjudicated": termination == "move_cap",
+        "plies": len(uci),
+        "temperature": 1.0,
         "policies": [np.full(len(m), 1 / len(m), dtype=np.float16) for m in legal],
         "root_values": [0.125 * ((-1) ** i) for i in range(len(uci))],
         "full_search": [i % 2 == 0 for i in range(len(uci))],
-        "move_seconds": [0.01] * len(uci), "simulations": 8 * len(uci), "duration_s": 0.5,
-        "material": 0, "false_resign": None, "pgn": out.getvalue(),
+        "move_seconds": [0.01] * len(uci),
+        "simulations": 8 * len(uci),
+        "duration_s": 0.5,
+        "material": 0,
+        "false_resign": None,
+        "pgn": out.getvalue(),
     }
 
 

@@ -35,8 +35,14 @@ class NoisyEvaluator:
 
 def play(evaluator, max_plies: int = 30) -> GameRecord:
     """One real self-play game: few simulations, half of the moves with the full search."""
-    cfg = SelfPlayConfig(search=mcts.SearchConfig(simulations=8, gumbel_considered=4), simulations=8,
-                         fast_simulations=2, full_search_prob=0.5, parallel_games=1, max_plies=max_plies)
+    cfg = SelfPlayConfig(
+        search=mcts.SearchConfig(simulations=8, gumbel_considered=4),
+        simulations=8,
+        fast_simulations=2,
+        full_search_prob=0.5,
+        parallel_games=1,
+        max_plies=max_plies,
+    )
     selfplay = SelfPlay(cfg, evaluator, seed=7)
     selfplay.max_new_games = 1
     while not (finished := selfplay.step()):

@@ -25,8 +25,13 @@ async def _session(db_sessions, seed: int = 0) -> str:
 def _checkpoint(folder: Path, session_id: str, generation: int, games: int) -> dict:
     """A worker "checkpoint" message (paths as the worker writes them: absolute)."""
     base = folder / session_id / f"gen-{generation:04d}"
-    return {"generation": generation, "games": games, "path": str(base) + ".safetensors",
-            "state_path": str(base) + ".state.pt", "sha256": f"{generation:064x}"}
+    return {
+        "generation": generation,
+        "games": games,
+        "path": str(base) + ".safetensors",
+        "state_path": str(base) + ".state.pt",
+        "sha256": f"{generation:064x}",
+    }
 
 
 async def test_checkpoints_are_unique_per_generation(db_sessions, tmp_path):
@@ -116,7 +121,8 @@ async def test_concurrent_writers_get_distinct_consecutive_seqs(database, db_ses
         stored = await repo.events_since(db, sid, limit=1000)
         assert [e.seq for e in stored] == seqs
         assert sorted((e.data["task"], e.data["i"]) for e in stored) == [
-            (t, i) for t in range(tasks) for i in range(per_task)]
+            (t, i) for t in range(tasks) for i in range(per_task)
+        ]
 
 
 async def test_metric_snapshots_round_trip(db_sessions):
@@ -124,8 +130,9 @@ async def test_metric_snapshots_round_trip(db_sessions):
     t0 = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
     async with db_sessions() as db, db.begin():
         for i in (2, 0, 1):
-            await repo.add_metric_snapshot(db, sid, {"games": i, "loss": {"policy": 1.5 - i / 10}},
-                                           ts=t0 + timedelta(seconds=30 * i))
+            await repo.add_metric_snapshot(
+                db, sid, {"games": i, "loss": {"policy": 1.5 - i / 10}}, ts=t0 + timedelta(seconds=30 * i)
+            )
         await repo.add_metric_snapshot(db, other, {"games": 9})
     async with db_sessions() as db:
         rows = await repo.list_metric_snapshots(db, sid)
@@ -141,11 +148,24 @@ async def test_evaluations_round_trip(db_sessions, tmp_path):
     sid, other, stranger = [await _session(db_sessions, seed=seed) for seed in (4, 4, 5)]
     sprt = {"llr": 1.2, "lower": -2.94, "upper": 2.94, "verdict": None}
     async with db_sessions() as db, db.begin():
-        cks = {s: await repo.add_checkpoint(db, s, _checkpoint(tmp_path, s, 1, 10), tmp_path)
-               for s in (sid, other, stranger)}
-        first = await repo.add_evaluation(db, sid, cks[sid].id, "gen0", wins=12, draws=20, losses=8,
-                                          pentanomial=[1, 3, 8, 5, 3], elo=34.8, elo_low=-20.5, elo_high=90.1,
-                                          sprt=sprt)
+        cks = {
+            s: await repo.add_checkpoint(db, s, _checkpoint(tmp_path, s, 1, 10), tmp_path)
+            for s in (sid, other, stranger)
+        }
+        first = await repo.add_evaluation(
+            db,
+            sid,
+            cks[sid].id,
+            "gen0",
+            wins=12,
+            draws=20,
+            losses=8,
+            pentanomial=[1, 3, 8, 5, 3],
+            elo=34.8,
+            elo_low=-20.5,
+            elo_high=90.1,
+            sprt=sprt,
+        )
         await repo.add_evaluation(db, sid, cks[sid].id, "random", wins=40, draws=0, losses=0)
         await repo.add_evaluation(db, other, cks[other].id, "greedy", wins=5, draws=5, losses=30)
         await repo.add_evaluation(db, stranger, cks[stranger].id, "gen0", wins=1, draws=1, losses=0)
@@ -159,7 +179,10 @@ async def test_evaluations_round_trip(db_sessions, tmp_path):
         assert (rows[1].pentanomial, rows[1].elo, rows[1].sprt) == (None, None, None)
         by_seed = await repo.evaluations_for_seed(db, 4)
         assert [(e.session_id, c.generation, e.opponent) for e, c in by_seed] == [
-            (sid, 1, "gen0"), (sid, 1, "random"), (other, 1, "greedy")]
+            (sid, 1, "gen0"),
+            (sid, 1, "random"),
+            (other, 1, "greedy"),
+        ]
         assert await repo.evaluations_for_seed(db, 99) == []
 
 
@@ -167,14 +190,22 @@ async def test_a_diverged_loss_is_stored_as_null_not_lost(db_sessions):
     """NaN and infinity are not JSON: a diverged learning step is stored (as null), on both
     backends, instead of failing the writer."""
     sid = await _session(db_sessions)
-    data = {"policy_loss": float("nan"), "value_loss": float("inf"), "total_loss": 2.5,
-            "nested": {"grad_norm": float("-inf"), "values": [1.0, float("nan")]}}
+    data = {
+        "policy_loss": float("nan"),
+        "value_loss": float("inf"),
+        "total_loss": 2.5,
+        "nested": {"grad_norm": float("-inf"), "values": [1.0, float("nan")]},
+    }
     async with db_sessions() as db, db.begin():
         await repo.add_event(db, sid, "learning.step", data)
         await repo.add_metric_snapshot(db, sid, {"rss_mb": float("nan"), "buffer_size": 3})
     async with db_sessions() as db:
         (event,) = await repo.events_since(db, sid)
-        assert event.data == {"policy_loss": None, "value_loss": None, "total_loss": 2.5,
-                              "nested": {"grad_norm": None, "values": [1.0, None]}}
+        assert event.data == {
+            "policy_loss": None,
+            "value_loss": None,
+            "total_loss": 2.5,
+            "nested": {"grad_norm": None, "values": [1.0, None]},
+        }
         snapshot = await repo.latest_metric_snapshot(db, sid)
         assert snapshot.data == {"rss_mb": None, "buffer_size": 3}

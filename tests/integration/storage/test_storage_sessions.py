@@ -48,8 +48,9 @@ async def test_list_paginates_newest_first_without_overlap(db_sessions):
             row.created_at = base + timedelta(seconds=i // 2)  # pairs share a timestamp: id breaks ties
             row.state = "running" if i % 3 == 0 else "pending"
             ids.append(row.id)
-    expected = [r for _, r in sorted(((base + timedelta(seconds=i // 2), sid) for i, sid in enumerate(ids)),
-                                     reverse=True)]
+    expected = [
+        r for _, r in sorted(((base + timedelta(seconds=i // 2), sid) for i, sid in enumerate(ids)), reverse=True)
+    ]
     pages, cursor = [], None
     async with db_sessions() as db:
         for _ in range(3):
@@ -65,12 +66,17 @@ async def test_list_paginates_newest_first_without_overlap(db_sessions):
         assert len(rows) == 8 and nxt is None
 
 
-@pytest.mark.parametrize("cursor", [
-    "!!!", "abc", base64.urlsafe_b64encode(b'{"a": 1}').decode(),
-    base64.urlsafe_b64encode(b'["yesterday", "x"]').decode(),
-    base64.urlsafe_b64encode(b'["2025-01-01T00:00:00", "' + b"a" * 32 + b'"]').decode(),  # naive
-    base64.urlsafe_b64encode(b'[1, 2, 3]').decode(),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!!",
+        "abc",
+        base64.urlsafe_b64encode(b'{"a": 1}').decode(),
+        base64.urlsafe_b64encode(b'["yesterday", "x"]').decode(),
+        base64.urlsafe_b64encode(b'["2025-01-01T00:00:00", "' + b"a" * 32 + b'"]').decode(),  # naive
+        base64.urlsafe_b64encode(b"[1, 2, 3]").decode(),
+    ],
+)
 async def test_tampered_cursors_are_refused(db_sessions, cursor):
     async with db_sessions() as db:
         with pytest.raises(ValueError):
@@ -115,8 +121,14 @@ async def test_state_changes(db_sessions):
         with pytest.raises(TypeError):
             await repo.set_state(db, sid, "paused", last_seq=9)
     async with db_sessions() as db, db.begin():
-        await repo.set_state(db, sid, "failed", failure_reason="worker died: OOM", stop_reason="failed",
-                             finished_at=datetime.now(timezone.utc))
+        await repo.set_state(
+            db,
+            sid,
+            "failed",
+            failure_reason="worker died: OOM",
+            stop_reason="failed",
+            finished_at=datetime.now(timezone.utc),
+        )
     async with db_sessions() as db:
         row = await repo.get_session(db, sid)
         assert (row.state, row.failure_reason, row.stop_reason) == ("failed", "worker died: OOM", "failed")
@@ -128,7 +140,8 @@ async def _counts(db, session_id: str) -> dict[str, int]:
     out = {}
     for model in (GameRow, CheckpointRow, EvaluationRow, MetricSnapshotRow, EventRow):
         out[model.__tablename__] = await db.scalar(
-            select(func.count()).select_from(model).where(model.session_id == session_id))
+            select(func.count()).select_from(model).where(model.session_id == session_id)
+        )
     return out
 
 
@@ -136,9 +149,18 @@ async def test_delete_cascades_to_every_table(db_sessions, make_game, tmp_path):
     async with db_sessions() as db, db.begin():
         sid = (await repo.create_session(db, CONFIG, seed=5)).id
         await repo.add_game(db, sid, make_game(1))
-        ck = await repo.add_checkpoint(db, sid, {
-            "generation": 0, "games": 0, "path": str(tmp_path / sid / "gen-0000.safetensors"),
-            "state_path": str(tmp_path / sid / "gen-0000.state.pt"), "sha256": "0" * 64}, tmp_path)
+        ck = await repo.add_checkpoint(
+            db,
+            sid,
+            {
+                "generation": 0,
+                "games": 0,
+                "path": str(tmp_path / sid / "gen-0000.safetensors"),
+                "state_path": str(tmp_path / sid / "gen-0000.state.pt"),
+                "sha256": "0" * 64,
+            },
+            tmp_path,
+        )
         await repo.add_evaluation(db, sid, ck.id, "random", wins=3, draws=1, losses=0)
         await repo.add_metric_snapshot(db, sid, {"games_per_minute": 3.0})
         await repo.add_event(db, sid, "session.state", {"state": "running"})

@@ -24,19 +24,38 @@ def free_port() -> int:
 
 
 def settings_for(tmp_path: Path, port: int) -> Settings:
-    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-                    checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                    worker_backend="inline", torch_threads=1, prometheus_port=port, api_keys=[], cors_origins=[])
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        worker_backend="inline",
+        torch_threads=1,
+        prometheus_port=port,
+        api_keys=[],
+        cors_origins=[],
+    )
 
 
 @pytest.mark.asyncio
 async def test_run_serves_its_metrics_while_it_runs(tmp_path):
     port = free_port()
     settings = settings_for(tmp_path, port)
-    config = settings.session_config(chess_preset="tiny", seed=1, max_games=2, max_moves_per_game=12,
-                                     selfplay_parallel_games=1, selfplay_simulations=2, fast_simulations=2,
-                                     gumbel_considered=2, min_games_before_learning=1000, eval_interval_games=1000,
-                                     eval_games=2, eval_opponents=["random"], eval_simulations=2)
+    config = settings.session_config(
+        chess_preset="tiny",
+        seed=1,
+        max_games=2,
+        max_moves_per_game=12,
+        selfplay_parallel_games=1,
+        selfplay_simulations=2,
+        fast_simulations=2,
+        gumbel_considered=2,
+        min_games_before_learning=1000,
+        eval_interval_games=1000,
+        eval_games=2,
+        eval_opponents=["random"],
+        eval_simulations=2,
+    )
     seen: list[str] = []
 
     def on_event(kind: str, data: dict) -> None:
@@ -46,8 +65,12 @@ async def test_run_serves_its_metrics_while_it_runs(tmp_path):
 
     session_id, _ = await run_session(settings, config, on_event=on_event)
     assert seen, "no game finished"
-    games = [s for family in text_string_to_metric_families(seen[0]) for s in family.samples
-             if s.name == "mcts_continuous_play_games_total" and s.labels["session_id"] == session_id]
+    games = [
+        s
+        for family in text_string_to_metric_families(seen[0])
+        for s in family.samples
+        if s.name == "mcts_continuous_play_games_total" and s.labels["session_id"] == session_id
+    ]
     assert sorted(s.labels["result"] for s in games) == ["black_win", "draw", "white_win"]
     assert sum(s.value for s in games) == 1  # served while it ran: after its first game
     assert f'mcts_continuous_play_game_duration_seconds_count{{session_id="{session_id}"}} 1.0' in seen[0]

@@ -42,22 +42,46 @@ DESIGN_NAMES = [
     "mcts_continuous_play_simulations_per_second",
 ]
 HISTOGRAMS = {"mcts_continuous_play_move_time_seconds", "mcts_continuous_play_game_duration_seconds"}
-HTTP_NAMES = ["http_requests_total", "http_request_size_bytes", "http_response_size_bytes",
-              "http_request_duration_seconds", "http_request_duration_highr_seconds"]
+HTTP_NAMES = [
+    "http_requests_total",
+    "http_request_size_bytes",
+    "http_response_size_bytes",
+    "http_request_duration_seconds",
+    "http_request_duration_highr_seconds",
+]
 
 TINY = dict(
-    chess_preset="tiny", seed=5, max_games=4, max_moves_per_game=16, selfplay_parallel_games=2,
-    selfplay_simulations=4, fast_simulations=2, gumbel_considered=2, torch_threads=1,
-    min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-    eval_interval_games=2, eval_games=2, eval_opponents=["random"], eval_simulations=2,
+    chess_preset="tiny",
+    seed=5,
+    max_games=4,
+    max_moves_per_game=16,
+    selfplay_parallel_games=2,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=2,
+    torch_threads=1,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    eval_interval_games=2,
+    eval_games=2,
+    eval_opponents=["random"],
+    eval_simulations=2,
 )
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(database_url=f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}",
-                  checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                  chess_preset="tiny", worker_backend="inline", api_keys=[], cors_origins=[],
-                  max_concurrent_sessions=1)
+    values = dict(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        chess_preset="tiny",
+        worker_backend="inline",
+        api_keys=[],
+        cors_origins=[],
+        max_concurrent_sessions=1,
+    )
     return Settings(_env_file=None, **(values | overrides))
 
 
@@ -76,8 +100,9 @@ class IdleOrchestrator:
 
 
 @asynccontextmanager
-async def client_for(tmp_path: Path, orchestrator_factory: Any = IdleOrchestrator, pool: Any = None,
-                     **overrides: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def client_for(
+    tmp_path: Path, orchestrator_factory: Any = IdleOrchestrator, pool: Any = None, **overrides: Any
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     app = create_app(settings_for(tmp_path, **overrides), pool=pool, orchestrator_factory=orchestrator_factory)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
@@ -89,8 +114,11 @@ def samples(text: str) -> list:
 
 
 def series_of(text: str, session_id: str) -> dict[tuple[str, tuple], float]:
-    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "session_id"))): s.value
-            for s in samples(text) if s.labels.get("session_id") == session_id}
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "session_id"))): s.value
+        for s in samples(text)
+        if s.labels.get("session_id") == session_id
+    }
 
 
 def promtool_check(text: bytes) -> None:
@@ -101,8 +129,10 @@ def promtool_check(text: bytes) -> None:
 
 
 async def test_metrics_of_a_real_session(tmp_path):
-    async with client_for(tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1),
-                          metrics_export_interval=0.01) as (app, client):
+    async with client_for(tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1), metrics_export_interval=0.01) as (
+        app,
+        client,
+    ):
         events: list[tuple[str, str, dict]] = []
         app.state.orchestrator.listeners.append(lambda sid, kind, data: events.append((sid, kind, data)))
         r = await client.post("/v1/sessions", json=TINY)
@@ -127,8 +157,10 @@ async def test_metrics_of_a_real_session(tmp_path):
         present = {s.name for s in samples(text)}
         for name in HTTP_NAMES:
             assert any(n.startswith(name) for n in present), f"instrumentator metric {name} missing"
-        assert any(s.name == "http_requests_total" and s.labels.get("handler") == "/v1/sessions/{session_id}"
-                   for s in samples(text))
+        assert any(
+            s.name == "http_requests_total" and s.labels.get("handler") == "/v1/sessions/{session_id}"
+            for s in samples(text)
+        )
         promtool_check(r.content)
 
         # the values are the session's own: compare with the events it reported
@@ -143,7 +175,8 @@ async def test_metrics_of_a_real_session(tmp_path):
         assert mine[("mcts_continuous_play_draw_rate", ())] == sum(g["result"] == "1/2-1/2" for g in games) / 4
         assert mine[("mcts_continuous_play_game_duration_seconds_count", ())] == 4
         assert mine[("mcts_continuous_play_game_duration_seconds_sum", ())] == pytest.approx(
-            sum(g["duration_s"] for g in games))
+            sum(g["duration_s"] for g in games)
+        )
         assert mine[("mcts_continuous_play_move_time_seconds_count", ())] == 4
         steps = [d for k, d in mine_events if k == "learning.step"]
         assert steps, "the session never learned"

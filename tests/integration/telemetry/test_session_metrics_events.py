@@ -41,9 +41,18 @@ def value(metrics: SessionMetrics, name: str, session_id: str = "s1", **labels: 
 
 
 def game(result: str, plies: int, duration_s: float, number: int = 1) -> dict:
-    return {"game_id": number, "number": number, "result": result, "termination": "checkmate",
-            "adjudicated": False, "plies": plies, "duration_s": duration_s, "simulations": 32 * plies,
-            "moves": ["e2e4"] * plies, "pgn": "1. e4 *\n\n"}
+    return {
+        "game_id": number,
+        "number": number,
+        "result": result,
+        "termination": "checkmate",
+        "adjudicated": False,
+        "plies": plies,
+        "duration_s": duration_s,
+        "simulations": 32 * plies,
+        "moves": ["e2e4"] * plies,
+        "pgn": "1. e4 *\n\n",
+    }
 
 
 def rating(value: float, half_width: float) -> dict:
@@ -52,9 +61,21 @@ def rating(value: float, half_width: float) -> dict:
 
 def evaluation(generation: int, ratings: dict, opponent: str = "random") -> dict:
     mine = ratings[f"gen{generation}"]
-    return {"checkpoint_id": generation + 1, "generation": generation, "opponent": opponent, "wins": 1, "draws": 0,
-            "losses": 1, "pentanomial": [0, 0, 1, 0, 0], "adjudicated": 0, "elo": mine["rating"],
-            "elo_low": mine["low"], "elo_high": mine["high"], "sprt": None, "ratings": ratings}
+    return {
+        "checkpoint_id": generation + 1,
+        "generation": generation,
+        "opponent": opponent,
+        "wins": 1,
+        "draws": 0,
+        "losses": 1,
+        "pentanomial": [0, 0, 1, 0, 0],
+        "adjudicated": 0,
+        "elo": mine["rating"],
+        "elo_low": mine["low"],
+        "elo_high": mine["high"],
+        "sprt": None,
+        "ratings": ratings,
+    }
 
 
 def sessions_in(text: str) -> set[str]:
@@ -69,7 +90,8 @@ def test_games_by_result_rates_and_histograms(metrics, clock):
     clock.now = 10.0
     feed("s1", "session.state", {"state": "running", "started_at": "2026-01-01T00:00:00+00:00"})
     for number, (result, plies, seconds) in enumerate(
-            [("1-0", 40, 8.0), ("0-1", 20, 1.0), ("1/2-1/2", 150, 30.0), ("1-0", 10, 0.05)], start=1):
+        [("1-0", 40, 8.0), ("0-1", 20, 1.0), ("1/2-1/2", 150, 30.0), ("1-0", 10, 0.05)], start=1
+    ):
         clock.now = 10.0 + 15.0 * number
         feed("s1", "game.finished", game(result, plies, seconds, number))
 
@@ -132,12 +154,27 @@ def test_losses_positions_buffer_and_throughput(metrics):
         assert value(metrics, name, head="total") is None and value(metrics, name) is None
     assert value(metrics, "positions_learned_total") == 0.0
     feed("s1", "stats", {"simulations_per_second": 812.0, "buffer_size": 90, "rss_mb": 300.0})
-    step = {"games": 10, "step": 4, "steps": 4, "grad_norm": 1.0, "lr": 1e-3, "policy_entropy": 3.1,
-            "samples": 400, "seconds": 0.5}
-    feed("s1", "learning.step", step | {"policy_loss": 4.5, "value_loss": 1.0, "total_loss": 5.5,
-                                        "buffer_size": 100, "positions_learned": 100})
-    feed("s1", "learning.step", step | {"policy_loss": 4.0, "value_loss": 0.75, "total_loss": 4.75,
-                                        "buffer_size": 250, "positions_learned": 250})
+    step = {
+        "games": 10,
+        "step": 4,
+        "steps": 4,
+        "grad_norm": 1.0,
+        "lr": 1e-3,
+        "policy_entropy": 3.1,
+        "samples": 400,
+        "seconds": 0.5,
+    }
+    feed(
+        "s1",
+        "learning.step",
+        step | {"policy_loss": 4.5, "value_loss": 1.0, "total_loss": 5.5, "buffer_size": 100, "positions_learned": 100},
+    )
+    feed(
+        "s1",
+        "learning.step",
+        step
+        | {"policy_loss": 4.0, "value_loss": 0.75, "total_loss": 4.75, "buffer_size": 250, "positions_learned": 250},
+    )
     assert value(metrics, "training_loss", head="policy") == 4.0
     assert value(metrics, "training_loss", head="value") == 0.75
     assert value(metrics, "training_loss", head="total") == 4.75
@@ -188,8 +225,11 @@ def test_forget_drops_every_series_of_the_session(metrics):
         feed(sid, "checkpoint.saved", {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
         feed(sid, "game.finished", game("1/2-1/2", 12, 0.6))
         feed(sid, "checkpoint.saved", {"checkpoint_id": 2, "generation": 1, "games": 1, "sha256": "1" * 64})
-        feed(sid, "learning.step", {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0, "buffer_size": 12,
-                                    "positions_learned": 12})
+        feed(
+            sid,
+            "learning.step",
+            {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0, "buffer_size": 12, "positions_learned": 12},
+        )
         feed(sid, "evaluation.finished", evaluation(1, {"gen0": rating(1500, 0), "gen1": rating(1510, 40)}))
         feed(sid, "stats", {"simulations_per_second": 10.0, "buffer_size": 12})
     assert sessions_in(metrics.exposition().decode()) == {"s1", "s2"}
@@ -231,8 +271,11 @@ def test_the_exposition_passes_promtool(metrics):
     assert promtool, "promtool is missing: run `make promtool` (Debian's prometheus package provides it)"
     metrics.listener("s1", "session.state", {"state": "running"})
     metrics.listener("s1", "game.finished", game("1-0", 10, 1.0))
-    metrics.listener("s1", "learning.step", {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0,
-                                             "positions_learned": 10, "buffer_size": 10})
+    metrics.listener(
+        "s1",
+        "learning.step",
+        {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0, "positions_learned": 10, "buffer_size": 10},
+    )
     text = metrics.exposition()
     assert b"_created" not in text  # no extra gauge families beyond DESIGN.md's names
     proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)

@@ -40,24 +40,68 @@ SINK_LOGGER = "service.telemetry.sinks"
 
 # -- events as the orchestrator reports them -----------------------------------------------
 def game(number: int, result: str, plies: int = 20) -> dict[str, Any]:
-    return {"game_id": number, "number": number, "result": result, "termination": "checkmate",
-            "adjudicated": False, "plies": plies, "duration_s": 0.5 * number, "simulations": 32 * plies,
-            "moves": ["e2e4"] * plies, "pgn": '[Result "%s"]\n\n1. e4 %s\n' % (result, result)}
+    return {
+        "game_id": number,
+        "number": number,
+        "result": result,
+        "termination": "checkmate",
+        "adjudicated": False,
+        "plies": plies,
+        "duration_s": 0.5 * number,
+        "simulations": 32 * plies,
+        "moves": ["e2e4"] * plies,
+        "pgn": '[Result "%s"]\n\n1. e4 %s\n' % (result, result),
+    }
 
 
-LEARNING = {"games": 4, "step": 12, "steps": 6, "policy_loss": 3.25, "value_loss": 0.75, "total_loss": 4.0,
-            "grad_norm": 1.5, "lr": 0.001, "policy_entropy": 2.5, "samples": 96, "buffer_size": 80,
-            "positions_learned": 80, "seconds": 0.2}
+LEARNING = {
+    "games": 4,
+    "step": 12,
+    "steps": 6,
+    "policy_loss": 3.25,
+    "value_loss": 0.75,
+    "total_loss": 4.0,
+    "grad_norm": 1.5,
+    "lr": 0.001,
+    "policy_entropy": 2.5,
+    "samples": 96,
+    "buffer_size": 80,
+    "positions_learned": 80,
+    "seconds": 0.2,
+}
 CHECKPOINT = {"checkpoint_id": 2, "generation": 1, "games": 4, "sha256": "ab" * 32}
-EVALUATION = {"checkpoint_id": 2, "generation": 1, "opponent": "random", "wins": 3, "draws": 1, "losses": 0,
-              "pentanomial": [0, 0, 0, 1, 1], "adjudicated": 1, "elo": 1612.5, "elo_low": 1540.0,
-              "elo_high": 1690.0, "sprt": None,
-              "ratings": {"gen0": {"rating": 1500.0, "low": 1500.0, "high": 1500.0},
-                          "gen1": {"rating": 1612.5, "low": 1540.0, "high": 1690.0}}}
-SNAPSHOT = {"simulations_per_second": 850.0, "buffer_size": 80, "games_in_flight": 3, "rss_mb": 412.0,
-            "rss_growth_mb": 12.5}
-ALERT = {"name": "loss_spike", "severity": "warning", "message": "training loss 9 is 3.2x its recent mean",
-         "value": 9.0, "threshold": 8.4}
+EVALUATION = {
+    "checkpoint_id": 2,
+    "generation": 1,
+    "opponent": "random",
+    "wins": 3,
+    "draws": 1,
+    "losses": 0,
+    "pentanomial": [0, 0, 0, 1, 1],
+    "adjudicated": 1,
+    "elo": 1612.5,
+    "elo_low": 1540.0,
+    "elo_high": 1690.0,
+    "sprt": None,
+    "ratings": {
+        "gen0": {"rating": 1500.0, "low": 1500.0, "high": 1500.0},
+        "gen1": {"rating": 1612.5, "low": 1540.0, "high": 1690.0},
+    },
+}
+SNAPSHOT = {
+    "simulations_per_second": 850.0,
+    "buffer_size": 80,
+    "games_in_flight": 3,
+    "rss_mb": 412.0,
+    "rss_growth_mb": 12.5,
+}
+ALERT = {
+    "name": "loss_spike",
+    "severity": "warning",
+    "message": "training loss 9 is 3.2x its recent mean",
+    "value": 9.0,
+    "threshold": 8.4,
+}
 
 
 def feed_session(sink: Sink, sid: str, final: str | None = "completed") -> None:
@@ -93,9 +137,9 @@ def wandb_records(path: Path) -> list[Any]:
         if block - pos % block < header:  # the block's tail is padding
             pos += block - pos % block
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + header])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + header])
         pos += header
-        chunk, pos = data[pos:pos + length], pos + length
+        chunk, pos = data[pos : pos + length], pos + length
         if kind == 0 and length == 0:
             break
         if kind in (1, 4):
@@ -129,8 +173,11 @@ class OfflineRun:
             updates = record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
             for item in updates:
                 self.config[_key(item)] = json.loads(item.value_json)
-        self.history = [{_key(i): json.loads(i.value_json) for i in r.history.item}
-                        for r in self.records if r.WhichOneof("record_type") == "history"]
+        self.history = [
+            {_key(i): json.loads(i.value_json) for i in r.history.item}
+            for r in self.records
+            if r.WhichOneof("record_type") == "history"
+        ]
         self.summary: dict[str, Any] = {}
         for record in self.records:
             if record.WhichOneof("record_type") == "summary":
@@ -283,8 +330,10 @@ class FakeBraintrust:
                 if auth != f"Bearer {fake.valid_key}":
                     return self._reply(401, {"error": "invalid api key"})
                 if path == "/api/apikey/login":
-                    return self._reply(200, {"org_info": [{"id": "org-1", "name": "test-org", "api_url": fake.url,
-                                                           "proxy_url": fake.url}]})
+                    return self._reply(
+                        200,
+                        {"org_info": [{"id": "org-1", "name": "test-org", "api_url": fake.url, "proxy_url": fake.url}]},
+                    )
                 if path == "/v1/project":
                     name = json.loads(body or b"{}").get("name")
                     return self._reply(200, {"id": "project-1", "name": name, "org_id": "org-1"})
@@ -321,8 +370,14 @@ class FakeBraintrust:
 @pytest.fixture
 def braintrust_api(monkeypatch):
     fake = FakeBraintrust()
-    for name in ("BRAINTRUST_API_KEY", "BRAINTRUST_ORG_NAME", "BRAINTRUST_API_URL", "BRAINTRUST_PROXY_URL",
-                 "BRAINTRUST_PROJECT", "BRAINTRUST_SYNC_FLUSH"):
+    for name in (
+        "BRAINTRUST_API_KEY",
+        "BRAINTRUST_ORG_NAME",
+        "BRAINTRUST_API_URL",
+        "BRAINTRUST_PROXY_URL",
+        "BRAINTRUST_PROJECT",
+        "BRAINTRUST_SYNC_FLUSH",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BRAINTRUST_APP_URL", fake.url)
     monkeypatch.setenv("BRAINTRUST_APP_PUBLIC_URL", fake.url)
@@ -349,8 +404,14 @@ def test_braintrust_logs_every_event_as_a_row(braintrust_api, monkeypatch, caplo
     events = [r["input"]["event"] for r in rows]
     assert events.count("game.finished") == 4 and events.count("session.state") == 3
     assert "stats" not in events
-    for kind in ("session.config", "learning.step", "checkpoint.saved", "evaluation.finished", "metrics.snapshot",
-                 "alert.raised"):
+    for kind in (
+        "session.config",
+        "learning.step",
+        "checkpoint.saved",
+        "evaluation.finished",
+        "metrics.snapshot",
+        "alert.raised",
+    ):
         assert events.count(kind) == 1, (kind, events)
 
     def only(kind: str) -> dict[str, Any]:
@@ -364,7 +425,10 @@ def test_braintrust_logs_every_event_as_a_row(braintrust_api, monkeypatch, caplo
     assert learning["metrics"]["policy_loss"] == 3.25 and learning["metrics"]["total_loss"] == 4.0
     evaluation = only("evaluation.finished")
     assert (evaluation["metrics"]["elo"], evaluation["metrics"]["elo_low"], evaluation["metrics"]["elo_high"]) == (
-        1612.5, 1540.0, 1690.0)
+        1612.5,
+        1540.0,
+        1690.0,
+    )
     assert evaluation["scores"]["score"] == 0.875 and evaluation["metadata"]["opponent"] == "random"
     assert only("metrics.snapshot")["metrics"]["simulations_per_second"] == 850.0
     alert = only("alert.raised")
@@ -372,7 +436,10 @@ def test_braintrust_logs_every_event_as_a_row(braintrust_api, monkeypatch, caplo
     assert alert["output"]["message"].startswith("training loss")
     assert only("session.config")["output"] == {"max_games": 4}
     assert [r["metadata"]["state"] for r in rows if r["input"]["event"] == "session.state"] == [
-        "pending", "running", "completed"]
+        "pending",
+        "running",
+        "completed",
+    ]
 
 
 def test_braintrust_rejected_key_is_one_warning(braintrust_api, caplog):
@@ -437,7 +504,8 @@ def test_a_failing_write_is_one_warning_and_disables_the_sink(caplog):
     assert sink.calls == 1
     assert sink_warnings(caplog) == [
         "raising sink disabled (writing a game.finished event failed: ConnectionError: upstream is down); "
-        "sessions go on without it"]
+        "sessions go on without it"
+    ]
 
 
 def test_a_full_queue_drops_records_with_a_counted_warning(caplog):
@@ -463,18 +531,37 @@ def test_make_sinks_follows_the_settings():
 
 
 # -- a real session with failing sinks --------------------------------------------------------
-TINY = dict(eval_games=2, eval_opponents="random", eval_simulations=2, chess_preset="tiny", selfplay_parallel_games=3,
-            max_moves_per_game=24, selfplay_simulations=4, fast_simulations=2, gumbel_considered=4,
-            min_games_before_learning=2, learn_every_n_games=2, learning_batch_size=16, checkpoint_interval=2,
-            torch_threads=1, eval_interval_games=4)
+TINY = dict(
+    eval_games=2,
+    eval_opponents="random",
+    eval_simulations=2,
+    chess_preset="tiny",
+    selfplay_parallel_games=3,
+    max_moves_per_game=24,
+    selfplay_simulations=4,
+    fast_simulations=2,
+    gumbel_considered=4,
+    min_games_before_learning=2,
+    learn_every_n_games=2,
+    learning_batch_size=16,
+    checkpoint_interval=2,
+    torch_threads=1,
+    eval_interval_games=4,
+)
 
 
 @pytest.mark.asyncio
 async def test_a_session_completes_with_sinks_that_fail_on_every_call(tmp_path, wandb_offline, caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
-    settings = Settings(_env_file=None, **TINY, checkpoint_dir=tmp_path / "checkpoints",
-                        report_dir=tmp_path / "reports", max_concurrent_sessions=1, metrics_export_interval=0.5,
-                        enable_wandb=True)
+    settings = Settings(
+        _env_file=None,
+        **TINY,
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        max_concurrent_sessions=1,
+        metrics_export_interval=0.5,
+        enable_wandb=True,
+    )
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sinks.db'}")
     await upgrade_engine(engine)
     orchestrator = Orchestrator(settings, session_factory(engine), InlinePool(1))
@@ -546,9 +633,16 @@ async def test_the_app_lifespan_attaches_and_closes_the_enabled_sinks(tmp_path, 
 
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     monkeypatch.delenv("BRAINTRUST_API_KEY", raising=False)
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
-                        checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                        enable_wandb=True, enable_braintrust=True, api_keys=[], cors_origins=[])
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        enable_wandb=True,
+        enable_braintrust=True,
+        api_keys=[],
+        cors_origins=[],
+    )
     app = create_app(settings, pool=InlinePool(1))
     async with app.router.lifespan_context(app):
         sinks = app.state.sinks
@@ -560,7 +654,8 @@ async def test_the_app_lifespan_attaches_and_closes_the_enabled_sinks(tmp_path, 
     # no key: Braintrust is off with one warning, and the service started and stopped anyway
     assert sinks[1].disabled and sink_warnings(caplog) == [
         "Braintrust sink disabled (start failed: RuntimeError: BRAINTRUST_API_KEY is not set); "
-        "sessions go on without it"]
+        "sessions go on without it"
+    ]
 
 
 @pytest.mark.asyncio
@@ -568,12 +663,21 @@ async def test_a_headless_run_writes_its_offline_wandb_run(tmp_path, wandb_offli
     from service.sessions.headless import run_session
 
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-                        checkpoint_dir=tmp_path / "checkpoints", report_dir=tmp_path / "reports",
-                        worker_backend="inline", torch_threads=1, enable_prometheus=False, enable_wandb=True,
-                        api_keys=[], cors_origins=[])
-    config = settings.session_config(**{**TINY, "eval_opponents": ["random"], "min_games_before_learning": 1000},
-                                     max_games=2, seed=3)
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        checkpoint_dir=tmp_path / "checkpoints",
+        report_dir=tmp_path / "reports",
+        worker_backend="inline",
+        torch_threads=1,
+        enable_prometheus=False,
+        enable_wandb=True,
+        api_keys=[],
+        cors_origins=[],
+    )
+    config = settings.session_config(
+        **{**TINY, "eval_opponents": ["random"], "min_games_before_learning": 1000}, max_games=2, seed=3
+    )
     session_id, _ = await run_session(settings, config)
     assert sink_warnings(caplog) == []
     runs = offline_runs(wandb_offline, session_id)
