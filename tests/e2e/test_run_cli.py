@@ -318,16 +318,15 @@ def test_duration_limit_stops_the_session(tmp_path):
     assert report["stop_reason"] == "duration" and report["error"] is None
     assert len(read_games(out / "games.pgn")) == report["scorecard"]["games"]
     # It stopped on the session's own clock (MAX_GAMES=0: no game limit), not before: the
-    # session ran its SESSION_DURATION_MIN (stored start to end; 10 ms for timestamp rounding),
-    # and when it played a game, the session time its worker counted and stored with the final
-    # checkpoint had reached it too. (How much longer it took is not asserted: bench/ material.)
+    # session ran its SESSION_DURATION_MIN (stored start to end; 10 ms for timestamp rounding).
+    # (How much longer it took is not asserted: bench/ material. The newest checkpoint's state
+    # file need not have reached it: when the last game fell on CHECKPOINT_INTERVAL no final
+    # checkpoint is written.)
     duration = 0.05 * 60
     assert report["throughput"]["elapsed_s"] >= duration - 0.01, report["throughput"]
     last = report["checkpoints"][-1]
     if report["scorecard"]["games"]:
-        assert last["games"] == report["scorecard"]["games"]
-        state = torch.load(Path(last["path"]).with_name(f"gen-{last['generation']:04d}.state.pt"), weights_only=True)
-        assert state["elapsed_s"] >= duration - 1e-6
+        assert last["games"] == report["scorecard"]["games"]  # the games played are all in it
 
 
 @pytest.mark.parametrize("how", ["--set", "environment"])
