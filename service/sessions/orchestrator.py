@@ -724,7 +724,9 @@ class Orchestrator:
         return True
 
     def live(self, session_id: str) -> dict[str, Any] | None:
-        """The worker's latest stats (simulations/s, buffer, memory...), or None."""
+        """The worker's latest stats (simulations/s, buffer, memory...), or None; `paused` is
+        True once the worker has acknowledged a pause: it holds, and every game it finished
+        before is stored."""
         return self._live.get(session_id)
 
     # -- scheduling ----------------------------------------------------------------------
@@ -1107,7 +1109,7 @@ class Orchestrator:
 
             await self.write(job)
         elif kind == "stats":
-            self._live[session_id] = data | {"at": utcnow().isoformat()}
+            self._live[session_id] = data | {"at": utcnow().isoformat(), "paused": False}
             self._notify(session_id, "stats", data)  # live only (progress bars); stored below
             growth = data.get("rss_growth_mb")
             if isinstance(growth, (int, float)):
@@ -1136,6 +1138,9 @@ class Orchestrator:
         elif kind == "failed":
             log.error("session %s: its worker failed: %s", session_id, data["error"])
             await self._fail(session_id, public_reason(str(data["error"])))
+        elif kind in ("paused", "resumed"):  # the worker holds between two search steps, or goes on
+            live = self._live.get(session_id) or {}
+            self._live[session_id] = live | {"paused": kind == "paused", "at": utcnow().isoformat()}
         elif kind == "idle":
             return True
         return False

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import signal
-import time
 
 import chess
 import chess.pgn
@@ -60,19 +59,6 @@ def check_checkpoints(items: list[dict], games_done: int) -> None:
     played = [c["games"] for c in items]
     assert played == sorted(played) and played[0] == 0, played
     assert played[-1] <= games_done
-
-
-def settled_games(client, base: str, quiet_s: float = 0.5, timeout: float = 15.0) -> int:
-    """games_done once it has not changed for `quiet_s` (in-flight reports have landed)."""
-    deadline = time.monotonic() + timeout
-    last, since = client.get(base).json()["games_done"], time.monotonic()
-    while time.monotonic() - since < quiet_s:
-        assert time.monotonic() < deadline, "games kept arriving after the pause"
-        time.sleep(0.1)
-        now = client.get(base).json()["games_done"]
-        if now != last:
-            last, since = now, time.monotonic()
-    return last
 
 
 def assert_workers_exit(workers: list[psutil.Process], after: str) -> None:
@@ -122,11 +108,14 @@ def test_session_lifecycle_over_http(backend, tmp_path):
         problem = assert_problem(c.post(f"{base}/pause"), 409)
         assert problem["state"] == "paused" and problem["action"] == "pause"
         assert_problem(c.delete(base), 409)
-        held = settled_games(c, base)  # games the worker finished before it read the pause land
-        time.sleep(1.5)
-        body = c.get(base).json()
-        assert body["state"] == "paused" and body["games_done"] == held, "games were played while paused"
+        # the worker acknowledges the pause once it holds between two search steps; its reports
+        # come in order, so every game it finished before is stored by then, and it plays no
+        # other until it is resumed (it waits on its commands)
+        body = wait_for(c, sid, lambda b: (b["metrics"] or {}).get("paused") is True, "the pause's ack", server)
+        held = body["games_done"]
+        assert body["state"] == "paused"
         assert len(all_games(c, sid)) == held
+        assert c.get(base).json()["games_done"] == held
 
         # resume: games go on
         r = c.post(f"{base}/resume")
