@@ -54,16 +54,6 @@ CLOSE_TOO_SLOW = 4008
 """The client read too slowly: more than WS_QUEUE_SIZE messages waited for it. Reconnect with
 `?since=<last seq received>` to get what was missed."""
 
-CLOSE_CODES = {
-    CLOSE_GOING_AWAY: "server shutting down",
-    CLOSE_INTERNAL_ERROR: "server error",
-    CLOSE_BAD_REQUEST: "bad query",
-    CLOSE_UNAUTHORIZED: "missing or bad key",
-    CLOSE_UNKNOWN_SESSION: "unknown session",
-    CLOSE_TOO_SLOW: "subscriber too slow",
-}
-"""The feed's close codes and what each means (the reason string says more)."""
-
 REPLAY_PAGE = 200
 """Stored events read per database query while replaying."""
 CLOSE_TIMEOUT_S = 10.0

@@ -269,7 +269,3 @@ class MetricSnapshotOut(BaseModel):
     session_id: str
     ts: datetime
     data: dict[str, Any]
-
-
-class Health(BaseModel):
-    status: str

@@ -196,10 +196,6 @@ class EventBus:
         """Subscriptions currently receiving messages."""
         return sum(len(s) for s in self._by_session.values())
 
-    def subscriber_count(self, session_id: str | None = None) -> int:
-        """Subscriptions to exactly `session_id` (None: those to every session)."""
-        return len(self._by_session.get(session_id, ()))
-
     # -- publishing ----------------------------------------------------------------------
     def publish(self, message: dict[str, Any]) -> int:
         """Offer `message` to every matching subscription, never waiting; returns how many

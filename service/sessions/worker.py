@@ -440,7 +440,7 @@ class SessionWorker:
             "generation": self.generation,
             "games": self.games_done,
             "optimizer": self.trainer.state_dict(),
-            "buffer_rng": self.buffer.state_dict() if hasattr(self.buffer, "state_dict") else None,
+            "buffer_rng": self.buffer.state_dict(),
             "positions_learned": self.positions_learned,
             "torch_rng": torch.get_rng_state(),
             "weights": weights.name,
@@ -465,7 +465,7 @@ class SessionWorker:
         net, _ = network.load_weights(state_path.parent / state["weights"], self.device)
         self.net.load_state_dict(net.state_dict())
         self.trainer.load_state_dict(state["optimizer"])
-        if state.get("buffer_rng") is not None and hasattr(self.buffer, "load_state_dict"):
+        if state.get("buffer_rng") is not None:  # None in state files of older versions
             self.buffer.load_state_dict(state["buffer_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.positions_learned = state["positions_learned"]

@@ -36,8 +36,6 @@ REGULARIZE_EPSILON = 1e-3  # LLRcalc.regularize: a count of 0 becomes 1e-3
 NELO_DIVIDED_BY_NT = 800.0 / math.log(10.0)  # LLRcalc.nelo_divided_by_nt = 347.4355855...
 _NAT_PER_ELO = math.log(10.0) / ELO_SCALE  # natural-log odds per Elo point
 
-PENTANOMIAL_LABELS = ("LL", "LD", "DD+WL", "WD", "WW")
-
 
 def expected_score(elo_diff: float) -> float:
     """Expected score of the side `elo_diff` points stronger: 1 / (1 + 10^(-d/400)) (stat_util.L)."""
