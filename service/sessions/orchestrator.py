@@ -526,15 +526,22 @@ class Orchestrator:
             except Exception:  # the next beat tries again
                 log.exception("lease heartbeat failed")
 
+    async def _take_lease(self, db, session_id: str) -> None:
+        """In a write job: make this orchestrator the session's owner for `lease_s`, or
+        LeaseHeld (nothing of the job is stored) while another live process holds its lease.
+        Every game and checkpoint write takes it again: a process whose lease expired under it
+        (stalled, cut off) never writes beside the one that took over."""
+        await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
+
+    def _lease_free(self, row, now: datetime) -> bool:
+        """Whether no other live process holds `row`'s lease (free, expired, stale or ours)."""
+        return repo.lease_holder(row, self.owner, now, lease.stale) is None
+
     async def _claim(self, session_id: str, action: str) -> None:
-        """Make this orchestrator the session's owner for `lease_s` (renewed by the
-        heartbeat), or SessionOwned while another live process holds its lease."""
-
-        async def job(db):
-            await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
-
+        """Make this orchestrator the session's owner (renewed by the heartbeat), or
+        SessionOwned while another live process holds its lease."""
         try:
-            await self.write(job)
+            await self.write(lambda db: self._take_lease(db, session_id))
         except repo.LeaseHeld as exc:
             raise self._owned(exc, action) from None
         except repo.NotFound:
@@ -743,11 +750,7 @@ class Orchestrator:
             # a session just launched is still pending until its task marks it running; one
             # another process has claimed is its to start
             now = utcnow()
-            for row in [
-                r
-                for r in pending
-                if r.id not in self._tasks and repo.lease_holder(r, self.owner, now, lease.stale) is None
-            ][:free]:
+            for row in [r for r in pending if r.id not in self._tasks and self._lease_free(r, now)][:free]:
                 self._launch(row.id)
 
     def _launch(self, session_id: str) -> None:
@@ -766,7 +769,7 @@ class Orchestrator:
         now = utcnow()
 
         def orphaned(row) -> bool:
-            return row.id not in self._tasks and repo.lease_holder(row, self.owner, now, lease.stale) is None
+            return row.id not in self._tasks and self._lease_free(row, now)
 
         try:
             for row in filter(orphaned, stopping):
@@ -860,7 +863,7 @@ class Orchestrator:
                     restarts,
                 )
                 restart = {"reason": reason, "restarts": restarts}
-        except (repo.LeaseHeld, repo.LeaseLost) as exc:  # taken over once its lease had expired
+        except repo.LeaseHeld as exc:  # taken over once its lease had expired
             log.error("session %s: stopped here, another process runs it now (%s)", session_id, exc)
         except Exception as exc:  # the details (driver text, SQL, paths) go to the log only
             log.exception("session %s failed", session_id)
@@ -1035,12 +1038,6 @@ class Orchestrator:
             if await self.record(session_id, message.kind, message.data):
                 return None
 
-    async def _renew(self, db, session_id: str) -> None:
-        """In a game's or checkpoint's write: this orchestrator still owns the session (its
-        lease renewed), else LeaseHeld and nothing of the write is stored: a process whose
-        lease expired under it (stalled, cut off) never writes beside the one that took over."""
-        await repo.claim_lease(db, session_id, self.owner, utcnow(), self.lease_s, lease.stale)
-
     async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
         """Store (and announce) one report of a session's worker: a game, a checkpoint, an
         evaluation match, a learning step, stats, a featured game's move, or how the session
@@ -1052,7 +1049,7 @@ class Orchestrator:
         if kind == "game":
 
             async def job(db):
-                await self._renew(db, session_id)
+                await self._take_lease(db, session_id)
                 game = await repo.add_game(db, session_id, data)
                 await self._event(
                     db,
@@ -1081,7 +1078,7 @@ class Orchestrator:
             checkpoint_dir = Path(self.settings.checkpoint_dir)
 
             async def job(db):
-                await self._renew(db, session_id)
+                await self._take_lease(db, session_id)
                 row = await repo.add_checkpoint(db, session_id, data, checkpoint_dir)
                 await self._event(
                     db,

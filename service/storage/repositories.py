@@ -275,11 +275,6 @@ class LeaseHeld(Exception):
         self.session_id, self.state, self.owner, self.expires_at = session_id, state, owner, expires_at
 
 
-class LeaseLost(Exception):
-    """This process no longer holds the lease of a session it was running: another took it
-    over after the lease expired. Its writes for that session must stop."""
-
-
 def lease_holder(row: SessionRow, owner: str, now: datetime, stale: Callable[[str], bool]) -> str | None:
     """The other live owner of `row`'s lease, or None if the lease is free, expired, stale or ours."""
     if row.owner is None or row.owner == owner or stale(row.owner):
@@ -323,19 +318,6 @@ async def claim_lease(
     row.owner, row.heartbeat_at, row.lease_expires_at = owner, now, now + timedelta(seconds=lease_s)
     await db.flush()
     return row
-
-
-async def renew_lease(db: AsyncSession, session_id: str, owner: str, now: datetime, lease_s: float) -> None:
-    """Extend `owner`'s lease of a session it runs; LeaseLost if it is no longer the owner."""
-    query = (
-        update(SessionRow)
-        .where(SessionRow.id == session_id, SessionRow.owner == owner)
-        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
-        .execution_options(synchronize_session=False)
-    )
-    # an UPDATE's result is a CursorResult (AsyncSession.execute is typed as returning any Result)
-    if cast(CursorResult[Any], await db.execute(query)).rowcount != 1:
-        raise LeaseLost(f"session {session_id} is no longer run by {owner}")
 
 
 async def renew_leases(db: AsyncSession, owner: str, now: datetime, lease_s: float) -> int:
