@@ -4,44 +4,29 @@ SQL or server paths (issue #21, item 7); those go to the service log. The worker
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 from integration.api.api_support import game_message
-from scripted_workers import ScriptedPool
+from scripted_workers import ScriptedPool, scripted_settings, until
 
-from service.config import Settings
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        chess_preset="tiny",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-    )
-
-
 async def failed_session(db_sessions, tmp_path, script) -> tuple[str, str]:
     """Run a session whose scripted worker does `script(worker, sid)`; its failure reason."""
     pool = ScriptedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
+    orch = Orchestrator(scripted_settings(tmp_path), db_sessions, pool)
     await orch.start()
     try:
         sid = await orch.create_session(orch.settings.session_config(max_games=5))
         worker = pool.spawned[0]
         await worker.wait_for_command("run")
         script(worker, sid)
-        async with asyncio.timeout(30):
-            while sid in orch._tasks:
-                await asyncio.sleep(0.01)
+        await until(lambda: sid not in orch._tasks)
     finally:
         await orch.close()
     async with db_sessions() as db:

@@ -10,14 +10,13 @@ the orchestrators and the database (SQLite and PostgreSQL) are real.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from integration.api.api_support import game_message as game
-from scripted_workers import ScriptedPool
+from scripted_workers import ScriptedPool, scripted_settings, until
 from sqlalchemy import update
 
 from service.config import Settings
@@ -30,19 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        chess_preset="tiny",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=2,
-    )
-
-
-async def until(predicate, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    return scripted_settings(tmp_path, max_concurrent_sessions=2)
 
 
 async def row(db_sessions, sid: str) -> SessionRow:

@@ -12,12 +12,11 @@ orchestrator and the database (SQLite and PostgreSQL) are real.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from scripted_workers import ScriptedPool
+import pytest_asyncio
+from scripted_workers import ScriptedPool, scripted_settings, until
 
-from service.config import Settings
 from service.sessions.lifecycle import TRANSITIONS, IllegalTransition, State
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo
@@ -25,14 +24,16 @@ from service.storage import repositories as repo
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        chess_preset="tiny",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-    )
+@pytest_asyncio.fixture
+async def scripted(db_sessions, tmp_path):
+    """A started orchestrator over one scripted worker (closed after the test), and its pool."""
+    pool = ScriptedPool(1)
+    orch = Orchestrator(scripted_settings(tmp_path), db_sessions, pool)
+    await orch.start()
+    try:
+        yield orch, pool
+    finally:
+        await orch.close()
 
 
 async def states(db_sessions, sid: str) -> list[str]:
@@ -43,12 +44,6 @@ async def states(db_sessions, sid: str) -> list[str]:
 async def stored_state(db_sessions, sid: str) -> str:
     async with db_sessions() as db:
         return (await repo.get_session(db, sid)).state
-
-
-async def until(predicate, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def running_session(orch: Orchestrator, pool: ScriptedPool) -> str:
@@ -85,94 +80,74 @@ class HeldWriter:
 
 
 @pytest.mark.parametrize("action", ["stop", "pause"])
-async def test_an_action_queued_after_the_sessions_own_end_loses_with_409(db_sessions, tmp_path, action):
-    pool = ScriptedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
-    await orch.start()
-    try:
-        sid = await running_session(orch, pool)
-        worker = pool.spawned[0]
-        async with HeldWriter(orch) as writer:
-            worker.report("finished", sid, {"reason": "max_games"})  # the session ends by itself...
-            await writer.queued(1)
-            acting = asyncio.create_task(getattr(orch, action)(sid))  # ...while the user acts
-            await writer.queued(2)
-        with pytest.raises(IllegalTransition) as lost:
-            await acting
-        assert lost.value.state == "completed" and lost.value.action == action
-        worker.report("idle", sid)
-        await until(lambda: sid not in orch._tasks)
-        assert await stored_state(db_sessions, sid) == "completed"
-        assert (await states(db_sessions, sid))[-1] == "completed"
-    finally:
-        await orch.close()
+async def test_an_action_queued_after_the_sessions_own_end_loses_with_409(db_sessions, scripted, action):
+    orch, pool = scripted
+    sid = await running_session(orch, pool)
+    worker = pool.spawned[0]
+    async with HeldWriter(orch) as writer:
+        worker.report("finished", sid, {"reason": "max_games"})  # the session ends by itself...
+        await writer.queued(1)
+        acting = asyncio.create_task(getattr(orch, action)(sid))  # ...while the user acts
+        await writer.queued(2)
+    with pytest.raises(IllegalTransition) as lost:
+        await acting
+    assert lost.value.state == "completed" and lost.value.action == action
+    worker.report("idle", sid)
+    await until(lambda: sid not in orch._tasks)
+    assert await stored_state(db_sessions, sid) == "completed"
+    assert (await states(db_sessions, sid))[-1] == "completed"
 
 
-async def test_a_stop_queued_before_the_sessions_own_end_wins_and_the_session_still_ends(db_sessions, tmp_path):
-    pool = ScriptedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
-    await orch.start()
-    try:
-        sid = await running_session(orch, pool)
-        worker = pool.spawned[0]
-        async with HeldWriter(orch) as writer:
-            stopping = asyncio.create_task(orch.stop(sid))
-            await writer.queued(1)
-            worker.report("finished", sid, {"reason": "max_games"})
-            await writer.queued(2)
-        await stopping
-        worker.report("idle", sid)
-        await until(lambda: sid not in orch._tasks)
-        assert await states(db_sessions, sid) == ["pending", "running", "stopping", "completed"]
-    finally:
-        await orch.close()
-
-
-async def test_a_pause_and_a_stop_racing_each_other_leave_one_consistent_state(db_sessions, tmp_path):
-    """Both read `running`; the second to be stored must be checked against the first."""
-    pool = ScriptedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
-    await orch.start()
-    try:
-        sid = await running_session(orch, pool)
-        worker = pool.spawned[0]
-        async with HeldWriter(orch) as writer:
-            stopping = asyncio.create_task(orch.stop(sid))
-            await writer.queued(1)
-            pausing = asyncio.create_task(orch.pause(sid))
-            await writer.queued(2)
-        await stopping
-        with pytest.raises(IllegalTransition) as lost:
-            await pausing
-        assert lost.value.state == "stopping"
-        assert await stored_state(db_sessions, sid) == "stopping"
-        assert "pause" not in worker.kinds()
-        worker.report("finished", sid, {"reason": "stopped"})
-        worker.report("idle", sid)
-        await until(lambda: sid not in orch._tasks)
-        assert await states(db_sessions, sid) == ["pending", "running", "stopping", "stopped"]
-    finally:
-        await orch.close()
-
-
-async def test_every_stored_state_change_follows_the_transition_table(db_sessions, tmp_path):
-    """A report that would move a final session elsewhere is refused, not stored."""
-    pool = ScriptedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
-    await orch.start()
-    try:
-        sid = await running_session(orch, pool)
-        worker = pool.spawned[0]
+async def test_a_stop_queued_before_the_sessions_own_end_wins_and_the_session_still_ends(db_sessions, scripted):
+    orch, pool = scripted
+    sid = await running_session(orch, pool)
+    worker = pool.spawned[0]
+    async with HeldWriter(orch) as writer:
+        stopping = asyncio.create_task(orch.stop(sid))
+        await writer.queued(1)
         worker.report("finished", sid, {"reason": "max_games"})
-        worker.report("idle", sid)
-        await until(lambda: sid not in orch._tasks)
-        with pytest.raises(repo.StateConflict):
-            await orch._set_state(sid, State.RUNNING)
-        with pytest.raises(IllegalTransition):
-            await orch.resume(sid)
-        assert await stored_state(db_sessions, sid) == "completed"
-        seen = await states(db_sessions, sid)
-        for before, after in zip(seen, seen[1:]):
-            assert State(after) in TRANSITIONS[State(before)], (before, after)
-    finally:
-        await orch.close()
+        await writer.queued(2)
+    await stopping
+    worker.report("idle", sid)
+    await until(lambda: sid not in orch._tasks)
+    assert await states(db_sessions, sid) == ["pending", "running", "stopping", "completed"]
+
+
+async def test_a_pause_and_a_stop_racing_each_other_leave_one_consistent_state(db_sessions, scripted):
+    """Both read `running`; the second to be stored must be checked against the first."""
+    orch, pool = scripted
+    sid = await running_session(orch, pool)
+    worker = pool.spawned[0]
+    async with HeldWriter(orch) as writer:
+        stopping = asyncio.create_task(orch.stop(sid))
+        await writer.queued(1)
+        pausing = asyncio.create_task(orch.pause(sid))
+        await writer.queued(2)
+    await stopping
+    with pytest.raises(IllegalTransition) as lost:
+        await pausing
+    assert lost.value.state == "stopping"
+    assert await stored_state(db_sessions, sid) == "stopping"
+    assert "pause" not in worker.kinds()
+    worker.report("finished", sid, {"reason": "stopped"})
+    worker.report("idle", sid)
+    await until(lambda: sid not in orch._tasks)
+    assert await states(db_sessions, sid) == ["pending", "running", "stopping", "stopped"]
+
+
+async def test_every_stored_state_change_follows_the_transition_table(db_sessions, scripted):
+    """A report that would move a final session elsewhere is refused, not stored."""
+    orch, pool = scripted
+    sid = await running_session(orch, pool)
+    worker = pool.spawned[0]
+    worker.report("finished", sid, {"reason": "max_games"})
+    worker.report("idle", sid)
+    await until(lambda: sid not in orch._tasks)
+    with pytest.raises(repo.StateConflict):
+        await orch._set_state(sid, State.RUNNING)
+    with pytest.raises(IllegalTransition):
+        await orch.resume(sid)
+    assert await stored_state(db_sessions, sid) == "completed"
+    seen = await states(db_sessions, sid)
+    for before, after in zip(seen, seen[1:]):
+        assert State(after) in TRANSITIONS[State(before)], (before, after)
