@@ -37,7 +37,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +78,20 @@ _GAME_SUMS = (
     .where(GameRow.session_id == bindparam("session_id"), GameRow.id > bindparam("after_id"))
     .group_by(GameRow.termination)
 )
+
+
+class PerApp:
+    """A cache kept once per app, on `app.state` under the class's STATE_NAME, made on first use."""
+
+    STATE_NAME: ClassVar[str]
+
+    @classmethod
+    def for_app(cls, app: Any) -> Self:
+        cache = getattr(app.state, cls.STATE_NAME, None)
+        if cache is None:
+            cache = cls()
+            setattr(app.state, cls.STATE_NAME, cache)
+        return cache
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,7 @@ class _Entry:
     card: Scorecard
 
 
-class ScorecardCache:
+class ScorecardCache(PerApp):
     """Per session, the scorecard sums and the `games_done` they were last checked against
     (see the module's docstring); one per app (`for_app`)."""
 
@@ -175,12 +189,7 @@ class ScorecardCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.queries = 0  # scorecard queries run (tests and benches read it)
 
-    @classmethod
-    def for_app(cls, app: Any) -> "ScorecardCache":
-        cache = getattr(app.state, "scorecard_cache", None)
-        if cache is None:
-            cache = app.state.scorecard_cache = cls()
-        return cache
+    STATE_NAME = "scorecard_cache"
 
     async def get(self, db: AsyncSession, session_id: str, games_done: int) -> Scorecard:
         """The session's scorecard, given its `games_done` as just read from its row."""
@@ -247,7 +256,7 @@ GAME_PAGE_ENTRIES = 4096
 """Games-list pages kept, however small: a bound on keys, not only on bytes."""
 
 
-class GamePages:
+class GamePages(PerApp):
     """Serialized pages of `GET /v1/sessions/{id}/games`, per (session, limit, position), each
     valid while the session's `games_done` is what it was when the page was read.
 
@@ -270,12 +279,7 @@ class GamePages:
         self.bytes = 0
         self._pages: OrderedDict[tuple[str, int, int | None], tuple[int, bytes]] = OrderedDict()
 
-    @classmethod
-    def for_app(cls, app: Any) -> "GamePages":
-        pages = getattr(app.state, "game_pages", None)
-        if pages is None:
-            pages = app.state.game_pages = cls()
-        return pages
+    STATE_NAME = "game_pages"
 
     def __len__(self) -> int:
         return len(self._pages)
@@ -319,7 +323,7 @@ class GamePages:
             self.bytes -= len(self._pages.pop(key)[1])
 
 
-class NewestRows:
+class NewestRows(PerApp):
     """Per session, the `Elo` of its newest rated evaluation and its newest metric snapshot,
     each by its row's id, which the session route reads with the session's row in one query
     (`repositories.session_and_newest`). A stored evaluation or snapshot never changes (an
@@ -331,12 +335,7 @@ class NewestRows:
         self._elo: OrderedDict[str, tuple[int, Elo]] = OrderedDict()
         self._snapshot: OrderedDict[str, tuple[int, dict[str, Any], Any]] = OrderedDict()
 
-    @classmethod
-    def for_app(cls, app: Any) -> "NewestRows":
-        cache = getattr(app.state, "newest_rows", None)
-        if cache is None:
-            cache = app.state.newest_rows = cls()
-        return cache
+    STATE_NAME = "newest_rows"
 
     def _keep(self, table: OrderedDict, session_id: str, value: tuple) -> None:
         table[session_id] = value
@@ -380,7 +379,7 @@ class NewestRows:
         self._snapshot.pop(session_id, None)
 
 
-class SessionViews:
+class SessionViews(PerApp):
     """The JSON of `GET /v1/sessions/{id}` per session, served again while nothing it shows
     has changed: the session's `repositories.session_version` (its row's `updated_at`, which
     every change of the row renews, `games_done`, state, and the ids of its newest rated
@@ -391,12 +390,7 @@ class SessionViews:
         self.size = size
         self._views: OrderedDict[str, tuple[tuple[Any, ...], Any, bytes]] = OrderedDict()
 
-    @classmethod
-    def for_app(cls, app: Any) -> "SessionViews":
-        views = getattr(app.state, "session_views", None)
-        if views is None:
-            views = app.state.session_views = cls()
-        return views
+    STATE_NAME = "session_views"
 
     def get(self, session_id: str, version: tuple[Any, ...], live: Any) -> bytes | None:
         entry = self._views.get(session_id)
@@ -415,7 +409,7 @@ class SessionViews:
         self._views.pop(session_id, None)
 
 
-class Versioned:
+class Versioned(PerApp):
     """Values per name, each served while its key (a version read before the value was
     computed, so the value is at least as new as it) is the one asked for; at most `size`
     names, least recently used dropped first."""
@@ -459,12 +453,7 @@ class RatingFits(Versioned):
     def __init__(self, size: int = 256) -> None:
         super().__init__(size)
 
-    @classmethod
-    def for_app(cls, app: Any) -> "RatingFits":
-        fits = getattr(app.state, "rating_fits", None)
-        if fits is None:
-            fits = app.state.rating_fits = cls()
-        return fits
+    STATE_NAME = "rating_fits"
 
     async def compute(self, name: Hashable, key: Hashable, fit: Callable[[], Any]) -> Any:
         """`fit()` run in a thread (the event loop serves other requests meanwhile), then
@@ -500,12 +489,7 @@ class ReportCache(Versioned):
         self.computed = 0  # builds started (tests read it)
         self.waiting = 0  # builds waiting for a turn
 
-    @classmethod
-    def for_app(cls, app: Any) -> "ReportCache":
-        cache = getattr(app.state, "report_cache", None)
-        if cache is None:
-            cache = app.state.report_cache = cls()
-        return cache
+    STATE_NAME = "report_cache"
 
     def put(self, name: Hashable, key: Hashable, value: bytes) -> None:
         if len(value) > self.max_bytes // 4:
