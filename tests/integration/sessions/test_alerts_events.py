@@ -212,11 +212,11 @@ async def test_a_rolled_back_write_announces_nothing(running, db_sessions):
     before = len(heard)
 
     async def job(db):
-        await orch._event(db, sid, "learning.step", {"step": 1})
+        await orch.writer.event(db, sid, "learning.step", {"step": 1})
         raise RuntimeError("the write fails after storing its event")
 
     with pytest.raises(RuntimeError):
-        await orch.write(job)
+        await orch.writer.write(job)
     assert len(heard) == before and sub.get_nowait() is None
     assert await stored(db_sessions, sid) == []
     message = await orch.add_event(sid, "learning.step", {"step": 2})

@@ -268,7 +268,7 @@ async def test_an_outage_past_the_bound_fails_the_session_and_keeps_its_games(cl
     worker = watch_worker(monkeypatch)
     async with running_app(settings(cluster, tmp_path)) as (app, client):
         orch = app.state.orchestrator
-        orch.db_outage_limit_s = bound
+        orch.writer.outage_limit_s = bound
         r = await client.post("/v1/sessions", json={"max_games": 0})  # no game limit: it plays on
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
@@ -314,7 +314,7 @@ async def test_a_shutdown_during_an_outage_gives_up_and_claims_nothing(cluster, 
     cfg = settings(cluster, tmp_path)
     async with running_app(cfg) as (app, client):
         orch = app.state.orchestrator
-        orch.db_close_grace_s = 1.0
+        orch.writer.close_grace_s = 1.0
         r = await client.post("/v1/sessions", json={"max_games": 0})
         sid = r.json()["id"]
         await wait_for(lambda: _at_least(cluster, sid, 2), "2 games stored")
@@ -373,7 +373,7 @@ async def _lost_ack_orchestrator(url: str, tmp_path: Path):
         chess_preset="tiny",
     )
     orch = Orchestrator(cfg, maker, InlinePool(0), recover=False)
-    orch.db_retry_initial_s = 0.01
+    orch.writer.retry_initial_s = 0.01
     heard: list[tuple[str, str, dict]] = []
     orch.listeners.append(lambda sid, kind, data: heard.append((sid, kind, data)))
     await orch.start()
@@ -392,10 +392,10 @@ async def new_session(orch: Orchestrator) -> str:
 
     async def job(db):
         row = await repo.create_session(db, cfg.model_dump(mode="json"), cfg.seed)
-        await orch._event(db, row.id, "session.state", {"state": "pending"})
+        await orch.writer.event(db, row.id, "session.state", {"state": "pending"})
         return row.id
 
-    return await orch.write(job)
+    return await orch.writer.write(job)
 
 
 async def test_a_commit_whose_answer_is_lost_is_not_stored_twice(lost_ack_orchestrator, caplog):

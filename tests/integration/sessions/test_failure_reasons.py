@@ -26,7 +26,7 @@ async def failed_session(db_sessions, tmp_path, script) -> tuple[str, str]:
         worker = pool.spawned[0]
         await worker.wait_for_command("run")
         script(worker, sid)
-        await until(lambda: sid not in orch._tasks)
+        await until(lambda: sid not in orch.runner.tasks)
     finally:
         await orch.close()
     async with db_sessions() as db:

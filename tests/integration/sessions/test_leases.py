@@ -10,6 +10,7 @@ the orchestrators and the database (SQLite and PostgreSQL) are real.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,8 @@ from sqlalchemy import update
 
 from service.config import Settings
 from service.sessions.lifecycle import SessionOwned
-from service.sessions.orchestrator import Orchestrator, utcnow
+from service.sessions.orchestrator import Orchestrator
+from service.sessions.writer import utcnow
 from service.storage import repositories as repo
 from service.storage.models import SessionRow
 
@@ -56,7 +58,7 @@ async def set_lease(db_sessions, sid: str, owner: str, expires_in_s: float) -> N
 async def running(orch: Orchestrator, pool: ScriptedPool) -> str:
     sid = await orch.create_session(orch.settings.session_config(max_games=50))
     await pool.spawned[0].wait_for_command("run")
-    await until(lambda: sid in orch._workers and orch._writes.qsize() == 0)
+    await until(lambda: sid in orch.runner.workers and orch.writer.pending == 0)
     return sid
 
 
@@ -67,12 +69,12 @@ async def test_a_second_orchestrator_is_refused_while_the_owner_lives(db_session
     await a.start()
     try:
         sid = await running(a, pool_a)
-        assert (await row(db_sessions, sid)).owner == a.owner
+        assert (await row(db_sessions, sid)).owner == a.leases.owner
         await b.start()  # its recovery leaves a session with a live owner alone
         for act in (b.continue_session, b.pause, b.stop):
             with pytest.raises(SessionOwned) as refused:
                 await act(sid)
-            assert a.owner in str(refused.value) and refused.value.state == "running"
+            assert a.leases.owner in str(refused.value) and refused.value.state == "running"
         assert (await row(db_sessions, sid)).state == "running"
         assert pool_b.spawned[0].kinds() == []  # b never ran it
         # the owner itself acts as before
@@ -93,22 +95,22 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_writes_nothing_m
         sid = await running(a, pool_a)
         worker_a = pool_a.spawned[0]
         worker_a.report("game", sid, game(1))
-        await until(lambda: a._games_written.get(sid) == 1)
-        await set_lease(db_sessions, sid, a.owner, expires_in_s=-1)  # a's lease has expired
+        await until(lambda: a.writer.games_written.get(sid) == 1)
+        await set_lease(db_sessions, sid, a.leases.owner, expires_in_s=-1)  # a's lease has expired
         b = Orchestrator(settings(tmp_path), db_sessions, pool_b)
         b.heartbeat_s = 0.05
         await b.start()
         run_b = await pool_b.spawned[0].wait_for_command("run")
         assert run_b.payload.first_game == 2
-        assert (await row(db_sessions, sid)).owner == b.owner
+        assert (await row(db_sessions, sid)).owner == b.leases.owner
         worker_a.report("game", sid, game(2))  # a wakes up: its write is refused, a lets go
-        await until(lambda: sid not in a._tasks)
+        await until(lambda: sid not in a.runner.tasks)
         assert worker_a.alive is False  # never handed on with the session's loop in it
         pool_b.spawned[0].report("game", sid, game(2))
-        await until(lambda: b._games_written.get(sid) == 1)
+        await until(lambda: b.writer.games_written.get(sid) == 1)
         assert await game_numbers(db_sessions, sid) == [1, 2]
         stored = await row(db_sessions, sid)
-        assert stored.state == "running" and stored.owner == b.owner and stored.failure_reason is None
+        assert stored.state == "running" and stored.owner == b.leases.owner and stored.failure_reason is None
     finally:
         if b is not None:
             await b.close()
@@ -125,7 +127,7 @@ async def test_a_crashed_owners_lease_does_not_delay_recovery(db_sessions, tmp_p
         owner = f"{socket.gethostname()}:999999999:0123456789ab"  # no such pid
     else:
         closed = Orchestrator(settings(tmp_path), db_sessions, ScriptedPool(1))
-        owner = closed.owner
+        owner = closed.leases.owner
         await closed.close()
     await set_lease(db_sessions, sid, owner, expires_in_s=3600)
     pool = ScriptedPool(1)
@@ -133,7 +135,7 @@ async def test_a_crashed_owners_lease_does_not_delay_recovery(db_sessions, tmp_p
     await orch.start()
     try:
         await pool.spawned[0].wait_for_command("run")
-        assert (await row(db_sessions, sid)).owner == orch.owner
+        assert (await row(db_sessions, sid)).owner == orch.leases.owner
     finally:
         await orch.close()
 
@@ -153,7 +155,7 @@ async def test_an_owner_elsewhere_is_trusted_until_its_lease_expires(db_sessions
             await orch.continue_session(sid)
         assert pool.spawned[0].kinds() == []
         await pool.spawned[0].wait_for_command("run")  # the heartbeat's recovery, once it expired
-        assert (await row(db_sessions, sid)).owner == orch.owner
+        assert (await row(db_sessions, sid)).owner == orch.leases.owner
     finally:
         await orch.close()
 
@@ -166,8 +168,12 @@ async def test_a_session_that_ends_gives_its_lease_back(db_sessions, tmp_path):
         sid = await running(orch, pool)
         pool.spawned[0].report("finished", sid, {"reason": "max_games"})
         pool.spawned[0].report("idle", sid)
-        await until(lambda: sid not in orch._tasks)
-        stored = await row(db_sessions, sid)
+        await until(lambda: sid not in orch.runner.tasks)
+        for _ in range(200):  # the task gives its lease back as it ends: wait for that write
+            stored = await row(db_sessions, sid)
+            if stored.owner is None:
+                break
+            await asyncio.sleep(0.05)
         assert stored.state == "completed"
         assert (stored.owner, stored.lease_expires_at) == (None, None)
     finally:

@@ -132,13 +132,13 @@ async def _is(db_sessions, sid, state):
 
 async def test_pause_resume_stop_and_illegal_transitions(orchestrator, db_sessions):
     reports: list[tuple[str, dict]] = []  # the worker's reports, in the order its session's task takes them
-    record = orchestrator.record
+    record = orchestrator.recorder.record
 
     async def heard(session_id, kind, data):
         reports.append((kind, data))
         return await record(session_id, kind, data)
 
-    orchestrator.record = heard
+    orchestrator.recorder.record = heard
     cfg = orchestrator.settings.session_config(max_games=0, session_duration_min=30)
     sid = await orchestrator.create_session(cfg)
     await wait_for(lambda: _has_games(db_sessions, sid, 1))
@@ -235,7 +235,7 @@ class GatedPool(InlinePool):
 
 
 async def _writes_queued(orch: Orchestrator, n: int) -> bool:
-    return orch._writes.qsize() >= n
+    return orch.writer.pending >= n
 
 
 async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
@@ -253,8 +253,8 @@ async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
 
     try:
         sid = await orch.create_session(orch.settings.session_config(max_games=0, session_duration_min=30))
-        assert sid in orch._tasks and sid not in orch._workers  # launched, waiting for a worker
-        blocker = asyncio.create_task(orch.write(hold_the_writer))
+        assert sid in orch.runner.tasks and sid not in orch.runner.workers  # launched, waiting for a worker
+        blocker = asyncio.create_task(orch.writer.write(hold_the_writer))
         await writer_busy.wait()
         stopping = asyncio.create_task(orch.stop(sid))
         await wait_for(lambda: _writes_queued(orch, 1), timeout=10)  # the stop's write waits

@@ -155,11 +155,11 @@ async def test_a_killed_actor_is_replaced_and_the_session_resumes(orchestrator, 
         return len(await game_numbers(db_sessions, sid)) >= 3
 
     await wait_for(some_games)
-    worker = orchestrator._workers[sid]
+    worker = orchestrator.runner.workers[sid]
     ray.kill(worker.actor)  # mid-game: three games are always in flight
 
     async def replaced():
-        current = orchestrator._workers.get(sid)
+        current = orchestrator.runner.workers.get(sid)
         return current is not None and current is not worker
 
     await wait_for(replaced)

@@ -50,7 +50,7 @@ async def running_session(orch: Orchestrator, pool: ScriptedPool) -> str:
     sid = await orch.create_session(orch.settings.session_config(max_games=5))
     worker = pool.spawned[0]
     await worker.wait_for_command("run")
-    await until(lambda: orch._writes.qsize() == 0 and sid in orch._workers)
+    await until(lambda: orch.writer.pending == 0 and sid in orch.runner.workers)
     return sid
 
 
@@ -67,12 +67,12 @@ class HeldWriter:
             self.busy.set()
             await self.free.wait()
 
-        self.task = asyncio.create_task(self.orch.write(hold))
+        self.task = asyncio.create_task(self.orch.writer.write(hold))
         await self.busy.wait()
         return self
 
     async def queued(self, n: int) -> None:
-        await until(lambda: self.orch._writes.qsize() >= n)
+        await until(lambda: self.orch.writer.pending >= n)
 
     async def __aexit__(self, *exc) -> None:
         self.free.set()
@@ -93,7 +93,7 @@ async def test_an_action_queued_after_the_sessions_own_end_loses_with_409(db_ses
         await acting
     assert lost.value.state == "completed" and lost.value.action == action
     worker.report("idle", sid)
-    await until(lambda: sid not in orch._tasks)
+    await until(lambda: sid not in orch.runner.tasks)
     assert await stored_state(db_sessions, sid) == "completed"
     assert (await states(db_sessions, sid))[-1] == "completed"
 
@@ -109,7 +109,7 @@ async def test_a_stop_queued_before_the_sessions_own_end_wins_and_the_session_st
         await writer.queued(2)
     await stopping
     worker.report("idle", sid)
-    await until(lambda: sid not in orch._tasks)
+    await until(lambda: sid not in orch.runner.tasks)
     assert await states(db_sessions, sid) == ["pending", "running", "stopping", "completed"]
 
 
@@ -131,7 +131,7 @@ async def test_a_pause_and_a_stop_racing_each_other_leave_one_consistent_state(d
     assert "pause" not in worker.kinds()
     worker.report("finished", sid, {"reason": "stopped"})
     worker.report("idle", sid)
-    await until(lambda: sid not in orch._tasks)
+    await until(lambda: sid not in orch.runner.tasks)
     assert await states(db_sessions, sid) == ["pending", "running", "stopping", "stopped"]
 
 
@@ -142,9 +142,9 @@ async def test_every_stored_state_change_follows_the_transition_table(db_session
     worker = pool.spawned[0]
     worker.report("finished", sid, {"reason": "max_games"})
     worker.report("idle", sid)
-    await until(lambda: sid not in orch._tasks)
+    await until(lambda: sid not in orch.runner.tasks)
     with pytest.raises(repo.StateConflict):
-        await orch._set_state(sid, State.RUNNING)
+        await orch.recorder.set_state(sid, State.RUNNING)
     with pytest.raises(IllegalTransition):
         await orch.resume(sid)
     assert await stored_state(db_sessions, sid) == "completed"

@@ -21,7 +21,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.config import Settings
-from service.sessions import orchestrator as orchestrator_module
+from service.sessions import runner as runner_module
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import ProcessPool
 from service.storage import models
@@ -94,7 +94,7 @@ async def ended(db_sessions, sid: str) -> bool:
 
 def worker_pid(orch: Orchestrator, sid: str, other_than: set[int]) -> int | None:
     """The pid of the worker process now running the session (a new one: not in `other_than`)."""
-    worker = orch._workers.get(sid)
+    worker = orch.runner.workers.get(sid)
     if worker is None or not worker.alive or worker.process.pid in other_than:
         return None
     return worker.process.pid
@@ -151,7 +151,7 @@ async def test_a_killed_worker_is_replaced_and_the_session_resumes_without_losin
 
 
 async def test_a_session_whose_worker_keeps_dying_fails_with_the_reason(orchestrator, db_sessions, monkeypatch):
-    monkeypatch.setattr(orchestrator_module, "WORKER_MAX_RESTARTS", 1)
+    monkeypatch.setattr(runner_module, "WORKER_MAX_RESTARTS", 1)
     sid = await orchestrator.create_session(orchestrator.settings.session_config(max_games=0, session_duration_min=30))
     killed: set[int] = set()
     for _ in range(2):  # the first death is restarted, the second ends the session

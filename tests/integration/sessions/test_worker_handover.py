@@ -164,7 +164,7 @@ async def test_a_message_for_a_session_the_worker_was_not_given_is_dropped(db_se
         for message in (WorkerMessage("game", other, stray), WorkerMessage("idle", sid, {})):
             await worker._inbox.put(message)  # as the worker's reader thread hands them over
         with caplog.at_level(logging.WARNING, logger=orchestrator_module.__name__):
-            assert await orch._pump(sid, worker) is None
+            assert await orch.runner._pump(sid, worker) is None
         assert await game_numbers(db_sessions, sid) == [1, 2, 3]
         assert any(other in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
         await orch.pool.release(worker)
