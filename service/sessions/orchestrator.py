@@ -45,6 +45,7 @@ from .events import EventBus
 from .lease import Leases, owned
 from .lifecycle import ACTIONS, ACTIVE, IllegalTransition, SessionNotFound, State
 from .pool import Pool
+from .protocol import CommandKind, MessageKind
 from .recorder import Announcer, Listener, Recorder
 from .runner import Runner, stored_state
 from .writer import Outage, Writer, utcnow
@@ -142,7 +143,7 @@ class Orchestrator:
         unknown session."""
         return await self.writer.add_event(session_id, kind, data)
 
-    async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
+    async def record(self, session_id: str, kind: MessageKind, data: dict[str, Any]) -> bool:
         """Store (and announce) one report of a session's worker (`Recorder.record`): public so
         that reports from elsewhere (tests, another backend) go through the same path."""
         return await self.recorder.record(session_id, kind, data)
@@ -204,12 +205,12 @@ class Orchestrator:
     async def pause(self, session_id: str) -> None:
         """Hold a running session between two search steps."""
         await self._act(session_id, "pause", State.PAUSED)
-        self.runner.command(session_id, "pause")
+        self.runner.command(session_id, CommandKind.PAUSE)
 
     async def resume(self, session_id: str) -> None:
         """Continue a paused session (restarting its worker if the service restarted meanwhile)."""
         await self._act(session_id, "resume", State.RUNNING)
-        if not self.runner.command(session_id, "resume") and session_id not in self.runner.tasks:
+        if not self.runner.command(session_id, CommandKind.RESUME) and session_id not in self.runner.tasks:
             self.runner.launch(session_id)
 
     async def continue_session(self, session_id: str) -> None:
@@ -233,7 +234,7 @@ class Orchestrator:
             await self._act(session_id, "stop", State.STOPPED, stop_reason="stopped", finished_at=utcnow())
             return
         await self._act(session_id, "stop", State.STOPPING)
-        self.runner.command(session_id, "stop")
+        self.runner.command(session_id, CommandKind.STOP)
 
     async def delete(self, session_id: str) -> None:
         """Remove a session that is not active, with its games, events and checkpoint files."""

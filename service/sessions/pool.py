@@ -29,7 +29,7 @@ import signal
 import threading
 from typing import Any, Protocol
 
-from .protocol import Command, WorkerMessage
+from .protocol import Command, CommandKind, MessageKind, WorkerMessage
 from .worker import pool_process_main, serve_sessions
 
 INBOX_SIZE = 1024
@@ -44,7 +44,7 @@ class Worker(Protocol):
 
     name: str
 
-    def send(self, kind: str, session_id: str | None = None, payload: Any = None) -> None:
+    def send(self, kind: CommandKind, session_id: str | None = None, payload: Any = None) -> None:
         """Queue a command for the worker (`session_id`: the session it is about)."""
 
     async def receive(self) -> WorkerMessage:
@@ -104,7 +104,7 @@ class _Base:
         while not self._inbox.empty():
             self._inbox.get_nowait()
 
-    def send(self, kind: str, session_id: str | None = None, payload: Any = None) -> None:
+    def send(self, kind: CommandKind, session_id: str | None = None, payload: Any = None) -> None:
         self._send(Command(kind, session_id, payload))
 
     def _send(self, command: Command) -> None:
@@ -154,7 +154,9 @@ class ProcessWorker(_Base):
             except ValueError:
                 pass
         return WorkerMessage(
-            "died", None, {"exitcode": code, "pid": self.process.pid, "reason": f"worker process died ({how})"}
+            MessageKind.DIED,
+            None,
+            {"exitcode": code, "pid": self.process.pid, "reason": f"worker process died ({how})"},
         )
 
     def _send(self, command: Command) -> None:
@@ -166,7 +168,7 @@ class ProcessWorker(_Base):
 
     def close(self, timeout: float = 10.0) -> None:
         if self.process.is_alive():
-            self.send("exit")
+            self.send(CommandKind.EXIT)
             self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
@@ -211,7 +213,7 @@ class ThreadWorker(_Base):
         try:
             serve_sessions(self._get, self._deliver)
         finally:
-            self._deliver(WorkerMessage("died", None, {"exitcode": None}))
+            self._deliver(WorkerMessage(MessageKind.DIED, None, {"exitcode": None}))
 
     def _send(self, command: Command) -> None:
         self._commands.put(command)
@@ -222,14 +224,14 @@ class ThreadWorker(_Base):
 
     def close(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive():
-            self.send("exit")
+            self.send(CommandKind.EXIT)
             self._thread.join(timeout)
 
     def discard(self) -> None:
         """A thread cannot be killed: tell it to end its session and exit, and drop whatever
         it still reports."""
         self._discarded = True
-        self.send("exit")
+        self.send(CommandKind.EXIT)
 
 
 class Pool:
@@ -257,7 +259,7 @@ class Pool:
         self._workers = [self._spawn(loop) for _ in range(self.size)]
         for worker in self._workers:
             message = await worker.receive()
-            if message.kind != "ready":
+            if message.kind != MessageKind.READY:
                 raise RuntimeError(f"{worker.name} did not start: {message.kind} {message.data}")
             self._idle.put_nowait(worker)
         self._ready = True
@@ -294,7 +296,7 @@ class Pool:
         fresh = self._spawn(asyncio.get_running_loop())
         self._workers.append(fresh)
         message = await fresh.receive()
-        if message.kind != "ready":
+        if message.kind != MessageKind.READY:
             raise RuntimeError(f"{fresh.name} did not start: {message.kind} {message.data}")
         assert self._idle is not None  # start() set it
         self._idle.put_nowait(fresh)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .pool import INBOX_SIZE, Pool, _Base
-from .protocol import Command, WorkerMessage
+from .protocol import Command, CommandKind, MessageKind, WorkerMessage
 from .worker import WorkerSpec, serve_sessions
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,9 @@ class SessionActor:
         try:
             serve_sessions(self._get, self._outbox.put)
         except BaseException as exc:  # serve_sessions reports a session's failure itself
-            self._outbox.put(WorkerMessage("exited", None, {"error": f"{type(exc).__name__}: {exc}"}))
+            self._outbox.put(WorkerMessage(MessageKind.EXITED, None, {"error": f"{type(exc).__name__}: {exc}"}))
             raise
-        self._outbox.put(WorkerMessage("exited", None, {}))
+        self._outbox.put(WorkerMessage(MessageKind.EXITED, None, {}))
 
     def _get(self, timeout: float | None):
         try:
@@ -171,7 +171,7 @@ class RayWorker(_Base):
                 self._died(f"Ray worker lost: {type(exc).__name__}: {_first_line(exc)}")
                 return
             for message in batch:
-                if message.kind == "exited":  # serve_sessions returned (`exit`) or crashed
+                if message.kind == MessageKind.EXITED:  # serve_sessions returned (`exit`) or crashed
                     self._died(f"worker exited {message.data.get('error', '')}".strip())
                     return
                 self._deliver(message)
@@ -179,7 +179,7 @@ class RayWorker(_Base):
     def _died(self, reason: str) -> None:
         self._alive = False
         self._outgoing.put(None)  # the sender ends too
-        self._deliver(WorkerMessage("died", None, {"exitcode": None, "reason": reason}))
+        self._deliver(WorkerMessage(MessageKind.DIED, None, {"exitcode": None, "reason": reason}))
 
     def _send_loop(self) -> None:
         ray = self._ray
@@ -194,7 +194,7 @@ class RayWorker(_Base):
                     return
 
     def _send(self, command: Command) -> None:
-        if command.kind == "run" and isinstance(command.payload, WorkerSpec):
+        if command.kind == CommandKind.RUN and isinstance(command.payload, WorkerSpec):
             command = command._replace(payload=_absolute(command.payload))
         self._outgoing.put(command)
 
@@ -205,7 +205,7 @@ class RayWorker(_Base):
     def close(self, timeout: float = 10.0) -> None:
         """Ask the worker to exit (a running session got `shutdown` first), then kill the actor."""
         if self._alive:
-            self.send("exit")
+            self.send(CommandKind.EXIT)
             self._reader.join(timeout)
         self.discard()
 

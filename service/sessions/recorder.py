@@ -29,6 +29,7 @@ from ..storage.database import DatabaseUnavailable
 from .events import EventBus
 from .lease import Leases
 from .lifecycle import State, sources
+from .protocol import MessageKind
 from .ratings import player, rating_list
 from .writer import StagedEvent, Writer, rfc3339, utcnow
 
@@ -110,19 +111,20 @@ class Recorder:
         self._reports: dict[str, _Reports] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self._outage_stopped: dict[str, tuple[str, int]] = {}  # stopped for an outage -> (reason, games mark)
-        self._handlers: dict[str, Handler] = {
-            "game": self._game,
-            "move": self._move,
-            "checkpoint": self._checkpoint,
-            "evaluation": self._evaluation,
-            "learning": self._learning,
-            "stats": self._stats,
-            "finished": self._finished,
-            "failed": self._failed,
-            "paused": self._paused,
-            "resumed": self._resumed,
-            "idle": self._idle,
+        self._handlers: dict[MessageKind, Handler] = {
+            MessageKind.GAME: self._game,
+            MessageKind.MOVE: self._move,
+            MessageKind.CHECKPOINT: self._checkpoint,
+            MessageKind.EVALUATION: self._evaluation,
+            MessageKind.LEARNING: self._learning,
+            MessageKind.STATS: self._stats,
+            MessageKind.FINISHED: self._finished,
+            MessageKind.FAILED: self._failed,
+            MessageKind.PAUSED: self._paused,
+            MessageKind.RESUMED: self._resumed,
+            MessageKind.IDLE: self._idle,
         }
+        """One handler per session message (`protocol.SESSION_MESSAGES`)."""
 
     def live(self, session_id: str) -> dict[str, Any] | None:
         """The worker's latest stats (simulations/s, buffer, memory...), or None; `paused` is
@@ -217,7 +219,12 @@ class Recorder:
             log.exception("could not record the failure of session %s", session_id)
 
     # -- worker reports --------------------------------------------------------------------
-    async def record(self, session_id: str, kind: str, data: dict[str, Any]) -> bool:
+    @property
+    def handled(self) -> frozenset[MessageKind]:
+        """The message kinds this recorder stores (a test checks they are SESSION_MESSAGES)."""
+        return frozenset(self._handlers)
+
+    async def record(self, session_id: str, kind: MessageKind, data: dict[str, Any]) -> bool:
         """Store (and announce) one report of a session's worker. True when the session's
         reports are over (its worker is done with it: `idle`). A kind with no handler is a
         bug of the worker protocol: ValueError."""

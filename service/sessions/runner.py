@@ -31,6 +31,7 @@ from ..storage import repositories as repo
 from .lease import Leases
 from .lifecycle import FINAL, SessionNotFound, SessionOwned, State
 from .pool import Pool
+from .protocol import CommandKind, MessageKind
 from .recorder import Recorder
 from .worker import WorkerSpec
 from .writer import Outage, rfc3339, utcnow
@@ -83,7 +84,7 @@ class Runner:
         """Start the session's task."""
         self.tasks[session_id] = asyncio.create_task(self._run(session_id), name=f"session-{session_id}")
 
-    def command(self, session_id: str, command: str) -> bool:
+    def command(self, session_id: str, command: CommandKind) -> bool:
         """Send a user action to the session's worker, if it has one; False if not.
 
         Called after the action's state is stored, never before: a worker that starts
@@ -100,7 +101,7 @@ class Runner:
         `timeout` for the tasks, then cancels those left."""
         self.closing = True
         for session_id, worker in self.workers.items():
-            worker.send("shutdown", session_id)
+            worker.send(CommandKind.SHUTDOWN, session_id)
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=timeout)
         for task in self.tasks.values():
@@ -117,7 +118,7 @@ class Runner:
         stopped = []
         for session_id, worker in list(self.workers.items()):
             if self.recorder.stopped_for_outage(session_id, reason, outage.games_mark.get(session_id, 0)):
-                worker.send("stop", session_id)
+                worker.send(CommandKind.STOP, session_id)
                 stopped.append(session_id)
         log.error(
             "%s: stopping sessions %s; what they finished is held until the database is back",
@@ -200,9 +201,9 @@ class Runner:
                 return None
             worker = await self.pool.acquire()
             self.workers[session_id] = worker
-            worker.send("run", session_id, spec)
+            worker.send(CommandKind.RUN, session_id, spec)
             if self.closing:  # the service went down while we waited for a worker
-                worker.send("shutdown", session_id)
+                worker.send(CommandKind.SHUTDOWN, session_id)
             # The state as stored now, after any action taken while we waited: a `pending`
             # session becomes `running` in the same write that checks it, so a stop stored
             # just before is seen here and one stored after finds the worker (`command`).
@@ -214,9 +215,9 @@ class Runner:
             except repo.StateConflict as exc:
                 state = exc.state
             if state == State.PAUSED.value:
-                worker.send("pause", session_id)
+                worker.send(CommandKind.PAUSE, session_id)
             elif state != State.RUNNING.value:  # stopping, or already ended
-                worker.send("stop", session_id)
+                worker.send(CommandKind.STOP, session_id)
             if restart is not None:
                 await self.recorder.writer.add_event(
                     session_id,
@@ -287,7 +288,7 @@ class Runner:
         self.recorder.begin(session_id)
         while True:
             message = await worker.receive()
-            if message.kind == "died":
+            if message.kind == MessageKind.DIED:
                 return None if self.closing else message.data
             if message.session_id != session_id:
                 log.warning(

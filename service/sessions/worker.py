@@ -32,7 +32,7 @@ from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
 from ..stats.sprt import sprt
-from .protocol import WORKER_COMMANDS, Command, WorkerMessage
+from .protocol import SESSION_COMMANDS, Command, MessageKind, WorkerMessage
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -488,7 +488,7 @@ def serve_sessions(commands: Callable[[float | None], Command | None], emit: Cal
     has ended the worker reports `idle` for it, which is what lets the orchestrator give the
     worker to the next session. `exit` during a session ends it as a shutdown would, then
     the worker."""
-    emit(WorkerMessage("ready", None, {"pid": os.getpid()}))
+    emit(WorkerMessage(MessageKind.READY, None, {"pid": os.getpid()}))
     while True:
         command = commands(None)
         if command is None:
@@ -510,12 +510,12 @@ def serve_sessions(commands: Callable[[float | None], Command | None], emit: Cal
                 if got.kind == "exit":
                     exiting = True
                     return "shutdown"
-                if got.kind in WORKER_COMMANDS and got.session_id == session_id:
+                if got.kind in SESSION_COMMANDS and got.session_id == session_id:
                     return got.kind
                 # a command for another session (or a `run` while this one runs): not ours
 
         def session_emit(kind: str, data: dict[str, Any], session_id: str = session_id) -> None:
-            emit(WorkerMessage(kind, session_id, data))
+            emit(WorkerMessage(MessageKind(kind), session_id, data))
 
         try:
             SessionWorker(spec, session_emit, commands=Commands(session_command)).run()
