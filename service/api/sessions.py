@@ -27,7 +27,8 @@ from service.api.schemas import (
     SessionDetail,
     SessionOut,
 )
-from service.sessions.lifecycle import SessionNotFound, State
+from service.lifecycle import State
+from service.sessions.errors import SessionNotFound
 from service.sessions.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 

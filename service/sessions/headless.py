@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import SessionConfig, Settings
+from ..lifecycle import FINAL
 from ..reports.files import write_session_files
 from ..storage.database import create_engine, session_factory, upgrade_engine
 from ..telemetry import SessionMetrics, serve
 from ..telemetry.sinks import attach_sinks, close_sinks
-from .lifecycle import FINAL
 from .orchestrator import Orchestrator
 from .pool import make_pool
 

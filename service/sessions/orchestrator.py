@@ -70,14 +70,15 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from ..config import SessionConfig, Settings, stored_session_config
+from ..lifecycle import ACTIONS, ACTIVE, FINAL, State, sources
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
 from ..storage import codec
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable, is_connection_error
 from ..storage.models import EventRow
 from . import lease
+from .errors import IllegalTransition, SessionNotFound, SessionOwned
 from .events import EventBus
-from .lifecycle import ACTIONS, ACTIVE, FINAL, IllegalTransition, SessionNotFound, SessionOwned, State, sources
 from .pool import Pool
 from .ratings import player, rating_list
 from .worker import WorkerSpec

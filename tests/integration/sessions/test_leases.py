@@ -20,7 +20,7 @@ from scripted_workers import ScriptedPool, scripted_settings, until
 from sqlalchemy import update
 
 from service.config import Settings
-from service.sessions.lifecycle import SessionOwned
+from service.sessions.errors import SessionOwned
 from service.sessions.orchestrator import Orchestrator, utcnow
 from service.storage import repositories as repo
 from service.storage.models import SessionRow

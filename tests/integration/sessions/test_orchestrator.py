@@ -12,7 +12,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.config import Settings
-from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.sessions.errors import IllegalTransition, SessionNotFound
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
 from service.storage import models

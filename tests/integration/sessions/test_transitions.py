@@ -1,7 +1,7 @@
 """Lifecycle actions cannot race the session's own end (issue #21, item 3).
 
 Every state change is a compare-and-set through the one transition table
-(`service.sessions.lifecycle.TRANSITIONS`), done in the writer: a user action that loses
+(`service.lifecycle.TRANSITIONS`), done in the writer: a user action that loses
 a race with the worker's own report answers IllegalTransition (HTTP 409) naming the state
 that won, and a final state never changes. The interleavings are forced: the test holds the
 writer so that the session's end and the user's action are both queued, in a chosen order,
@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from scripted_workers import ScriptedPool, scripted_settings, until
 
-from service.sessions.lifecycle import TRANSITIONS, IllegalTransition, State
+from service.lifecycle import TRANSITIONS, State
+from service.sessions.errors import IllegalTransition
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo
 
