@@ -51,6 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import RestrictedRegistry
 
+from ..lifecycle import FINAL, State
 from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
 
@@ -70,8 +71,6 @@ GAME_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600
 """Seconds per game: from CI's tiny games to long games of a large net."""
 
 _GENERATION = re.compile(r"gen(\d+)")
-_RUNNING, _PAUSED = "running", "paused"
-_FINAL = frozenset({"completed", "stopped", "failed"})
 _ACTIVITY = frozenset(
     {"game.finished", "learning.step", "checkpoint.saved", "evaluation.finished", "metrics.snapshot", "stats"}
 )
@@ -187,17 +186,17 @@ class SessionMetrics:
         if event_type == "session.state":
             self._on_state(session, data.get("state"), now)
         elif event_type in _ACTIVITY and session.state is None:
-            session.state, session.running_since = _RUNNING, now  # restored: no `running` event
+            session.state, session.running_since = State.RUNNING, now  # restored: no `running` event
         handler = self._HANDLERS.get(event_type)
         if handler is not None:
             handler(self, session_id, session, data)
         self._refresh_time(session_id, session, now)
 
     def _on_state(self, session: _Session, state: str | None, now: float) -> None:
-        if state == _RUNNING:
+        if state == State.RUNNING:
             if session.running_since is None:
                 session.running_since = now
-        elif state == _PAUSED or state in _FINAL:
+        elif state == State.PAUSED or state in FINAL:
             if session.running_since is not None:
                 session.run_s += now - session.running_since
                 session.running_since = None

@@ -54,6 +54,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..lifecycle import FINAL, State
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "continuous-play"
@@ -76,7 +78,6 @@ EVENTS = frozenset(
 )
 """The stored events a sink forwards. `stats` (live only, every few seconds) is left out:
 `metrics.snapshot` is its throttled, stored copy (METRICS_EXPORT_INTERVAL)."""
-FINAL_STATES = frozenset({"completed", "stopped", "failed"})
 _CONFIG = "session.config"  # internal record: the session's configuration
 _BULKY = ("moves",)  # dropped from the copy a sink queues (the PGN holds the moves)
 _WHITE_SCORE = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}
@@ -192,7 +193,7 @@ class Sink:
                 self._fetch_config(session_id)
             record = {k: v for k, v in data.items() if k not in _BULKY} if isinstance(data, dict) else {}
             self._put(session_id, event_type, record)
-            if event_type == "session.state" and record.get("state") in FINAL_STATES:
+            if event_type == "session.state" and record.get("state") in FINAL:
                 self._seen.discard(session_id)  # restored later: its config is read again
                 self._configured.discard(session_id)
         except Exception as exc:  # pragma: no cover - defensive: a listener never raises
@@ -515,9 +516,9 @@ class WandbSink(Sink):
         for key in ("stop_reason", "failure_reason"):
             if data.get(key):
                 run.summary[key] = data[key]
-        if state in FINAL_STATES:
+        if state in FINAL:
             run.summary["games"] = current.games
-            run.finish(exit_code=1 if state == "failed" else 0)
+            run.finish(exit_code=1 if state == State.FAILED else 0)
             del self._runs[session_id]
 
     def _shutdown(self) -> None:
