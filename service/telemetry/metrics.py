@@ -51,6 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import RestrictedRegistry
 
+from ..event_types import LIVE_STATS, EventType
 from ..lifecycle import FINAL, State
 from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
@@ -72,7 +73,14 @@ GAME_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600
 
 _GENERATION = re.compile(r"gen(\d+)")
 _ACTIVITY = frozenset(
-    {"game.finished", "learning.step", "checkpoint.saved", "evaluation.finished", "metrics.snapshot", "stats"}
+    {
+        EventType.GAME_FINISHED,
+        EventType.LEARNING_STEP,
+        EventType.CHECKPOINT_SAVED,
+        EventType.EVALUATION_FINISHED,
+        EventType.METRICS_SNAPSHOT,
+        LIVE_STATS,
+    }
 )
 
 
@@ -183,7 +191,7 @@ class SessionMetrics:
             self.positions_learned.labels(session_id)
             for alert, severity in ALERT_LABELS:
                 self.alerts.labels(session_id, alert, severity)
-        if event_type == "session.state":
+        if event_type == EventType.SESSION_STATE:
             self._on_state(session, data.get("state"), now)
         elif event_type in _ACTIVITY and session.state is None:
             session.state, session.running_since = State.RUNNING, now  # restored: no `running` event
@@ -280,13 +288,13 @@ class SessionMetrics:
             session.alert_labels.add((alert, severity))
 
     _HANDLERS = {
-        "alert.raised": _on_alert,
-        "game.finished": _on_game,
-        "learning.step": _on_learning,
-        "stats": _on_stats,
-        "metrics.snapshot": _on_stats,
-        "checkpoint.saved": _on_checkpoint,
-        "evaluation.finished": _on_evaluation,
+        EventType.ALERT_RAISED: _on_alert,
+        EventType.GAME_FINISHED: _on_game,
+        EventType.LEARNING_STEP: _on_learning,
+        LIVE_STATS: _on_stats,
+        EventType.METRICS_SNAPSHOT: _on_stats,
+        EventType.CHECKPOINT_SAVED: _on_checkpoint,
+        EventType.EVALUATION_FINISHED: _on_evaluation,
     }
 
     # -- deletion ------------------------------------------------------------------------
