@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from scripted_workers import ScriptedPool, scripted_settings, until
 
+from service.event_types import EventType
 from service.lifecycle import TRANSITIONS, State
 from service.sessions.errors import IllegalTransition
 from service.sessions.orchestrator import Orchestrator
@@ -39,7 +40,7 @@ async def scripted(db_sessions, tmp_path):
 
 async def states(db_sessions, sid: str) -> list[str]:
     async with db_sessions() as db:
-        return [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == "session.state"]
+        return [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == EventType.SESSION_STATE]
 
 
 async def stored_state(db_sessions, sid: str) -> str:
