@@ -74,9 +74,10 @@ from typing import Any
 import httpx
 import psutil
 
+from service.lifecycle import FINAL, State
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 ROUTES = ("GET /v1/sessions/{id}", "GET /v1/sessions/{id}/games?limit=50")
-FINAL_STATES = {"completed", "stopped", "failed"}
 METRICS_EXPORT_INTERVAL = 1  # <= the worker's 2 s stats period: every stats report is stored
 FEW_GAMES = 20  # below this, games/min over the window is too noisy to compare
 
@@ -327,9 +328,9 @@ async def wait_running(client: httpx.AsyncClient, url: str, ids: list[str], time
     while True:
         details = [await get_session(client, url, sid) for sid in ids]
         for d in details:
-            if d["state"] in FINAL_STATES:
+            if d["state"] in FINAL:
                 raise RuntimeError(f"session {d['id']} ended early: {d['state']} {d.get('failure_reason')}")
-        if all(d["state"] == "running" and d.get("metrics") for d in details):
+        if all(d["state"] == State.RUNNING and d.get("metrics") for d in details):
             return
         if time.perf_counter() > deadline:
             raise RuntimeError(f"sessions not running after {timeout:.0f} s: {[d['state'] for d in details]}")
@@ -342,7 +343,7 @@ async def wait_final(
     deadline = time.perf_counter() + timeout
     while True:
         detail = await get_session(client, url, session_id)
-        if detail["state"] in FINAL_STATES:
+        if detail["state"] in FINAL:
             return detail
         if time.perf_counter() > deadline:
             raise RuntimeError(f"session {session_id} still {detail['state']} after {timeout:.0f} s")

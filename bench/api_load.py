@@ -89,6 +89,8 @@ import httpx
 import psutil
 import websockets
 
+from service.event_types import EventType
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_latency import (  # noqa: E402  (the server harness of the latency bench)
     CONSOLE_SCRIPT,
@@ -412,7 +414,7 @@ class Subscriber:
                         continue
                     self.messages += 1
                     message = json.loads(raw)
-                    if message["type"] == "game.finished" and message["data"].get("ended_at"):
+                    if message["type"] == EventType.GAME_FINISHED and message["data"].get("ended_at"):
                         self.delivery.append((arrived - message["data"]["ended_at"]) * 1000)
         except websockets.ConnectionClosed as closed:
             self.close_code = closed.rcvd.code if closed.rcvd is not None else 1006

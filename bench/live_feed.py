@@ -58,6 +58,9 @@ from typing import Any
 import httpx
 import websockets
 
+from service.event_types import EventType
+from service.lifecycle import FINAL, State
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_latency import (  # noqa: E402  (the server harness of the other service bench)
     CONSOLE_SCRIPT,
@@ -68,7 +71,6 @@ from api_latency import (  # noqa: E402  (the server harness of the other servic
     wait_final,
 )
 
-FINAL_STATES = {"completed", "stopped", "failed"}
 # A session that produces many events quickly on a CPU: the tiny net, short games.
 DEFAULTS = {
     "SELFPLAY_PARALLEL_GAMES": "16",
@@ -168,9 +170,9 @@ class Subscriber:
                     self.types[kind] += 1
                     if "seq" in message:
                         self.seqs.append(message["seq"])
-                    if kind == "game.finished" and message["data"].get("ended_at"):
+                    if kind == EventType.GAME_FINISHED and message["data"].get("ended_at"):
                         self.latencies.append(arrived - message["data"]["ended_at"])
-                    if kind == "session.state" and message["data"]["state"] in FINAL_STATES:
+                    if kind == EventType.SESSION_STATE and message["data"]["state"] in FINAL:
                         return
         except websockets.ConnectionClosed as closed:
             self.close_code = closed.rcvd.code if closed.rcvd is not None else 1006
@@ -189,7 +191,7 @@ async def stored_events(ws_url: str) -> list[dict[str, Any]]:
         async for raw in ws:
             message = json.loads(raw)
             out.append(message)
-            if message["type"] == "session.state" and message["data"]["state"] in FINAL_STATES:
+            if message["type"] == EventType.SESSION_STATE and message["data"]["state"] in FINAL:
                 return out
     return out
 
@@ -197,9 +199,14 @@ async def stored_events(ws_url: str) -> list[dict[str, Any]]:
 def session_rates(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Games/min and events/s over the session's playing time (running -> last game)."""
     start = next(
-        (parse_ts(e["ts"]) for e in events if e["type"] == "session.state" and e["data"]["state"] == "running"), None
+        (
+            parse_ts(e["ts"])
+            for e in events
+            if e["type"] == EventType.SESSION_STATE and e["data"]["state"] == State.RUNNING
+        ),
+        None,
     )
-    games = [e for e in events if e["type"] == "game.finished"]
+    games = [e for e in events if e["type"] == EventType.GAME_FINISHED]
     if start is None or not games:
         return {"games": len(games), "playing_s": None, "games_per_minute": None, "events_per_second": None}
     end = parse_ts(games[-1]["ts"])
@@ -224,7 +231,7 @@ def simulations(events: list[dict[str, Any]]) -> dict[str, Any]:
     values = [
         e["data"]["simulations_per_second"]
         for e in events
-        if e["type"] == "metrics.snapshot" and "simulations_per_second" in e["data"]
+        if e["type"] == EventType.METRICS_SNAPSHOT and "simulations_per_second" in e["data"]
     ]
     return {
         "mean": round(statistics.fmean(values), 1) if values else None,
@@ -289,7 +296,7 @@ async def phase(args: argparse.Namespace, folder: Path, subscribers: int, extra:
         "server_exit_code": code,
     }
     if first is not None:
-        result["moves_per_second"] = round(first.types["game.move"] / ran_s, 3) if ran_s else None
+        result["moves_per_second"] = round(first.types[EventType.GAME_MOVE] / ran_s, 3) if ran_s else None
         result["complete_feeds"] = sum(c.seqs == list(range(1, len(events) + 1)) for c in clients)
     return result
 

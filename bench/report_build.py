@@ -40,6 +40,8 @@ import psutil
 from sqlalchemy import event, func, select
 
 from service.config import Settings
+from service.event_types import EventType
+from service.lifecycle import State
 from service.reports.files import session_report
 from service.storage import models
 from service.storage import repositories as repo
@@ -89,7 +91,7 @@ async def seed(maker, settings: Settings, games: int, plies: int) -> str:
         await repo.set_state(
             db,
             session_id,
-            "completed",
+            State.COMPLETED,
             started_at=models.utcnow(),
             finished_at=models.utcnow(),
             stop_reason="max_games",
@@ -104,7 +106,7 @@ async def seed(maker, settings: Settings, games: int, plies: int) -> str:
                     await repo.add_event(
                         db,
                         session_id,
-                        "learning.step",
+                        EventType.LEARNING_STEP,
                         {
                             "games": number,
                             "step": 2 * number,

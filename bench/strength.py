@@ -32,6 +32,7 @@ import value_probe  # noqa: E402  (bench/value_probe.py)
 
 from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
 from service.engine import arena, network, players  # noqa: E402
+from service.event_types import EventType  # noqa: E402
 from service.sessions.headless import run_session  # noqa: E402
 from service.sessions.ratings import player, rating_list, ratings_out  # noqa: E402
 from service.stats.elo import elo_from_wdl  # noqa: E402
@@ -65,7 +66,9 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         settings,
         config,
         on_event=lambda kind, data: (
-            print(f"{kind}: {json.dumps(data)[:160]}", file=sys.stderr) if kind == "evaluation.finished" else None
+            print(f"{kind}: {json.dumps(data)[:160]}", file=sys.stderr)
+            if kind == EventType.EVALUATION_FINISHED
+            else None
         ),
     )
 

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from service.api.deps import CheckpointId, Db, SettingsDep
 from service.api.errors import Problem, problem_responses
-from service.sessions.lifecycle import SessionNotFound
+from service.sessions.errors import SessionNotFound
 from service.storage import repositories as repo
 
 log = logging.getLogger(__name__)

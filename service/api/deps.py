@@ -13,7 +13,7 @@ from sqlalchemy import BigInteger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.config import Settings
-from service.sessions.lifecycle import SessionNotFound
+from service.sessions.errors import SessionNotFound
 from service.storage.models import CheckpointRow, GameRow
 
 if TYPE_CHECKING:  # the orchestrator imports the engine side; routes only need its methods

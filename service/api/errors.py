@@ -26,7 +26,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
-from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.sessions.errors import IllegalTransition, SessionNotFound
 from service.storage.database import DatabaseUnavailable, asyncpg_connection_errors, is_connection_error
 from service.storage.repositories import NotFound, StateConflict
 

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse
 from service.api.deps import Db, GameId
 from service.api.errors import problem_responses
 from service.api.schemas import GameOut
-from service.sessions.lifecycle import SessionNotFound
+from service.sessions.errors import SessionNotFound
 from service.storage import repositories as repo
 
 router = APIRouter(prefix="/games", tags=["games"])

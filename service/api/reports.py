@@ -34,7 +34,7 @@ from service.config import Settings
 from service.reports.files import compose, load_session
 from service.reports.html import CSP, render_html
 from service.reports.reads import report_version
-from service.sessions.lifecycle import SessionNotFound
+from service.sessions.errors import SessionNotFound
 
 router = APIRouter(prefix="/sessions", tags=["reports"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +27,8 @@ from service.api.schemas import (
     SessionDetail,
     SessionOut,
 )
-from service.sessions.lifecycle import SessionNotFound, State
+from service.lifecycle import State
+from service.sessions.errors import SessionNotFound
 from service.sessions.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 
@@ -36,9 +37,12 @@ PGN_CHUNK_GAMES = 100
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
-StateFilter = Literal["pending", "running", "paused", "stopping", "completed", "stopped", "failed"]
-"""`State`'s values (spelled out: a type checker cannot read a Literal built at run time)."""
-assert get_args(StateFilter) == tuple(s.value for s in State), "StateFilter must list State's values, in order"
+if TYPE_CHECKING:  # a type checker cannot read a Literal built at run time
+    StateFilter = str
+else:
+    StateFilter = Literal[tuple(state.value for state in State)]
+"""The `state` query parameter: one of `State`'s values, in order (a Literal rather than
+`State` itself, so the OpenAPI schema is inlined and a bad value is a `literal_error`)."""
 PROBLEMS = problem_responses(404, 422)
 PAGED = problem_responses(400, 404, 422)
 MUTATING = problem_responses(401, 404, 413, 422)

@@ -16,8 +16,25 @@
   // ---------------------------------------------------------------------------------------
   // helpers
   const $ = (id) => document.getElementById(id);
-  const ACTIVE = new Set(["pending", "running", "paused", "stopping"]);
-  const TERMINAL = new Set(["completed", "stopped", "failed"]);
+  // The service's names, the only place this file spells them: checked against
+  // service/lifecycle.py (State, ACTIVE, FINAL, ACTIONS) and service/event_types.py
+  // (EventType, STORED) by tests/unit/test_dashboard_constants.py.
+  const STATE = Object.freeze({
+    PENDING: "pending", RUNNING: "running", PAUSED: "paused", STOPPING: "stopping",
+    COMPLETED: "completed", STOPPED: "stopped", FAILED: "failed",
+  });
+  const ACTIVE = new Set([STATE.PENDING, STATE.RUNNING, STATE.PAUSED, STATE.STOPPING]);
+  const TERMINAL = new Set([STATE.COMPLETED, STATE.STOPPED, STATE.FAILED]);
+  const ALLOWED = Object.freeze({ // the states each action is allowed in (lifecycle.ACTIONS)
+    pause: new Set([STATE.RUNNING]),
+    resume: new Set([STATE.PAUSED]),
+    stop: new Set([STATE.PENDING, STATE.RUNNING, STATE.PAUSED]),
+  });
+  const EVENT = Object.freeze({
+    SESSION_STATE: "session.state", GAME_FINISHED: "game.finished", LEARNING_STEP: "learning.step",
+    CHECKPOINT_SAVED: "checkpoint.saved", EVALUATION_FINISHED: "evaluation.finished",
+    METRICS_SNAPSHOT: "metrics.snapshot", ALERT_RAISED: "alert.raised", GAME_MOVE: "game.move",
+  });
   const KEY_STORE = "continuous-play.api-key";
   const LOG_LIMIT = 300;
   const POLL_MS = 5000;
@@ -352,9 +369,9 @@
       h("td", {}, presetOf(s)),
       h("td", { class: "muted", title: s.created_at }, ago(s.created_at)),
       h("td", { class: "actions" },
-        actionButton("Pause", "pause", s, s.state === "running"),
-        actionButton("Resume", "resume", s, s.state === "paused"),
-        actionButton("Stop", "stop", s, ["pending", "running", "paused"].includes(s.state)),
+        actionButton("Pause", "pause", s, ALLOWED.pause.has(s.state)),
+        actionButton("Resume", "resume", s, ALLOWED.resume.has(s.state)),
+        actionButton("Stop", "stop", s, ALLOWED.stop.has(s.state)),
         actionButton(confirm === s.id ? "Confirm delete" : "Delete", "delete", s, TERMINAL.has(s.state),
           `btn-danger ${confirm === s.id ? "confirm" : ""}`)));
       body.append(row);
@@ -546,8 +563,8 @@
     if (event.session_id && event.session_id !== view.id) return;
     const data = event.data || {};
     switch (event.type) {
-      case "game.move": onMove(data); return; // not numbered, not logged
-      case "game.finished":
+      case EVENT.GAME_MOVE: onMove(data); return; // not numbered, not logged
+      case EVENT.GAME_FINISHED:
         view.games.push({
           number: data.number, result: data.result, ts: Date.parse(event.ts) || Date.now(),
           duration: data.duration_s, runningSince: view.runningSince,
@@ -558,26 +575,26 @@
         }
         renderLastGameSoon();
         break;
-      case "learning.step":
+      case EVENT.LEARNING_STEP:
         view.losses.push({ step: data.step, policy: data.policy_loss, value: data.value_loss, total: data.total_loss });
         break;
-      case "checkpoint.saved":
+      case EVENT.CHECKPOINT_SAVED:
         view.generationGames.set(data.generation, data.games);
         break;
-      case "evaluation.finished":
+      case EVENT.EVALUATION_FINISHED:
         view.evaluations.push(data);
         if (data.ratings && typeof data.ratings === "object") view.ratings = data.ratings;
         if (!view.ratingsLoaded) renderRatingsFromEvent();
         loadRatingsSoon();
         refreshSoon();
         break;
-      case "metrics.snapshot":
+      case EVENT.METRICS_SNAPSHOT:
         view.snapshots.push({
           ts: Date.parse(event.ts) || Date.now(), sps: data.simulations_per_second, buffer: data.buffer_size, rss: data.rss_mb,
         });
         break;
-      case "session.state":
-        if (data.state === "running") view.runningSince = Date.parse(event.ts) || Date.now();
+      case EVENT.SESSION_STATE:
+        if (data.state === STATE.RUNNING) view.runningSince = Date.parse(event.ts) || Date.now();
         refreshSoon();
         break;
       default:
@@ -700,9 +717,9 @@
   const loadRatingsSoon = throttle(loadRatings, 1500);
 
   // -- event log ---------------------------------------------------------------------------
-  const LOG_TYPES = ["game.finished", "learning.step", "checkpoint.saved", "evaluation.finished", "session.state",
-    "metrics.snapshot", "alert.raised"];
-  const logHidden = new Set(["metrics.snapshot"]);
+  const LOG_TYPES = [EVENT.GAME_FINISHED, EVENT.LEARNING_STEP, EVENT.CHECKPOINT_SAVED, EVENT.EVALUATION_FINISHED,
+    EVENT.SESSION_STATE, EVENT.METRICS_SNAPSHOT, EVENT.ALERT_RAISED];
+  const logHidden = new Set([EVENT.METRICS_SNAPSHOT]);
 
   function setupLogFilters() {
     const box = $("log-filters");
@@ -723,24 +740,24 @@
   function summary(event) {
     const d = event.data || {};
     switch (event.type) {
-      case "session.state": {
+      case EVENT.SESSION_STATE: {
         const extra = d.failure_reason || d.stop_reason;
         return `→ ${d.state}${extra ? ` (${extra})` : ""}`;
       }
-      case "game.finished":
+      case EVENT.GAME_FINISHED:
         return `#${d.number} ${d.result} · ${d.termination}${d.adjudicated ? " (adjudicated)" : ""} · ${d.plies} plies · ${fmt(d.duration_s, 1)} s`;
-      case "learning.step":
+      case EVENT.LEARNING_STEP:
         return `step ${d.step} · policy ${fmt(d.policy_loss, 3)} · value ${fmt(d.value_loss, 3)} · total ${fmt(d.total_loss, 3)} · buffer ${fmtInt(d.buffer_size)}`;
-      case "checkpoint.saved":
+      case EVENT.CHECKPOINT_SAVED:
         return `generation ${d.generation} after ${fmtInt(d.games)} games`;
-      case "evaluation.finished": {
+      case EVENT.EVALUATION_FINISHED: {
         const ci = d.elo_low !== null && d.elo_low !== undefined ? ` [${Math.round(d.elo_low)}, ${Math.round(d.elo_high)}]` : "";
         const sprt = d.sprt && d.sprt.state ? ` · SPRT ${d.sprt.state}` : "";
         return `gen ${d.generation} vs ${d.opponent}: +${d.wins} =${d.draws} −${d.losses} · Elo ${fmtInt(d.elo)}${ci}${sprt}`;
       }
-      case "metrics.snapshot":
+      case EVENT.METRICS_SNAPSHOT:
         return `${fmtInt(d.simulations_per_second)} sims/s · buffer ${fmtInt(d.buffer_size)} · RSS ${fmtInt(d.rss_mb)} MB`;
-      case "alert.raised":
+      case EVENT.ALERT_RAISED:
         return `[${d.severity || "alert"}] ${d.name || ""}: ${d.message || ""}`;
       default:
         return JSON.stringify(d).slice(0, 200);
@@ -926,13 +943,13 @@
     const id = event.session_id;
     if (!id) return;
     const listed = table.items.find((s) => s.id === id);
-    if (!listed) { if (event.type === "session.state") refreshSoon(); return; }
-    if (event.type === "session.state" && event.data && event.data.state) {
+    if (!listed) { if (event.type === EVENT.SESSION_STATE) refreshSoon(); return; }
+    if (event.type === EVENT.SESSION_STATE && event.data && event.data.state) {
       listed.state = event.data.state;
       refreshSoon();
-    } else if (event.type === "game.finished" && event.data && typeof event.data.number === "number") {
+    } else if (event.type === EVENT.GAME_FINISHED && event.data && typeof event.data.number === "number") {
       listed.games_done = Math.max(listed.games_done, event.data.number);
-    } else if (event.type === "evaluation.finished") {
+    } else if (event.type === EVENT.EVALUATION_FINISHED) {
       refreshSoon();
       return;
     } else {

@@ -23,12 +23,13 @@ import asyncio
 import json
 from typing import Any
 
+from ..event_types import EventType
+
 OVERFLOW = "overflow"
 """Reason of a subscription whose queue was full when a message arrived (client too slow)."""
 SHUTDOWN = "shutdown"
 """Reason of a subscription ended because the bus closed (the service is shutting down)."""
 
-MOVE = "game.move"
 DEFAULT_QUEUE_SIZE = 1000
 
 
@@ -208,7 +209,7 @@ class EventBus:
         if not targets:
             return 0
         item = LiveMessage(message)
-        move = message.get("type") == MOVE
+        move = message.get("type") == EventType.GAME_MOVE
         queued = 0
         for sub in targets:
             if move and not sub.moves:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import SessionConfig, Settings
+from ..event_types import EventType
+from ..lifecycle import FINAL
 from ..reports.files import write_session_files
 from ..storage.database import create_engine, session_factory, upgrade_engine
 from ..telemetry import SessionMetrics, serve
 from ..telemetry.sinks import attach_sinks, close_sinks
-from .lifecycle import FINAL
 from .orchestrator import Orchestrator
 from .pool import make_pool
 
@@ -58,13 +59,13 @@ async def run_session(
     def listener(session_id: str, kind: str, data: dict[str, Any]) -> None:
         if session_id != current.get("id"):
             return
-        if kind == "game.finished":  # games.pgn grows as games finish; rewritten whole at the end
+        if kind == EventType.GAME_FINISHED:  # games.pgn grows as games finish; rewritten whole at the end
             out = Path(settings.report_dir) / session_id
             out.mkdir(parents=True, exist_ok=True)
             with (out / "games.pgn").open("a") as f:
                 f.write(data["pgn"])
         on_event(kind, data)
-        if kind == "session.state" and data["state"] in FINAL:
+        if kind == EventType.SESSION_STATE and data["state"] in FINAL:
             done.set()
 
     stop_metrics = None

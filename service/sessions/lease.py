@@ -23,7 +23,7 @@ from datetime import datetime
 import psutil
 
 from ..storage import repositories as repo
-from .lifecycle import SessionNotFound, SessionOwned
+from .errors import SessionNotFound, SessionOwned
 from .writer import Writer, rfc3339, utcnow
 
 log = logging.getLogger(__name__)

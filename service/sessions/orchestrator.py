@@ -38,12 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SessionConfig, Settings
+from ..event_types import EventType
+from ..lifecycle import ACTIONS, ACTIVE, State
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable
 from . import lease
+from .errors import IllegalTransition, SessionNotFound
 from .events import EventBus
 from .lease import Leases, owned
-from .lifecycle import ACTIONS, ACTIVE, IllegalTransition, SessionNotFound, State
 from .pool import Pool
 from .protocol import CommandKind, MessageKind
 from .recorder import Announcer, Listener, Recorder
@@ -173,7 +175,7 @@ class Orchestrator:
             if init_checkpoint_id is not None and await repo.get_checkpoint(db, init_checkpoint_id) is None:
                 raise SessionNotFound("checkpoint", init_checkpoint_id)
             row = await repo.create_session(db, config.model_dump(mode="json"), config.seed, init_checkpoint_id)
-            await self.writer.event(db, row.id, "session.state", {"state": State.PENDING.value})
+            await self.writer.event(db, row.id, EventType.SESSION_STATE, {"state": State.PENDING.value})
             return row.id
 
         session_id = await self.writer.write(job)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import SessionConfig
+from ..event_types import LIVE_STATS, EventType
 from ..stats.scorecard import Scorecard
 
 
@@ -45,14 +46,14 @@ class SessionProgress:
 
     def update(self, kind: str, data: dict[str, Any]) -> None:
         """Fold one session event into the bar."""
-        if kind == "game.finished":
+        if kind == EventType.GAME_FINISHED:
             self.card.add(
                 data["result"], data["plies"], data["termination"], data["adjudicated"], data.get("duration_s", 0.0)
             )
-        elif kind == "learning.step":
+        elif kind == EventType.LEARNING_STEP:
             self.loss = data["total_loss"]
             self.buffer = data["buffer_size"]
-        elif kind == "stats":
+        elif kind == LIVE_STATS:
             self.sims = data["simulations_per_second"]
             self.buffer = data["buffer_size"]
         elif kind == "stopping":
@@ -65,5 +66,10 @@ class SessionProgress:
             f"{'-' if self.sims is None else f'{self.sims:,.0f}'} sims/s  buffer {self.buffer:,}"
         )
         self.progress.update(self.task, completed=card.games, line=line)
-        if self.quiet and kind in ("game.finished", "learning.step", "checkpoint.saved", "session.state"):
+        if self.quiet and kind in (
+            EventType.GAME_FINISHED,
+            EventType.LEARNING_STEP,
+            EventType.CHECKPOINT_SAVED,
+            EventType.SESSION_STATE,
+        ):
             self.console.print(f"{kind}: {line}")

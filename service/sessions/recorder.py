@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..event_types import LIVE_STATS, EventType
+from ..lifecycle import State, sources
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable
 from .events import EventBus
 from .lease import Leases
-from .lifecycle import State, sources
 from .protocol import MessageKind
 from .ratings import player, rating_list
 from .writer import StagedEvent, Writer, rfc3339, utcnow
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[str, str, dict[str, Any]], None]
 """Called with (session_id, event type, data) after each stored event has been committed
-(telemetry, progress bars), and with type "stats" for the worker's live-only stats."""
+(telemetry, progress bars), and with type LIVE_STATS ("stats") for the worker's live-only stats."""
 
 FINAL_REASONS = {"max_games": State.COMPLETED, "duration": State.COMPLETED, "stopped": State.STOPPED}
 """The state a session ends in, by the reason its worker gives (`finished`); others: stopped."""
@@ -192,7 +193,7 @@ class Recorder:
             await self.writer.event(
                 db,
                 session_id,
-                "session.state",
+                EventType.SESSION_STATE,
                 {
                     "state": target.value,
                     **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()},
@@ -241,7 +242,7 @@ class Recorder:
             await self.writer.event(
                 db,
                 session_id,
-                "game.finished",
+                EventType.GAME_FINISHED,
                 {
                     "game_id": game.id,
                     "number": data["number"],
@@ -264,7 +265,7 @@ class Recorder:
     async def _move(self, session_id: str, data: dict[str, Any], reports: _Reports) -> bool:
         """The featured game's move: live only, neither stored nor numbered."""
         self.announcer.bus.publish(
-            {"session_id": session_id, "type": "game.move", "ts": rfc3339(utcnow()), "data": data}
+            {"session_id": session_id, "type": EventType.GAME_MOVE, "ts": rfc3339(utcnow()), "data": data}
         )
         return False
 
@@ -277,7 +278,7 @@ class Recorder:
             await self.writer.event(
                 db,
                 session_id,
-                "checkpoint.saved",
+                EventType.CHECKPOINT_SAVED,
                 {
                     "checkpoint_id": row.id,
                     "generation": data["generation"],
@@ -325,7 +326,7 @@ class Recorder:
         await self.writer.event(
             db,
             session_id,
-            "evaluation.finished",
+            EventType.EVALUATION_FINISHED,
             {
                 "checkpoint_id": checkpoint.id,
                 "generation": data["generation"],
@@ -346,7 +347,7 @@ class Recorder:
             db,
             session_id,
             alerts,
-            "evaluation.finished",
+            EventType.EVALUATION_FINISHED,
             {
                 "games": data.get("games_played"),
                 "generation": data["generation"],
@@ -359,9 +360,9 @@ class Recorder:
         alerts = self._check_loss(session_id, data.get("total_loss"))
 
         async def job(db):
-            await self.writer.event(db, session_id, "learning.step", data)
+            await self.writer.event(db, session_id, EventType.LEARNING_STEP, data)
             await self._raise_alerts(
-                db, session_id, alerts, "learning.step", {"games": data.get("games"), "step": data.get("step")}
+                db, session_id, alerts, EventType.LEARNING_STEP, {"games": data.get("games"), "step": data.get("step")}
             )
 
         await self.writer.write(job)
@@ -371,7 +372,7 @@ class Recorder:
         """Live stats: to the listeners at once, kept as a snapshot every
         METRICS_EXPORT_INTERVAL seconds, and checked for memory growth."""
         self._live[session_id] = data | {"at": utcnow().isoformat(), "paused": False}
-        self.announcer.notify(session_id, "stats", data)
+        self.announcer.notify(session_id, LIVE_STATS, data)
         growth = data.get("rss_growth_mb")
         if isinstance(growth, (int, float)):
             alerts = self._alert_state(session_id).tracker.check(memory_growth_mb=float(growth))
@@ -389,7 +390,7 @@ class Recorder:
     async def _snapshot(self, session_id: str, data: dict[str, Any]) -> None:
         async def job(db):
             await repo.add_metric_snapshot(db, session_id, data)
-            await self.writer.event(db, session_id, "metrics.snapshot", data)
+            await self.writer.event(db, session_id, EventType.METRICS_SNAPSHOT, data)
 
         await self.writer.write(job)
 
@@ -454,6 +455,6 @@ class Recorder:
             await self.writer.event(
                 db,
                 session_id,
-                "alert.raised",
+                EventType.ALERT_RAISED,
                 {**alert.to_dict(), "trigger": trigger, **{k: v for k, v in context.items() if v is not None}},
             )

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, stored_session_config
+from ..event_types import EventType
+from ..lifecycle import FINAL, State
 from ..storage import codec
 from ..storage import repositories as repo
+from .errors import SessionNotFound, SessionOwned
 from .lease import Leases
-from .lifecycle import FINAL, SessionNotFound, SessionOwned, State
 from .pool import Pool
 from .protocol import CommandKind, MessageKind
 from .recorder import Recorder
@@ -221,7 +223,7 @@ class Runner:
             if restart is not None:
                 await self.recorder.writer.add_event(
                     session_id,
-                    "session.state",
+                    EventType.SESSION_STATE,
                     {
                         "state": state,
                         "restarted": True,

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from ..event_types import EventType
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable, is_connection_error
 from ..storage.models import EventRow
@@ -272,7 +273,7 @@ class Writer:
             self._staged = None
             self._outage_over()
             for event in staged:  # committed: now the listeners and the live feed hear of it
-                if event.kind == "game.finished":
+                if event.kind == EventType.GAME_FINISHED:
                     self.games_written[event.session_id] = self.games_written.get(event.session_id, 0) + 1
                 self.publish(event)
             self._resolve(item, result=result)

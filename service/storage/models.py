@@ -33,12 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 
+from ..lifecycle import ACTIVE, State
 from . import codec
-
-STATES = ("pending", "running", "paused", "stopping", "completed", "stopped", "failed")
-"""Every session state (DESIGN.md "Sessions": pending -> running <-> paused -> stopping -> end)."""
-ACTIVE_STATES = ("pending", "running", "paused", "stopping")
-"""States of a session that is not over (DELETE answers 409 in these)."""
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 """A JSON column: JSON on SQLite, JSONB on PostgreSQL."""
@@ -109,12 +105,12 @@ class SessionRow(Base):
 
     __tablename__ = "sessions"
     __table_args__ = (
-        CheckConstraint("state IN ('" + "', '".join(STATES) + "')", name="state"),
+        CheckConstraint("state IN ('" + "', '".join(State) + "')", name="state"),
         Index("ix_sessions_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_session_id)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=State.PENDING.value)
     config: Mapped[dict[str, Any]]
     seed: Mapped[int] = mapped_column(BigInteger, index=True)
     init_checkpoint_id: Mapped[int | None] = mapped_column(
@@ -144,7 +140,7 @@ class SessionRow(Base):
     @property
     def active(self) -> bool:
         """Whether the session is not over (pending, running, paused or stopping)."""
-        return self.state in ACTIVE_STATES
+        return self.state in ACTIVE
 
 
 class GameRow(Base):

@@ -25,9 +25,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..lifecycle import State
 from . import codec
 from .models import (
-    STATES,
     CheckpointRow,
     EvaluationRow,
     EventRow,
@@ -37,6 +37,7 @@ from .models import (
     utcnow,
 )
 
+_STATES = frozenset(State)  # what a plain string is looked up in: `"x" in State` raises TypeError on 3.11
 SETTABLE_SESSION_FIELDS = frozenset(
     {"failure_reason", "stop_reason", "started_at", "finished_at", "games_done", "init_checkpoint_id"}
 )
@@ -104,7 +105,7 @@ async def create_session(
     db: AsyncSession, config: dict[str, Any], seed: int, init_checkpoint_id: int | None = None
 ) -> SessionRow:
     """A new `pending` session (config: `SessionConfig.model_dump(mode="json")`)."""
-    row = SessionRow(config=config, seed=seed, init_checkpoint_id=init_checkpoint_id, state="pending")
+    row = SessionRow(config=config, seed=seed, init_checkpoint_id=init_checkpoint_id, state=State.PENDING.value)
     db.add(row)
     await db.flush()
     return row
@@ -201,8 +202,8 @@ async def list_sessions(
     """Sessions newest first (by created_at, then id), optionally in one state; returns
     (rows, next_cursor), next_cursor None on the last page."""
     _check_limit(limit)
-    if state is not None and state not in STATES:
-        raise ValueError(f"unknown state {state!r}: expected one of {', '.join(STATES)}")
+    if state is not None and state not in _STATES:
+        raise ValueError(f"unknown state {state!r}: expected one of {', '.join(State)}")
     query = select(SessionRow).order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(limit + 1)
     if state is not None:
         query = query.where(SessionRow.state == state)
@@ -234,7 +235,7 @@ async def set_state(
     With `from_states`, the change happens only from one of them (the row is locked on
     PostgreSQL meanwhile), else StateConflict. NotFound for an unknown session.
     """
-    if state not in STATES:
+    if state not in _STATES:
         raise ValueError(f"unknown state {state!r}")
     unknown = set(fields) - SETTABLE_SESSION_FIELDS
     if unknown:

@@ -51,6 +51,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import RestrictedRegistry
 
+from ..event_types import LIVE_STATS, EventType
+from ..lifecycle import FINAL, State
 from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
 
@@ -70,10 +72,15 @@ GAME_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600
 """Seconds per game: from CI's tiny games to long games of a large net."""
 
 _GENERATION = re.compile(r"gen(\d+)")
-_RUNNING, _PAUSED = "running", "paused"
-_FINAL = frozenset({"completed", "stopped", "failed"})
 _ACTIVITY = frozenset(
-    {"game.finished", "learning.step", "checkpoint.saved", "evaluation.finished", "metrics.snapshot", "stats"}
+    {
+        EventType.GAME_FINISHED,
+        EventType.LEARNING_STEP,
+        EventType.CHECKPOINT_SAVED,
+        EventType.EVALUATION_FINISHED,
+        EventType.METRICS_SNAPSHOT,
+        LIVE_STATS,
+    }
 )
 
 
@@ -184,20 +191,20 @@ class SessionMetrics:
             self.positions_learned.labels(session_id)
             for alert, severity in ALERT_LABELS:
                 self.alerts.labels(session_id, alert, severity)
-        if event_type == "session.state":
+        if event_type == EventType.SESSION_STATE:
             self._on_state(session, data.get("state"), now)
         elif event_type in _ACTIVITY and session.state is None:
-            session.state, session.running_since = _RUNNING, now  # restored: no `running` event
+            session.state, session.running_since = State.RUNNING, now  # restored: no `running` event
         handler = self._HANDLERS.get(event_type)
         if handler is not None:
             handler(self, session_id, session, data)
         self._refresh_time(session_id, session, now)
 
     def _on_state(self, session: _Session, state: str | None, now: float) -> None:
-        if state == _RUNNING:
+        if state == State.RUNNING:
             if session.running_since is None:
                 session.running_since = now
-        elif state == _PAUSED or state in _FINAL:
+        elif state == State.PAUSED or state in FINAL:
             if session.running_since is not None:
                 session.run_s += now - session.running_since
                 session.running_since = None
@@ -281,13 +288,13 @@ class SessionMetrics:
             session.alert_labels.add((alert, severity))
 
     _HANDLERS = {
-        "alert.raised": _on_alert,
-        "game.finished": _on_game,
-        "learning.step": _on_learning,
-        "stats": _on_stats,
-        "metrics.snapshot": _on_stats,
-        "checkpoint.saved": _on_checkpoint,
-        "evaluation.finished": _on_evaluation,
+        EventType.ALERT_RAISED: _on_alert,
+        EventType.GAME_FINISHED: _on_game,
+        EventType.LEARNING_STEP: _on_learning,
+        LIVE_STATS: _on_stats,
+        EventType.METRICS_SNAPSHOT: _on_stats,
+        EventType.CHECKPOINT_SAVED: _on_checkpoint,
+        EventType.EVALUATION_FINISHED: _on_evaluation,
     }
 
     # -- deletion ------------------------------------------------------------------------

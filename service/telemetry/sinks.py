@@ -54,6 +54,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..event_types import STORED, EventType
+from ..lifecycle import FINAL, State
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "continuous-play"
@@ -63,20 +66,6 @@ learning steps arrive a few per second at most; stats are throttled to snapshots
 DROP_WARNING_PERIOD_S = 60.0
 CLOSE_TIMEOUT_S = 30.0
 
-EVENTS = frozenset(
-    {
-        "session.state",
-        "game.finished",
-        "learning.step",
-        "checkpoint.saved",
-        "evaluation.finished",
-        "metrics.snapshot",
-        "alert.raised",
-    }
-)
-"""The stored events a sink forwards. `stats` (live only, every few seconds) is left out:
-`metrics.snapshot` is its throttled, stored copy (METRICS_EXPORT_INTERVAL)."""
-FINAL_STATES = frozenset({"completed", "stopped", "failed"})
 _CONFIG = "session.config"  # internal record: the session's configuration
 _BULKY = ("moves",)  # dropped from the copy a sink queues (the PGN holds the moves)
 _WHITE_SCORE = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}
@@ -185,14 +174,15 @@ class Sink:
     def listener(self, session_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Queue one event for the sink's thread; never blocks, never raises."""
         try:
-            if self._disabled or self._closing or event_type not in EVENTS:
+            # the stored events only: not `stats` (live, every few seconds; `metrics.snapshot` is its copy)
+            if self._disabled or self._closing or event_type not in STORED:
                 return
             if session_id not in self._seen:
                 self._seen.add(session_id)
                 self._fetch_config(session_id)
             record = {k: v for k, v in data.items() if k not in _BULKY} if isinstance(data, dict) else {}
             self._put(session_id, event_type, record)
-            if event_type == "session.state" and record.get("state") in FINAL_STATES:
+            if event_type == EventType.SESSION_STATE and record.get("state") in FINAL:
                 self._seen.discard(session_id)  # restored later: its config is read again
                 self._configured.discard(session_id)
         except Exception as exc:  # pragma: no cover - defensive: a listener never raises
@@ -440,9 +430,9 @@ class WandbSink(Sink):
             return
         current = self._run_of(session_id)
         run = current.run
-        if event_type == "session.state":
+        if event_type == EventType.SESSION_STATE:
             self._on_state(session_id, current, data)
-        elif event_type == "game.finished":
+        elif event_type == EventType.GAME_FINISHED:
             result = data.get("result")
             if result in current.results:
                 current.results[result] += 1
@@ -460,20 +450,20 @@ class WandbSink(Sink):
                     }
                 )
             run.log(row)
-        elif event_type == "learning.step":
+        elif event_type == EventType.LEARNING_STEP:
             current.games = max(current.games, int(data.get("games") or 0))
             run.log({"games": current.games, **numbers(data, "learning/", skip=("games",))})
-        elif event_type == "checkpoint.saved":
+        elif event_type == EventType.CHECKPOINT_SAVED:
             games = int(data.get("games") or current.games)
             if data.get("generation") is not None:
                 current.games_at[int(data["generation"])] = games
             current.games = max(current.games, games)
             run.log({"games": games, "checkpoint/generation": data.get("generation")})
-        elif event_type == "evaluation.finished":
+        elif event_type == EventType.EVALUATION_FINISHED:
             run.log(self._evaluation_row(current, data))
-        elif event_type == "metrics.snapshot":
+        elif event_type == EventType.METRICS_SNAPSHOT:
             run.log({"games": current.games, **numbers(data, "stats/")})
-        elif event_type == "alert.raised":
+        elif event_type == EventType.ALERT_RAISED:
             self._on_alert(current, data)
 
     @staticmethod
@@ -515,9 +505,9 @@ class WandbSink(Sink):
         for key in ("stop_reason", "failure_reason"):
             if data.get(key):
                 run.summary[key] = data[key]
-        if state in FINAL_STATES:
+        if state in FINAL:
             run.summary["games"] = current.games
-            run.finish(exit_code=1 if state == "failed" else 0)
+            run.finish(exit_code=1 if state == State.FAILED else 0)
             del self._runs[session_id]
 
     def _shutdown(self) -> None:
@@ -582,13 +572,15 @@ class BraintrustSink(Sink):
             if isinstance(data.get(key), str):
                 metadata[key] = data[key]
         scores: dict[str, float] = {}
-        if event_type == "game.finished" and data.get("result") in _WHITE_SCORE:
+        if event_type == EventType.GAME_FINISHED and data.get("result") in _WHITE_SCORE:
             scores["white_score"] = _WHITE_SCORE[data["result"]]
-        if event_type == "evaluation.finished":
+        if event_type == EventType.EVALUATION_FINISHED:
             w, d, losses = (int(data.get(k) or 0) for k in ("wins", "draws", "losses"))
             if w + d + losses:
                 scores["score"] = (w + d / 2) / (w + d + losses)
-        tags = [event_type] + ([str(data["severity"])] if event_type == "alert.raised" and data.get("severity") else [])
+        tags = [event_type]
+        if event_type == EventType.ALERT_RAISED and data.get("severity"):
+            tags.append(str(data["severity"]))
         self._logger.log(
             input={"session_id": session_id, "event": event_type},
             output=_json_safe(data),

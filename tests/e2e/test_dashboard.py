@@ -19,6 +19,8 @@ import pytest
 from browser_support import chromium_page, screenshot
 from server_support import Server, serving, sqlite_url, wait_for
 
+from service.event_types import EventType
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 KEY = "dashboard-test-key-0123456789"
@@ -156,7 +158,7 @@ def test_dashboard_follows_a_session_live(live_session):
         # the event log: entries, newest first, each seq once
         seqs = log_seqs(page)
         assert seqs and len(seqs) == len(set(seqs)) and seqs == sorted(seqs, reverse=True)
-        assert page.eval_on_selector_all("#log li[data-type='game.finished']", "r => r.length") >= 1
+        assert page.eval_on_selector_all(f"#log li[data-type='{EventType.GAME_FINISHED}']", "r => r.length") >= 1
 
         # pause and resume from the table (with the key)
         page.click(f"{row} button[data-action=pause]")
@@ -167,7 +169,7 @@ def test_dashboard_follows_a_session_live(live_session):
         page.wait_for_function(
             f"() => document.querySelector('{row} .badge').textContent === 'running'", timeout=WAIT_MS
         )
-        page.wait_for_selector("#log li[data-type='session.state']")
+        page.wait_for_selector(f"#log li[data-type='{EventType.SESSION_STATE}']")
 
         page.evaluate("() => { document.getElementById('notice').hidden = true; }")  # no toast in the picture
         page.wait_for_timeout(500)  # let the last chart redraw land before the picture

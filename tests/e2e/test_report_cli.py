@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from service.config import Settings
+from service.event_types import EventType
 from service.reports.files import write_session_files
 from service.storage import models
 from service.storage import repositories as repo
@@ -97,7 +98,7 @@ async def _write_run(tmp: Path) -> tuple[str, Path]:
                 await repo.add_event(
                     db,
                     session_id,
-                    "learning.step",
+                    EventType.LEARNING_STEP,
                     {
                         "games": 4 * i,
                         "step": 8 * i,

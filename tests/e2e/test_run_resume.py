@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from service.config import Settings
+from service.event_types import EventType
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -138,12 +139,8 @@ def test_run_resume_continues_a_crashed_session_to_its_end(tmp_path):
     generations = stored_generations(db)
     assert generations == list(range(len(generations))) and generations[: len(generations_before)] == generations_before
     assert len(generations) > len(generations_before), "the resumed run stored no checkpoint"
-    numbers = [
-        e
-        for (e,) in query(
-            db, "SELECT json_extract(data, '$.number') FROM events WHERE type = 'game.finished' ORDER BY seq"
-        )
-    ]
+    sql = f"SELECT json_extract(data, '$.number') FROM events WHERE type = '{EventType.GAME_FINISHED}' ORDER BY seq"
+    numbers = [e for (e,) in query(db, sql)]
     assert numbers == list(range(1, MAX_GAMES + 1)), "one game.finished event per game, in order"
 
     out = tmp_path / "reports" / sid

@@ -32,6 +32,7 @@ from server_support import (
 from sqlalchemy import select
 
 from service.engine import network
+from service.event_types import EventType
 from service.storage import repositories as repo
 from service.storage.models import GameRow
 
@@ -134,8 +135,10 @@ def test_session_lifecycle_over_http(backend, tmp_path):
             assert problem["state"] == "stopped" and problem["action"] == action
         # `stopped` is stored after the worker's last report: every game.finished event precedes it
         events = read_db(url, lambda db: repo.events_since(db, sid, 0, 100_000))
-        stopped_seq = next(e.seq for e in events if e.type == "session.state" and e.data.get("state") == "stopped")
-        finished = [e.seq for e in events if e.type == "game.finished"]
+        stopped_seq = next(
+            e.seq for e in events if e.type == EventType.SESSION_STATE and e.data.get("state") == "stopped"
+        )
+        finished = [e.seq for e in events if e.type == EventType.GAME_FINISHED]
         assert finished and max(finished) < stopped_seq, (finished, stopped_seq)
         n = c.get(base).json()["games_done"]
         assert n == len(finished) == body["games_done"] >= held + 2

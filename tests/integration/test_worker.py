@@ -21,6 +21,7 @@ from service.config import SessionConfig, Settings, load_settings
 from service.engine import arena, encoding, network
 from service.engine.openings import OPENINGS
 from service.engine.training import steps_for
+from service.event_types import EventType
 from service.sessions.headless import run_session
 from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
@@ -312,7 +313,7 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
     assert report == json.loads(out.joinpath("report.json").read_text())
     assert report["state"] == "completed" and report["stop_reason"] == "max_games" and report["error"] is None
     assert report["scorecard"]["games"] == 4
-    assert kinds.count("game.finished") == 4 and kinds[-1] == "session.state"
+    assert kinds.count(EventType.GAME_FINISHED) == 4 and kinds[-1] == EventType.SESSION_STATE
     assert (tmp_path / "checkpoints" / sid / "gen-0000.safetensors").is_file()
     # the end-of-session evaluation: the newest checkpoint against random and against gen0
     assert {(e["opponent"]) for e in report["evaluations"]} == {"random", "gen0"}

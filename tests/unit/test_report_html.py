@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from service.config import Settings
+from service.event_types import EventType
 from service.reports.builder import (
     REPORT_FORMAT,
     build_report,
@@ -223,7 +224,7 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
             "message": "loss 9.1 > 3 x mean 2.0",
             "value": 9.1,
             "threshold": 6.0,
-            "trigger": "learning.step",
+            "trigger": EventType.LEARNING_STEP,
             "games": 25,
             "seq": 40,
             "ts": "2024-05-01T10:04:00+00:00",
@@ -290,7 +291,7 @@ def test_every_section_chart_and_table_is_there():
     assert "0 0 1 2 2" in visible and "continue" in visible
     assert "Elo progression" in visible and "Training loss" in visible
     assert "loss_spike" in visible and "loss 9.1 &gt; 3 x mean 2.0" in text and "loss 9.1 > 3 x mean 2.0" in visible
-    assert "learning.step" in visible
+    assert EventType.LEARNING_STEP in visible
     # the embedded report is the report, as strict JSON
     assert embedded(page, "report-data") == json.loads(json.dumps(report))
     data = embedded(page, "chart-data")["series"]

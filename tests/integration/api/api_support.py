@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.app import create_app
 from service.config import SessionConfig, Settings
 from service.engine import network
-from service.sessions.lifecycle import ACTIVE, IllegalTransition, SessionNotFound, State, action_target
+from service.lifecycle import ACTIVE, State
+from service.sessions.errors import IllegalTransition, SessionNotFound, action_target
 from service.storage import models
 from service.storage import repositories as repo
 

@@ -16,6 +16,7 @@ from api_support import game_message, seed_session
 
 from service.api import queries
 from service.api import reports as reports_route
+from service.event_types import EventType
 from service.reports import builder, files
 from service.stats.scorecard import Scorecard
 from service.storage import models
@@ -47,7 +48,7 @@ async def long_session(api) -> str:
             await repo.add_event(
                 db,
                 session_id,
-                "learning.step",
+                EventType.LEARNING_STEP,
                 {
                     "games": i,
                     "step": 3 * i,
@@ -164,7 +165,7 @@ async def test_its_report_is_exact_in_its_totals(api, small_samples):
     assert throughput["games_per_minute"] == pytest.approx(GAMES / max(minutes, 1e-9))
     assert throughput["mean_move_seconds"] == pytest.approx(sum(g.duration_s / max(g.plies, 1) for g in games) / GAMES)
 
-    learning = [e.data for e in events if e.type == "learning.step"]
+    learning = [e.data for e in events if e.type == EventType.LEARNING_STEP]
     losses = report["losses"]
     assert losses["phases"] == 30 and losses["steps"] == learning[-1]["step"]
     for head in ("policy_loss", "value_loss", "total_loss"):
@@ -214,7 +215,7 @@ async def test_the_report_is_built_once_per_change_of_the_session(api):
         await repo.add_event(
             db,
             session_id,
-            "learning.step",
+            EventType.LEARNING_STEP,
             {
                 "games": 6,
                 "step": 4,

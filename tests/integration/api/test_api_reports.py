@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from api_support import seed_session
 
+from service.event_types import EventType
 from service.reports.files import write_session_files
 from service.storage import models
 from service.storage import repositories as repo
@@ -93,7 +94,7 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
                 await repo.add_event(
                     db,
                     session_id,
-                    "evaluation.finished",
+                    EventType.EVALUATION_FINISHED,
                     {
                         "checkpoint_id": ids[g],
                         "generation": g,
@@ -109,7 +110,7 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
             await repo.add_event(
                 db,
                 session_id,
-                "learning.step",
+                EventType.LEARNING_STEP,
                 {
                     "games": 2 * i,
                     "step": 5 * i,
@@ -129,14 +130,14 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
         await repo.add_event(
             db,
             session_id,
-            "alert.raised",
+            EventType.ALERT_RAISED,
             {
                 "name": "loss_spike",
                 "severity": "warning",
                 "message": f"loss spiked {HOSTILE}",
                 "value": 9.0,
                 "threshold": 6.0,
-                "trigger": "learning.step",
+                "trigger": EventType.LEARNING_STEP,
                 "games": 8,
             },
         )

@@ -14,6 +14,7 @@ from api_support import running_api
 from safetensors.torch import load as load_safetensors
 
 from service.engine import network
+from service.lifecycle import FINAL
 from service.sessions.pool import InlinePool
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(240)]
@@ -38,7 +39,7 @@ async def finished(api, session_id: str, timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = (await api.client.get(f"/v1/sessions/{session_id}")).json()
-        if body["state"] in ("completed", "stopped", "failed"):
+        if body["state"] in FINAL:
             return body
         assert time.monotonic() < deadline, f"session {session_id} still {body['state']} after {timeout:.0f} s"
         await asyncio.sleep(0.1)

@@ -27,6 +27,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from service.api import live
 from service.app import create_app
+from service.event_types import EventType
+from service.lifecycle import FINAL
 from service.sessions.pool import InlinePool
 from service.storage import repositories as repo
 
@@ -49,7 +51,6 @@ FAST = dict(
     metrics_export_interval=0.5,
     max_concurrent_sessions=1,
 )
-FINAL = ("completed", "stopped", "failed")
 TIMEOUT = 90.0  # seconds to wait for one message: generous for a loaded 2-core machine
 
 
@@ -74,7 +75,7 @@ async def read_until(ws, stop: Callable[[dict], bool], timeout: float = TIMEOUT)
 
 
 def final_state(message: dict) -> bool:
-    return message["type"] == "session.state" and message["data"]["state"] in FINAL
+    return message["type"] == EventType.SESSION_STATE and message["data"]["state"] in FINAL
 
 
 async def stored_messages(api: Api, session_id: str) -> list[dict]:
@@ -118,7 +119,7 @@ async def test_reconnecting_with_since_gets_exactly_what_was_missed_then_the_tai
         async with aconnect_ws(f"/v1/sessions/{sid}/live", client) as ws:
             first = [json.loads(await ws.receive_text(timeout=TIMEOUT)) for _ in range(4)]
         assert [m["seq"] for m in first] == [1, 2, 3, 4]
-        assert first[0]["type"] == "session.state" and first[0]["data"]["state"] == "pending"
+        assert first[0]["type"] == EventType.SESSION_STATE and first[0]["data"]["state"] == "pending"
         last = first[-1]["seq"]
         async with aconnect_ws(f"/v1/sessions/{sid}/live?since={last}", client) as ws:
             rest = await read_until(ws, final_state)
@@ -126,7 +127,7 @@ async def test_reconnecting_with_since_gets_exactly_what_was_missed_then_the_tai
         assert rest[-1]["data"]["state"] == "completed"
         stored = await stored_messages(api, sid)
         assert first + rest == stored  # the same messages, live or replayed
-        games = [m for m in stored if m["type"] == "game.finished"]
+        games = [m for m in stored if m["type"] == EventType.GAME_FINISHED]
         assert len(games) == 6 and all(g["data"]["ended_at"] > 0 for g in games)
         for m in stored:
             assert set(m) == {"seq", "session_id", "type", "ts", "data"} and m["ts"].endswith("Z")
@@ -144,7 +145,7 @@ async def test_the_switch_from_replay_to_live_has_no_gap_nor_duplicate(database,
 
         async def produce() -> None:
             for i in range(1, total + 1):
-                await orchestrator.add_event(sid, "metrics.snapshot", {"i": i})
+                await orchestrator.add_event(sid, EventType.METRICS_SNAPSHOT, {"i": i})
                 if i % 25 == 0:
                     await asyncio.sleep(0.01)
 
@@ -174,7 +175,7 @@ async def test_the_switch_from_replay_to_live_has_no_gap_nor_duplicate(database,
             ]
             with pytest.raises(TimeoutError):
                 await ws.receive_text(timeout=0.5)
-            await orchestrator.add_event(sid, "metrics.snapshot", {"i": total + 1})
+            await orchestrator.add_event(sid, EventType.METRICS_SNAPSHOT, {"i": total + 1})
             assert json.loads(await ws.receive_text(timeout=TIMEOUT))["seq"] == total + 1
 
 
@@ -196,36 +197,43 @@ async def test_all_sessions_feed_and_moves_only_on_request(database, tmp_path):
             aconnect_ws(f"/v1/sessions/{two}/live?moves=false", client) as two_plain,
         ):
             await subscribed(orchestrator.bus, 4)
-            await orchestrator.add_event(one, "learning.step", {"step": 1})
+            await orchestrator.add_event(one, EventType.LEARNING_STEP, {"step": 1})
             await orchestrator.record(one, "move", move)  # how the worker's move reports arrive
             await orchestrator.record(two, "move", move)
-            await orchestrator.add_event(two, "learning.step", {"step": 1})
-            await orchestrator.add_event(one, "learning.step", {"step": 2})
+            await orchestrator.add_event(two, EventType.LEARNING_STEP, {"step": 1})
+            await orchestrator.add_event(one, EventType.LEARNING_STEP, {"step": 2})
 
             async def take(ws, n):
                 return [json.loads(await ws.receive_text(timeout=TIMEOUT)) for _ in range(n)]
 
             plain = await take(everything, 3)
             assert [(m["session_id"], m["seq"], m["type"]) for m in plain] == [
-                (one, 1, "learning.step"),
-                (two, 1, "learning.step"),
-                (one, 2, "learning.step"),
+                (one, 1, EventType.LEARNING_STEP),
+                (two, 1, EventType.LEARNING_STEP),
+                (one, 2, EventType.LEARNING_STEP),
             ]
             with_moves = await take(everything_moves, 5)
             assert [m["type"] for m in with_moves] == [
-                "learning.step",
-                "game.move",
-                "game.move",
-                "learning.step",
-                "learning.step",
+                EventType.LEARNING_STEP,
+                EventType.GAME_MOVE,
+                EventType.GAME_MOVE,
+                EventType.LEARNING_STEP,
+                EventType.LEARNING_STEP,
             ]
-            moves = [m for m in with_moves if m["type"] == "game.move"]
+            moves = [m for m in with_moves if m["type"] == EventType.GAME_MOVE]
             assert [m["session_id"] for m in moves] == [one, two]
             assert all("seq" not in m and m["data"] == move and m["ts"].endswith("Z") for m in moves)
-            assert [m["type"] for m in await take(one_moves, 3)] == ["learning.step", "game.move", "learning.step"]
-            assert [m["type"] for m in await take(two_plain, 1)] == ["learning.step"]
+            assert [m["type"] for m in await take(one_moves, 3)] == [
+                EventType.LEARNING_STEP,
+                EventType.GAME_MOVE,
+                EventType.LEARNING_STEP,
+            ]
+            assert [m["type"] for m in await take(two_plain, 1)] == [EventType.LEARNING_STEP]
         async with api.sessionmaker() as db:  # moves are neither stored nor numbered
-            assert [e.type for e in await repo.events_since(db, one)] == ["learning.step", "learning.step"]
+            assert [e.type for e in await repo.events_since(db, one)] == [
+                EventType.LEARNING_STEP,
+                EventType.LEARNING_STEP,
+            ]
 
 
 async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path):
@@ -233,8 +241,8 @@ async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path
         sid = (await client.post("/v1/sessions", json={"max_games": 6})).json()["id"]
         async with aconnect_ws(f"/v1/sessions/{sid}/live?moves=true", client) as ws:
             got = await read_until(ws, final_state)
-    moves = [m for m in got if m["type"] == "game.move"]
-    games = {m["data"]["started"]: m["data"]["moves"] for m in got if m["type"] == "game.finished"}
+    moves = [m for m in got if m["type"] == EventType.GAME_MOVE]
+    games = {m["data"]["started"]: m["data"]["moves"] for m in got if m["type"] == EventType.GAME_FINISHED}
     assert moves and len(games) == 6
     for m in moves:
         assert "seq" not in m and set(m["data"]) == {"game", "ply", "uci", "san", "fen"}
@@ -249,7 +257,7 @@ async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path
 async def test_malformed_requests_close_with_their_codes(database, tmp_path):
     async with live_api(database, tmp_path) as (api, client):
         sid = await seed_session(api, state="completed")
-        await api.orchestrator.add_event(sid, "learning.step", {"step": 1})
+        await api.orchestrator.add_event(sid, EventType.LEARNING_STEP, {"step": 1})
         base = f"/v1/sessions/{sid}/live"
         cases = [
             (f"/v1/sessions/{'0' * 32}/live", live.CLOSE_UNKNOWN_SESSION, "unknown session"),
@@ -273,7 +281,7 @@ async def test_malformed_requests_close_with_their_codes(database, tmp_path):
         # since = the last seq is fine: nothing to replay, the tail follows
         async with aconnect_ws(base + "?since=1", client) as ws:
             await subscribed(api.orchestrator.bus, 1)
-            await api.orchestrator.add_event(sid, "learning.step", {"step": 2})
+            await api.orchestrator.add_event(sid, EventType.LEARNING_STEP, {"step": 2})
             assert json.loads(await ws.receive_text(timeout=TIMEOUT))["seq"] == 2
 
 
@@ -285,7 +293,7 @@ async def test_garbage_from_the_client_is_ignored(database, tmp_path):
             await ws.send_text('{"type": "subscribe", "since": "x"}')
             await ws.send_bytes(bytes(range(256)) * 64)
             await ws.send_text("\x00" * 10_000)
-            await api.orchestrator.add_event(sid, "learning.step", {"step": 1})
+            await api.orchestrator.add_event(sid, EventType.LEARNING_STEP, {"step": 1})
             message = json.loads(await ws.receive_text(timeout=TIMEOUT))
             assert message["seq"] == 1 and message["data"] == {"step": 1}
         assert await healthy(client)
@@ -294,7 +302,7 @@ async def test_garbage_from_the_client_is_ignored(database, tmp_path):
 async def test_api_keys_header_or_token(database, tmp_path):
     async with live_api(database, tmp_path, api_keys=["another-key", API_KEY]) as (api, client):
         sid = await seed_session(api, state="completed")
-        await api.orchestrator.add_event(sid, "learning.step", {"step": 1})
+        await api.orchestrator.add_event(sid, EventType.LEARNING_STEP, {"step": 1})
         url = f"/v1/sessions/{sid}/live"
         refused = [
             (url, {}),
@@ -318,7 +326,7 @@ async def test_api_keys_header_or_token(database, tmp_path):
             assert json.loads(await ws.receive_text(timeout=TIMEOUT))["seq"] == 1
         async with aconnect_ws("/v1/live?token=another-key", client) as ws:
             await subscribed(api.orchestrator.bus, 1)
-            await api.orchestrator.add_event(sid, "learning.step", {"step": 2})
+            await api.orchestrator.add_event(sid, EventType.LEARNING_STEP, {"step": 2})
             assert json.loads(await ws.receive_text(timeout=TIMEOUT))["seq"] == 2
 
 
@@ -405,7 +413,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
         async with app.state.sessionmaker() as db, db.begin():
             sid = (await repo.create_session(db, config.model_dump(mode="json"), config.seed)).id
         for i in range(80):  # about 80 KB of history: far more than the socket buffers hold
-            await orchestrator.add_event(sid, "metrics.snapshot", {"history": i, "note": "x" * 1000})
+            await orchestrator.add_event(sid, EventType.METRICS_SNAPSHOT, {"history": i, "note": "x" * 1000})
         async with httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as http:
             # max_queue=1: the client library stops reading its socket after one message;
             # no compression: the bytes on the wire are the messages themselves
@@ -444,7 +452,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
                 while not rest or not final_state(rest[-1]):
                     rest.append(json.loads(await asyncio.wait_for(again.recv(), TIMEOUT)))
             assert [m["seq"] for m in rest] == list(range(seqs[-1] + 1, seqs[-1] + 1 + len(rest)))
-            assert sum(m["type"] == "game.finished" for m in rest) == max_games
+            assert sum(m["type"] == EventType.GAME_FINISHED for m in rest) == max_games
 
             async def unsubscribed() -> bool:
                 return bus.subscribers == 0

@@ -29,6 +29,7 @@ from httpx_ws.transport import ASGIWebSocketTransport
 from service.api import health, origin
 from service.app import create_app
 from service.config import SettingsError, load_settings
+from service.event_types import EventType
 from service.sessions.events import EventBus
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -273,7 +274,7 @@ async def live_message_arrives(app: Any, ws: Any, subscribers: int) -> None:
         {
             "seq": 1,
             "session_id": "s" * 32,
-            "type": "metrics.snapshot",
+            "type": EventType.METRICS_SNAPSHOT,
             "ts": "2026-01-01T00:00:00Z",
             "data": {"probe": subscribers},
         }

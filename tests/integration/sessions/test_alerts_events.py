@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from service.config import Settings
+from service.event_types import EventType
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
 from service.storage import repositories as repo
@@ -91,17 +92,17 @@ async def test_a_loss_spike_raises_one_stored_alert_and_counts_it(running, db_se
     await orch.record(sid, "learning", learning(7, 30.0))  # > 2 x 3 x the recent mean: critical
     await orch.record(sid, "learning", learning(8, 31.0))  # the same episode: not raised again
     events = await stored(db_sessions, sid)
-    assert [e.type for e in events] == ["learning.step"] * 7 + ["alert.raised", "learning.step"]
+    assert [e.type for e in events] == [EventType.LEARNING_STEP] * 7 + [EventType.ALERT_RAISED, EventType.LEARNING_STEP]
     assert [e.seq for e in events] == list(range(1, 10))
     alert = events[7].data
     assert alert["name"] == "loss_spike" and alert["severity"] == "critical" and alert["value"] == 30.0
     assert alert["threshold"] == pytest.approx(3 * 2.0083333, rel=1e-4)
-    assert alert["trigger"] == "learning.step" and alert["games"] == 70 and alert["step"] == 7
+    assert alert["trigger"] == EventType.LEARNING_STEP and alert["games"] == 70 and alert["step"] == 7
     assert alert["message"]
     assert count(metrics, sid, "loss_spike", "critical") == 1.0
     assert count(metrics, sid, "loss_spike", "warning") == 0.0
     # announced after the commit, in seq order, to the listeners and the live feed
-    assert [(k, d) for s, k, d in heard if k == "alert.raised"] == [("alert.raised", alert)]
+    assert [(k, d) for s, k, d in heard if k == EventType.ALERT_RAISED] == [(EventType.ALERT_RAISED, alert)]
     live = []
     while (item := sub.get_nowait()) is not None:
         live.append(item.message)
@@ -112,7 +113,7 @@ async def test_a_loss_spike_raises_one_stored_alert_and_counts_it(running, db_se
         await orch.record(sid, "learning", learning(step, loss))
     await orch.record(sid, "learning", learning(19, 7.0))  # > 3x, < 6x: warning
     assert count(metrics, sid, "loss_spike", "warning") == 1.0
-    assert [e.data["severity"] for e in await stored(db_sessions, sid) if e.type == "alert.raised"] == [
+    assert [e.data["severity"] for e in await stored(db_sessions, sid) if e.type == EventType.ALERT_RAISED] == [
         "critical",
         "warning",
     ]
@@ -152,15 +153,15 @@ async def test_an_elo_regression_raises_a_stored_alert_and_counts_it(running, db
     for generation in range(3):
         await checkpoint(orch, sid, generation, tmp_path)
     await orch.record(sid, "evaluation", match(1, "gen0", 15, 4, 1))  # gen1 well above gen0
-    assert [e.type for e in await stored(db_sessions, sid)].count("alert.raised") == 0
+    assert [e.type for e in await stored(db_sessions, sid)].count(EventType.ALERT_RAISED) == 0
     await orch.record(sid, "evaluation", match(2, "gen0", 1, 3, 16))  # gen2 far below the best (gen1)
     events = await stored(db_sessions, sid)
-    alerts = [e for e in events if e.type == "alert.raised"]
+    alerts = [e for e in events if e.type == EventType.ALERT_RAISED]
     assert len(alerts) == 1
     data = alerts[0].data
-    assert data["name"] == "elo_regression" and data["trigger"] == "evaluation.finished"
+    assert data["name"] == "elo_regression" and data["trigger"] == EventType.EVALUATION_FINISHED
     assert data["generation"] == 2 and data["opponent"] == "gen0" and data["games"] == 20
-    evaluation = [e for e in events if e.type == "evaluation.finished"][-1]
+    evaluation = [e for e in events if e.type == EventType.EVALUATION_FINISHED][-1]
     ratings = evaluation.data["ratings"]
     drop = ratings["gen2"]["rating"] - max(ratings["gen0"]["rating"], ratings["gen1"]["rating"])
     assert data["value"] == pytest.approx(drop) and drop < -100 and data["threshold"] == -100
@@ -189,7 +190,7 @@ async def test_memory_growth_from_stats_raises_once_and_thresholds_come_from_set
                     "rss_growth_mb": growth,
                 },
             )
-        alerts = [e.data for e in await stored(db_sessions, sid) if e.type == "alert.raised"]
+        alerts = [e.data for e in await stored(db_sessions, sid) if e.type == EventType.ALERT_RAISED]
         # 150: warning; 160: the same episode; 20: clears; 250 (>= 2 x 100): critical
         assert [(a["name"], a["severity"], a["value"]) for a in alerts] == [
             ("memory_growth", "warning", 150.0),
@@ -212,13 +213,13 @@ async def test_a_rolled_back_write_announces_nothing(running, db_sessions):
     before = len(heard)
 
     async def job(db):
-        await orch.writer.event(db, sid, "learning.step", {"step": 1})
+        await orch.writer.event(db, sid, EventType.LEARNING_STEP, {"step": 1})
         raise RuntimeError("the write fails after storing its event")
 
     with pytest.raises(RuntimeError):
         await orch.writer.write(job)
     assert len(heard) == before and sub.get_nowait() is None
     assert await stored(db_sessions, sid) == []
-    message = await orch.add_event(sid, "learning.step", {"step": 2})
+    message = await orch.add_event(sid, EventType.LEARNING_STEP, {"step": 2})
     assert message["seq"] == 1  # the rolled-back seq was given back
-    assert sub.get_nowait().message == message and heard[-1] == (sid, "learning.step", {"step": 2})
+    assert sub.get_nowait().message == message and heard[-1] == (sid, EventType.LEARNING_STEP, {"step": 2})

@@ -42,6 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.app import create_app
 from service.config import Settings
+from service.event_types import EventType
+from service.lifecycle import FINAL
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
 from service.sessions.worker import SessionWorker
@@ -162,7 +164,7 @@ def assert_stored_once(data: dict[str, Any]) -> None:
     assert data["games_done"] == len(numbers)
     seqs = [e.seq for e in data["events"]]
     assert seqs == list(range(1, data["last_seq"] + 1)), f"event seqs with a gap or a duplicate: {seqs}"
-    finished = sorted(e.data["number"] for e in data["events"] if e.type == "game.finished")
+    finished = sorted(e.data["number"] for e in data["events"] if e.type == EventType.GAME_FINISHED)
     assert finished == numbers, f"game.finished events {finished} != stored games {numbers}"
 
 
@@ -257,7 +259,7 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
         assert data["state"] == "completed", data["failure_reason"]
         assert data["numbers"] == list(range(1, max_games + 1))
         assert_stored_once(data)
-        ended = {e.data["number"]: e.data["ended_at"] for e in data["events"] if e.type == "game.finished"}
+        ended = {e.data["number"]: e.data["ended_at"] for e in data["events"] if e.type == EventType.GAME_FINISHED}
         during = [n for n, at in ended.items() if n > before and t_stop <= at <= t_start]
         assert during, f"no game ended during the outage ({t_stop}..{t_start}): {ended}"
         assert orch.database_ok and orch.database_outage is None
@@ -300,7 +302,7 @@ async def test_an_outage_past_the_bound_fails_the_session_and_keeps_its_games(cl
         assert 1 <= held <= len(data["numbers"]) - before, (held, before, data["numbers"])
         assert_stored_once(data)
         last = data["events"][-1]
-        assert last.type == "session.state" and last.data["state"] == "failed"
+        assert last.type == EventType.SESSION_STATE and last.data["state"] == "failed"
         assert last.data["failure_reason"] == reason
         r = await client.get(f"/v1/sessions/{sid}")
         assert r.status_code == 200 and r.json()["state"] == "failed"
@@ -392,7 +394,7 @@ async def new_session(orch: Orchestrator) -> str:
 
     async def job(db):
         row = await repo.create_session(db, cfg.model_dump(mode="json"), cfg.seed)
-        await orch.writer.event(db, row.id, "session.state", {"state": "pending"})
+        await orch.writer.event(db, row.id, EventType.SESSION_STATE, {"state": "pending"})
         return row.id
 
     return await orch.writer.write(job)
@@ -407,14 +409,14 @@ async def test_a_commit_whose_answer_is_lost_is_not_stored_twice(lost_ack_orches
         await orch.record(sid, "game", game_message(number))
     # an event-only job too
     LostAckSession.armed = 1
-    message = await orch.add_event(sid, "learning.step", {"step": 1})
+    message = await orch.add_event(sid, EventType.LEARNING_STEP, {"step": 1})
     assert LostAckSession.armed == 0 and orch.database_ok
     data = await stored(orch.sessionmaker, sid)
     assert data["numbers"] == [1, 2, 3]
     assert_stored_once(data)
-    assert [e.type for e in data["events"]].count("learning.step") == 1
+    assert [e.type for e in data["events"]].count(EventType.LEARNING_STEP) == 1
     assert message["seq"] == data["last_seq"]
-    announced = [d["number"] for s, kind, d in heard if kind == "game.finished"]
+    announced = [d["number"] for s, kind, d in heard if kind == EventType.GAME_FINISHED]
     assert announced == [1, 2, 3]  # each announced once, the lost-ack one included
     assert caplog.text.count("a write committed although its connection failed") == 2
 
@@ -463,7 +465,7 @@ async def _final(maker, sid: str) -> dict[str, Any] | None:
         data = await stored(maker, sid)
     except Exception:  # noqa: BLE001 - the database may still be starting
         return None
-    return data if data["state"] in ("completed", "stopped", "failed") else None
+    return data if data["state"] in FINAL else None
 
 
 async def test_what_counts_as_the_database_being_unreachable():

@@ -13,20 +13,21 @@ import torch
 from service.config import SessionConfig
 from service.engine import network, schedules
 from service.engine.selfplay import SelfPlay
+from service.event_types import EventType
 from service.sessions.events import OVERFLOW, SHUTDOWN, EventBus, SubscriptionEnded
 from service.sessions.worker import MOVE_INTERVAL_S, SessionWorker, WorkerSpec, selfplay_config
 
 pytestmark = pytest.mark.integration
 
 
-def event(session_id: str, seq: int, kind: str = "game.finished") -> dict:
+def event(session_id: str, seq: int, kind: str = EventType.GAME_FINISHED) -> dict:
     return {"seq": seq, "session_id": session_id, "type": kind, "ts": "2026-01-01T00:00:00Z", "data": {"n": seq}}
 
 
 def move(session_id: str, ply: int) -> dict:
     return {
         "session_id": session_id,
-        "type": "game.move",
+        "type": EventType.GAME_MOVE,
         "ts": "2026-01-01T00:00:00Z",
         "data": {"game": 1, "ply": ply, "uci": "e2e4", "san": "e4", "fen": chess.Board().fen()},
     }
@@ -73,11 +74,11 @@ async def test_moves_only_reach_subscriptions_that_ask_for_them():
     bus.publish(event("a", 1))
     assert bus.publish(move("a", 1)) == 2
     bus.publish(event("a", 2))
-    assert [m["type"] for m in drain(plain)] == ["game.finished", "game.finished"]
-    assert [m["type"] for m in drain(all_plain)] == ["game.finished", "game.finished"]
+    assert [m["type"] for m in drain(plain)] == [EventType.GAME_FINISHED, EventType.GAME_FINISHED]
+    assert [m["type"] for m in drain(all_plain)] == [EventType.GAME_FINISHED, EventType.GAME_FINISHED]
     for sub in (watching, all_watching):
         got = drain(sub)
-        assert [m["type"] for m in got] == ["game.finished", "game.move", "game.finished"]
+        assert [m["type"] for m in got] == [EventType.GAME_FINISHED, EventType.GAME_MOVE, EventType.GAME_FINISHED]
         assert "seq" not in got[1]
 
 

@@ -21,7 +21,7 @@ from scripted_workers import ScriptedPool, scripted_settings, until
 from sqlalchemy import update
 
 from service.config import Settings
-from service.sessions.lifecycle import SessionOwned
+from service.sessions.errors import SessionOwned
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.writer import utcnow
 from service.storage import repositories as repo

@@ -12,7 +12,9 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.config import Settings
-from service.sessions.lifecycle import IllegalTransition, SessionNotFound
+from service.event_types import EventType
+from service.lifecycle import FINAL
+from service.sessions.errors import IllegalTransition, SessionNotFound
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
 from service.storage import models
@@ -102,12 +104,16 @@ async def test_a_session_runs_to_max_games_and_is_stored(orchestrator, db_sessio
         types = [e.type for e in await repo.events_since(db, sid, 0, 1000)]
     assert [c.generation for c in checkpoints] == list(range(len(checkpoints)))
     assert all((tmp_path / "checkpoints" / c.file_name).is_file() for c in checkpoints)
-    assert types.count("game.finished") == 5 and "learning.step" in types and "checkpoint.saved" in types
-    assert types[0] == "session.state" and types[-1] == "session.state"
+    assert (
+        types.count(EventType.GAME_FINISHED) == 5
+        and EventType.LEARNING_STEP in types
+        and EventType.CHECKPOINT_SAVED in types
+    )
+    assert types[0] == EventType.SESSION_STATE and types[-1] == EventType.SESSION_STATE
 
 
 async def _final(db_sessions, sid):
-    return await state_of(db_sessions, sid) in ("completed", "stopped", "failed")
+    return await state_of(db_sessions, sid) in FINAL
 
 
 async def test_sessions_beyond_capacity_wait_as_pending(orchestrator, db_sessions):
@@ -265,7 +271,9 @@ async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
         await stopping
         await wait_for(lambda: _is(db_sessions, sid, "stopped"), timeout=30)
         async with db_sessions() as db:
-            states = [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == "session.state"]
+            states = [
+                e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == EventType.SESSION_STATE
+            ]
         assert "running" not in states[states.index("stopping") :], states
     finally:
         writer_free.set()

@@ -24,6 +24,8 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from service.config import Settings
+from service.event_types import EventType
+from service.lifecycle import FINAL
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import make_pool
 from service.sessions.ray_pool import RayPool, import_ray
@@ -90,7 +92,7 @@ async def game_numbers(db_sessions, sid: str) -> list[int]:
 
 
 async def ended(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in ("completed", "stopped", "failed")
+    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 def ray_processes() -> list[psutil.Process]:
@@ -142,7 +144,11 @@ async def test_a_session_runs_to_max_games_on_ray_actors(orchestrator, db_sessio
         types = [e.type for e in await repo.events_since(db, sid, 0, 1000)]
     assert [c.generation for c in checkpoints] == list(range(len(checkpoints)))
     assert all((tmp_path / "checkpoints" / c.file_name).is_file() for c in checkpoints)
-    assert types.count("game.finished") == 6 and "learning.step" in types and "metrics.snapshot" in types
+    assert (
+        types.count(EventType.GAME_FINISHED) == 6
+        and EventType.LEARNING_STEP in types
+        and EventType.METRICS_SNAPSHOT in types
+    )
 
 
 @SQLITE_ONLY
@@ -169,7 +175,7 @@ async def test_a_killed_actor_is_replaced_and_the_session_resumes(orchestrator, 
     assert row.state == "completed", row.failure_reason
     assert await game_numbers(db_sessions, sid) == list(range(1, 11))
     async with db_sessions() as db:
-        events = [e.data for e in await repo.events_since(db, sid, 0, 10_000) if e.type == "session.state"]
+        events = [e.data for e in await repo.events_since(db, sid, 0, 10_000) if e.type == EventType.SESSION_STATE]
         generations = [c.generation for c in await repo.list_checkpoints(db, sid)]
     assert generations == list(range(len(generations)))
     restarts = [e for e in events if e.get("restarted")]

@@ -1,7 +1,7 @@
 """Lifecycle actions cannot race the session's own end (issue #21, item 3).
 
 Every state change is a compare-and-set through the one transition table
-(`service.sessions.lifecycle.TRANSITIONS`), done in the writer: a user action that loses
+(`service.lifecycle.TRANSITIONS`), done in the writer: a user action that loses
 a race with the worker's own report answers IllegalTransition (HTTP 409) naming the state
 that won, and a final state never changes. The interleavings are forced: the test holds the
 writer so that the session's end and the user's action are both queued, in a chosen order,
@@ -17,7 +17,9 @@ import pytest
 import pytest_asyncio
 from scripted_workers import ScriptedPool, scripted_settings, until
 
-from service.sessions.lifecycle import TRANSITIONS, IllegalTransition, State
+from service.event_types import EventType
+from service.lifecycle import TRANSITIONS, State
+from service.sessions.errors import IllegalTransition
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo
 
@@ -38,7 +40,7 @@ async def scripted(db_sessions, tmp_path):
 
 async def states(db_sessions, sid: str) -> list[str]:
     async with db_sessions() as db:
-        return [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == "session.state"]
+        return [e.data["state"] for e in await repo.events_since(db, sid, 0, 1000) if e.type == EventType.SESSION_STATE]
 
 
 async def stored_state(db_sessions, sid: str) -> str:

@@ -21,6 +21,8 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from service.config import Settings
+from service.event_types import EventType
+from service.lifecycle import FINAL
 from service.sessions import runner as runner_module
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import ProcessPool
@@ -85,11 +87,11 @@ async def game_numbers(db_sessions, sid: str) -> list[int]:
 
 async def state_events(db_sessions, sid: str) -> list[dict]:
     async with db_sessions() as db:
-        return [e.data for e in await repo.events_since(db, sid, 0, 100_000) if e.type == "session.state"]
+        return [e.data for e in await repo.events_since(db, sid, 0, 100_000) if e.type == EventType.SESSION_STATE]
 
 
 async def ended(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in ("completed", "stopped", "failed")
+    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 def worker_pid(orch: Orchestrator, sid: str, other_than: set[int]) -> int | None:

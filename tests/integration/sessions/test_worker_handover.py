@@ -25,6 +25,7 @@ from scripted_workers import ScriptedPool
 from sqlalchemy import select
 
 from service.config import Settings
+from service.lifecycle import FINAL
 from service.sessions import orchestrator as orchestrator_module
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool, ProcessPool, ProcessWorker
@@ -90,7 +91,7 @@ async def game_numbers(db_sessions, sid: str) -> list[int]:
 
 
 async def _final(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in ("completed", "stopped", "failed")
+    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 @pytest_asyncio.fixture(params=["inline", "process"])

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from service.config import SessionConfig
+from service.event_types import EventType
 from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -63,19 +64,19 @@ async def test_events_are_numbered_one_by_one(db_sessions):
     sid, other = await _session(db_sessions), await _session(db_sessions)
     async with db_sessions() as db, db.begin():
         for i in range(5):
-            await repo.add_event(db, sid, "learning.step", {"i": i})
-        row = await repo.add_event(db, other, "session.state", {"state": "running"})
+            await repo.add_event(db, sid, EventType.LEARNING_STEP, {"i": i})
+        row = await repo.add_event(db, other, EventType.SESSION_STATE, {"state": "running"})
         assert row.seq == 1
     async with db_sessions() as db:  # a rolled-back event gives its number back
         with contextlib.suppress(RuntimeError):
             async with db.begin():
-                assert (await repo.add_event(db, sid, "alert.raised", {})).seq == 6
+                assert (await repo.add_event(db, sid, EventType.ALERT_RAISED, {})).seq == 6
                 raise RuntimeError("abort")
     async with db_sessions() as db, db.begin():
-        row = await repo.add_event(db, sid, "game.finished", {"result": "1-0", "moves": ["e2e4"]})
+        row = await repo.add_event(db, sid, EventType.GAME_FINISHED, {"result": "1-0", "moves": ["e2e4"]})
     assert row.seq == 6
     message = row.to_message()
-    assert message["seq"] == 6 and message["session_id"] == sid and message["type"] == "game.finished"
+    assert message["seq"] == 6 and message["session_id"] == sid and message["type"] == EventType.GAME_FINISHED
     assert message["ts"].endswith("Z") and datetime.fromisoformat(message["ts"]).tzinfo is not None
     async with db_sessions() as db:
         assert [e.seq for e in await repo.events_since(db, sid)] == [1, 2, 3, 4, 5, 6]
@@ -84,7 +85,7 @@ async def test_events_are_numbered_one_by_one(db_sessions):
         assert await repo.events_since(db, sid, since=6) == []
         assert (await repo.get_session(db, sid)).last_seq == 6
         with pytest.raises(repo.NotFound):
-            await repo.add_event(db, "0" * 32, "session.state", {})
+            await repo.add_event(db, "0" * 32, EventType.SESSION_STATE, {})
 
 
 async def test_concurrent_writers_get_distinct_consecutive_seqs(database, db_sessions):
@@ -105,7 +106,7 @@ async def test_concurrent_writers_get_distinct_consecutive_seqs(database, db_ses
                 open_now += 1
                 peak = max(peak, open_now)
                 try:
-                    row = await repo.add_event(db, sid, "metrics.snapshot", {"task": task, "i": i})
+                    row = await repo.add_event(db, sid, EventType.METRICS_SNAPSHOT, {"task": task, "i": i})
                     await asyncio.sleep(0.002)  # hold the transaction open: the others queue up
                 finally:
                     open_now -= 1
@@ -197,7 +198,7 @@ async def test_a_diverged_loss_is_stored_as_null_not_lost(db_sessions):
         "nested": {"grad_norm": float("-inf"), "values": [1.0, float("nan")]},
     }
     async with db_sessions() as db, db.begin():
-        await repo.add_event(db, sid, "learning.step", data)
+        await repo.add_event(db, sid, EventType.LEARNING_STEP, data)
         await repo.add_metric_snapshot(db, sid, {"rss_mb": float("nan"), "buffer_size": 3})
     async with db_sessions() as db:
         (event,) = await repo.events_since(db, sid)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.config import SessionConfig
+from service.event_types import EventType
 from service.storage import repositories as repo
 from service.storage.models import (
     CheckpointRow,
@@ -163,9 +164,9 @@ async def test_delete_cascades_to_every_table(db_sessions, make_game, tmp_path):
         )
         await repo.add_evaluation(db, sid, ck.id, "random", wins=3, draws=1, losses=0)
         await repo.add_metric_snapshot(db, sid, {"games_per_minute": 3.0})
-        await repo.add_event(db, sid, "session.state", {"state": "running"})
+        await repo.add_event(db, sid, EventType.SESSION_STATE, {"state": "running"})
         other = (await repo.create_session(db, CONFIG, seed=5, init_checkpoint_id=ck.id)).id
-        await repo.add_event(db, other, "session.state", {"state": "pending"})
+        await repo.add_event(db, other, EventType.SESSION_STATE, {"state": "pending"})
     async with db_sessions() as db:
         assert set((await _counts(db, sid)).values()) == {1}
     async with db_sessions() as db, db.begin():

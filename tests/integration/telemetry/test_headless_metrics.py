@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Settings
+from service.event_types import EventType
 from service.sessions.headless import run_session
 from service.telemetry import SessionMetrics, serve
 
@@ -59,7 +60,7 @@ async def test_run_serves_its_metrics_while_it_runs(tmp_path):
     seen: list[str] = []
 
     def on_event(kind: str, data: dict) -> None:
-        if kind == "game.finished" and not seen:  # the server runs in its own thread
+        if kind == EventType.GAME_FINISHED and not seen:  # the server runs in its own thread
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
                 seen.append(response.read().decode())
 
@@ -91,7 +92,7 @@ def test_a_busy_port_is_a_warning(capsys):
 
 def test_serve_publishes_and_stops():
     metrics = SessionMetrics()
-    metrics.listener("s1", "game.finished", {"result": "0-1", "plies": 10, "duration_s": 1.0})
+    metrics.listener("s1", EventType.GAME_FINISHED, {"result": "0-1", "plies": 10, "duration_s": 1.0})
     port = free_port()
     stop = serve(port, metrics.registry)
     assert stop is not None

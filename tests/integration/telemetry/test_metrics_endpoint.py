@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.config import Settings
+from service.event_types import EventType
 from service.sessions.pool import InlinePool
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(300)]
@@ -165,7 +166,7 @@ async def test_metrics_of_a_real_session(tmp_path):
 
         # the values are the session's own: compare with the events it reported
         mine_events = [(kind, data) for s, kind, data in events if s == sid]
-        games = [d for k, d in mine_events if k == "game.finished"]
+        games = [d for k, d in mine_events if k == EventType.GAME_FINISHED]
         assert len(games) == 4
         by_result = {"white_win": "1-0", "black_win": "0-1", "draw": "1/2-1/2"}
         for label, result in by_result.items():
@@ -178,12 +179,12 @@ async def test_metrics_of_a_real_session(tmp_path):
             sum(g["duration_s"] for g in games)
         )
         assert mine[("mcts_continuous_play_move_time_seconds_count", ())] == 4
-        steps = [d for k, d in mine_events if k == "learning.step"]
+        steps = [d for k, d in mine_events if k == EventType.LEARNING_STEP]
         assert steps, "the session never learned"
         assert mine[("mcts_continuous_play_positions_learned_total", ())] == steps[-1]["positions_learned"]
         for head in ("policy", "value", "total"):
             assert mine[("mcts_continuous_play_training_loss", (("head", head),))] == steps[-1][f"{head}_loss"]
-        evaluations = [d for k, d in mine_events if k == "evaluation.finished"]
+        evaluations = [d for k, d in mine_events if k == EventType.EVALUATION_FINISHED]
         newest = max(e["generation"] for e in evaluations)
         assert newest >= 2
         assert mine[("mcts_continuous_play_elo_estimate", ())] == evaluations[-1]["ratings"][f"gen{newest}"]["rating"]

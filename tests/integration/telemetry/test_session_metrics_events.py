@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.event_types import EventType
 from service.stats.analyzer import elo_delta_per_10_games
 from service.telemetry import SessionMetrics
 
@@ -84,16 +85,16 @@ def sessions_in(text: str) -> set[str]:
 
 def test_games_by_result_rates_and_histograms(metrics, clock):
     feed = metrics.listener
-    feed("s1", "session.state", {"state": "pending"})
+    feed("s1", EventType.SESSION_STATE, {"state": "pending"})
     assert value(metrics, "games_total", result="white_win") == 0.0  # counters start at 0
     assert value(metrics, "session_duration_seconds") is None  # it has not run yet
     clock.now = 10.0
-    feed("s1", "session.state", {"state": "running", "started_at": "2026-01-01T00:00:00+00:00"})
+    feed("s1", EventType.SESSION_STATE, {"state": "running", "started_at": "2026-01-01T00:00:00+00:00"})
     for number, (result, plies, seconds) in enumerate(
         [("1-0", 40, 8.0), ("0-1", 20, 1.0), ("1/2-1/2", 150, 30.0), ("1-0", 10, 0.05)], start=1
     ):
         clock.now = 10.0 + 15.0 * number
-        feed("s1", "game.finished", game(result, plies, seconds, number))
+        feed("s1", EventType.GAME_FINISHED, game(result, plies, seconds, number))
 
     assert value(metrics, "games_total", result="white_win") == 2
     assert value(metrics, "games_total", result="black_win") == 1
@@ -118,28 +119,28 @@ def test_games_by_result_rates_and_histograms(metrics, clock):
 
 def test_duration_excludes_pauses_and_stops_at_the_end(metrics, clock):
     feed = metrics.listener
-    feed("s1", "session.state", {"state": "running"})
+    feed("s1", EventType.SESSION_STATE, {"state": "running"})
     clock.now = 30.0
-    feed("s1", "session.state", {"state": "paused"})
+    feed("s1", EventType.SESSION_STATE, {"state": "paused"})
     clock.now = 100.0
     feed("s1", "stats", {"simulations_per_second": 0.0, "buffer_size": 10})  # paused: the clock stands
     assert value(metrics, "session_duration_seconds") == 30.0
     clock.now = 200.0
-    feed("s1", "session.state", {"state": "running"})
+    feed("s1", EventType.SESSION_STATE, {"state": "running"})
     clock.now = 210.0
     feed("s1", "stats", {"simulations_per_second": 50.0, "buffer_size": 10})
     assert value(metrics, "session_duration_seconds") == 40.0
     clock.now = 220.0
-    feed("s1", "session.state", {"state": "completed", "stop_reason": "max_games"})
+    feed("s1", EventType.SESSION_STATE, {"state": "completed", "stop_reason": "max_games"})
     clock.now = 300.0
-    feed("s1", "metrics.snapshot", {"simulations_per_second": 50.0, "buffer_size": 10})
+    feed("s1", EventType.METRICS_SNAPSHOT, {"simulations_per_second": 50.0, "buffer_size": 10})
     assert value(metrics, "session_duration_seconds") == 50.0
 
 
 def test_a_restored_session_is_timed_from_its_first_event(metrics, clock):
     """After a restart a running session is relaunched without a `running` state event."""
     clock.now = 5.0
-    metrics.listener("s1", "game.finished", game("0-1", 30, 3.0))
+    metrics.listener("s1", EventType.GAME_FINISHED, game("0-1", 30, 3.0))
     clock.now = 65.0
     metrics.listener("s1", "stats", {"simulations_per_second": 120.5, "buffer_size": 30})
     assert value(metrics, "session_duration_seconds") == 60.0
@@ -149,7 +150,7 @@ def test_a_restored_session_is_timed_from_its_first_event(metrics, clock):
 
 def test_losses_positions_buffer_and_throughput(metrics):
     feed = metrics.listener
-    feed("s1", "session.state", {"state": "running"})
+    feed("s1", EventType.SESSION_STATE, {"state": "running"})
     for name in ("training_loss", "buffer_size", "simulations_per_second"):
         assert value(metrics, name, head="total") is None and value(metrics, name) is None
     assert value(metrics, "positions_learned_total") == 0.0
@@ -166,12 +167,12 @@ def test_losses_positions_buffer_and_throughput(metrics):
     }
     feed(
         "s1",
-        "learning.step",
+        EventType.LEARNING_STEP,
         step | {"policy_loss": 4.5, "value_loss": 1.0, "total_loss": 5.5, "buffer_size": 100, "positions_learned": 100},
     )
     feed(
         "s1",
-        "learning.step",
+        EventType.LEARNING_STEP,
         step
         | {"policy_loss": 4.0, "value_loss": 0.75, "total_loss": 4.75, "buffer_size": 250, "positions_learned": 250},
     )
@@ -185,24 +186,24 @@ def test_losses_positions_buffer_and_throughput(metrics):
 
 def test_elo_only_from_evaluations_and_its_slope(metrics):
     feed = metrics.listener
-    feed("s1", "session.state", {"state": "running"})
-    feed("s1", "checkpoint.saved", {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
+    feed("s1", EventType.SESSION_STATE, {"state": "running"})
+    feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
     for number in range(1, 11):
-        feed("s1", "game.finished", game("1-0", 20, 1.0, number))
+        feed("s1", EventType.GAME_FINISHED, game("1-0", 20, 1.0, number))
     assert value(metrics, "elo_estimate") is None  # self-play never makes a rating
     assert value(metrics, "elo_delta_per_10_games") is None
     assert P + "elo_estimate{" not in metrics.exposition().decode()
 
-    feed("s1", "checkpoint.saved", {"checkpoint_id": 2, "generation": 1, "games": 10, "sha256": "1" * 64})
+    feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 2, "generation": 1, "games": 10, "sha256": "1" * 64})
     first = {"gen0": rating(1500, 0), "gen1": rating(1580, 60), "random": rating(1200, 90)}
-    feed("s1", "evaluation.finished", evaluation(1, first))
+    feed("s1", EventType.EVALUATION_FINISHED, evaluation(1, first))
     assert value(metrics, "elo_estimate") == 1580
     assert value(metrics, "elo_delta_per_10_games") == pytest.approx(80.0)  # two points: (0, 1500), (10, 1580)
 
-    feed("s1", "checkpoint.saved", {"checkpoint_id": 3, "generation": 2, "games": 20, "sha256": "2" * 64})
+    feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 3, "generation": 2, "games": 20, "sha256": "2" * 64})
     second = {"gen0": rating(1500, 0), "gen1": rating(1590, 50), "gen2": rating(1650, 70), "random": rating(1210, 80)}
-    feed("s1", "evaluation.finished", evaluation(2, second))
-    feed("s1", "evaluation.finished", evaluation(2, second | {"gen2": rating(1640, 60)}, opponent="gen1"))
+    feed("s1", EventType.EVALUATION_FINISHED, evaluation(2, second))
+    feed("s1", EventType.EVALUATION_FINISHED, evaluation(2, second | {"gen2": rating(1640, 60)}, opponent="gen1"))
     assert value(metrics, "elo_estimate") == 1640  # the newest checkpoint, from the last refit
     assert (value(metrics, "elo_estimate_low"), value(metrics, "elo_estimate_high")) == (1580, 1700)
     expected = elo_delta_per_10_games([(0, 1500, 1500, 1500), (10, 1590, 1540, 1640), (20, 1640, 1580, 1700)])
@@ -211,9 +212,9 @@ def test_elo_only_from_evaluations_and_its_slope(metrics):
 
 def test_a_falling_rating_gives_a_negative_slope(metrics):
     feed = metrics.listener
-    feed("s1", "checkpoint.saved", {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
-    feed("s1", "checkpoint.saved", {"checkpoint_id": 2, "generation": 1, "games": 10, "sha256": "1" * 64})
-    feed("s1", "evaluation.finished", evaluation(1, {"gen0": rating(1500, 0), "gen1": rating(1400, 50)}))
+    feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
+    feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 2, "generation": 1, "games": 10, "sha256": "1" * 64})
+    feed("s1", EventType.EVALUATION_FINISHED, evaluation(1, {"gen0": rating(1500, 0), "gen1": rating(1400, 50)}))
     assert value(metrics, "elo_estimate") == 1400
     assert value(metrics, "elo_delta_per_10_games") == pytest.approx(-100.0)
 
@@ -221,16 +222,16 @@ def test_a_falling_rating_gives_a_negative_slope(metrics):
 def test_forget_drops_every_series_of_the_session(metrics):
     for sid in ("s1", "s2"):
         feed = metrics.listener
-        feed(sid, "session.state", {"state": "running"})
-        feed(sid, "checkpoint.saved", {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
-        feed(sid, "game.finished", game("1/2-1/2", 12, 0.6))
-        feed(sid, "checkpoint.saved", {"checkpoint_id": 2, "generation": 1, "games": 1, "sha256": "1" * 64})
+        feed(sid, EventType.SESSION_STATE, {"state": "running"})
+        feed(sid, EventType.CHECKPOINT_SAVED, {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
+        feed(sid, EventType.GAME_FINISHED, game("1/2-1/2", 12, 0.6))
+        feed(sid, EventType.CHECKPOINT_SAVED, {"checkpoint_id": 2, "generation": 1, "games": 1, "sha256": "1" * 64})
         feed(
             sid,
-            "learning.step",
+            EventType.LEARNING_STEP,
             {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0, "buffer_size": 12, "positions_learned": 12},
         )
-        feed(sid, "evaluation.finished", evaluation(1, {"gen0": rating(1500, 0), "gen1": rating(1510, 40)}))
+        feed(sid, EventType.EVALUATION_FINISHED, evaluation(1, {"gen0": rating(1500, 0), "gen1": rating(1510, 40)}))
         feed(sid, "stats", {"simulations_per_second": 10.0, "buffer_size": 12})
     assert sessions_in(metrics.exposition().decode()) == {"s1", "s2"}
     metrics.forget("s1")
@@ -239,7 +240,7 @@ def test_forget_drops_every_series_of_the_session(metrics):
     assert "s1" not in text
     assert value(metrics, "games_total", "s2", result="draw") == 1
     # a new session reusing nothing of the forgotten one
-    metrics.listener("s1", "session.state", {"state": "pending"})
+    metrics.listener("s1", EventType.SESSION_STATE, {"state": "pending"})
     assert value(metrics, "games_total", result="draw") == 0.0
 
 
@@ -258,7 +259,7 @@ def test_attach_forgets_after_a_successful_delete(metrics):
     metrics.attach(orchestrator)
     assert orchestrator.listeners == [metrics.listener]
     for sid in ("s1", "busy"):
-        metrics.listener(sid, "game.finished", game("1-0", 10, 1.0))
+        metrics.listener(sid, EventType.GAME_FINISHED, game("1-0", 10, 1.0))
     asyncio.run(orchestrator.delete("s1"))
     with pytest.raises(RuntimeError):
         asyncio.run(orchestrator.delete("busy"))
@@ -269,11 +270,11 @@ def test_attach_forgets_after_a_successful_delete(metrics):
 def test_the_exposition_passes_promtool(metrics):
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: run `make promtool` (Debian's prometheus package provides it)"
-    metrics.listener("s1", "session.state", {"state": "running"})
-    metrics.listener("s1", "game.finished", game("1-0", 10, 1.0))
+    metrics.listener("s1", EventType.SESSION_STATE, {"state": "running"})
+    metrics.listener("s1", EventType.GAME_FINISHED, game("1-0", 10, 1.0))
     metrics.listener(
         "s1",
-        "learning.step",
+        EventType.LEARNING_STEP,
         {"policy_loss": 1.0, "value_loss": 1.0, "total_loss": 2.0, "positions_learned": 10, "buffer_size": 10},
     )
     text = metrics.exposition()

@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 
 from service.config import Settings
+from service.event_types import EventType
+from service.lifecycle import FINAL
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
 from service.storage.database import create_engine, session_factory, upgrade_engine
@@ -106,20 +108,20 @@ ALERT = {
 
 def feed_session(sink: Sink, sid: str, final: str | None = "completed") -> None:
     """A session's events, in the order the orchestrator reports them."""
-    sink.listener(sid, "session.state", {"state": "pending"})
-    sink.listener(sid, "session.state", {"state": "running", "started_at": "2025-01-01T00:00:00+00:00"})
+    sink.listener(sid, EventType.SESSION_STATE, {"state": "pending"})
+    sink.listener(sid, EventType.SESSION_STATE, {"state": "running", "started_at": "2025-01-01T00:00:00+00:00"})
     for number, result in enumerate(["1-0", "1/2-1/2", "0-1", "1/2-1/2"], start=1):
-        sink.listener(sid, "game.finished", game(number, result))
+        sink.listener(sid, EventType.GAME_FINISHED, game(number, result))
     sink.listener(sid, "stats", SNAPSHOT)  # live only: not forwarded
-    sink.listener(sid, "learning.step", LEARNING)
-    sink.listener(sid, "checkpoint.saved", CHECKPOINT)
-    sink.listener(sid, "evaluation.finished", EVALUATION)
-    sink.listener(sid, "metrics.snapshot", SNAPSHOT)
-    sink.listener(sid, "alert.raised", ALERT)
+    sink.listener(sid, EventType.LEARNING_STEP, LEARNING)
+    sink.listener(sid, EventType.CHECKPOINT_SAVED, CHECKPOINT)
+    sink.listener(sid, EventType.EVALUATION_FINISHED, EVALUATION)
+    sink.listener(sid, EventType.METRICS_SNAPSHOT, SNAPSHOT)
+    sink.listener(sid, EventType.ALERT_RAISED, ALERT)
     if final == "failed":
-        sink.listener(sid, "session.state", {"state": "failed", "failure_reason": "RuntimeError: boom"})
+        sink.listener(sid, EventType.SESSION_STATE, {"state": "failed", "failure_reason": "RuntimeError: boom"})
     elif final is not None:
-        sink.listener(sid, "session.state", {"state": final, "stop_reason": "max_games"})
+        sink.listener(sid, EventType.SESSION_STATE, {"state": final, "stop_reason": "max_games"})
 
 
 # -- reading an offline W&B run back ---------------------------------------------------------
@@ -266,13 +268,13 @@ def test_wandb_init_error_is_one_warning_and_the_listener_goes_on(wandb_offline,
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = WandbSink(settings={"mode": "no-such-mode"}).start()  # the SDK rejects it at start
     for _ in range(3):
-        assert sink.listener("s1", "game.finished", game(1, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game(1, "1-0")) is None
     sink.close()
     assert sink.disabled and "ValidationError" in sink.reason
     warnings = sink_warnings(caplog)
     assert len(warnings) == 1 and warnings[0].startswith("W&B sink disabled") and "ValidationError" in warnings[0]
     for _ in range(50):
-        assert sink.listener("s1", "game.finished", game(2, "0-1")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game(2, "0-1")) is None
     assert len(sink_warnings(caplog)) == 1
     assert not list((wandb_offline / "wandb").glob("offline-run-*"))
 
@@ -402,40 +404,42 @@ def test_braintrust_logs_every_event_as_a_row(braintrust_api, monkeypatch, caplo
     assert rows and all(r["project_id"] == "project-1" and r["log_id"] == "g" for r in rows)
     assert all(r["input"]["session_id"] == "s1" and r["metadata"]["session_id"] == "s1" for r in rows)
     events = [r["input"]["event"] for r in rows]
-    assert events.count("game.finished") == 4 and events.count("session.state") == 3
+    assert events.count(EventType.GAME_FINISHED) == 4 and events.count(EventType.SESSION_STATE) == 3
     assert "stats" not in events
     for kind in (
         "session.config",
-        "learning.step",
-        "checkpoint.saved",
-        "evaluation.finished",
-        "metrics.snapshot",
-        "alert.raised",
+        EventType.LEARNING_STEP,
+        EventType.CHECKPOINT_SAVED,
+        EventType.EVALUATION_FINISHED,
+        EventType.METRICS_SNAPSHOT,
+        EventType.ALERT_RAISED,
     ):
         assert events.count(kind) == 1, (kind, events)
 
     def only(kind: str) -> dict[str, Any]:
         return next(r for r in rows if r["input"]["event"] == kind)
 
-    games = sorted((r for r in rows if r["input"]["event"] == "game.finished"), key=lambda r: r["output"]["number"])
+    games = sorted(
+        (r for r in rows if r["input"]["event"] == EventType.GAME_FINISHED), key=lambda r: r["output"]["number"]
+    )
     assert [g["scores"]["white_score"] for g in games] == [1.0, 0.5, 0.0, 0.5]
     assert [g["metadata"]["result"] for g in games] == ["1-0", "1/2-1/2", "0-1", "1/2-1/2"]
     assert games[0]["output"]["pgn"].startswith('[Result "1-0"]') and "moves" not in games[0]["output"]
-    learning = only("learning.step")
+    learning = only(EventType.LEARNING_STEP)
     assert learning["metrics"]["policy_loss"] == 3.25 and learning["metrics"]["total_loss"] == 4.0
-    evaluation = only("evaluation.finished")
+    evaluation = only(EventType.EVALUATION_FINISHED)
     assert (evaluation["metrics"]["elo"], evaluation["metrics"]["elo_low"], evaluation["metrics"]["elo_high"]) == (
         1612.5,
         1540.0,
         1690.0,
     )
     assert evaluation["scores"]["score"] == 0.875 and evaluation["metadata"]["opponent"] == "random"
-    assert only("metrics.snapshot")["metrics"]["simulations_per_second"] == 850.0
-    alert = only("alert.raised")
+    assert only(EventType.METRICS_SNAPSHOT)["metrics"]["simulations_per_second"] == 850.0
+    alert = only(EventType.ALERT_RAISED)
     assert alert["metadata"]["name"] == "loss_spike" and "warning" in alert["tags"]
     assert alert["output"]["message"].startswith("training loss")
     assert only("session.config")["output"] == {"max_games": 4}
-    assert [r["metadata"]["state"] for r in rows if r["input"]["event"] == "session.state"] == [
+    assert [r["metadata"]["state"] for r in rows if r["input"]["event"] == EventType.SESSION_STATE] == [
         "pending",
         "running",
         "completed",
@@ -498,7 +502,7 @@ def test_a_failing_write_is_one_warning_and_disables_the_sink(caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = RaisingSink().start()
     for number in range(1, 21):
-        assert sink.listener("s1", "game.finished", game(number, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game(number, "1-0")) is None
     sink.close()
     assert sink.disabled and sink.reason == "writing a game.finished event failed: ConnectionError: upstream is down"
     assert sink.calls == 1
@@ -512,7 +516,7 @@ def test_a_full_queue_drops_records_with_a_counted_warning(caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = BlockedSink(queue_size=3).start()
     for number in range(1, 21):  # the writer is stuck: the listener must not wait for it
-        assert sink.listener("s1", "game.finished", game(number, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game(number, "1-0")) is None
     assert 16 <= sink.dropped <= 17  # 3 queued, perhaps 1 taken by the stuck writer
     warnings = sink_warnings(caplog)
     assert len(warnings) == 1 and "queue of 3 records is full" in warnings[0] and "dropped 1 record" in warnings[0]
@@ -574,7 +578,7 @@ async def test_a_session_completes_with_sinks_that_fail_on_every_call(tmp_path, 
 
     def watch(session_id: str, kind: str, data: dict[str, Any]) -> None:
         seen.append(kind)
-        if kind == "session.state" and data["state"] in ("completed", "stopped", "failed"):
+        if kind == EventType.SESSION_STATE and data["state"] in FINAL:
             done.set()
 
     orchestrator.listeners.append(watch)
@@ -587,7 +591,7 @@ async def test_a_session_completes_with_sinks_that_fail_on_every_call(tmp_path, 
         await close_sinks([failing, bad_wandb, *sinks])
         await engine.dispose()
 
-    assert seen.count("game.finished") == 4 and seen[-1] == "session.state"
+    assert seen.count(EventType.GAME_FINISHED) == 4 and seen[-1] == EventType.SESSION_STATE
     assert failing.disabled and failing.calls == 1 and bad_wandb.disabled
     assert not sinks[0].disabled, sinks[0].reason
     warnings = sink_warnings(caplog)
@@ -613,7 +617,7 @@ async def test_a_restored_session_gets_its_stored_config(tmp_path, wandb_offline
         sid = (await repo.create_session(db, {"max_games": 9, "seed": 5}, 5)).id
     orchestrator = Orchestrator(Settings(_env_file=None, **TINY), sessionmaker, InlinePool(1))  # never started
     sink = WandbSink().attach(orchestrator)
-    sink.listener(sid, "metrics.snapshot", SNAPSHOT)  # after a restart: no pending/running event first
+    sink.listener(sid, EventType.METRICS_SNAPSHOT, SNAPSHOT)  # after a restart: no pending/running event first
     for _ in range(200):
         if not sink._tasks:
             break
