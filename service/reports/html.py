@@ -1,11 +1,12 @@
 """The session report as one self-contained HTML file: `render_html(report) -> str`.
 
-Everything the page needs is inside it: the CSS, plotly.js (inlined from the installed
-`plotly` package) and the report itself as JSON, so it opens offline, from a file or a mail
-attachment, and loads nothing from anywhere (a Content-Security-Policy meta tag forbids any
-network access, so a regression shows as a console error rather than a silent fetch).
+Everything the page needs is inside it: its style and chart script (report.css and
+report.js, files of this package), plotly.js (inlined from the installed `plotly` package)
+and the report itself as JSON, so it opens offline, from a file or a mail attachment, and
+loads nothing from anywhere (a Content-Security-Policy meta tag forbids any network access,
+so a regression shows as a console error rather than a silent fetch).
 
-Tables are rendered here with every string escaped (`html.escape`); the charts are drawn in
+Tables are rendered here with every string escaped (`escaped`); the charts are drawn in
 the browser from the embedded JSON (`<`, `>` and `&` escaped as \\u sequences, so no string
 of a session can close the script element). A section without data (no evaluation, no
 learning step, no game yet) says so in words instead of drawing an empty chart.
@@ -17,6 +18,7 @@ import json
 import math
 from functools import lru_cache
 from html import escape
+from importlib import resources
 from typing import Any, Iterable
 
 from .builder import PREVIOUS, complete
@@ -24,6 +26,13 @@ from .builder import PREVIOUS, complete
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
        "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
 DASH = "\u2014"
+
+
+@lru_cache(maxsize=None)
+def asset(name: str) -> str:
+    """A file the page inlines (report.css, report.js), shipped with this package as the
+    dashboard's are (pyproject's package-data), read once."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -37,8 +46,10 @@ def plotly_js() -> str:
     return js
 
 
-def e(value: Any) -> str:
-    """Escaped text of any value (None: a dash)."""
+def escaped(value: Any) -> str:
+    """`value` as HTML text: `str(value)` with `&`, `<`, `>` and both quotes escaped, so it is
+    safe in an element and in a quoted attribute; None reads as a dash. Every string of a
+    session passes through here before it reaches the page."""
     return DASH if value is None else escape(str(value), quote=True)
 
 
@@ -108,8 +119,8 @@ def seconds(x: Any) -> str:
 def when(ts: Any) -> str:
     """An RFC 3339 time as `YYYY-MM-DD HH:MM:SS UTC`."""
     if not isinstance(ts, str) or len(ts) < 19:
-        return e(ts)
-    return e(ts[:10] + " " + ts[11:19] + (" UTC" if ts.endswith(("+00:00", "Z")) else ""))
+        return escaped(ts)
+    return escaped(ts[:10] + " " + ts[11:19] + (" UTC" if ts.endswith(("+00:00", "Z")) else ""))
 
 
 # -- building blocks ----------------------------------------------------------------------
@@ -126,24 +137,24 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, cls: str = "
 
 def kv(rows: Iterable[tuple[str, str]]) -> str:
     """A two-column key/value table (keys escaped here, values already escaped)."""
-    body = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{escaped(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f'<div class="table-wrap"><table class="kv"><tbody>{body}</tbody></table></div>'
 
 
 def empty(text: str) -> str:
-    return f'<div class="empty">{e(text)}</div>'
+    return f'<div class="empty">{escaped(text)}</div>'
 
 
 def card(title: str, body: str, *, wide: bool = False, note: str | None = None) -> str:
-    foot = f'<p class="note">{e(note)}</p>' if note else ""
-    return (f'<div class="card{" wide" if wide else ""}"><h3>{e(title)}</h3>{body}{foot}</div>')
+    foot = f'<p class="note">{escaped(note)}</p>' if note else ""
+    return (f'<div class="card{" wide" if wide else ""}"><h3>{escaped(title)}</h3>{body}{foot}</div>')
 
 
 def chart(chart_id: str, ready: bool, empty_text: str, *, height: int = 320) -> str:
     """The container a chart is drawn into, or the words saying why there is none."""
     if not ready:
         return empty(empty_text)
-    return f'<div class="chart" id="{e(chart_id)}" style="height:{height}px"></div>'
+    return f'<div class="chart" id="{escaped(chart_id)}" style="height:{height}px"></div>'
 
 
 _BADGES = {
@@ -157,11 +168,11 @@ _BADGES = {
 
 def badge(text: Any) -> str:
     kind = _BADGES.get(str(text), "muted")
-    return f'<span class="badge {kind}">{e(text)}</span>'
+    return f'<span class="badge {kind}">{escaped(text)}</span>'
 
 
 def tile(label: str, value: str, sub: str = "") -> str:
-    return (f'<div class="tile"><div class="tile-label">{e(label)}</div><div class="tile-value">{value}</div>'
+    return (f'<div class="tile"><div class="tile-label">{escaped(label)}</div><div class="tile-value">{value}</div>'
             f'<div class="tile-sub">{sub}</div></div>')
 
 
@@ -181,16 +192,16 @@ def header(report: dict[str, Any]) -> str:
     chips = [
         ("started", when(report.get("started_at"))),
         ("finished", when(report.get("finished_at")) if report.get("finished_at") else "not yet"),
-        ("stop reason", e(report.get("stop_reason"))),
+        ("stop reason", escaped(report.get("stop_reason"))),
         ("generated", when(report.get("generated_at") or report.get("finished_at"))),
     ]
-    meta = "".join(f'<span class="chip"><span>{e(k)}</span> {v}</span>' for k, v in chips)
-    error = (f'<div class="alert-box"><strong>The session failed:</strong> <code>{e(report["error"])}</code></div>'
+    meta = "".join(f'<span class="chip"><span>{escaped(k)}</span> {v}</span>' for k, v in chips)
+    error = (f'<div class="alert-box"><strong>The session failed:</strong> <code>{escaped(report["error"])}</code></div>'
              if report.get("error") else "")
     return f"""<header class="top">
   <div class="wrap">
     <div class="brand">continuous-play <span>session report</span></div>
-    <h1><code id="session-id">{e(report.get("session_id"))}</code> {badge(state) if state else ""}</h1>
+    <h1><code id="session-id">{escaped(report.get("session_id"))}</code> {badge(state) if state else ""}</h1>
     <div class="chips">{meta}</div>
     {error}
   </div>
@@ -207,7 +218,7 @@ def summary(report: dict[str, Any]) -> str:
     tiles = []
     if newest:
         tiles.append(tile("Elo (newest)", elo(newest.get("rating")),
-                          f"gen {e(newest.get('generation'))} &middot; 95% {interval(newest.get('low'), newest.get('high'))}"))
+                          f"gen {escaped(newest.get('generation'))} &middot; 95% {interval(newest.get('low'), newest.get('high'))}"))
     else:
         tiles.append(tile("Elo (newest)", DASH, "no evaluation yet"))
     progression = _indicator(report, "elo_progression")
@@ -233,7 +244,7 @@ def summary(report: dict[str, Any]) -> str:
                       f"{seconds(throughput.get('elapsed_s'))}"))
     alerts = report.get("alerts") or []
     tiles.append(tile("Alerts", num(len(alerts)),
-                      "none raised" if not alerts else ", ".join(sorted({e(a.get("name")) for a in alerts}))))
+                      "none raised" if not alerts else ", ".join(sorted({escaped(a.get("name")) for a in alerts}))))
     return f'<section id="summary" class="tiles">{"".join(tiles)}</section>'
 
 
@@ -251,7 +262,7 @@ def strength(report: dict[str, Any]) -> str:
                      chart("chart-matches", bool(series["matches"]), no_eval),
                      note="The candidate's logistic Elo against each opponent, from game pairs (pentanomial)."))
     ratings = report.get("rating_list") or []
-    rating_rows = [[f"<code>{e(r['player'])}</code>", elo(r["rating"]), interval(r["low"], r["high"]),
+    rating_rows = [[f"<code>{escaped(r['player'])}</code>", elo(r["rating"]), interval(r["low"], r["high"]),
                     elo(((r["high"] - r["low"]) / 2) if _num(r["high"]) is not None and _num(r["low"]) is not None
                         else None), num(r["games"])] for r in ratings]
     rating_table = (table(["Player", "Elo", "95% interval", "&plusmn;", "Games"], rating_rows, numeric=(1, 2, 3, 4))
@@ -264,9 +275,9 @@ def strength(report: dict[str, Any]) -> str:
         penta = ev.get("pentanomial")
         games = ev["wins"] + ev["draws"] + ev["losses"]
         eval_rows.append([
-            num(ev["generation"]), f"<code>{e(ev['opponent'])}</code>", num(games),
+            num(ev["generation"]), f"<code>{escaped(ev['opponent'])}</code>", num(games),
             f"{num(ev['wins'])} / {num(ev['draws'])} / {num(ev['losses'])}", pct(match.get("score")),
-            e(" ".join(str(c) for c in penta)) if penta else DASH,
+            escaped(" ".join(str(c) for c in penta)) if penta else DASH,
             f"{elo(match.get('elo'), True)} {interval(match.get('low'), match.get('high'), True)}" if match else DASH,
             num(ev.get("adjudicated")), elo((rated.get(f"gen{ev['generation']}") or {}).get("rating"))])
     eval_table = (table(["Gen", "Opponent", "Games", "W / D / L", "Score", "Pentanomial", "Elo diff [95%]",
@@ -283,7 +294,7 @@ def strength(report: dict[str, Any]) -> str:
     gating = "on: only an accepted checkpoint plays self-play" if config.get("gating") else \
         "off: the SPRT is a verdict only; self-play always uses the newest net"
     first = sprt[0] if sprt else {}
-    sprt_note = None if not sprt else (f"H0: Elo \u2264 Elo0 against H1: Elo \u2265 Elo1 ({e(first.get('elo_model') or 'normalized')} Elo), "
+    sprt_note = None if not sprt else (f"H0: Elo \u2264 Elo0 against H1: Elo \u2265 Elo1 ({escaped(first.get('elo_model') or 'normalized')} Elo), "
                  f"\u03b1 = {sig(first.get('alpha'), 2)}, \u03b2 = {sig(first.get('beta'), 2)}; accepted once the LLR "
                  f"reaches the upper bound, rejected at the lower. Gating {gating}.")
     return f"""<section id="strength">
@@ -308,7 +319,7 @@ def learning(report: dict[str, Any]) -> str:
     for head in ("policy_loss", "value_loss", "total_loss"):
         h = losses.get(head)
         if h:
-            rows.append([e(head.replace("_", " ")), sig(h.get("first"), 4), sig(h.get("last"), 4), sig(h.get("min"), 4)])
+            rows.append([escaped(head.replace("_", " ")), sig(h.get("first"), 4), sig(h.get("last"), 4), sig(h.get("min"), 4)])
     summary_table = table(["Head", "First", "Last", "Min"], rows, numeric=(1, 2, 3)) if rows else empty(no_learning)
     facts = kv([("learning phases", num(losses.get("phases", 0))), ("optimizer steps", num(losses.get("steps", 0))),
                 ("policy entropy, last", sig(losses.get("policy_entropy_last"), 4)),
@@ -344,13 +355,13 @@ def selfplay(report: dict[str, Any]) -> str:
                                                     for p in series["throughput"]),
                            "No metric snapshot stored yet.")))
     colours = (results.get("by_colour") or {})
-    colour_rows = [[e(side), num(c.get("wins")), num(c.get("draws")), num(c.get("losses")), pct(c.get("score")),
+    colour_rows = [[escaped(side), num(c.get("wins")), num(c.get("draws")), num(c.get("losses")), pct(c.get("score")),
                     pct(c.get("win_rate"))] for side, c in colours.items()]
     colour_table = (table(["Colour", "W", "D", "L", "Score", "Win rate"], colour_rows,
                           numeric=(1, 2, 3, 4, 5)) if has_games else empty(no_games))
     terminations = sc.get("terminations") or {}
     term_table = (table(["Termination", "Games", "Share"],
-                        [[e(k), num(v), pct(v / sc["games"])] for k, v in terminations.items()], numeric=(1, 2))
+                        [[escaped(k), num(v), pct(v / sc["games"])] for k, v in terminations.items()], numeric=(1, 2))
                   if terminations else empty(no_games))
     length = sc.get("length") or {}
     streaks = sc.get("streaks") or {}
@@ -365,7 +376,7 @@ def selfplay(report: dict[str, Any]) -> str:
         ("plies: mean / median", f"{num(length.get('mean'), 1)} / {num(length.get('median'), 1)}"),
         ("plies: min / max", f"{num(length.get('min'))} / {num(length.get('max'))}"),
         ("longest decisive / draw streak", f"{num(streaks.get('longest_decisive'))} / {num(streaks.get('longest_draw'))}"),
-        ("current streak", f"{num(current.get('length'))} &times; {e(current.get('result'))}"
+        ("current streak", f"{num(current.get('length'))} &times; {escaped(current.get('result'))}"
                            if current.get("result") else DASH),
         ("mean game duration", seconds((sc.get("duration") or {}).get("mean_s"))),
     ])
@@ -430,7 +441,7 @@ def analysis(report: dict[str, Any]) -> str:
     indicators = report.get("analysis") or []
     rows = []
     for ind in indicators:
-        label, value_label, trend_label, kind = _INDICATORS.get(ind.get("name"), (e(ind.get("name")), "", "", ""))
+        label, value_label, trend_label, kind = _INDICATORS.get(ind.get("name"), (escaped(ind.get("name")), "", "", ""))
         value, trend = ind.get("value"), ind.get("trend")
         rows.append([f"<strong>{label}</strong>", badge(ind.get("verdict")),
                      f"{_formatted(value, kind)} <span class=unit>{value_label}</span>" if value is not None else DASH,
@@ -448,11 +459,11 @@ def analysis(report: dict[str, Any]) -> str:
 def alerts(report: dict[str, Any]) -> str:
     items = report.get("alerts") or []
     def context(a: dict[str, Any]) -> str:
-        parts = [e(a["trigger"])] if a.get("trigger") else []
+        parts = [escaped(a["trigger"])] if a.get("trigger") else []
         parts += [f"{k} {num(a[k])}" for k in ("games", "step", "generation") if _num(a.get(k)) is not None]
         return " &middot; ".join(parts) or DASH
 
-    rows = [[when(a.get("ts")), badge(a.get("severity")), f"<code>{e(a.get('name'))}</code>", e(a.get("message")),
+    rows = [[when(a.get("ts")), badge(a.get("severity")), f"<code>{escaped(a.get('name'))}</code>", escaped(a.get("message")),
              sig(a.get("value"), 4), sig(a.get("threshold"), 4), context(a)] for a in items]
     body = (table(["Time", "Severity", "Alert", "Message", "Value", "Threshold", "Context"], rows, numeric=(4, 5))
             if rows else empty("No alert was raised."))
@@ -464,8 +475,8 @@ def alerts(report: dict[str, Any]) -> str:
 
 def checkpoints(report: dict[str, Any]) -> str:
     items = report.get("checkpoints") or []
-    rows = [[num(c.get("generation")), num(c.get("games")), f'<code title="{e(c.get("sha256"))}">'
-             f'{e((c.get("sha256") or "")[:16])}</code>', f"<code>{e(c.get('path'))}</code>"] for c in items]
+    rows = [[num(c.get("generation")), num(c.get("games")), f'<code title="{escaped(c.get("sha256"))}">'
+             f'{escaped((c.get("sha256") or "")[:16])}</code>', f"<code>{escaped(c.get('path'))}</code>"] for c in items]
     body = (table(["Gen", "Games", "sha256", "File"], rows, numeric=(0, 1)) if rows
             else empty("No checkpoint saved yet."))
     return f"""<section id="checkpoints">
@@ -476,26 +487,26 @@ def checkpoints(report: dict[str, Any]) -> str:
 
 def _value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
-        return e(", ".join(str(x) for x in v)) if v else DASH
+        return escaped(", ".join(str(x) for x in v)) if v else DASH
     if isinstance(v, dict):
-        return e(json.dumps(v, sort_keys=True))
+        return escaped(json.dumps(v, sort_keys=True))
     if isinstance(v, bool):
         return "true" if v else "false"
-    return e(v)
+    return escaped(v)
 
 
 def manifest(report: dict[str, Any]) -> str:
     m = report.get("manifest") or {}
     facts = kv([
-        ("seed", e(m.get("seed"))), ("git revision", f"<code>{e(m.get('git_revision'))}</code>"),
-        ("python", e(m.get("python"))), ("platform", e(m.get("platform"))), ("cpu count", e(m.get("cpu_count"))),
-        ("torch threads", e(m.get("torch_threads"))),
-        *[(k.replace("_", " "), f"<code>{e(v)}</code>") for k, v in (m.get("output") or {}).items()],
-        ("report format", e(report.get("format"))),
+        ("seed", escaped(m.get("seed"))), ("git revision", f"<code>{escaped(m.get('git_revision'))}</code>"),
+        ("python", escaped(m.get("python"))), ("platform", escaped(m.get("platform"))), ("cpu count", escaped(m.get("cpu_count"))),
+        ("torch threads", escaped(m.get("torch_threads"))),
+        *[(k.replace("_", " "), f"<code>{escaped(v)}</code>") for k, v in (m.get("output") or {}).items()],
+        ("report format", escaped(report.get("format"))),
     ])
-    packages = (kv([(name, e(version)) for name, version in (m.get("packages") or {}).items()])
+    packages = (kv([(name, escaped(version)) for name, version in (m.get("packages") or {}).items()])
                 if m.get("packages") else empty("No package versions recorded."))
-    settings = "".join(f'<div class="setting"><span>{e(k.upper())}</span><code>{_value(v)}</code></div>'
+    settings = "".join(f'<div class="setting"><span>{escaped(k.upper())}</span><code>{_value(v)}</code></div>'
                        for k, v in sorted((m.get("config") or {}).items()))
     config = f'<div class="settings">{settings}</div>' if settings else empty("No settings recorded.")
     return f"""<section id="manifest">
@@ -539,11 +550,12 @@ def render_html(report: dict[str, Any]) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">
+<meta http-equiv="Content-Security-Policy" content="{escaped(CSP)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="continuous-play">
-<title>{e(title)}</title>
-<style>{_CSS}</style>
+<title>{escaped(title)}</title>
+<style>
+{asset("report.css")}</style>
 </head>
 <body>
 {header(report)}
@@ -551,304 +563,15 @@ def render_html(report: dict[str, Any]) -> str:
 <main class="wrap">
 {body}
 </main>
-<footer class="wrap">Generated by continuous-play &middot; {e(report.get("format"))} &middot; self-contained: opens offline,
+<footer class="wrap">Generated by continuous-play &middot; {escaped(report.get("format"))} &middot; self-contained: opens offline,
 loads nothing from the network.</footer>
 <script type="application/json" id="report-data">{script_json(report)}</script>
 <script type="application/json" id="chart-data">{script_json(_chart_data(report))}</script>
 <script>window.PlotlyConfig = {{MathJaxConfig: "local"}};</script>
 <script>{plotly_js()}</script>
-<script>{_SCRIPT}</script>
+<script>
+{asset("report.js")}</script>
 </body>
 </html>
 """
 
-
-_CSS = """
-:root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff; --accent:#2563eb;
-        --good:#15803d; --bad:#b91c1c; --warn:#b45309; --info:#1d4ed8; }
-* { box-sizing: border-box; }
-html { scroll-behavior: smooth; }
-body { margin:0; background:var(--bg); color:var(--fg); font:14px/1.5 -apple-system, BlinkMacSystemFont,
-       "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: 0.92em; }
-.wrap { max-width: 1280px; margin: 0 auto; padding: 0 24px; }
-header.top { background: linear-gradient(135deg, #0f172a, #1e3a8a); color: #fff; padding: 22px 0 18px; }
-.brand { font-size: 12px; letter-spacing: .12em; text-transform: uppercase; color: #93c5fd; font-weight: 600; }
-.brand span { color: #cbd5e1; font-weight: 400; }
-header h1 { margin: 6px 0 10px; font-size: 22px; font-weight: 600; display: flex; gap: 12px; align-items: center;
-            flex-wrap: wrap; word-break: break-all; }
-header h1 code { font-size: 20px; }
-.chips { display: flex; flex-wrap: wrap; gap: 8px; }
-.chip { background: rgba(255,255,255,.1); border: 1px solid rgba(255,255,255,.18); border-radius: 999px;
-        padding: 2px 12px; font-size: 12.5px; }
-.chip span { color: #93c5fd; margin-right: 4px; }
-.alert-box { margin-top: 14px; background: #fef2f2; color: #7f1d1d; border-radius: 8px; padding: 10px 14px; }
-nav.nav { position: sticky; top: 0; z-index: 10; background: rgba(255,255,255,.95); border-bottom: 1px solid var(--line);
-          backdrop-filter: blur(4px); }
-nav.nav .wrap { display: flex; gap: 4px; overflow-x: auto; }
-nav.nav a { color: var(--muted); text-decoration: none; padding: 10px 12px; font-weight: 500; white-space: nowrap;
-            border-bottom: 2px solid transparent; }
-nav.nav a:hover { color: var(--accent); border-bottom-color: var(--accent); }
-main { padding-bottom: 24px; }
-section { margin-top: 28px; scroll-margin-top: 56px; }
-h2 { font-size: 18px; margin: 0 0 12px; font-weight: 650; }
-h2 small { color: var(--muted); font-weight: 400; font-size: 13px; margin-left: 8px; }
-h3 { font-size: 14px; margin: 0 0 10px; font-weight: 600; color: #323f4b; }
-.tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(165px, 1fr)); gap: 12px; margin-top: 20px; }
-.tile { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px;
-        box-shadow: 0 1px 2px rgba(15,23,42,.04); }
-.tile-label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.tile-value { font-size: 24px; font-weight: 650; margin: 2px 0; font-variant-numeric: tabular-nums; }
-.tile-sub { color: var(--muted); font-size: 12px; }
-.grid { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; margin-bottom: 16px;
-        align-items: start; }
-.grid.three { grid-template-columns: minmax(0, 1fr) minmax(0, 0.9fr) minmax(0, 1.1fr); }
-table.compact td { white-space: nowrap; }
-.settings { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); column-gap: 24px; }
-.setting { display: flex; justify-content: space-between; gap: 12px; padding: 5px 2px; border-bottom: 1px solid var(--line); }
-.setting span { color: var(--muted); font-size: 12.5px; }
-.setting code { text-align: right; word-break: break-word; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 16px 18px;
-        box-shadow: 0 1px 2px rgba(15,23,42,.04); min-width: 0; }
-.card.wide { grid-column: 1 / -1; }
-section > .card { margin-bottom: 16px; }
-.note { color: var(--muted); font-size: 12px; margin: 10px 0 0; }
-.chart { width: 100%; }
-.empty { border: 1px dashed #cbd2d9; border-radius: 8px; padding: 28px 16px; text-align: center; color: var(--muted);
-         background: #fafbfc; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
-thead th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .03em;
-           border-bottom: 2px solid var(--line); white-space: nowrap; }
-tbody tr:hover { background: #f8fafc; }
-td.num, th.num { text-align: right; white-space: nowrap; }
-table.kv th { font-weight: 500; color: var(--muted); width: 45%; font-size: 13px; }
-table.kv td { word-break: break-word; }
-.unit { color: var(--muted); font-size: 12px; }
-.badge { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 12px; font-weight: 600;
-         white-space: nowrap; border: 1px solid transparent; }
-.badge.good { background: #dcfce7; color: var(--good); }
-.badge.bad { background: #fee2e2; color: var(--bad); }
-.badge.warn { background: #fef3c7; color: var(--warn); }
-.badge.info { background: #dbeafe; color: var(--info); }
-.badge.neutral { background: #eef2f6; color: #3e4c59; }
-.badge.muted { background: transparent; color: var(--muted); border-color: #cbd2d9; font-weight: 500; }
-header .badge { font-size: 13px; }
-footer { color: var(--muted); font-size: 12px; padding: 16px 24px 32px; }
-@media (max-width: 900px) { .grid, .grid.three { grid-template-columns: 1fr; } }
-@media print { nav.nav { display: none; } header.top { background: #1e3a8a; -webkit-print-color-adjust: exact; }
-               .card { break-inside: avoid; } }
-"""
-
-_SCRIPT = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("chart-data").textContent);
-  var S = data.series;
-  var COLORS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
-  var BASE = {
-    margin: {l: 60, r: 20, t: 10, b: 48}, autosize: true,
-    font: {family: "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Arial, sans-serif", size: 12,
-           color: "#323f4b"},
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-    xaxis: {gridcolor: "#eef0f3", linecolor: "#cbd2d9", zeroline: false, automargin: true},
-    yaxis: {gridcolor: "#eef0f3", linecolor: "#cbd2d9", zeroline: false, automargin: true},
-    legend: {orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)"},
-    hoverlabel: {bgcolor: "#fff", bordercolor: "#cbd2d9", font: {color: "#1f2933"}},
-    bargap: 0.08
-  };
-  var CONFIG = {displaylogo: false, responsive: true,
-                modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"]};
-
-  function merge(a, b) {
-    var out = {}, k;
-    for (k in a) out[k] = a[k];
-    for (k in b) {
-      var v = b[k];
-      out[k] = (v && typeof v === "object" && !Array.isArray(v) && a[k] && typeof a[k] === "object" &&
-                !Array.isArray(a[k])) ? merge(a[k], v) : v;
-    }
-    return out;
-  }
-  function plot(id, traces, layout) {
-    var el = document.getElementById(id);
-    if (!el || !traces.length) return;
-    Plotly.newPlot(el, traces, merge(BASE, layout || {}), CONFIG);
-  }
-  function pick(rows, key) { return rows.map(function (r) { return r[key]; }); }
-  function fmt(v, d) { return v === null || v === undefined ? "\u2014" : Number(v).toFixed(d); }
-  function xOf(p) { return p.games === null || p.games === undefined ? p.generation : p.games; }
-
-  // Elo of each evaluated checkpoint with its 95% band; the anchors as dashed lines.
-  (function () {
-    var pts = S.elo;
-    if (!pts.length) return;
-    var x = pts.map(xOf);
-    var text = pts.map(function (p) { return "gen " + p.generation; });
-    var traces = [
-      {x: x, y: pick(pts, "high"), mode: "lines", line: {width: 0, color: "rgba(37,99,235,0)"},
-       hoverinfo: "skip", showlegend: false},
-      {x: x, y: pick(pts, "low"), mode: "lines", fill: "tonexty", fillcolor: "rgba(37,99,235,0.14)",
-       line: {width: 0, color: "rgba(37,99,235,0)"}, name: "95% interval", hoverinfo: "skip"},
-      {x: x, y: pick(pts, "rating"), mode: "lines+markers", name: "checkpoint Elo", text: text,
-       line: {color: COLORS[0], width: 2.5}, marker: {size: 7},
-       customdata: pts.map(function (p) { return [p.low, p.high, p.match_games]; }),
-       error_y: {type: "data", symmetric: false, color: "rgba(37,99,235,0.45)", thickness: 1.2, width: 3,
-                 array: pts.map(function (p) { return p.high - p.rating; }),
-                 arrayminus: pts.map(function (p) { return p.rating - p.low; })},
-       hovertemplate: "%{text} at %{x} games<br><b>%{y:.0f} Elo</b> [%{customdata[0]:.0f}, " +
-                      "%{customdata[1]:.0f}]<br>%{customdata[2]} match games<extra></extra>"}
-    ];
-    var shapes = [], notes = [];
-    S.anchors.forEach(function (a, i) {
-      shapes.push({type: "line", xref: "paper", x0: 0, x1: 1, y0: a.rating, y1: a.rating,
-                   line: {color: "#9aa5b1", width: 1.2, dash: "dash"}});
-      notes.push({xref: "paper", x: 1, xanchor: "right", y: a.rating, yanchor: "bottom", showarrow: false,
-                  text: a.player + " " + fmt(a.rating, 0), font: {size: 11, color: "#616e7c"}});
-    });
-    plot("chart-elo", traces, {shapes: shapes, annotations: notes, hovermode: "closest",
-                              xaxis: {title: {text: pts[0].games === null ? "generation" : "games played"}},
-                              yaxis: {title: {text: "Elo (generation 0 = anchor)"}}});
-  })();
-
-  // Per-opponent match Elo differences.
-  (function () {
-    var names = Object.keys(S.matches);
-    if (!names.length) return;
-    var traces = names.map(function (name, i) {
-      var pts = S.matches[name];
-      return {x: pts.map(xOf), y: pick(pts, "elo"), name: name, mode: "lines+markers",
-              line: {color: COLORS[(i + 1) % COLORS.length], width: 2}, marker: {size: 7},
-              text: pts.map(function (p) { return "gen " + p.generation + " vs " + p.opponent; }),
-              customdata: pts.map(function (p) { return [p.low, p.high, 100 * p.score, p.match_games]; }),
-              error_y: {type: "data", symmetric: false, thickness: 1.2, width: 3,
-                        array: pts.map(function (p) { return p.high - p.elo; }),
-                        arrayminus: pts.map(function (p) { return p.elo - p.low; })},
-              hovertemplate: "%{text}<br><b>%{y:+.0f} Elo</b> [%{customdata[0]:+.0f}, %{customdata[1]:+.0f}]" +
-                             "<br>score %{customdata[2]:.1f}% over %{customdata[3]} games<extra></extra>"};
-    });
-    var first = S.matches[names[0]][0];
-    plot("chart-matches", traces, {hovermode: "closest",
-         shapes: [{type: "line", xref: "paper", x0: 0, x1: 1, y0: 0, y1: 0, line: {color: "#9aa5b1", width: 1}}],
-         xaxis: {title: {text: first.games === null ? "generation" : "games played"}},
-         yaxis: {title: {text: "Elo difference vs opponent"}}});
-  })();
-
-  // Losses per head, policy entropy on the right axis.
-  (function () {
-    var rows = S.learning;
-    if (!rows.length) return;
-    var x = pick(rows, "step");
-    var heads = [["total_loss", "total", COLORS[0]], ["policy_loss", "policy", COLORS[2]],
-                 ["value_loss", "value", COLORS[1]]];
-    var traces = heads.map(function (h) {
-      return {x: x, y: pick(rows, h[0]), name: h[1] + " loss", mode: rows.length > 40 ? "lines" : "lines+markers",
-              line: {color: h[2], width: 2}, marker: {size: 5},
-              hovertemplate: h[1] + " %{y:.4f}<extra></extra>"};
-    });
-    if (rows.some(function (r) { return r.policy_entropy !== null && r.policy_entropy !== undefined; })) {
-      traces.push({x: x, y: pick(rows, "policy_entropy"), name: "policy entropy", yaxis: "y2", mode: "lines",
-                   line: {color: COLORS[4], width: 1.5, dash: "dot"},
-                   hovertemplate: "entropy %{y:.3f} nats<extra></extra>"});
-    }
-    plot("chart-losses", traces, {hovermode: "x unified", margin: {r: 60},
-         xaxis: {title: {text: "optimizer step"}}, yaxis: {title: {text: "loss"}},
-         yaxis2: {title: {text: "entropy (nats)"}, overlaying: "y", side: "right", showgrid: false,
-                  zeroline: false, automargin: true}});
-  })();
-
-  // W/D/L share per bucket of games, adjudicated share as a line.
-  (function () {
-    var b = S.results.buckets;
-    if (!b.length) return;
-    var x = b.map(function (r) { return r.first === r.last ? String(r.first) : r.first + "\u2013" + r.last; });
-    function share(key) { return b.map(function (r) { return 100 * r[key] / r.games; }); }
-    function counts(key) { return b.map(function (r) { return [r[key], r.games]; }); }
-    var parts = [["white_wins", "white wins", "#93c5fd"], ["draws", "draws", "#cbd2d9"],
-                 ["black_wins", "black wins", "#1e293b"]];
-    var traces = parts.map(function (p) {
-      return {type: "bar", x: x, y: share(p[0]), name: p[1], marker: {color: p[2]}, customdata: counts(p[0]),
-              hovertemplate: p[1] + ": %{customdata[0]} of %{customdata[1]} (%{y:.0f}%)<extra></extra>"};
-    });
-    traces.push({type: "scatter", x: x, y: share("adjudicated"), name: "adjudicated", mode: "lines+markers",
-                 line: {color: "#d97706", width: 2}, marker: {size: 6}, customdata: counts("adjudicated"),
-                 hovertemplate: "adjudicated: %{customdata[0]} of %{customdata[1]} (%{y:.0f}%)<extra></extra>"});
-    plot("chart-results", traces, {barmode: "stack", hovermode: "x unified", legend: {traceorder: "normal"},
-         xaxis: {title: {text: "games (by number)"}, type: "category"},
-         yaxis: {title: {text: "share of games (%)"}, range: [0, 100]}});
-  })();
-
-  function histogram(id, h, opts) {
-    if (!h.counts.length) return;
-    var scale = opts.scale || 1, integer = opts.integer;
-    var x = [], widths = [], labels = [];
-    for (var i = 0; i < h.counts.length; i++) {
-      var lo = h.edges[i] * scale, hi = h.edges[i + 1] * scale;
-      if (integer) {
-        x.push((lo + hi - 1) / 2); widths.push((hi - lo) * 0.92);
-        labels.push(hi - lo === 1 ? String(lo) : lo + "\u2013" + (hi - 1));
-      } else {
-        x.push((lo + hi) / 2); widths.push((hi - lo) * 0.92);
-        labels.push(fmt(lo, opts.digits) + "\u2013" + fmt(hi, opts.digits));
-      }
-    }
-    var shapes = [], notes = [];
-    if (h.mean !== null) {
-      var m = h.mean * scale;
-      shapes.push({type: "line", x0: m, x1: m, yref: "paper", y0: 0, y1: 1,
-                   line: {color: "#dc2626", width: 1.5, dash: "dash"}});
-      notes.push({x: m, yref: "paper", y: 1, yanchor: "bottom", showarrow: false, xanchor: "left",
-                  text: " mean " + fmt(m, opts.digits) + " " + opts.unit, font: {size: 11, color: "#b91c1c"}});
-    }
-    var lo0 = h.edges[0] * scale, hi0 = h.edges[h.edges.length - 1] * scale, pad = 0;
-    if (integer && hi0 - lo0 < 10) pad = (10 - (hi0 - lo0)) / 2;  // a lone bar is not the whole axis
-    var xaxis = {title: {text: opts.axis}};
-    if (integer) { xaxis.tickformat = ",d"; xaxis.range = [lo0 - 0.5 - pad, hi0 - 0.5 + pad]; }
-    var most = Math.max.apply(null, h.counts);
-    plot(id, [{type: "bar", x: x, y: h.counts, width: widths, text: labels, textposition: "none",
-               marker: {color: opts.color, line: {width: 0}}, name: opts.name,
-               hovertemplate: "%{text} " + opts.unit + ": <b>%{y}</b> games<extra></extra>"}],
-         {shapes: shapes, annotations: notes, hovermode: "closest", showlegend: false, margin: {t: 24},
-          xaxis: xaxis, yaxis: {title: {text: "games"}, rangemode: "tozero", tickformat: ",d",
-                                dtick: most <= 8 ? 1 : null}});
-  }
-  histogram("chart-length", S.game_length, {integer: true, unit: "plies", axis: "plies per game",
-                                             color: COLORS[0], digits: 1, name: "games"});
-  (function () {
-    var h = S.move_time;
-    if (!h.counts.length) return;
-    var ms = h.median !== null && h.median < 1;
-    histogram("chart-move-time", h, {scale: ms ? 1000 : 1, unit: ms ? "ms" : "s",
-                                     axis: ms ? "milliseconds per move" : "seconds per move",
-                                     color: COLORS[2], digits: ms ? 1 : 2, name: "games"});
-  })();
-  (function () {
-    var h = S.game_duration;
-    if (!h.counts.length) return;
-    histogram("chart-duration", h, {unit: "s", axis: "seconds per game", color: COLORS[5], digits: 2,
-                                    name: "games"});
-  })();
-
-  // Simulations per second and memory from the stored metric snapshots.
-  (function () {
-    var rows = S.throughput.filter(function (r) { return r.simulations_per_second !== null &&
-                                                        r.simulations_per_second !== undefined; });
-    if (!rows.length) return;
-    var x = rows.map(function (r, i) { return r.ts || i; });
-    var mode = rows.length > 40 ? "lines" : "lines+markers";
-    var traces = [{x: x, y: pick(rows, "simulations_per_second"), name: "simulations/s", mode: mode,
-                   line: {color: COLORS[0], width: 2}, hovertemplate: "%{y:,.0f} sims/s<extra></extra>"}];
-    if (rows.some(function (r) { return r.rss_mb !== null && r.rss_mb !== undefined; })) {
-      traces.push({x: x, y: pick(rows, "rss_mb"), name: "worker RSS (MB)", yaxis: "y2", mode: mode,
-                   line: {color: COLORS[3], width: 1.5, dash: "dot"},
-                   hovertemplate: "%{y:,.0f} MB<extra></extra>"});
-    }
-    plot("chart-throughput", traces, {hovermode: "x unified", margin: {r: 60},
-         xaxis: {title: {text: rows[0].ts ? "time (UTC)" : "snapshot"}},
-         yaxis: {title: {text: "simulations per second"}, rangemode: "tozero"},
-         yaxis2: {title: {text: "RSS (MB)"}, overlaying: "y", side: "right", showgrid: false,
-                  zeroline: false, tickformat: ",.0f", automargin: true}});
-  })();
-})();
-"""
