@@ -16,6 +16,7 @@ from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 from ..stats.elo import elo_from_pentanomial, elo_from_wdl
+from ..stats.numbers import finite
 from ..stats.scorecard import Scorecard
 
 if TYPE_CHECKING:
@@ -117,17 +118,6 @@ MAX_POINTS = 2000  # points of a line series at most (longer ones are thinned ev
 _GENERATION = re.compile(r"gen(\d+)")
 PREVIOUS = "previous generation"
 """The series name of the matches against the previous evaluated checkpoint (the SPRT's)."""
-
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float replaced by None (strict JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 def nice_step(raw: float, integer: bool = False) -> float:

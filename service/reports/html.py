@@ -15,12 +15,12 @@ learning step, no game yet) says so in words instead of drawing an empty chart.
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from html import escape
 from importlib import resources
 from typing import Any, Iterable
 
+from ..stats.numbers import finite
 from .builder import PREVIOUS, complete
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
@@ -64,9 +64,10 @@ def script_json(value: Any) -> str:
 
 
 def _num(x: Any) -> float | None:
+    """A number to format, or None (not a number, a bool, NaN or infinite)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
-    return float(x) if math.isfinite(float(x)) else None
+    return finite(float(x))
 
 
 def num(x: Any, digits: int = 2) -> str:

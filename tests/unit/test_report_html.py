@@ -19,7 +19,6 @@ from service.reports.builder import (
     REPORT_FORMAT,
     build_report,
     complete,
-    finite,
     histogram,
     match_estimate,
     nice_step,
@@ -517,13 +516,6 @@ def test_match_estimates_use_pairs_and_the_plain_score():
     est = match_estimate(7, 2, 1, None)
     assert est["score"] == 0.8 and est["method"] == "trinomial" and est["low"] < est["elo"] < est["high"]
     assert match_estimate(0, 0, 0, None) is None
-
-
-def test_finite_replaces_nan_and_infinities():
-    assert finite({"a": [float("nan"), 1.5, {"b": float("-inf")}], 2: (1, 2)}) == {
-        "a": [None, 1.5, {"b": None}],
-        "2": [1, 2],
-    }
 
 
 def test_long_series_are_thinned_evenly():
