@@ -23,8 +23,10 @@ from typing import Any, Iterable
 from ..stats.numbers import finite
 from .builder import PREVIOUS, complete
 
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
-       "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+    "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'"
+)
 DASH = "\u2014"
 
 
@@ -56,8 +58,13 @@ def escaped(value: Any) -> str:
 def script_json(value: Any) -> str:
     """JSON that is safe inside <script>: no '<', '>' or '&' that could end or open a tag."""
     text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 # -- number formats -----------------------------------------------------------------------
@@ -76,7 +83,7 @@ def num(x: Any, digits: int = 2) -> str:
         return DASH
     if v == int(v) and abs(v) < 1e15 and digits <= 2:
         return f"{int(v):,}"
-    if v != 0 and (abs(v) < 10 ** -digits or abs(v) >= 1e7):
+    if v != 0 and (abs(v) < 10**-digits or abs(v) >= 1e7):
         return f"{v:.{max(digits, 1)}g}"
     return f"{v:,.{digits}f}"
 
@@ -130,10 +137,15 @@ def when(ts: Any) -> str:
 def table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, cls: str = "", numeric: Iterable[int] = ()) -> str:
     """A table of already-escaped cells; columns in `numeric` are right-aligned."""
     right = set(numeric)
-    head = "".join(f'<th{" class=num" if i in right else ""}>{h}</th>' for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i in right else ""}>{c}</td>' for i, c in enumerate(row))
-                   + "</tr>" for row in rows)
-    return f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    head = "".join(f"<th{' class=num' if i in right else ''}>{h}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def kv(rows: Iterable[tuple[str, str]]) -> str:
@@ -148,7 +160,7 @@ def empty(text: str) -> str:
 
 def card(title: str, body: str, *, wide: bool = False, note: str | None = None) -> str:
     foot = f'<p class="note">{escaped(note)}</p>' if note else ""
-    return (f'<div class="card{" wide" if wide else ""}"><h3>{escaped(title)}</h3>{body}{foot}</div>')
+    return f'<div class="card{" wide" if wide else ""}"><h3>{escaped(title)}</h3>{body}{foot}</div>'
 
 
 def chart(chart_id: str, ready: bool, empty_text: str, *, height: int = 320) -> str:
@@ -159,11 +171,23 @@ def chart(chart_id: str, ready: bool, empty_text: str, *, height: int = 320) -> 
 
 
 _BADGES = {
-    "improving": "good", "calibrated": "good", "accepted": "good", "completed": "good",
-    "stable": "neutral", "continue": "neutral", "running": "info", "paused": "info", "pending": "info",
-    "stopping": "info", "stopped": "neutral",
-    "worsening": "bad", "rejected": "bad", "failed": "bad", "critical": "bad",
-    "miscalibrated": "warn", "warning": "warn",
+    "improving": "good",
+    "calibrated": "good",
+    "accepted": "good",
+    "completed": "good",
+    "stable": "neutral",
+    "continue": "neutral",
+    "running": "info",
+    "paused": "info",
+    "pending": "info",
+    "stopping": "info",
+    "stopped": "neutral",
+    "worsening": "bad",
+    "rejected": "bad",
+    "failed": "bad",
+    "critical": "bad",
+    "miscalibrated": "warn",
+    "warning": "warn",
 }
 
 
@@ -173,8 +197,10 @@ def badge(text: Any) -> str:
 
 
 def tile(label: str, value: str, sub: str = "") -> str:
-    return (f'<div class="tile"><div class="tile-label">{escaped(label)}</div><div class="tile-value">{value}</div>'
-            f'<div class="tile-sub">{sub}</div></div>')
+    return (
+        f'<div class="tile"><div class="tile-label">{escaped(label)}</div><div class="tile-value">{value}</div>'
+        f'<div class="tile-sub">{sub}</div></div>'
+    )
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -197,8 +223,11 @@ def header(report: dict[str, Any]) -> str:
         ("generated", when(report.get("generated_at") or report.get("finished_at"))),
     ]
     meta = "".join(f'<span class="chip"><span>{escaped(k)}</span> {v}</span>' for k, v in chips)
-    error = (f'<div class="alert-box"><strong>The session failed:</strong> <code>{escaped(report["error"])}</code></div>'
-             if report.get("error") else "")
+    error = (
+        f'<div class="alert-box"><strong>The session failed:</strong> <code>{escaped(report["error"])}</code></div>'
+        if report.get("error")
+        else ""
+    )
     return f"""<header class="top">
   <div class="wrap">
     <div class="brand">continuous-play <span>session report</span></div>
@@ -218,34 +247,70 @@ def summary(report: dict[str, Any]) -> str:
     newest = report.get("elo")
     tiles = []
     if newest:
-        tiles.append(tile("Elo (newest)", elo(newest.get("rating")),
-                          f"gen {escaped(newest.get('generation'))} &middot; 95% {interval(newest.get('low'), newest.get('high'))}"))
+        tiles.append(
+            tile(
+                "Elo (newest)",
+                elo(newest.get("rating")),
+                f"gen {escaped(newest.get('generation'))} &middot; "
+                f"95% {interval(newest.get('low'), newest.get('high'))}",
+            )
+        )
     else:
         tiles.append(tile("Elo (newest)", DASH, "no evaluation yet"))
     progression = _indicator(report, "elo_progression")
     detail = (progression or {}).get("detail") or {}
     if progression and progression.get("trend") is not None:
-        tiles.append(tile("Elo per 10 games", elo(progression["trend"], signed=True),
-                          f"95% {interval(detail.get('slope_low'), detail.get('slope_high'), True)} &middot; "
-                          f"{badge(progression.get('verdict'))}"))
+        tiles.append(
+            tile(
+                "Elo per 10 games",
+                elo(progression["trend"], signed=True),
+                f"95% {interval(detail.get('slope_low'), detail.get('slope_high'), True)} &middot; "
+                f"{badge(progression.get('verdict'))}",
+            )
+        )
     else:
         tiles.append(tile("Elo per 10 games", DASH, "needs 2 evaluated checkpoints"))
-    tiles.append(tile("Self-play games", num(games),
-                      f"W {pct(results.get('white_win_rate'))} &middot; D {pct(results.get('draw_rate'))} &middot; "
-                      f"B {pct(results.get('black_win_rate'))}"))
+    tiles.append(
+        tile(
+            "Self-play games",
+            num(games),
+            f"W {pct(results.get('white_win_rate'))} &middot; D {pct(results.get('draw_rate'))} &middot; "
+            f"B {pct(results.get('black_win_rate'))}",
+        )
+    )
     adjudicated = card_.get("adjudicated", 0)
-    tiles.append(tile("Adjudicated", num(adjudicated),
-                      f"{pct(adjudicated / games) if games else DASH} of games &middot; "
-                      f"{num(results.get('adjudicated_decisive', 0))} decisive"))
-    tiles.append(tile("Learning steps", num(losses.get("steps", 0)),
-                      f"{num(losses.get('phases', 0))} phases &middot; loss "
-                      f"{sig(((losses.get('total_loss') or {}).get('last')), 4)}"))
-    tiles.append(tile("Games per minute", num(throughput.get("games_per_minute"), 1),
-                      f"{num(throughput.get('simulations_per_second_mean'), 0)} sims/s &middot; "
-                      f"{seconds(throughput.get('elapsed_s'))}"))
+    tiles.append(
+        tile(
+            "Adjudicated",
+            num(adjudicated),
+            f"{pct(adjudicated / games) if games else DASH} of games &middot; "
+            f"{num(results.get('adjudicated_decisive', 0))} decisive",
+        )
+    )
+    tiles.append(
+        tile(
+            "Learning steps",
+            num(losses.get("steps", 0)),
+            f"{num(losses.get('phases', 0))} phases &middot; loss "
+            f"{sig(((losses.get('total_loss') or {}).get('last')), 4)}",
+        )
+    )
+    tiles.append(
+        tile(
+            "Games per minute",
+            num(throughput.get("games_per_minute"), 1),
+            f"{num(throughput.get('simulations_per_second_mean'), 0)} sims/s &middot; "
+            f"{seconds(throughput.get('elapsed_s'))}",
+        )
+    )
     alerts = report.get("alerts") or []
-    tiles.append(tile("Alerts", num(len(alerts)),
-                      "none raised" if not alerts else ", ".join(sorted({escaped(a.get("name")) for a in alerts}))))
+    tiles.append(
+        tile(
+            "Alerts",
+            num(len(alerts)),
+            "none raised" if not alerts else ", ".join(sorted({escaped(a.get("name")) for a in alerts})),
+        )
+    )
     return f'<section id="summary" class="tiles">{"".join(tiles)}</section>'
 
 
@@ -253,21 +318,37 @@ def strength(report: dict[str, Any]) -> str:
     series = report["series"]
     config = _config(report)
     interval_games = config.get("eval_interval_games")
-    no_eval = ("No evaluation yet. Strength is measured only by evaluation matches against fixed anchors"
-               + (f" (every {interval_games} games)" if interval_games else "")
-               + "; self-play results say nothing about it.")
-    charts = (card("Elo by games played (95% interval)", chart("chart-elo", bool(series["elo"]), no_eval),
-                   note="Maximum-likelihood rating list over all matches, generation 0 anchored; dashed lines: "
-                        "the anchors' fitted ratings.")
-              + card("Elo difference per match, by opponent (95% interval)",
-                     chart("chart-matches", bool(series["matches"]), no_eval),
-                     note="The candidate's logistic Elo against each opponent, from game pairs (pentanomial)."))
+    no_eval = (
+        "No evaluation yet. Strength is measured only by evaluation matches against fixed anchors"
+        + (f" (every {interval_games} games)" if interval_games else "")
+        + "; self-play results say nothing about it."
+    )
+    charts = card(
+        "Elo by games played (95% interval)",
+        chart("chart-elo", bool(series["elo"]), no_eval),
+        note="Maximum-likelihood rating list over all matches, generation 0 anchored; dashed lines: "
+        "the anchors' fitted ratings.",
+    ) + card(
+        "Elo difference per match, by opponent (95% interval)",
+        chart("chart-matches", bool(series["matches"]), no_eval),
+        note="The candidate's logistic Elo against each opponent, from game pairs (pentanomial).",
+    )
     ratings = report.get("rating_list") or []
-    rating_rows = [[f"<code>{escaped(r['player'])}</code>", elo(r["rating"]), interval(r["low"], r["high"]),
-                    elo(((r["high"] - r["low"]) / 2) if _num(r["high"]) is not None and _num(r["low"]) is not None
-                        else None), num(r["games"])] for r in ratings]
-    rating_table = (table(["Player", "Elo", "95% interval", "&plusmn;", "Games"], rating_rows, numeric=(1, 2, 3, 4))
-                    if ratings else empty(no_eval))
+    rating_rows = [
+        [
+            f"<code>{escaped(r['player'])}</code>",
+            elo(r["rating"]),
+            interval(r["low"], r["high"]),
+            elo(((r["high"] - r["low"]) / 2) if _num(r["high"]) is not None and _num(r["low"]) is not None else None),
+            num(r["games"]),
+        ]
+        for r in ratings
+    ]
+    rating_table = (
+        table(["Player", "Elo", "95% interval", "&plusmn;", "Games"], rating_rows, numeric=(1, 2, 3, 4))
+        if ratings
+        else empty(no_eval)
+    )
     evaluations = report.get("evaluations") or []
     rated = {r["player"]: r for r in ratings}
     eval_rows = []
@@ -275,29 +356,78 @@ def strength(report: dict[str, Any]) -> str:
         match = ev.get("match") or {}
         penta = ev.get("pentanomial")
         games = ev["wins"] + ev["draws"] + ev["losses"]
-        eval_rows.append([
-            num(ev["generation"]), f"<code>{escaped(ev['opponent'])}</code>", num(games),
-            f"{num(ev['wins'])} / {num(ev['draws'])} / {num(ev['losses'])}", pct(match.get("score")),
-            escaped(" ".join(str(c) for c in penta)) if penta else DASH,
-            f"{elo(match.get('elo'), True)} {interval(match.get('low'), match.get('high'), True)}" if match else DASH,
-            num(ev.get("adjudicated")), elo((rated.get(f"gen{ev['generation']}") or {}).get("rating"))])
-    eval_table = (table(["Gen", "Opponent", "Games", "W / D / L", "Score", "Pentanomial", "Elo diff [95%]",
-                         "Adjudicated", "Gen Elo"], eval_rows, numeric=(0, 2, 3, 4, 6, 7, 8))
-                  if evaluations else empty(no_eval))
+        eval_rows.append(
+            [
+                num(ev["generation"]),
+                f"<code>{escaped(ev['opponent'])}</code>",
+                num(games),
+                f"{num(ev['wins'])} / {num(ev['draws'])} / {num(ev['losses'])}",
+                pct(match.get("score")),
+                escaped(" ".join(str(c) for c in penta)) if penta else DASH,
+                f"{elo(match.get('elo'), True)} {interval(match.get('low'), match.get('high'), True)}"
+                if match
+                else DASH,
+                num(ev.get("adjudicated")),
+                elo((rated.get(f"gen{ev['generation']}") or {}).get("rating")),
+            ]
+        )
+    eval_table = (
+        table(
+            [
+                "Gen",
+                "Opponent",
+                "Games",
+                "W / D / L",
+                "Score",
+                "Pentanomial",
+                "Elo diff [95%]",
+                "Adjudicated",
+                "Gen Elo",
+            ],
+            eval_rows,
+            numeric=(0, 2, 3, 4, 6, 7, 8),
+        )
+        if evaluations
+        else empty(no_eval)
+    )
     sprt = report.get("sprt") or []
-    sprt_rows = [[num(s.get("generation")), num(s.get("against_generation")), badge(s.get("state")),
-                  f"{sig(s.get('llr'))}", f"[{sig(s.get('lower'))}, {sig(s.get('upper'))}]",
-                  f"&lt;{num(s.get('elo0'), 0)}, {num(s.get('elo1'), 0)}&gt;", num(s.get("samples"))] for s in sprt]
-    sprt_table = (table(["Gen", "vs gen", "Verdict", "LLR", "Bounds", "Elo0, Elo1", "Pairs"],
-                        sprt_rows, numeric=(0, 1, 3, 4, 5, 6), cls="compact")
-                  if sprt else empty("No SPRT verdict yet: each evaluated checkpoint is tested against the previous "
-                                     "evaluated one."))
-    gating = "on: only an accepted checkpoint plays self-play" if config.get("gating") else \
-        "off: the SPRT is a verdict only; self-play always uses the newest net"
+    sprt_rows = [
+        [
+            num(s.get("generation")),
+            num(s.get("against_generation")),
+            badge(s.get("state")),
+            f"{sig(s.get('llr'))}",
+            f"[{sig(s.get('lower'))}, {sig(s.get('upper'))}]",
+            f"&lt;{num(s.get('elo0'), 0)}, {num(s.get('elo1'), 0)}&gt;",
+            num(s.get("samples")),
+        ]
+        for s in sprt
+    ]
+    sprt_table = (
+        table(
+            ["Gen", "vs gen", "Verdict", "LLR", "Bounds", "Elo0, Elo1", "Pairs"],
+            sprt_rows,
+            numeric=(0, 1, 3, 4, 5, 6),
+            cls="compact",
+        )
+        if sprt
+        else empty("No SPRT verdict yet: each evaluated checkpoint is tested against the previous evaluated one.")
+    )
+    gating = (
+        "on: only an accepted checkpoint plays self-play"
+        if config.get("gating")
+        else "off: the SPRT is a verdict only; self-play always uses the newest net"
+    )
     first = sprt[0] if sprt else {}
-    sprt_note = None if not sprt else (f"H0: Elo \u2264 Elo0 against H1: Elo \u2265 Elo1 ({escaped(first.get('elo_model') or 'normalized')} Elo), "
-                 f"\u03b1 = {sig(first.get('alpha'), 2)}, \u03b2 = {sig(first.get('beta'), 2)}; accepted once the LLR "
-                 f"reaches the upper bound, rejected at the lower. Gating {gating}.")
+    sprt_note = (
+        None
+        if not sprt
+        else (
+            f"H0: Elo \u2264 Elo0 against H1: Elo \u2265 Elo1 ({escaped(first.get('elo_model') or 'normalized')} Elo), "
+            f"\u03b1 = {sig(first.get('alpha'), 2)}, \u03b2 = {sig(first.get('beta'), 2)}; accepted once the LLR "
+            f"reaches the upper bound, rejected at the lower. Gating {gating}."
+        )
+    )
     return f"""<section id="strength">
   <h2>Strength <small>evaluation matches, never self-play</small></h2>
   <div class="grid">{charts}</div>
@@ -305,8 +435,14 @@ def strength(report: dict[str, Any]) -> str:
     {card("Rating list", rating_table)}
     {card("SPRT verdicts (new checkpoint vs previous)", sprt_table, note=sprt_note)}
   </div>
-  {card("Evaluation matches", eval_table, wide=True,
-        note="Pentanomial counts of game pairs (same opening, colours swapped): LL, LD, DD+WL, WD, WW.")}
+  {
+        card(
+            "Evaluation matches",
+            eval_table,
+            wide=True,
+            note="Pentanomial counts of game pairs (same opening, colours swapped): LL, LD, DD+WL, WD, WW.",
+        )
+    }
 </section>"""
 
 
@@ -320,17 +456,29 @@ def learning(report: dict[str, Any]) -> str:
     for head in ("policy_loss", "value_loss", "total_loss"):
         h = losses.get(head)
         if h:
-            rows.append([escaped(head.replace("_", " ")), sig(h.get("first"), 4), sig(h.get("last"), 4), sig(h.get("min"), 4)])
+            rows.append(
+                [escaped(head.replace("_", " ")), sig(h.get("first"), 4), sig(h.get("last"), 4), sig(h.get("min"), 4)]
+            )
     summary_table = table(["Head", "First", "Last", "Min"], rows, numeric=(1, 2, 3)) if rows else empty(no_learning)
-    facts = kv([("learning phases", num(losses.get("phases", 0))), ("optimizer steps", num(losses.get("steps", 0))),
-                ("policy entropy, last", sig(losses.get("policy_entropy_last"), 4)),
-                ("learning time", seconds((report.get("throughput") or {}).get("learning_seconds"))),
-                ("steps per minute", num((report.get("throughput") or {}).get("learning_steps_per_minute"), 1))])
+    facts = kv(
+        [
+            ("learning phases", num(losses.get("phases", 0))),
+            ("optimizer steps", num(losses.get("steps", 0))),
+            ("policy entropy, last", sig(losses.get("policy_entropy_last"), 4)),
+            ("learning time", seconds((report.get("throughput") or {}).get("learning_seconds"))),
+            ("steps per minute", num((report.get("throughput") or {}).get("learning_steps_per_minute"), 1)),
+        ]
+    )
     return f"""<section id="learning">
   <h2>Learning</h2>
   <div class="grid">
-    {card("Training loss per head", chart("chart-losses", bool(series["learning"]), no_learning),
-          note="Mean loss of each learning phase by optimizer step; dotted: policy entropy (right axis).")}
+    {
+        card(
+            "Training loss per head",
+            chart("chart-losses", bool(series["learning"]), no_learning),
+            note="Mean loss of each learning phase by optimizer step; dotted: policy entropy (right axis).",
+        )
+    }
     {card("Losses", summary_table + facts)}
   </div>
 </section>"""
@@ -343,44 +491,91 @@ def selfplay(report: dict[str, Any]) -> str:
     no_games = "No self-play game has finished yet."
     has_games = bool(sc.get("games"))
     size = series["results"].get("bucket_size", 1)
-    charts = (card(f"Self-play results over time (per {size} game{'s' if size != 1 else ''})",
-                   chart("chart-results", has_games and bool(series["results"]["buckets"]), no_games), wide=True,
-                   note="Both sides are the same net: these shares describe the games, not strength.")
-              + card("Game length", chart("chart-length", bool(series["game_length"]["counts"]), no_games),
-                     note="Plies per game; games at MAX_MOVES_PER_GAME are adjudicated.")
-              + card("Move time", chart("chart-move-time", bool(series["move_time"]["counts"]), no_games),
-                     note="Mean time per move of each game (its duration over its plies).")
-              + card("Game duration", chart("chart-duration", bool(series["game_duration"]["counts"]), no_games))
-              + card("Throughput and memory",
-                     chart("chart-throughput", any(p.get("simulations_per_second") is not None
-                                                    for p in series["throughput"]),
-                           "No metric snapshot stored yet.")))
-    colours = (results.get("by_colour") or {})
-    colour_rows = [[escaped(side), num(c.get("wins")), num(c.get("draws")), num(c.get("losses")), pct(c.get("score")),
-                    pct(c.get("win_rate"))] for side, c in colours.items()]
-    colour_table = (table(["Colour", "W", "D", "L", "Score", "Win rate"], colour_rows,
-                          numeric=(1, 2, 3, 4, 5)) if has_games else empty(no_games))
+    charts = (
+        card(
+            f"Self-play results over time (per {size} game{'s' if size != 1 else ''})",
+            chart("chart-results", has_games and bool(series["results"]["buckets"]), no_games),
+            wide=True,
+            note="Both sides are the same net: these shares describe the games, not strength.",
+        )
+        + card(
+            "Game length",
+            chart("chart-length", bool(series["game_length"]["counts"]), no_games),
+            note="Plies per game; games at MAX_MOVES_PER_GAME are adjudicated.",
+        )
+        + card(
+            "Move time",
+            chart("chart-move-time", bool(series["move_time"]["counts"]), no_games),
+            note="Mean time per move of each game (its duration over its plies).",
+        )
+        + card("Game duration", chart("chart-duration", bool(series["game_duration"]["counts"]), no_games))
+        + card(
+            "Throughput and memory",
+            chart(
+                "chart-throughput",
+                any(p.get("simulations_per_second") is not None for p in series["throughput"]),
+                "No metric snapshot stored yet.",
+            ),
+        )
+    )
+    colours = results.get("by_colour") or {}
+    colour_rows = [
+        [
+            escaped(side),
+            num(c.get("wins")),
+            num(c.get("draws")),
+            num(c.get("losses")),
+            pct(c.get("score")),
+            pct(c.get("win_rate")),
+        ]
+        for side, c in colours.items()
+    ]
+    colour_table = (
+        table(["Colour", "W", "D", "L", "Score", "Win rate"], colour_rows, numeric=(1, 2, 3, 4, 5))
+        if has_games
+        else empty(no_games)
+    )
     terminations = sc.get("terminations") or {}
-    term_table = (table(["Termination", "Games", "Share"],
-                        [[escaped(k), num(v), pct(v / sc["games"])] for k, v in terminations.items()], numeric=(1, 2))
-                  if terminations else empty(no_games))
+    term_table = (
+        table(
+            ["Termination", "Games", "Share"],
+            [[escaped(k), num(v), pct(v / sc["games"])] for k, v in terminations.items()],
+            numeric=(1, 2),
+        )
+        if terminations
+        else empty(no_games)
+    )
     length = sc.get("length") or {}
     streaks = sc.get("streaks") or {}
     current = streaks.get("current") or {}
-    adj = (report.get("adjudication") or {})
-    facts = kv([
-        ("games", num(sc.get("games", 0))),
-        ("adjudicated (self-play)", f"{num(sc.get('adjudicated', 0))} ({num(results.get('adjudicated_decisive', 0))} "
-                                    "decisive)"),
-        ("adjudicated (evaluation)", f"{num((adj.get('evaluation') or {}).get('adjudicated'))} of "
-                                     f"{num((adj.get('evaluation') or {}).get('games', 0))} games"),
-        ("plies: mean / median", f"{num(length.get('mean'), 1)} / {num(length.get('median'), 1)}"),
-        ("plies: min / max", f"{num(length.get('min'))} / {num(length.get('max'))}"),
-        ("longest decisive / draw streak", f"{num(streaks.get('longest_decisive'))} / {num(streaks.get('longest_draw'))}"),
-        ("current streak", f"{num(current.get('length'))} &times; {escaped(current.get('result'))}"
-                           if current.get("result") else DASH),
-        ("mean game duration", seconds((sc.get("duration") or {}).get("mean_s"))),
-    ])
+    adj = report.get("adjudication") or {}
+    facts = kv(
+        [
+            ("games", num(sc.get("games", 0))),
+            (
+                "adjudicated (self-play)",
+                f"{num(sc.get('adjudicated', 0))} ({num(results.get('adjudicated_decisive', 0))} decisive)",
+            ),
+            (
+                "adjudicated (evaluation)",
+                f"{num((adj.get('evaluation') or {}).get('adjudicated'))} of "
+                f"{num((adj.get('evaluation') or {}).get('games', 0))} games",
+            ),
+            ("plies: mean / median", f"{num(length.get('mean'), 1)} / {num(length.get('median'), 1)}"),
+            ("plies: min / max", f"{num(length.get('min'))} / {num(length.get('max'))}"),
+            (
+                "longest decisive / draw streak",
+                f"{num(streaks.get('longest_decisive'))} / {num(streaks.get('longest_draw'))}",
+            ),
+            (
+                "current streak",
+                f"{num(current.get('length'))} &times; {escaped(current.get('result'))}"
+                if current.get("result")
+                else DASH,
+            ),
+            ("mean game duration", seconds((sc.get("duration") or {}).get("mean_s"))),
+        ]
+    )
     return f"""<section id="selfplay">
   <h2>Self-play</h2>
   <div class="grid">{charts}</div>
@@ -417,8 +612,10 @@ def _evidence(indicator: dict[str, Any]) -> str:
     name = indicator.get("name")
     parts = []
     if name == "elo_progression" and d.get("slope_low") is not None:
-        parts.append(f"95% {interval(d['slope_low'], d['slope_high'], True)} Elo per 10 games over "
-                     f"{num(d.get('points'))} checkpoints")
+        parts.append(
+            f"95% {interval(d['slope_low'], d['slope_high'], True)} Elo per 10 games over "
+            f"{num(d.get('points'))} checkpoints"
+        )
     p = d.get("p_value", d.get("decisive_p"))
     if _num(p) is not None:
         parts.append(f"p = {sig(p, 2)}")
@@ -444,13 +641,20 @@ def analysis(report: dict[str, Any]) -> str:
     for ind in indicators:
         label, value_label, trend_label, kind = _INDICATORS.get(ind.get("name"), (escaped(ind.get("name")), "", "", ""))
         value, trend = ind.get("value"), ind.get("trend")
-        rows.append([f"<strong>{label}</strong>", badge(ind.get("verdict")),
-                     f"{_formatted(value, kind)} <span class=unit>{value_label}</span>" if value is not None else DASH,
-                     f"{_formatted(trend, kind, True)} <span class=unit>{trend_label}</span>"
-                     if trend is not None else DASH,
-                     _evidence(ind)])
-    body = (table(["Indicator", "Verdict", "Value", "Trend", "Evidence"], rows, cls="verdicts")
-            if rows else empty("No indicator yet: the analyzer needs games, learning steps or evaluations."))
+        rows.append(
+            [
+                f"<strong>{label}</strong>",
+                badge(ind.get("verdict")),
+                f"{_formatted(value, kind)} <span class=unit>{value_label}</span>" if value is not None else DASH,
+                f"{_formatted(trend, kind, True)} <span class=unit>{trend_label}</span>" if trend is not None else DASH,
+                _evidence(ind),
+            ]
+        )
+    body = (
+        table(["Indicator", "Verdict", "Value", "Trend", "Evidence"], rows, cls="verdicts")
+        if rows
+        else empty("No indicator yet: the analyzer needs games, learning steps or evaluations.")
+    )
     return f"""<section id="analysis">
   <h2>Analyzer verdicts <small>two-sided tests at 5%, never eyeballed</small></h2>
   {card("Improvement indicators", body, wide=True)}
@@ -459,15 +663,29 @@ def analysis(report: dict[str, Any]) -> str:
 
 def alerts(report: dict[str, Any]) -> str:
     items = report.get("alerts") or []
+
     def context(a: dict[str, Any]) -> str:
         parts = [escaped(a["trigger"])] if a.get("trigger") else []
         parts += [f"{k} {num(a[k])}" for k in ("games", "step", "generation") if _num(a.get(k)) is not None]
         return " &middot; ".join(parts) or DASH
 
-    rows = [[when(a.get("ts")), badge(a.get("severity")), f"<code>{escaped(a.get('name'))}</code>", escaped(a.get("message")),
-             sig(a.get("value"), 4), sig(a.get("threshold"), 4), context(a)] for a in items]
-    body = (table(["Time", "Severity", "Alert", "Message", "Value", "Threshold", "Context"], rows, numeric=(4, 5))
-            if rows else empty("No alert was raised."))
+    rows = [
+        [
+            when(a.get("ts")),
+            badge(a.get("severity")),
+            f"<code>{escaped(a.get('name'))}</code>",
+            escaped(a.get("message")),
+            sig(a.get("value"), 4),
+            sig(a.get("threshold"), 4),
+            context(a),
+        ]
+        for a in items
+    ]
+    body = (
+        table(["Time", "Severity", "Alert", "Message", "Value", "Threshold", "Context"], rows, numeric=(4, 5))
+        if rows
+        else empty("No alert was raised.")
+    )
     return f"""<section id="alerts">
   <h2>Alerts</h2>
   {card("Raised alerts", body, wide=True)}
@@ -476,10 +694,18 @@ def alerts(report: dict[str, Any]) -> str:
 
 def checkpoints(report: dict[str, Any]) -> str:
     items = report.get("checkpoints") or []
-    rows = [[num(c.get("generation")), num(c.get("games")), f'<code title="{escaped(c.get("sha256"))}">'
-             f'{escaped((c.get("sha256") or "")[:16])}</code>', f"<code>{escaped(c.get('path'))}</code>"] for c in items]
-    body = (table(["Gen", "Games", "sha256", "File"], rows, numeric=(0, 1)) if rows
-            else empty("No checkpoint saved yet."))
+    rows = [
+        [
+            num(c.get("generation")),
+            num(c.get("games")),
+            f'<code title="{escaped(c.get("sha256"))}">{escaped((c.get("sha256") or "")[:16])}</code>',
+            f"<code>{escaped(c.get('path'))}</code>",
+        ]
+        for c in items
+    ]
+    body = (
+        table(["Gen", "Games", "sha256", "File"], rows, numeric=(0, 1)) if rows else empty("No checkpoint saved yet.")
+    )
     return f"""<section id="checkpoints">
   <h2>Checkpoints</h2>
   {card("Saved networks", body, wide=True)}
@@ -498,17 +724,27 @@ def _value(v: Any) -> str:
 
 def manifest(report: dict[str, Any]) -> str:
     m = report.get("manifest") or {}
-    facts = kv([
-        ("seed", escaped(m.get("seed"))), ("git revision", f"<code>{escaped(m.get('git_revision'))}</code>"),
-        ("python", escaped(m.get("python"))), ("platform", escaped(m.get("platform"))), ("cpu count", escaped(m.get("cpu_count"))),
-        ("torch threads", escaped(m.get("torch_threads"))),
-        *[(k.replace("_", " "), f"<code>{escaped(v)}</code>") for k, v in (m.get("output") or {}).items()],
-        ("report format", escaped(report.get("format"))),
-    ])
-    packages = (kv([(name, escaped(version)) for name, version in (m.get("packages") or {}).items()])
-                if m.get("packages") else empty("No package versions recorded."))
-    settings = "".join(f'<div class="setting"><span>{escaped(k.upper())}</span><code>{_value(v)}</code></div>'
-                       for k, v in sorted((m.get("config") or {}).items()))
+    facts = kv(
+        [
+            ("seed", escaped(m.get("seed"))),
+            ("git revision", f"<code>{escaped(m.get('git_revision'))}</code>"),
+            ("python", escaped(m.get("python"))),
+            ("platform", escaped(m.get("platform"))),
+            ("cpu count", escaped(m.get("cpu_count"))),
+            ("torch threads", escaped(m.get("torch_threads"))),
+            *[(k.replace("_", " "), f"<code>{escaped(v)}</code>") for k, v in (m.get("output") or {}).items()],
+            ("report format", escaped(report.get("format"))),
+        ]
+    )
+    packages = (
+        kv([(name, escaped(version)) for name, version in (m.get("packages") or {}).items()])
+        if m.get("packages")
+        else empty("No package versions recorded.")
+    )
+    settings = "".join(
+        f'<div class="setting"><span>{escaped(k.upper())}</span><code>{_value(v)}</code></div>'
+        for k, v in sorted((m.get("config") or {}).items())
+    )
     config = f'<div class="settings">{settings}</div>' if settings else empty("No settings recorded.")
     return f"""<section id="manifest">
   <h2>Manifest <small>what produced this report</small></h2>
@@ -520,8 +756,16 @@ def manifest(report: dict[str, Any]) -> str:
 </section>"""
 
 
-_NAV = (("summary", "Summary"), ("strength", "Strength"), ("learning", "Learning"), ("selfplay", "Self-play"),
-        ("analysis", "Verdicts"), ("alerts", "Alerts"), ("checkpoints", "Checkpoints"), ("manifest", "Manifest"))
+_NAV = (
+    ("summary", "Summary"),
+    ("strength", "Strength"),
+    ("learning", "Learning"),
+    ("selfplay", "Self-play"),
+    ("analysis", "Verdicts"),
+    ("alerts", "Alerts"),
+    ("checkpoints", "Checkpoints"),
+    ("manifest", "Manifest"),
+)
 
 
 def label(name: Any) -> str:
@@ -534,8 +778,10 @@ def _chart_data(report: dict[str, Any]) -> dict[str, Any]:
     """What the charts draw: the series, with player and opponent names reduced to labels."""
     series = dict(report["series"])
     series["anchors"] = [{**a, "player": label(a.get("player"))} for a in series.get("anchors") or []]
-    series["matches"] = {label(name): [{**p, "opponent": label(p.get("opponent"))} for p in points]
-                         for name, points in (series.get("matches") or {}).items()}
+    series["matches"] = {
+        label(name): [{**p, "opponent": label(p.get("opponent"))} for p in points]
+        for name, points in (series.get("matches") or {}).items()
+    }
     return {"series": series, "previous": PREVIOUS}
 
 
@@ -545,8 +791,19 @@ def render_html(report: dict[str, Any]) -> str:
     report = complete(report)
     title = f"continuous-play report {report.get('session_id') or ''}".strip()
     nav = "".join(f'<a href="#{k}">{v}</a>' for k, v in _NAV)
-    body = "\n".join([summary(report), strength(report), learning(report), selfplay(report), analysis(report),
-                      alerts(report), checkpoints(report), manifest(report)])
+    report_format = escaped(report.get("format"))
+    body = "\n".join(
+        [
+            summary(report),
+            strength(report),
+            learning(report),
+            selfplay(report),
+            analysis(report),
+            alerts(report),
+            checkpoints(report),
+            manifest(report),
+        ]
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -564,7 +821,7 @@ def render_html(report: dict[str, Any]) -> str:
 <main class="wrap">
 {body}
 </main>
-<footer class="wrap">Generated by continuous-play &middot; {escaped(report.get("format"))} &middot; self-contained: opens offline,
+<footer class="wrap">Generated by continuous-play &middot; {report_format} &middot; self-contained: opens offline,
 loads nothing from the network.</footer>
 <script type="application/json" id="report-data">{script_json(report)}</script>
 <script type="application/json" id="chart-data">{script_json(_chart_data(report))}</script>
@@ -575,4 +832,3 @@ loads nothing from the network.</footer>
 </body>
 </html>
 """
-
