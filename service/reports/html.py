@@ -6,28 +6,51 @@ and the report itself as JSON, so it opens offline, from a file or a mail attach
 loads nothing from anywhere (a Content-Security-Policy meta tag forbids any network access,
 so a regression shows as a console error rather than a silent fetch).
 
-Tables are rendered here with every string escaped (`escaped`); the charts are drawn in
-the browser from the embedded JSON (`<`, `>` and `&` escaped as \\u sequences, so no string
-of a session can close the script element). A section without data (no evaluation, no
-learning step, no game yet) says so in words instead of drawing an empty chart.
+Tables are rendered here with every string escaped (`markup.escaped`); the charts are drawn
+in the browser from the embedded JSON (`<`, `>` and `&` escaped as \\u sequences, so no
+string of a session can close the script element). A section without data (no evaluation,
+no learning step, no game yet) says so in words instead of drawing an empty chart.
+
+Over 500 lines: one function per section of the page (header, summary, strength, learning,
+self-play, verdicts, alerts, checkpoints, manifest), each a template over its own keys of
+report.json, in the order the page shows them; they share only `markup` (escaping, number
+formats, building blocks), which is apart. Split further, the page would be read across
+files for no seam that the sections do not already draw.
 """
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from html import escape
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
-from ..stats.numbers import finite
 from .builder import PREVIOUS, complete
+from .markup import (
+    DASH,
+    as_number,
+    badge,
+    card,
+    chart,
+    elo,
+    empty,
+    escaped,
+    interval,
+    kv,
+    num,
+    pct,
+    script_json,
+    seconds,
+    sig,
+    table,
+    tile,
+    when,
+)
 
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
     "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'"
 )
-DASH = "\u2014"
 
 
 @lru_cache(maxsize=None)
@@ -46,161 +69,6 @@ def plotly_js() -> str:
     if "</script" in js.lower():  # cannot happen with plotly's build; never emit a broken page
         raise RuntimeError("plotly.js contains '</script'; it cannot be inlined")
     return js
-
-
-def escaped(value: Any) -> str:
-    """`value` as HTML text: `str(value)` with `&`, `<`, `>` and both quotes escaped, so it is
-    safe in an element and in a quoted attribute; None reads as a dash. Every string of a
-    session passes through here before it reaches the page."""
-    return DASH if value is None else escape(str(value), quote=True)
-
-
-def script_json(value: Any) -> str:
-    """JSON that is safe inside <script>: no '<', '>' or '&' that could end or open a tag."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-
-
-# -- number formats -----------------------------------------------------------------------
-
-
-def _num(x: Any) -> float | None:
-    """A number to format, or None (not a number, a bool, NaN or infinite)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return finite(float(x))
-
-
-def num(x: Any, digits: int = 2) -> str:
-    v = _num(x)
-    if v is None:
-        return DASH
-    if v == int(v) and abs(v) < 1e15 and digits <= 2:
-        return f"{int(v):,}"
-    if v != 0 and (abs(v) < 10**-digits or abs(v) >= 1e7):
-        return f"{v:.{max(digits, 1)}g}"
-    return f"{v:,.{digits}f}"
-
-
-def sig(x: Any, digits: int = 3) -> str:
-    v = _num(x)
-    return DASH if v is None else f"{v:.{digits}g}"
-
-
-def pct(x: Any, digits: int = 1) -> str:
-    v = _num(x)
-    return DASH if v is None else f"{100 * v:.{digits}f}%"
-
-
-def elo(x: Any, signed: bool = False) -> str:
-    v = _num(x)
-    if v is None:
-        return DASH
-    return f"{v:+.0f}" if signed else f"{v:.0f}"
-
-
-def interval(low: Any, high: Any, signed: bool = False) -> str:
-    if _num(low) is None or _num(high) is None:
-        return DASH
-    return f"[{elo(low, signed)}, {elo(high, signed)}]"
-
-
-def seconds(x: Any) -> str:
-    v = _num(x)
-    if v is None:
-        return DASH
-    if v < 1:
-        return f"{1000 * v:.1f} ms"
-    if v < 120:
-        return f"{v:.1f} s"
-    if v < 7200:
-        return f"{v / 60:.1f} min"
-    return f"{v / 3600:.1f} h"
-
-
-def when(ts: Any) -> str:
-    """An RFC 3339 time as `YYYY-MM-DD HH:MM:SS UTC`."""
-    if not isinstance(ts, str) or len(ts) < 19:
-        return escaped(ts)
-    return escaped(ts[:10] + " " + ts[11:19] + (" UTC" if ts.endswith(("+00:00", "Z")) else ""))
-
-
-# -- building blocks ----------------------------------------------------------------------
-
-
-def table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, cls: str = "", numeric: Iterable[int] = ()) -> str:
-    """A table of already-escaped cells; columns in `numeric` are right-aligned."""
-    right = set(numeric)
-    head = "".join(f"<th{' class=num' if i in right else ''}>{h}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return (
-        f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
-    )
-
-
-def kv(rows: Iterable[tuple[str, str]]) -> str:
-    """A two-column key/value table (keys escaped here, values already escaped)."""
-    body = "".join(f"<tr><th>{escaped(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<div class="table-wrap"><table class="kv"><tbody>{body}</tbody></table></div>'
-
-
-def empty(text: str) -> str:
-    return f'<div class="empty">{escaped(text)}</div>'
-
-
-def card(title: str, body: str, *, wide: bool = False, note: str | None = None) -> str:
-    foot = f'<p class="note">{escaped(note)}</p>' if note else ""
-    return f'<div class="card{" wide" if wide else ""}"><h3>{escaped(title)}</h3>{body}{foot}</div>'
-
-
-def chart(chart_id: str, ready: bool, empty_text: str, *, height: int = 320) -> str:
-    """The container a chart is drawn into, or the words saying why there is none."""
-    if not ready:
-        return empty(empty_text)
-    return f'<div class="chart" id="{escaped(chart_id)}" style="height:{height}px"></div>'
-
-
-_BADGES = {
-    "improving": "good",
-    "calibrated": "good",
-    "accepted": "good",
-    "completed": "good",
-    "stable": "neutral",
-    "continue": "neutral",
-    "running": "info",
-    "paused": "info",
-    "pending": "info",
-    "stopping": "info",
-    "stopped": "neutral",
-    "worsening": "bad",
-    "rejected": "bad",
-    "failed": "bad",
-    "critical": "bad",
-    "miscalibrated": "warn",
-    "warning": "warn",
-}
-
-
-def badge(text: Any) -> str:
-    kind = _BADGES.get(str(text), "muted")
-    return f'<span class="badge {kind}">{escaped(text)}</span>'
-
-
-def tile(label: str, value: str, sub: str = "") -> str:
-    return (
-        f'<div class="tile"><div class="tile-label">{escaped(label)}</div><div class="tile-value">{value}</div>'
-        f'<div class="tile-sub">{sub}</div></div>'
-    )
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -339,7 +207,11 @@ def strength(report: dict[str, Any]) -> str:
             f"<code>{escaped(r['player'])}</code>",
             elo(r["rating"]),
             interval(r["low"], r["high"]),
-            elo(((r["high"] - r["low"]) / 2) if _num(r["high"]) is not None and _num(r["low"]) is not None else None),
+            elo(
+                ((r["high"] - r["low"]) / 2)
+                if as_number(r["high"]) is not None and as_number(r["low"]) is not None
+                else None
+            ),
             num(r["games"]),
         ]
         for r in ratings
@@ -603,7 +475,7 @@ def _formatted(value: Any, kind: str, trend: bool = False) -> str:
     if kind == "elo":
         return elo(value, signed=trend)
     if kind == "share":
-        return f"{100 * value:+.1f} pp" if trend and _num(value) is not None else pct(value)
+        return f"{100 * value:+.1f} pp" if trend and as_number(value) is not None else pct(value)
     return sig(value, 3 if trend else 4)
 
 
@@ -617,20 +489,20 @@ def _evidence(indicator: dict[str, Any]) -> str:
             f"{num(d.get('points'))} checkpoints"
         )
     p = d.get("p_value", d.get("decisive_p"))
-    if _num(p) is not None:
+    if as_number(p) is not None:
         parts.append(f"p = {sig(p, 2)}")
     for key, label in (("n", "n"), ("games", "games"), ("moves", "moves"), ("samples", "samples")):
-        if key in d and key != "p_value" and _num(d[key]) is not None and name != "elo_progression":
+        if key in d and key != "p_value" and as_number(d[key]) is not None and name != "elo_progression":
             parts.append(f"{label} = {num(d[key])}")
             break
     if indicator.get("verdict") == "insufficient data":
         for key in ("min_points", "min_games", "min_window", "min_samples"):
             have = d.get(key.removeprefix("min_"))
-            if key in d and (_num(have) is None or have < d[key]):
+            if key in d and (as_number(have) is None or have < d[key]):
                 parts.append(f"needs {key.removeprefix('min_').replace('_', ' ')} &ge; {num(d[key])}")
                 break
         else:
-            if _num(p) is not None:
+            if as_number(p) is not None:
                 parts.append("not significant either way")
     return " &middot; ".join(parts) or DASH
 
@@ -666,7 +538,7 @@ def alerts(report: dict[str, Any]) -> str:
 
     def context(a: dict[str, Any]) -> str:
         parts = [escaped(a["trigger"])] if a.get("trigger") else []
-        parts += [f"{k} {num(a[k])}" for k in ("games", "step", "generation") if _num(a.get(k)) is not None]
+        parts += [f"{k} {num(a[k])}" for k in ("games", "step", "generation") if as_number(a.get(k)) is not None]
         return " &middot; ".join(parts) or DASH
 
     rows = [

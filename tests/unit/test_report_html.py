@@ -25,7 +25,8 @@ from service.reports.builder import (
     result_buckets,
     thin,
 )
-from service.reports.html import render_html, script_json
+from service.reports.html import render_html
+from service.reports.markup import script_json
 from service.sessions.ratings import rating_list, ratings_out
 from service.stats.analyzer import analyze
 from service.stats.scorecard import Scorecard
