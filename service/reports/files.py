@@ -33,6 +33,7 @@ from sqlalchemy import select
 from ..config import SessionConfig, Settings
 from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
+from ..stats.numbers import finite
 from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads
@@ -41,7 +42,6 @@ from .builder import (
     adjudication_counts,
     build_report,
     build_series,
-    finite,
     match_estimate,
     sprt_verdicts,
 )
