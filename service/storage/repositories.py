@@ -679,7 +679,7 @@ async def evaluations_for_seed(db: AsyncSession, seed: int) -> list[tuple[Evalua
     return [(e, c) for e, c in (await db.execute(query)).all()]
 
 
-# -- keys of the API's read caches (service/api/queries.py) ---------------------------------
+# -- keys of the API's read caches (service/api/caches.py) ----------------------------------
 
 
 def game_cursor_number(cursor: str) -> int:
