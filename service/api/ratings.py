@@ -1,5 +1,5 @@
 """/v1/ratings: one rating list over every session that shares a generation 0 (a seed),
-fitted in a thread and kept until the seed's evaluations change (`queries.RatingFits`)."""
+fitted in a thread and kept until the seed's evaluations change (`caches.RatingFits`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from service.api.caches import RatingFits
 from service.api.deps import Db, SettingsDep
 from service.api.errors import problem_responses
-from service.api.queries import RatingFits
 from service.api.schemas import RatingList
 from service.sessions.ratings import ANCHOR, rating_list, ratings_out
 from service.storage import repositories as repo

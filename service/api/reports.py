@@ -6,9 +6,9 @@ series the charts draw, the analyzer's verdicts, alerts, manifest).
 
 What a keyless reader can make the service hold stays bounded:
 - a build reads aggregates and bounded samples (`service.reports.reads`), never every game;
-- its bytes are kept per session until the session changes (`queries.ReportCache`, keyed by
+- its bytes are kept per session until the session changes (`caches.ReportCache`, keyed by
   `reads.report_version`): readers of one version share one build and one copy, and at most
-  `queries.REPORT_BUILDS` builds run at once;
+  `caches.REPORT_BUILDS` builds run at once;
 - the route opens its own database sessions, for the version and for the build, and closes
   them before it answers: no pooled connection is held while a slow client reads;
 - composing the report and rendering the page (plotly.js inlined, about 5 MB) run in a
@@ -27,9 +27,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from service.api.caches import ReportCache
 from service.api.deps import SessionId
 from service.api.errors import problem_responses
-from service.api.queries import ReportCache
 from service.config import Settings
 from service.reports.files import compose, load_session
 from service.reports.html import CSP, render_html

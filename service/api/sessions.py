@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import StatementError
 
-from service.api import queries
+from service.api import caches
 from service.api.auth import require_key
 from service.api.deps import DEFAULT_LIMIT, MAX_CHECKPOINT_ID, Cursor, Db, Limit, Orch, SessionId, SettingsDep
 from service.api.errors import PROBLEM_BASE, Problem, problem_responses
@@ -90,20 +90,20 @@ async def require_session(db, session_id: str):
     return row
 
 
-def scorecards(request: Request) -> queries.ScorecardCache:
-    """The app's scorecard cache (see `queries.ScorecardCache`)."""
-    return queries.ScorecardCache.for_app(request.app)
+def scorecards(request: Request) -> caches.ScorecardCache:
+    """The app's scorecard cache (see `caches.ScorecardCache`)."""
+    return caches.ScorecardCache.for_app(request.app)
 
 
 async def session_detail(request: Request, db, session_id: str) -> SessionDetail:
     """One query for the session's row and the ids of its newest rated evaluation and metric
     snapshot; the scorecard, evaluation and snapshot come from the app's caches, which read
-    only what changed since (see service/api/queries.py) and are at least as new as the row."""
+    only what changed since (see service/api/caches.py) and are at least as new as the row."""
     found = await repo.session_and_newest(db, session_id)
     if found is None:
         raise SessionNotFound("session", session_id)
     row, evaluation_id, snapshot_id = found
-    newest = queries.NewestRows.for_app(request.app)
+    newest = caches.NewestRows.for_app(request.app)
     live = request.app.state.orchestrator.live(session_id) if request.app.state.orchestrator else None
     metrics, metrics_at = live, None
     if metrics is None:
@@ -197,7 +197,7 @@ async def list_sessions(
     summary="A session: config, state, scorecard, latest metrics, elo",
 )
 async def get_session(request: Request, session_id: SessionId) -> Response:
-    # The route dashboards poll: answered from queries.SessionViews while nothing it shows
+    # The route dashboards poll: answered from caches.SessionViews while nothing it shows
     # changed. Its database session is opened here, not through `Db`: FastAPI's machinery
     # for a generator dependency costs a tenth of this route's CPU time.
     async with request.app.state.sessionmaker() as db:
@@ -206,7 +206,7 @@ async def get_session(request: Request, session_id: SessionId) -> Response:
             raise SessionNotFound("session", session_id)
         orchestrator = request.app.state.orchestrator
         live = orchestrator.live(session_id) if orchestrator else None
-        views = queries.SessionViews.for_app(request.app)
+        views = caches.SessionViews.for_app(request.app)
         body = views.get(session_id, version, live)
         if body is None:  # built after reading the version: at least as new as it
             body = (await session_detail(request, db, session_id)).model_dump_json().encode()
@@ -253,9 +253,9 @@ async def stop_session(request: Request, session_id: SessionId, db: Db, orchestr
 async def delete_session(request: Request, session_id: SessionId, orchestrator: Orch) -> Response:
     await orchestrator.delete(session_id)
     scorecards(request).forget(session_id)
-    queries.GamePages.for_app(request.app).forget(session_id)
-    queries.NewestRows.for_app(request.app).forget(session_id)
-    queries.SessionViews.for_app(request.app).forget(session_id)
+    caches.GamePages.for_app(request.app).forget(session_id)
+    caches.NewestRows.for_app(request.app).forget(session_id)
+    caches.SessionViews.for_app(request.app).forget(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,13 +263,13 @@ async def delete_session(request: Request, session_id: SessionId, orchestrator: 
 async def list_games(
     request: Request, session_id: SessionId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Response:
-    # A page is served again until the session's games_done changes (queries.GamePages); the
+    # A page is served again until the session's games_done changes (caches.GamePages); the
     # database session is opened here rather than through `Db` (see get_session).
     async with request.app.state.sessionmaker() as db:
         games_done = await repo.session_games_done(db, session_id)
         if games_done is None:
             raise SessionNotFound("session", session_id)
-        pages = queries.GamePages.for_app(request.app)
+        pages = caches.GamePages.for_app(request.app)
         body = pages.get(session_id, limit, cursor, games_done)
         if body is None:
             rows, next_cursor = await paged(
@@ -365,10 +365,10 @@ async def list_metrics(
     summary="A session's evaluation matches (W/D/L, pentanomial, SPRT) and its rating list",
 )
 async def list_evaluations(request: Request, session_id: SessionId, db: Db, settings: SettingsDep) -> EvaluationPage:
-    # The page is kept until the session's next evaluation (queries.RatingFits); the rating
+    # The page is kept until the session's next evaluation (caches.RatingFits); the rating
     # fit, a dense Newton solve, runs in a thread.
     await require_session(db, session_id)
-    fits = queries.RatingFits.for_app(request.app)
+    fits = caches.RatingFits.for_app(request.app)
     newest = await repo.newest_evaluation_id(db, session_id)  # read first: the page is at least as new
     page = fits.get(("session", session_id), newest)
     if page is None:

@@ -24,10 +24,16 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog=PROG, description="Render a run's report.json as one self-contained HTML page.")
-    parser.add_argument("--input", required=True, type=Path, metavar="DIR",
-                        help="a run's directory (REPORT_DIR/<session_id>/) holding report.json")
-    parser.add_argument("--output", required=True, type=Path, metavar="DIR",
-                        help="where report.html (and copies of the run's files) go")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="a run's directory (REPORT_DIR/<session_id>/) holding report.json",
+    )
+    parser.add_argument(
+        "--output", required=True, type=Path, metavar="DIR", help="where report.html (and copies of the run's files) go"
+    )
     args = parser.parse_args(argv)
     try:
         path = render_directory(args.input, args.output)

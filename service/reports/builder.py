@@ -16,6 +16,7 @@ from statistics import mean
 from typing import TYPE_CHECKING, Any
 
 from ..stats.elo import elo_from_pentanomial, elo_from_wdl
+from ..stats.numbers import finite
 from ..stats.scorecard import Scorecard
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ _PACKAGES = ("continuous-play", "torch", "chess", "numpy", "safetensors", "pydan
 def git_revision() -> str | None:
     """The source's git commit, when it runs from a checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -64,13 +66,15 @@ def _loss_summary(learning: list[dict[str, Any]]) -> dict[str, Any]:
         values = [row[head] for row in learning]
         out[head] = {"first": values[0], "last": values[-1], "min": min(values)}
     out["policy_entropy_last"] = learning[-1]["policy_entropy"]
-    out["curve"] = [{k: row[k] for k in ("games", "step", "policy_loss", "value_loss", "total_loss")}
-                    for row in learning]
+    out["curve"] = [
+        {k: row[k] for k in ("games", "step", "policy_loss", "value_loss", "total_loss")} for row in learning
+    ]
     return out
 
 
-def _throughput(games: list[dict[str, Any]], stats: list[dict[str, Any]], learning: list[dict[str, Any]],
-                elapsed_s: float) -> dict[str, Any]:
+def _throughput(
+    games: list[dict[str, Any]], stats: list[dict[str, Any]], learning: list[dict[str, Any]], elapsed_s: float
+) -> dict[str, Any]:
     minutes = max(elapsed_s / 60, 1e-9)
     sims = [row["simulations_per_second"] for row in stats]
     return {
@@ -85,10 +89,22 @@ def _throughput(games: list[dict[str, Any]], stats: list[dict[str, Any]], learni
     }
 
 
-def build_report(*, session_id: str, config: SessionConfig, settings: Settings, scorecard: Scorecard | dict[str, Any],
-                 learning: list[dict[str, Any]], stats: list[dict[str, Any]], checkpoints: list[dict[str, Any]],
-                 games: list[dict[str, Any]], started: float, elapsed_s: float, summary: dict[str, Any] | None,
-                 error: str | None, torch_threads: int) -> dict[str, Any]:
+def build_report(
+    *,
+    session_id: str,
+    config: SessionConfig,
+    settings: Settings,
+    scorecard: Scorecard | dict[str, Any],
+    learning: list[dict[str, Any]],
+    stats: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    games: list[dict[str, Any]],
+    started: float,
+    elapsed_s: float,
+    summary: dict[str, Any] | None,
+    error: str | None,
+    torch_threads: int,
+) -> dict[str, Any]:
     """The report.json document of a session (`scorecard`: a Scorecard or its `to_dict()`)."""
     return {
         "format": REPORT_FORMAT,
@@ -119,17 +135,6 @@ PREVIOUS = "previous generation"
 """The series name of the matches against the previous evaluated checkpoint (the SPRT's)."""
 
 
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float replaced by None (strict JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def nice_step(raw: float, integer: bool = False) -> float:
     """The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `raw` (> 0)."""
     if raw <= 0 or not math.isfinite(raw) or (integer and raw <= 1):
@@ -145,8 +150,9 @@ def nice_step(raw: float, integer: bool = False) -> float:
     return int(10.0 ** (exponent + 1)) if integer else 10.0 ** (exponent + 1)
 
 
-def histogram_bins(low: float, high: float, *, integer: bool = False, max_bins: int = MAX_BINS
-                   ) -> tuple[float, float, int]:
+def histogram_bins(
+    low: float, high: float, *, integer: bool = False, max_bins: int = MAX_BINS
+) -> tuple[float, float, int]:
     """(start, width, bins) of `histogram` for values from `low` to `high`: round edges, and
     integer-wide bins [a, a + w) for integer data, so a bin never splits one value."""
     span = high - low + (1 if integer else 0)
@@ -171,12 +177,21 @@ def histogram_bin(value: float, start: float, width: float, bins: int) -> int:
     return min(int(math.floor((value - start) / width + BIN_EPSILON)), bins - 1)
 
 
-def histogram_of(start: float, width: float, counts: list[int], *, n: int, mean: float | None,
-                 median: float | None, integer: bool = False) -> dict[str, Any]:
+def histogram_of(
+    start: float,
+    width: float,
+    counts: list[int],
+    *,
+    n: int,
+    mean: float | None,
+    median: float | None,
+    integer: bool = False,
+) -> dict[str, Any]:
     """A histogram's JSON from its layout and counts (what `histogram` returns; the report of
     a stored session gets the counts from SQL)."""
-    edges = [int(round(start + i * width)) if integer else float(f"{start + i * width:.12g}")
-             for i in range(len(counts) + 1)]
+    edges = [
+        int(round(start + i * width)) if integer else float(f"{start + i * width:.12g}") for i in range(len(counts) + 1)
+    ]
     return {"edges": edges, "counts": counts, "n": n, "mean": mean, "median": median}
 
 
@@ -202,18 +217,22 @@ def result_buckets(games: list[dict[str, Any]], max_buckets: int = MAX_BUCKETS) 
     size = int(nice_step(len(ordered) / max_buckets, integer=True)) if ordered else 1  # an int already
     buckets = []
     for i in range(0, len(ordered), size):
-        chunk = ordered[i:i + size]
+        chunk = ordered[i : i + size]
         plies = [g["plies"] for g in chunk]
         move_s = [g["duration_s"] / max(g["plies"], 1) for g in chunk if g.get("duration_s") is not None]
-        buckets.append({
-            "first": chunk[0]["number"], "last": chunk[-1]["number"], "games": len(chunk),
-            "white_wins": sum(g["result"] == "1-0" for g in chunk),
-            "black_wins": sum(g["result"] == "0-1" for g in chunk),
-            "draws": sum(g["result"] == "1/2-1/2" for g in chunk),
-            "adjudicated": sum(bool(g.get("adjudicated")) for g in chunk),
-            "mean_plies": mean(plies) if plies else None,
-            "mean_move_s": mean(move_s) if move_s else None,
-        })
+        buckets.append(
+            {
+                "first": chunk[0]["number"],
+                "last": chunk[-1]["number"],
+                "games": len(chunk),
+                "white_wins": sum(g["result"] == "1-0" for g in chunk),
+                "black_wins": sum(g["result"] == "0-1" for g in chunk),
+                "draws": sum(g["result"] == "1/2-1/2" for g in chunk),
+                "adjudicated": sum(bool(g.get("adjudicated")) for g in chunk),
+                "mean_plies": mean(plies) if plies else None,
+                "mean_move_s": mean(move_s) if move_s else None,
+            }
+        )
     return {"bucket_size": size, "buckets": buckets}
 
 
@@ -251,14 +270,25 @@ def match_estimate(wins: int, draws: int, losses: int, pentanomial: list[int] | 
     except ValueError:
         return None
     games = wins + draws + losses
-    return {"elo": estimate.elo, "low": estimate.low, "high": estimate.high,
-            "score": (wins + draws / 2) / games if games else estimate.score, "los": estimate.los,
-            "method": estimate.method}
+    return {
+        "elo": estimate.elo,
+        "low": estimate.low,
+        "high": estimate.high,
+        "score": (wins + draws / 2) / games if games else estimate.score,
+        "los": estimate.los,
+        "method": estimate.method,
+    }
 
 
-def build_series(*, games: list[dict[str, Any]], learning: list[dict[str, Any]],
-                 checkpoints: list[dict[str, Any]], rating_list: list[dict[str, Any]],
-                 evaluations: list[dict[str, Any]], stats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def build_series(
+    *,
+    games: list[dict[str, Any]],
+    learning: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    rating_list: list[dict[str, Any]],
+    evaluations: list[dict[str, Any]],
+    stats: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What the report's charts draw, from the rows of report.json / metrics.json:
 
     - `elo`: the fitted rating of each evaluated checkpoint with its 95% interval, by generation
@@ -279,8 +309,16 @@ def build_series(*, games: list[dict[str, Any]], learning: list[dict[str, Any]],
         if generation is None:
             anchors.append({k: row[k] for k in ("player", "rating", "low", "high", "games")})
         else:
-            elo.append({"generation": generation, "games": games_at.get(generation), "rating": row["rating"],
-                        "low": row["low"], "high": row["high"], "match_games": row["games"]})
+            elo.append(
+                {
+                    "generation": generation,
+                    "games": games_at.get(generation),
+                    "rating": row["rating"],
+                    "low": row["low"],
+                    "high": row["high"],
+                    "match_games": row["games"],
+                }
+            )
     elo.sort(key=lambda p: p["generation"])
     matches: dict[str, list[dict[str, Any]]] = {}
     for e in evaluations:
@@ -289,15 +327,34 @@ def build_series(*, games: list[dict[str, Any]], learning: list[dict[str, Any]],
             continue
         opponent = e["opponent"]
         name = PREVIOUS if generation_of(opponent) not in (None, 0) else opponent
-        matches.setdefault(name, []).append({
-            "generation": e["generation"], "games": games_at.get(e["generation"]), "opponent": opponent,
-            "match_games": e["wins"] + e["draws"] + e["losses"], "elo": estimate["elo"],
-            "low": estimate["low"], "high": estimate["high"], "score": estimate["score"]})
-    keys = ("games", "step", "policy_loss", "value_loss", "total_loss", "policy_entropy", "grad_norm", "lr",
-            "buffer_size")
+        matches.setdefault(name, []).append(
+            {
+                "generation": e["generation"],
+                "games": games_at.get(e["generation"]),
+                "opponent": opponent,
+                "match_games": e["wins"] + e["draws"] + e["losses"],
+                "elo": estimate["elo"],
+                "low": estimate["low"],
+                "high": estimate["high"],
+                "score": estimate["score"],
+            }
+        )
+    keys = (
+        "games",
+        "step",
+        "policy_loss",
+        "value_loss",
+        "total_loss",
+        "policy_entropy",
+        "grad_norm",
+        "lr",
+        "buffer_size",
+    )
     curve = [{k: row.get(k) for k in keys} for row in thin(learning)]
-    throughput = [{k: row.get(k) for k in ("ts", "simulations_per_second", "rss_mb", "rss_growth_mb", "buffer_size")}
-                  for row in thin(stats or [])]
+    throughput = [
+        {k: row.get(k) for k in ("ts", "simulations_per_second", "rss_mb", "rss_growth_mb", "buffer_size")}
+        for row in thin(stats or [])
+    ]
     return {
         "elo": elo,
         "anchors": sorted(anchors, key=lambda a: -a["rating"]),
@@ -305,8 +362,9 @@ def build_series(*, games: list[dict[str, Any]], learning: list[dict[str, Any]],
         "learning": curve,
         "results": result_buckets(games),
         "game_length": histogram([g["plies"] for g in games], integer=True),
-        "move_time": histogram([g["duration_s"] / max(g["plies"], 1) for g in games
-                                if g.get("duration_s") is not None]),
+        "move_time": histogram(
+            [g["duration_s"] / max(g["plies"], 1) for g in games if g.get("duration_s") is not None]
+        ),
         "game_duration": histogram([g.get("duration_s") for g in games]),
         "throughput": throughput,
     }
@@ -319,11 +377,23 @@ def sprt_verdicts(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s = e.get("sprt")
         if not s:
             continue
-        out.append({"generation": e["generation"], "against_generation": s.get("against_generation"),
-                    "opponent": e["opponent"], "state": s.get("state"), "llr": s.get("llr"),
-                    "lower": s.get("lower"), "upper": s.get("upper"), "elo0": s.get("elo0"),
-                    "elo1": s.get("elo1"), "alpha": s.get("alpha"), "beta": s.get("beta"),
-                    "samples": s.get("samples"), "elo_model": s.get("elo_model")})
+        out.append(
+            {
+                "generation": e["generation"],
+                "against_generation": s.get("against_generation"),
+                "opponent": e["opponent"],
+                "state": s.get("state"),
+                "llr": s.get("llr"),
+                "lower": s.get("lower"),
+                "upper": s.get("upper"),
+                "elo0": s.get("elo0"),
+                "elo1": s.get("elo1"),
+                "alpha": s.get("alpha"),
+                "beta": s.get("beta"),
+                "samples": s.get("samples"),
+                "elo_model": s.get("elo_model"),
+            }
+        )
     return out
 
 
@@ -332,12 +402,18 @@ def adjudication_counts(scorecard: dict[str, Any], evaluations: list[dict[str, A
     results = scorecard.get("results", {})
     known = [e["adjudicated"] for e in evaluations if e.get("adjudicated") is not None]
     return {
-        "selfplay": {"games": scorecard.get("games", 0), "adjudicated": scorecard.get("adjudicated", 0),
-                     "adjudicated_decisive": results.get("adjudicated_decisive", 0),
-                     "adjudicated_draws": scorecard.get("adjudicated", 0) - results.get("adjudicated_decisive", 0)},
-        "evaluation": {"games": sum(e["wins"] + e["draws"] + e["losses"] for e in evaluations),
-                       "adjudicated": sum(known) if len(known) == len(evaluations) and evaluations else
-                       (sum(known) if known else (0 if not evaluations else None))},
+        "selfplay": {
+            "games": scorecard.get("games", 0),
+            "adjudicated": scorecard.get("adjudicated", 0),
+            "adjudicated_decisive": results.get("adjudicated_decisive", 0),
+            "adjudicated_draws": scorecard.get("adjudicated", 0) - results.get("adjudicated_decisive", 0),
+        },
+        "evaluation": {
+            "games": sum(e["wins"] + e["draws"] + e["losses"] for e in evaluations),
+            "adjudicated": sum(known)
+            if len(known) == len(evaluations) and evaluations
+            else (sum(known) if known else (0 if not evaluations else None)),
+        },
     }
 
 
@@ -353,9 +429,14 @@ def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> d
     out["evaluations"] = evaluations
     metrics = metrics or {}
     learning = metrics.get("learning") or [dict(row) for row in (out.get("losses") or {}).get("curve", [])]
-    rebuilt = build_series(games=metrics.get("games") or [], learning=learning,
-                           checkpoints=out.get("checkpoints") or [], rating_list=out.get("rating_list") or [],
-                           evaluations=evaluations, stats=metrics.get("stats"))
+    rebuilt = build_series(
+        games=metrics.get("games") or [],
+        learning=learning,
+        checkpoints=out.get("checkpoints") or [],
+        rating_list=out.get("rating_list") or [],
+        evaluations=evaluations,
+        stats=metrics.get("stats"),
+    )
     out["series"] = {**rebuilt, **(out.get("series") or {})}
     out.setdefault("sprt", sprt_verdicts(evaluations))
     out.setdefault("adjudication", adjudication_counts(out.get("scorecard") or {}, evaluations))

@@ -38,11 +38,13 @@ def read_report_dir(input_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | N
         raise ReportInputError(f"--input {input_dir}: not a directory")
     path = input_dir / "report.json"
     if not path.is_file():
-        raise ReportInputError(f"--input {input_dir}: no report.json there (the directory a `continuous-play run` "
-                               "wrote under REPORT_DIR/<session_id>/)")
+        raise ReportInputError(
+            f"--input {input_dir}: no report.json there (the directory a `continuous-play run` "
+            "wrote under REPORT_DIR/<session_id>/)"
+        )
     report = _read_json(path)
     if not isinstance(report, dict) or not str(report.get("format", "")).startswith(REPORT_FORMAT.split("/")[0]):
-        raise ReportInputError(f"{path}: not a continuous-play report (no \"format\": \"{REPORT_FORMAT}\")")
+        raise ReportInputError(f'{path}: not a continuous-play report (no "format": "{REPORT_FORMAT}")')
     metrics = None
     if (input_dir / "metrics.json").is_file():
         metrics = _read_json(input_dir / "metrics.json")
@@ -72,8 +74,9 @@ def render_directory(input_dir: Path, output_dir: Path) -> Path:
         report = complete(report, metrics)
         page = render_html(report)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ReportInputError(f"{Path(input_dir) / 'report.json'}: not a report this version can read "
-                               f"({type(exc).__name__}: {exc})") from None
+        raise ReportInputError(
+            f"{Path(input_dir) / 'report.json'}: not a report this version can read ({type(exc).__name__}: {exc})"
+        ) from None
     output_dir = Path(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,10 @@ from typing import Any
 from sqlalchemy import select
 
 from ..config import SessionConfig, Settings
+from ..event_types import EventType
 from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
+from ..stats.numbers import finite
 from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads
@@ -41,7 +43,6 @@ from .builder import (
     adjudication_counts,
     build_report,
     build_series,
-    finite,
     match_estimate,
     sprt_verdicts,
 )
@@ -62,22 +63,31 @@ MAX_ALERTS = 1000
 
 def analysis(sampled, searched, learning, ratings, games_at) -> list:
     """The improvement indicators (stats.analyzer) over the sampled games and learning rows."""
-    elo_points = [(games_at[int(name[3:])], r.rating, r.low, r.high) for name, r in ratings.items()
-                  if name.startswith("gen") and name[3:].isdigit() and int(name[3:]) in games_at]
+    elo_points = [
+        (games_at[int(name[3:])], r.rating, r.low, r.high)
+        for name, r in ratings.items()
+        if name.startswith("gen") and name[3:].isdigit() and int(name[3:]) in games_at
+    ]
     max_probs, value_pairs = [], []
     for result, policy_blob, values_blob in searched:
         white = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
-        for ply, (policy, value) in enumerate(zip(codec.decode_policies(policy_blob),
-                                                  codec.decode_values(values_blob))):
+        for ply, (policy, value) in enumerate(
+            zip(codec.decode_policies(policy_blob), codec.decode_values(values_blob))
+        ):
             if len(policy):
                 max_probs.append(float(policy.max()))
             value_pairs.append((float(value), white if ply % 2 == 0 else -white))
     return analyze(
-        elo_points=sorted(elo_points) or None, results=[g.result for g in sampled] or None,
-        losses=[row["total_loss"] for row in learning] or None, loss_steps=[row["step"] for row in learning] or None,
-        plies=[g.plies for g in sampled] or None, move_max_probabilities=max_probs or None,
+        elo_points=sorted(elo_points) or None,
+        results=[g.result for g in sampled] or None,
+        losses=[row["total_loss"] for row in learning] or None,
+        loss_steps=[row["step"] for row in learning] or None,
+        plies=[g.plies for g in sampled] or None,
+        move_max_probabilities=max_probs or None,
         policy_entropies=[row["policy_entropy"] for row in learning] or None,
-        entropy_steps=[row["step"] for row in learning] or None, value_pairs=value_pairs or None)
+        entropy_steps=[row["step"] for row in learning] or None,
+        value_pairs=value_pairs or None,
+    )
 
 
 @dataclass
@@ -108,20 +118,35 @@ async def load_session(db, session_id: str) -> StoredSession | None:
     if row is None:
         return None
     totals = await reads.game_totals(db, session_id)
-    sampled = await reads.spread_games(db, session_id, totals.games, SAMPLED_GAMES,
-                                       (models.GameRow.result, models.GameRow.plies))
-    searched = await reads.spread_games(db, session_id, totals.games, SEARCHED_GAMES,
-                                        (models.GameRow.result, models.GameRow.policy, models.GameRow.root_values))
-    evaluation_events = await db.scalars(_events(session_id, "evaluation.finished").order_by(models.EventRow.seq))
-    alerts = await db.scalars(_events(session_id, "alert.raised").order_by(models.EventRow.seq.desc())
-                              .limit(MAX_ALERTS))
+    sampled = await reads.spread_games(
+        db, session_id, totals.games, SAMPLED_GAMES, (models.GameRow.result, models.GameRow.plies)
+    )
+    searched = await reads.spread_games(
+        db,
+        session_id,
+        totals.games,
+        SEARCHED_GAMES,
+        (models.GameRow.result, models.GameRow.policy, models.GameRow.root_values),
+    )
+    evaluation_events = await db.scalars(
+        _events(session_id, EventType.EVALUATION_FINISHED).order_by(models.EventRow.seq)
+    )
+    alerts = await db.scalars(
+        _events(session_id, EventType.ALERT_RAISED).order_by(models.EventRow.seq.desc()).limit(MAX_ALERTS)
+    )
     return StoredSession(
-        row=row, totals=totals, game_series=await reads.game_series(db, session_id, totals), sampled=sampled,
-        searched=searched, steps=await reads.learning_steps(db, session_id, SERIES_ROWS),
+        row=row,
+        totals=totals,
+        game_series=await reads.game_series(db, session_id, totals),
+        sampled=sampled,
+        searched=searched,
+        steps=await reads.learning_steps(db, session_id, SERIES_ROWS),
         snapshots=await reads.metric_snapshots(db, session_id, SERIES_ROWS),
-        evaluation_events=list(evaluation_events.all()), alerts=list(reversed(alerts.all())),
+        evaluation_events=list(evaluation_events.all()),
+        alerts=list(reversed(alerts.all())),
         checkpoints=await repo.list_checkpoints(db, session_id),
-        evaluations=await repo.list_evaluations(db, session_id))
+        evaluations=await repo.list_evaluations(db, session_id),
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -134,8 +159,15 @@ def _alert(event: models.EventRow) -> dict[str, Any]:
 
 
 def _checkpoints(stored: StoredSession, settings: Settings) -> list[dict[str, Any]]:
-    return [{"generation": c.generation, "games": c.games, "path": str(Path(settings.checkpoint_dir) / c.file_name),
-             "sha256": c.sha256} for c in stored.checkpoints]
+    return [
+        {
+            "generation": c.generation,
+            "games": c.games,
+            "path": str(Path(settings.checkpoint_dir) / c.file_name),
+            "sha256": c.sha256,
+        }
+        for c in stored.checkpoints
+    ]
 
 
 def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
@@ -153,13 +185,26 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     elapsed = max((ended - started).total_seconds(), 0.0) if started and ended else 0.0
     summary = {"reason": row.stop_reason} if row.stop_reason else None
     report = build_report(
-        session_id=row.id, config=SessionConfig.model_validate(row.config), settings=settings,
-        scorecard=totals.scorecard(), learning=learning, stats=stats, checkpoints=ckpts, games=[],
-        started=started.timestamp(), elapsed_s=elapsed, summary=summary, error=row.failure_reason,
-        torch_threads=settings.resolved_torch_threads())
+        session_id=row.id,
+        config=SessionConfig.model_validate(row.config),
+        settings=settings,
+        scorecard=totals.scorecard(),
+        learning=learning,
+        stats=stats,
+        checkpoints=ckpts,
+        games=[],
+        started=started.timestamp(),
+        elapsed_s=elapsed,
+        summary=summary,
+        error=row.failure_reason,
+        torch_threads=settings.resolved_torch_threads(),
+    )
     report["throughput"].update(
-        games_per_minute=totals.games / max(elapsed / 60, 1e-9), mean_move_seconds=totals.mean_move_seconds(),
-        learning_seconds=steps.seconds, simulations_per_second_mean=stored.snapshots.simulations_per_second_mean)
+        games_per_minute=totals.games / max(elapsed / 60, 1e-9),
+        mean_move_seconds=totals.mean_move_seconds(),
+        learning_seconds=steps.seconds,
+        simulations_per_second_mean=stored.snapshots.simulations_per_second_mean,
+    )
     if steps.count:
         report["losses"]["phases"] = steps.count
         for head in reads.LOSS_HEADS:
@@ -169,8 +214,7 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     report["generated_at"] = datetime.now(timezone.utc).isoformat()
     generation_of = {c.id: c.generation for c in stored.checkpoints}
     games_at = {c.generation: c.games for c in stored.checkpoints}
-    ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored.evaluations],
-                          settings.elo_anchor)
+    ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored.evaluations], settings.elo_anchor)
     report["rating_list"] = ratings_out(ratings)
     adjudicated: dict[tuple[Any, Any], list[Any]] = {}  # per (checkpoint, opponent), in order
     for event in stored.evaluation_events:
@@ -180,26 +224,44 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     evaluations = []
     for e in stored.evaluations:
         known = adjudicated.get((e.checkpoint_id, e.opponent))
-        evaluations.append({
-            "generation": generation_of[e.checkpoint_id], "opponent": e.opponent, "wins": e.wins, "draws": e.draws,
-            "losses": e.losses, "pentanomial": e.pentanomial, "elo": e.elo, "elo_low": e.elo_low,
-            "elo_high": e.elo_high, "sprt": e.sprt, "games": e.wins + e.draws + e.losses,
-            "adjudicated": known.pop(0) if known else None,
-            "match": match_estimate(e.wins, e.draws, e.losses, e.pentanomial),
-            "games_played": games_at.get(generation_of[e.checkpoint_id]),
-            "created_at": _iso(e.created_at)})
+        evaluations.append(
+            {
+                "generation": generation_of[e.checkpoint_id],
+                "opponent": e.opponent,
+                "wins": e.wins,
+                "draws": e.draws,
+                "losses": e.losses,
+                "pentanomial": e.pentanomial,
+                "elo": e.elo,
+                "elo_low": e.elo_low,
+                "elo_high": e.elo_high,
+                "sprt": e.sprt,
+                "games": e.wins + e.draws + e.losses,
+                "adjudicated": known.pop(0) if known else None,
+                "match": match_estimate(e.wins, e.draws, e.losses, e.pentanomial),
+                "games_played": games_at.get(generation_of[e.checkpoint_id]),
+                "created_at": _iso(e.created_at),
+            }
+        )
     report["evaluations"] = evaluations
     newest = max((generation_of[e.checkpoint_id] for e in stored.evaluations), default=None)
     if newest is not None and player(newest) in ratings:
         r = ratings[player(newest)]
         report["elo"] = {"generation": newest, "rating": r.rating, "low": r.low, "high": r.high}
-    report["analysis"] = [i.to_dict() for i in analysis(stored.sampled, stored.searched, learning, ratings,
-                                                        games_at)]
-    report["analysis_sample"] = {"games": totals.games, "sampled_games": len(stored.sampled),
-                                 "searched_games": len(stored.searched)}
+    report["analysis"] = [i.to_dict() for i in analysis(stored.sampled, stored.searched, learning, ratings, games_at)]
+    report["analysis_sample"] = {
+        "games": totals.games,
+        "sampled_games": len(stored.sampled),
+        "searched_games": len(stored.searched),
+    }
     report["series"] = build_series(
-        games=[], learning=learning, checkpoints=ckpts, rating_list=report["rating_list"],
-        evaluations=evaluations, stats=[{"ts": _iso(ts), **data} for ts, data in stored.snapshots.rows])
+        games=[],
+        learning=learning,
+        checkpoints=ckpts,
+        rating_list=report["rating_list"],
+        evaluations=evaluations,
+        stats=[{"ts": _iso(ts), **data} for ts, data in stored.snapshots.rows],
+    )
     report["series"].update(stored.game_series)
     report["sprt"] = sprt_verdicts(evaluations)
     report["adjudication"] = adjudication_counts(report["scorecard"], evaluations)
@@ -227,10 +289,15 @@ async def write_session_files(sessionmaker, settings: Settings, session_id: str,
             async for chunk in repo.games_pgn(db, session_id):
                 f.write(chunk)
         games = await reads.metrics_games(db, session_id)
-        learning = await db.scalars(_events(session_id, "learning.step").order_by(models.EventRow.seq))
+        learning = await db.scalars(_events(session_id, EventType.LEARNING_STEP).order_by(models.EventRow.seq))
         snapshots = await repo.list_metric_snapshots(db, session_id, limit=MAX_SNAPSHOTS)
-        metrics = {"session_id": session_id, "games": games, "learning": [e.data for e in learning.all()],
-                   "stats": [s.data for s in snapshots], "checkpoints": _checkpoints(stored, settings)}
+        metrics = {
+            "session_id": session_id,
+            "games": games,
+            "learning": [e.data for e in learning.all()],
+            "stats": [s.data for s in snapshots],
+            "checkpoints": _checkpoints(stored, settings),
+        }
     report = await asyncio.to_thread(compose, stored, settings)
     write_atomic(out_dir / "metrics.json", json.dumps(finite(metrics), indent=1))
     write_atomic(out_dir / "report.json", json.dumps(report, indent=1))

@@ -3,8 +3,9 @@ its cost to the process that builds it (the API's, for report.json and report.ht
 not grow with the session: a long session's games are never all loaded, and never their
 policy blobs but for a bounded sample.
 
-- `game_totals`: the scorecard's counts and sums, exact (one grouped query), with the games
-  per length, the longest decisive and drawn runs and the current run (window functions);
+- `game_totals`: the scorecard's counts and sums, exact (`storage.queries.game_sums`, one
+  grouped query), with the games per length, the longest decisive and drawn runs and the
+  current run (window functions);
 - `game_series`: the charts of the games, exact: W/D/L per bucket of games, and the
   histograms of game length, seconds per move and game duration (binned in SQL);
 - `spread_games`: at most `limit` games evenly spread over the session (the first and the
@@ -28,7 +29,8 @@ from typing import Any
 from sqlalchemy import Float, Integer, bindparam, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..stats.scorecard import DRAW
+from ..event_types import EventType
+from ..stats.scorecard import DRAW, median_of_counts, rate, summary
 from ..storage.models import (
     CheckpointRow,
     EvaluationRow,
@@ -37,6 +39,7 @@ from ..storage.models import (
     MetricSnapshotRow,
     SessionRow,
 )
+from ..storage.queries import MOVE_SECONDS, GameSums, count_if, game_sums
 from .builder import (
     BIN_EPSILON,
     MAX_BUCKETS,
@@ -48,130 +51,80 @@ from .builder import (
 )
 
 _OF_SESSION = GameRow.session_id == bindparam("session_id")
-MOVE_SECONDS = GameRow.duration_s / case((GameRow.plies > 1, GameRow.plies), else_=1)
-"""A game's seconds per move, as the report's charts count it (duration / max(plies, 1))."""
-
-
-def _count_if(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-_ADJUDICATED = GameRow.adjudicated.is_(True)
-_TOTALS = (
-    select(GameRow.termination, func.count(GameRow.id), _count_if(GameRow.result == "1-0"),
-           _count_if(GameRow.result == "0-1"), _count_if(GameRow.result == DRAW), _count_if(_ADJUDICATED),
-           _count_if(_ADJUDICATED & (GameRow.result != DRAW)),
-           func.sum(GameRow.duration_s), func.min(GameRow.duration_s), func.max(GameRow.duration_s),
-           func.sum(MOVE_SECONDS), func.min(MOVE_SECONDS), func.max(MOVE_SECONDS))
-    .where(_OF_SESSION).group_by(GameRow.termination)
-)
 _PLIES = select(GameRow.plies, func.count(GameRow.id)).where(_OF_SESSION).group_by(GameRow.plies)
 
 # Runs of games (in number order): a game's rank minus its rank among the games of its kind
 # is constant along a run of that kind ("gaps and islands").
 _RANK = func.row_number().over(order_by=GameRow.number)
 _IS_DRAW = case((GameRow.result == DRAW, 1), else_=0)
-_ORDERED = select(
-    GameRow.number, GameRow.result, _IS_DRAW.label("draw"),
-    (_RANK - func.row_number().over(partition_by=_IS_DRAW, order_by=GameRow.number)).label("kind_run"),
-    (_RANK - func.row_number().over(partition_by=GameRow.result, order_by=GameRow.number)).label("result_run"),
-).where(_OF_SESSION).subquery()
-_KIND_RUNS = select(_ORDERED.c.draw, func.count().label("length")).group_by(
-    _ORDERED.c.draw, _ORDERED.c.kind_run).subquery()
+_ORDERED = (
+    select(
+        GameRow.number,
+        GameRow.result,
+        _IS_DRAW.label("draw"),
+        (_RANK - func.row_number().over(partition_by=_IS_DRAW, order_by=GameRow.number)).label("kind_run"),
+        (_RANK - func.row_number().over(partition_by=GameRow.result, order_by=GameRow.number)).label("result_run"),
+    )
+    .where(_OF_SESSION)
+    .subquery()
+)
+_KIND_RUNS = (
+    select(_ORDERED.c.draw, func.count().label("length")).group_by(_ORDERED.c.draw, _ORDERED.c.kind_run).subquery()
+)
 _LONGEST_RUNS = select(_KIND_RUNS.c.draw, func.max(_KIND_RUNS.c.length)).group_by(_KIND_RUNS.c.draw)
-_CURRENT_RUN = (select(_ORDERED.c.result, func.count()).group_by(_ORDERED.c.result, _ORDERED.c.result_run)
-                .order_by(func.max(_ORDERED.c.number).desc()).limit(1))
+_CURRENT_RUN = (
+    select(_ORDERED.c.result, func.count())
+    .group_by(_ORDERED.c.result, _ORDERED.c.result_run)
+    .order_by(func.max(_ORDERED.c.number).desc())
+    .limit(1)
+)
 
 
 @dataclass
 class GameTotals:
-    """A session's games summed in SQL: everything the scorecard shows, exactly."""
+    """A session's games summed in SQL (`storage.queries.game_sums`), with what the scorecard
+    shows beyond those sums: the games per length and the runs. Exact."""
 
-    games: int = 0
-    white: int = 0
-    black: int = 0
-    draws: int = 0
-    adjudicated: int = 0
-    adjudicated_decisive: int = 0
-    terminations: dict[str, int] = field(default_factory=dict)
+    sums: GameSums = field(default_factory=GameSums)
     plies: dict[int, int] = field(default_factory=dict)  # games per length
-    duration: tuple[float, float | None, float | None] = (0.0, None, None)  # sum, min, max
-    move_seconds: tuple[float, float | None, float | None] = (0.0, None, None)
     longest_decisive: int = 0
     longest_draw: int = 0
     current: tuple[str | None, int] = (None, 0)  # result of the last game, games in a row with it
 
+    @property
+    def games(self) -> int:
+        """The session's games."""
+        return self.sums.games
+
     def mean_move_seconds(self) -> float | None:
         """report.json's throughput.mean_move_seconds: the mean over games of seconds per move."""
-        return self.move_seconds[0] / self.games if self.games else None
+        return rate(self.sums.move_seconds, self.games)
 
     def scorecard(self) -> dict[str, Any]:
-        """What `stats.scorecard.Scorecard.to_dict()` says of the same games."""
-        n = self.games
-
-        def rate(part: float) -> float | None:
-            return part / n if n else None
-
-        def colour(wins: int, losses: int) -> dict[str, Any]:
-            return {"wins": wins, "losses": losses, "draws": self.draws, "score": rate(wins + self.draws / 2),
-                    "win_rate": rate(wins)}
-
-        total_plies = sum(p * c for p, c in self.plies.items())
-        return {
-            "games": n,
-            "results": {
-                "white_wins": self.white, "black_wins": self.black, "draws": self.draws,
-                "decisive": self.white + self.black, "adjudicated_decisive": self.adjudicated_decisive,
-                "white_win_rate": rate(self.white), "black_win_rate": rate(self.black),
-                "draw_rate": rate(self.draws), "decisive_rate": rate(self.white + self.black),
-                "by_colour": {"white": colour(self.white, self.black), "black": colour(self.black, self.white)},
-            },
-            "streaks": {"longest_decisive": self.longest_decisive, "longest_draw": self.longest_draw,
-                        "current": {"result": self.current[0], "length": self.current[1]}},
-            "length": {"mean": total_plies / n if n else None, "median": _median(self.plies),
-                       "min": min(self.plies) if self.plies else None,
-                       "max": max(self.plies) if self.plies else None, "total_plies": total_plies},
-            "duration": {"mean_s": rate(self.duration[0]), "total_s": self.duration[0]},
-            "terminations": dict(sorted(self.terminations.items())),
-            "adjudicated": self.adjudicated,
-        }
-
-
-def _median(counts: dict[int, int]) -> float | None:
-    """The median of values given as {value: how many}."""
-    n = sum(counts.values())
-    if not n:
-        return None
-    wanted, seen, found = ((n - 1) // 2, n // 2), 0, []
-    for value in sorted(counts):
-        for index in wanted:
-            if seen <= index < seen + counts[value]:
-                found.append(value)
-        seen += counts[value]
-    return float(sum(found) / 2)
-
-
-def _add(pair: tuple[float, float | None, float | None], total: Any, low: Any, high: Any
-         ) -> tuple[float, float | None, float | None]:
-    s, lo, hi = pair
-    return (s + float(total or 0.0), float(low) if lo is None else min(lo, float(low)),
-            float(high) if hi is None else max(hi, float(high)))
+        """What `stats.scorecard.Scorecard.to_dict()` says of the same games (`summary`)."""
+        sums = self.sums
+        return summary(
+            games=sums.games,
+            white_wins=sums.white,
+            black_wins=sums.black,
+            draws=sums.draws,
+            adjudicated=sums.adjudicated,
+            adjudicated_decisive=sums.adjudicated_decisive,
+            terminations=sums.terminations,
+            lengths=self.plies,
+            total_duration_s=sums.duration_s,
+            longest_decisive=self.longest_decisive,
+            longest_draw=self.longest_draw,
+            current=self.current,
+        )
 
 
 async def game_totals(db: AsyncSession, session_id: str) -> GameTotals:
     """The session's games summed up (four grouped queries; no row per game reaches Python)."""
-    params = {"session_id": session_id}
-    t = GameTotals()
-    for name, count, white, black, draws, adj, adj_decisive, dur, dur_lo, dur_hi, move, move_lo, move_hi in (
-            await db.execute(_TOTALS, params)).all():
-        t.games += int(count)
-        t.white, t.black, t.draws = t.white + int(white), t.black + int(black), t.draws + int(draws)
-        t.adjudicated, t.adjudicated_decisive = t.adjudicated + int(adj), t.adjudicated_decisive + int(adj_decisive)
-        t.terminations[str(name)] = t.terminations.get(str(name), 0) + int(count)
-        t.duration = _add(t.duration, dur, dur_lo, dur_hi)
-        t.move_seconds = _add(t.move_seconds, move, move_lo, move_hi)
+    t = GameTotals(await game_sums(db, session_id))
     if not t.games:
         return t
+    params = {"session_id": session_id}
     t.plies = {int(p): int(c) for p, c in (await db.execute(_PLIES, params)).all()}
     for draw, longest in (await db.execute(_LONGEST_RUNS, params)).all():
         if int(draw):
@@ -191,8 +144,9 @@ def _floor(db: AsyncSession, value: Any) -> Any:
     return cast(func.floor(value), Integer)
 
 
-async def _float_histogram(db: AsyncSession, session_id: str, value: Any, n: int,
-                           totals: tuple[float, float | None, float | None]) -> dict[str, Any]:
+async def _float_histogram(
+    db: AsyncSession, session_id: str, value: Any, n: int, totals: tuple[float, float | None, float | None]
+) -> dict[str, Any]:
     """`builder.histogram` of a per-game value computed in SQL: bins counted by a grouped
     query with the same arithmetic, the median read by its rank."""
     total, low, high = totals
@@ -204,8 +158,16 @@ async def _float_histogram(db: AsyncSession, session_id: str, value: Any, n: int
     rows = await db.execute(select(raw, func.count()).where(_OF_SESSION).group_by(raw), {"session_id": session_id})
     for index, count in rows.all():
         counts[min(int(index), bins - 1)] += int(count)
-    middle = (await db.execute(select(value).where(_OF_SESSION).order_by(value).offset((n - 1) // 2)
-                               .limit(2 - n % 2), {"session_id": session_id})).scalars().all()
+    middle = (
+        (
+            await db.execute(
+                select(value).where(_OF_SESSION).order_by(value).offset((n - 1) // 2).limit(2 - n % 2),
+                {"session_id": session_id},
+            )
+        )
+        .scalars()
+        .all()
+    )
     return histogram_of(start, width, counts, n=n, mean=total / n, median=sum(middle) / len(middle))
 
 
@@ -217,42 +179,83 @@ def _plies_histogram(plies: dict[int, int]) -> dict[str, Any]:
     counts = [0] * bins
     for value, count in plies.items():
         counts[histogram_bin(value, start, width, bins)] += count
-    return histogram_of(start, width, counts, n=n, mean=sum(p * c for p, c in plies.items()) / n,
-                        median=_median(plies), integer=True)
+    return histogram_of(
+        start,
+        width,
+        counts,
+        n=n,
+        mean=sum(p * c for p, c in plies.items()) / n,
+        median=median_of_counts(plies),
+        integer=True,
+    )
 
 
 async def _result_buckets(db: AsyncSession, session_id: str, n: int) -> dict[str, Any]:
     """`builder.result_buckets` in one grouped query over the games ranked by number."""
     size = nice_step(n / MAX_BUCKETS, integer=True) if n else 1
-    ranked = select(GameRow.number, GameRow.result, GameRow.adjudicated, GameRow.plies,
-                    MOVE_SECONDS.label("move_s"),
-                    ((_RANK - 1) // bindparam("size", type_=Integer)).label("bucket")).where(_OF_SESSION).subquery()
-    query = (select(func.min(ranked.c.number), func.max(ranked.c.number), func.count(),
-                    _count_if(ranked.c.result == "1-0"), _count_if(ranked.c.result == "0-1"),
-                    _count_if(ranked.c.result == DRAW), _count_if(ranked.c.adjudicated.is_(True)),
-                    func.avg(cast(ranked.c.plies, Float)), func.avg(ranked.c.move_s))
-             .group_by(ranked.c.bucket).order_by(ranked.c.bucket))
-    buckets = [{"first": int(first), "last": int(last), "games": int(games), "white_wins": int(w),
-                "black_wins": int(b), "draws": int(d), "adjudicated": int(adj),
-                "mean_plies": float(plies), "mean_move_s": float(move_s)}
-               for first, last, games, w, b, d, adj, plies, move_s in
-               (await db.execute(query, {"session_id": session_id, "size": size})).all()]
+    ranked = (
+        select(
+            GameRow.number,
+            GameRow.result,
+            GameRow.adjudicated,
+            GameRow.plies,
+            MOVE_SECONDS.label("move_s"),
+            ((_RANK - 1) // bindparam("size", type_=Integer)).label("bucket"),
+        )
+        .where(_OF_SESSION)
+        .subquery()
+    )
+    query = (
+        select(
+            func.min(ranked.c.number),
+            func.max(ranked.c.number),
+            func.count(),
+            count_if(ranked.c.result == "1-0"),
+            count_if(ranked.c.result == "0-1"),
+            count_if(ranked.c.result == DRAW),
+            count_if(ranked.c.adjudicated.is_(True)),
+            func.avg(cast(ranked.c.plies, Float)),
+            func.avg(ranked.c.move_s),
+        )
+        .group_by(ranked.c.bucket)
+        .order_by(ranked.c.bucket)
+    )
+    buckets = [
+        {
+            "first": int(first),
+            "last": int(last),
+            "games": int(games),
+            "white_wins": int(w),
+            "black_wins": int(b),
+            "draws": int(d),
+            "adjudicated": int(adj),
+            "mean_plies": float(plies),
+            "mean_move_s": float(move_s),
+        }
+        for first, last, games, w, b, d, adj, plies, move_s in (
+            await db.execute(query, {"session_id": session_id, "size": size})
+        ).all()
+    ]
     return {"bucket_size": size, "buckets": buckets}
 
 
 async def game_series(db: AsyncSession, session_id: str, totals: GameTotals) -> dict[str, Any]:
     """The `series` of report.json that draw the games (as `builder.build_series` makes them
     from every game's row): results, game_length, move_time, game_duration."""
+    sums = totals.sums
     return {
         "results": await _result_buckets(db, session_id, totals.games),
         "game_length": _plies_histogram(totals.plies),
-        "move_time": await _float_histogram(db, session_id, MOVE_SECONDS, totals.games, totals.move_seconds),
-        "game_duration": await _float_histogram(db, session_id, GameRow.duration_s, totals.games, totals.duration),
+        "move_time": await _float_histogram(
+            db, session_id, MOVE_SECONDS, sums.games, (sums.move_seconds, sums.min_move_seconds, sums.max_move_seconds)
+        ),
+        "game_duration": await _float_histogram(
+            db, session_id, GameRow.duration_s, sums.games, (sums.duration_s, sums.min_duration_s, sums.max_duration_s)
+        ),
     }
 
 
-async def spread_games(db: AsyncSession, session_id: str, games: int, limit: int,
-                       columns: Sequence[Any]) -> list[Any]:
+async def spread_games(db: AsyncSession, session_id: str, games: int, limit: int, columns: Sequence[Any]) -> list[Any]:
     """`columns` of at most `limit` of the session's `games` games, evenly spread in number
     order (`builder.thin_indices`: the first and the last included), in that order."""
     if limit < 1 or games < 1:
@@ -262,11 +265,12 @@ async def spread_games(db: AsyncSession, session_id: str, games: int, limit: int
         return list((await db.execute(query.limit(limit), {"session_id": session_id})).all())
     ranked = select(GameRow.id, _RANK.label("rank")).where(_OF_SESSION).subquery()
     query = query.join(ranked, ranked.c.id == GameRow.id).where(
-        ranked.c.rank.in_([i + 1 for i in thin_indices(games, max(limit, 2))]))
+        ranked.c.rank.in_([i + 1 for i in thin_indices(games, max(limit, 2))])
+    )
     return list((await db.execute(query, {"session_id": session_id})).all())
 
 
-_STEP = EventRow.type == "learning.step"
+_STEP = EventRow.type == EventType.LEARNING_STEP
 
 
 @dataclass
@@ -287,16 +291,24 @@ LOSS_HEADS = ("policy_loss", "value_loss", "total_loss")
 async def learning_steps(db: AsyncSession, session_id: str, limit: int) -> Steps:
     """The session's `learning.step` events, counted and summed in SQL, at most `limit` rows."""
     where = (EventRow.session_id == session_id) & _STEP
-    figures = (await db.execute(select(
-        func.count(), *(func.min(EventRow.data[head].as_float()) for head in LOSS_HEADS),
-        func.sum(EventRow.data["seconds"].as_float())).where(where))).one()
+    figures = (
+        await db.execute(
+            select(
+                func.count(),
+                *(func.min(EventRow.data[head].as_float()) for head in LOSS_HEADS),
+                func.sum(EventRow.data["seconds"].as_float()),
+            ).where(where)
+        )
+    ).one()
     count = int(figures[0])
     query = select(EventRow.data).where(where)
     if count > limit:
-        ranked = (select(EventRow.seq, func.row_number().over(order_by=EventRow.seq).label("rank"))
-                  .where(where).subquery())
+        ranked = (
+            select(EventRow.seq, func.row_number().over(order_by=EventRow.seq).label("rank")).where(where).subquery()
+        )
         query = query.join(ranked, ranked.c.seq == EventRow.seq).where(
-            ranked.c.rank.in_([i + 1 for i in thin_indices(count, max(limit, 2))]))
+            ranked.c.rank.in_([i + 1 for i in thin_indices(count, max(limit, 2))])
+        )
     rows = list((await db.scalars(query.order_by(EventRow.seq))).all())
     minimum = {head: None if value is None else float(value) for head, value in zip(LOSS_HEADS, figures[1:4])}
     return Steps(count, minimum, float(figures[4] or 0.0), rows)
@@ -315,35 +327,68 @@ class Snapshots:
 async def metric_snapshots(db: AsyncSession, session_id: str, limit: int) -> Snapshots:
     """The session's metric snapshots, counted and averaged in SQL, at most `limit` rows."""
     where = MetricSnapshotRow.session_id == session_id
-    count, sims = (await db.execute(select(
-        func.count(), func.avg(MetricSnapshotRow.data["simulations_per_second"].as_float())).where(where))).one()
+    count, sims = (
+        await db.execute(
+            select(func.count(), func.avg(MetricSnapshotRow.data["simulations_per_second"].as_float())).where(where)
+        )
+    ).one()
     query = select(MetricSnapshotRow.ts, MetricSnapshotRow.data).where(where)
     if count > limit:
-        ranked = (select(MetricSnapshotRow.id, func.row_number().over(
-            order_by=(MetricSnapshotRow.ts, MetricSnapshotRow.id)).label("rank")).where(where).subquery())
+        ranked = (
+            select(
+                MetricSnapshotRow.id,
+                func.row_number().over(order_by=(MetricSnapshotRow.ts, MetricSnapshotRow.id)).label("rank"),
+            )
+            .where(where)
+            .subquery()
+        )
         query = query.join(ranked, ranked.c.id == MetricSnapshotRow.id).where(
-            ranked.c.rank.in_([i + 1 for i in thin_indices(int(count), max(limit, 2))]))
-    rows = [(ts, data) for ts, data in (await db.execute(query.order_by(MetricSnapshotRow.ts,
-                                                                        MetricSnapshotRow.id))).all()]
+            ranked.c.rank.in_([i + 1 for i in thin_indices(int(count), max(limit, 2))])
+        )
+    rows = [
+        (ts, data) for ts, data in (await db.execute(query.order_by(MetricSnapshotRow.ts, MetricSnapshotRow.id))).all()
+    ]
     return Snapshots(int(count), None if sims is None else float(sims), rows)
 
 
-METRICS_GAME_COLUMNS = (GameRow.number, GameRow.result, GameRow.termination, GameRow.adjudicated, GameRow.plies,
-                        GameRow.duration_s, GameRow.simulations, GameRow.temperature)
+METRICS_GAME_COLUMNS = (
+    GameRow.number,
+    GameRow.result,
+    GameRow.termination,
+    GameRow.adjudicated,
+    GameRow.plies,
+    GameRow.duration_s,
+    GameRow.simulations,
+    GameRow.temperature,
+)
 """A game's columns in metrics.json (no PGN, moves or blobs)."""
 
 
 async def metrics_games(db: AsyncSession, session_id: str, batch: int = 1000) -> list[dict[str, Any]]:
     """Every game's row of metrics.json, in number order, read `batch` rows at a time."""
-    query = (select(*METRICS_GAME_COLUMNS).where(GameRow.session_id == session_id).order_by(GameRow.number)
-             .execution_options(yield_per=batch))
+    query = (
+        select(*METRICS_GAME_COLUMNS)
+        .where(GameRow.session_id == session_id)
+        .order_by(GameRow.number)
+        .execution_options(yield_per=batch)
+    )
     out = []
     result = await db.stream(query)
     try:
         async for number, res, termination, adjudicated, plies, duration, simulations, temperature in result:
-            out.append({"number": number, "result": res, "termination": termination, "adjudicated": adjudicated,
-                        "plies": plies, "duration_s": duration, "simulations": simulations,
-                        "temperature": temperature, "mean_move_s": duration / max(plies, 1)})
+            out.append(
+                {
+                    "number": number,
+                    "result": res,
+                    "termination": termination,
+                    "adjudicated": adjudicated,
+                    "plies": plies,
+                    "duration_s": duration,
+                    "simulations": simulations,
+                    "temperature": temperature,
+                    "mean_move_s": duration / max(plies, 1),
+                }
+            )
     finally:
         await result.close()
     return out
@@ -354,8 +399,12 @@ def _newest(column: Any, session_column: Any) -> Any:
 
 
 _REPORT_VERSION = select(
-    SessionRow.updated_at, SessionRow.games_done, SessionRow.state, SessionRow.last_seq,
-    _newest(CheckpointRow.id, CheckpointRow.session_id), _newest(EvaluationRow.id, EvaluationRow.session_id),
+    SessionRow.updated_at,
+    SessionRow.games_done,
+    SessionRow.state,
+    SessionRow.last_seq,
+    _newest(CheckpointRow.id, CheckpointRow.session_id),
+    _newest(EvaluationRow.id, EvaluationRow.session_id),
     _newest(MetricSnapshotRow.id, MetricSnapshotRow.session_id),
 ).where(SessionRow.id == bindparam("session_id"))
 

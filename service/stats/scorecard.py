@@ -10,15 +10,94 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 RESULTS = ("1-0", "0-1", "1/2-1/2")
 DRAW = "1/2-1/2"
 
 
-def _rate(part: float, whole: int) -> float | None:
+def rate(part: float, whole: int) -> float | None:
+    """part / whole, None without a whole (no game yet)."""
     return part / whole if whole else None
+
+
+def median_of_counts(counts: Mapping[int, int]) -> float | None:
+    """The median of values given as {value: how many}; None without values."""
+    n = sum(counts.values())
+    if not n:
+        return None
+    wanted, seen, found = ((n - 1) // 2, n // 2), 0, []
+    for value in sorted(counts):
+        for index in wanted:
+            if seen <= index < seen + counts[value]:
+                found.append(value)
+        seen += counts[value]
+    return float(sum(found) / 2)
+
+
+def summary(
+    *,
+    games: int,
+    white_wins: int,
+    black_wins: int,
+    draws: int,
+    adjudicated: int,
+    adjudicated_decisive: int,
+    terminations: Mapping[str, int],
+    lengths: Mapping[int, int],
+    total_duration_s: float,
+    longest_decisive: int,
+    longest_draw: int,
+    current: tuple[str | None, int],
+) -> dict[str, Any]:
+    """A scorecard's JSON view (report.json's "scorecard"), in sections, from its counts:
+    `lengths` is {plies: games of that length}, `current` (result of the last game, games
+    in a row with it). The one place the view's rates and lengths are derived, whether the
+    games were counted one by one (`Scorecard`) or summed in SQL (`reports.reads`)."""
+
+    def colour(wins: int, losses: int) -> dict[str, Any]:
+        return {
+            "wins": wins,
+            "losses": losses,
+            "draws": draws,
+            "score": rate(wins + draws / 2, games),
+            "win_rate": rate(wins, games),
+        }
+
+    decisive = white_wins + black_wins
+    total_plies = sum(plies * count for plies, count in lengths.items())
+    return {
+        "games": games,
+        "results": {
+            "white_wins": white_wins,
+            "black_wins": black_wins,
+            "draws": draws,
+            "decisive": decisive,
+            "adjudicated_decisive": adjudicated_decisive,
+            "white_win_rate": rate(white_wins, games),
+            "black_win_rate": rate(black_wins, games),
+            "draw_rate": rate(draws, games),
+            "decisive_rate": rate(decisive, games),
+            "by_colour": {"white": colour(white_wins, black_wins), "black": colour(black_wins, white_wins)},
+        },
+        "streaks": {
+            "longest_decisive": longest_decisive,
+            "longest_draw": longest_draw,
+            "current": {"result": current[0], "length": current[1]},
+        },
+        "length": {
+            "mean": rate(total_plies, games),
+            "median": median_of_counts(lengths),
+            "min": min(lengths) if lengths else None,
+            "max": max(lengths) if lengths else None,
+            "total_plies": total_plies,
+        },
+        "duration": {"mean_s": rate(total_duration_s, games), "total_s": total_duration_s},
+        "terminations": dict(sorted(terminations.items())),
+        "adjudicated": adjudicated,
+    }
 
 
 @dataclass
@@ -88,27 +167,27 @@ class Scorecard:
 
     @property
     def white_score(self) -> float | None:
-        return _rate(self.white_wins + self.draws / 2, self.games)
+        return rate(self.white_wins + self.draws / 2, self.games)
 
     @property
     def black_score(self) -> float | None:
-        return _rate(self.black_wins + self.draws / 2, self.games)
+        return rate(self.black_wins + self.draws / 2, self.games)
 
     @property
     def white_win_rate(self) -> float | None:
-        return _rate(self.white_wins, self.games)
+        return rate(self.white_wins, self.games)
 
     @property
     def black_win_rate(self) -> float | None:
-        return _rate(self.black_wins, self.games)
+        return rate(self.black_wins, self.games)
 
     @property
     def draw_rate(self) -> float | None:
-        return _rate(self.draws, self.games)
+        return rate(self.draws, self.games)
 
     @property
     def decisive_rate(self) -> float | None:
-        return _rate(self.decisive, self.games)
+        return rate(self.decisive, self.games)
 
     @property
     def mean_plies(self) -> float | None:
@@ -120,44 +199,21 @@ class Scorecard:
 
     @property
     def mean_duration_s(self) -> float | None:
-        return _rate(self.total_duration_s, self.games)
+        return rate(self.total_duration_s, self.games)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary, in sections."""
-
-        def colour(wins: int, losses: int, score: float | None, win_rate: float | None) -> dict[str, Any]:
-            return {"wins": wins, "losses": losses, "draws": self.draws, "score": score, "win_rate": win_rate}
-
-        return {
-            "games": self.games,
-            "results": {
-                "white_wins": self.white_wins,
-                "black_wins": self.black_wins,
-                "draws": self.draws,
-                "decisive": self.decisive,
-                "adjudicated_decisive": self.adjudicated_decisive,
-                "white_win_rate": self.white_win_rate,
-                "black_win_rate": self.black_win_rate,
-                "draw_rate": self.draw_rate,
-                "decisive_rate": self.decisive_rate,
-                "by_colour": {
-                    "white": colour(self.white_wins, self.black_wins, self.white_score, self.white_win_rate),
-                    "black": colour(self.black_wins, self.white_wins, self.black_score, self.black_win_rate),
-                },
-            },
-            "streaks": {
-                "longest_decisive": self.longest_decisive_streak,
-                "longest_draw": self.longest_draw_streak,
-                "current": {"result": self.current_result, "length": self.current_streak},
-            },
-            "length": {
-                "mean": self.mean_plies,
-                "median": self.median_plies,
-                "min": min(self.plies) if self.plies else None,
-                "max": max(self.plies) if self.plies else None,
-                "total_plies": sum(self.plies),
-            },
-            "duration": {"mean_s": self.mean_duration_s, "total_s": self.total_duration_s},
-            "terminations": dict(sorted(self.terminations.items())),
-            "adjudicated": self.adjudicated,
-        }
+        """JSON-able summary, in sections (`summary`)."""
+        return summary(
+            games=self.games,
+            white_wins=self.white_wins,
+            black_wins=self.black_wins,
+            draws=self.draws,
+            adjudicated=self.adjudicated,
+            adjudicated_decisive=self.adjudicated_decisive,
+            terminations=self.terminations,
+            lengths=Counter(self.plies),
+            total_duration_s=self.total_duration_s,
+            longest_decisive=self.longest_decisive_streak,
+            longest_draw=self.longest_draw_streak,
+            current=(self.current_result, self.current_streak),
+        )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from sqlalchemy import CursorResult, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..lifecycle import State
+from ..stats.numbers import finite
 from . import codec
 from .models import (
     CheckpointRow,
@@ -560,21 +560,9 @@ async def latest_checkpoint(db: AsyncSession, session_id: str) -> CheckpointRow 
 # -- events ------------------------------------------------------------------------------
 
 
-def json_safe(value: Any) -> Any:
-    """`value` with every NaN or infinite float replaced by None: JSON has no such numbers
-    (PostgreSQL's json rejects them, browsers cannot parse them), and a diverged loss must
-    still be recorded, not crash the writer."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str, Any]) -> EventRow:
-    """Store an event with seq = the session's last_seq + 1.
+    """Store an event with seq = the session's last_seq + 1 (NaN and infinities in `data`
+    stored as null: `stats.numbers.finite`).
 
     `UPDATE sessions SET last_seq = last_seq + 1 ... RETURNING last_seq` takes the session
     row's write lock until the transaction ends, so concurrent writers get consecutive seqs
@@ -589,7 +577,7 @@ async def add_event(db: AsyncSession, session_id: str, type: str, data: dict[str
     seq = (await db.execute(bump.execution_options(synchronize_session=False))).scalar_one_or_none()
     if seq is None:
         raise NotFound(f"no session {session_id}")
-    row = EventRow(session_id=session_id, seq=seq, type=type, data=json_safe(data), ts=utcnow())
+    row = EventRow(session_id=session_id, seq=seq, type=type, data=finite(data), ts=utcnow())
     db.add(row)
     await db.flush()
     return row
@@ -613,8 +601,8 @@ async def events_since(db: AsyncSession, session_id: str, since: int = 0, limit:
 async def add_metric_snapshot(
     db: AsyncSession, session_id: str, data: dict[str, Any], ts: datetime | None = None
 ) -> MetricSnapshotRow:
-    """Store a metrics snapshot (ts: now by default)."""
-    row = MetricSnapshotRow(session_id=session_id, data=json_safe(data), ts=ts or utcnow())
+    """Store a metrics snapshot (ts: now by default; NaN and infinities stored as null)."""
+    row = MetricSnapshotRow(session_id=session_id, data=finite(data), ts=ts or utcnow())
     db.add(row)
     await db.flush()
     return row
@@ -692,7 +680,7 @@ async def evaluations_for_seed(db: AsyncSession, seed: int) -> list[tuple[Evalua
     return [(e, c) for e, c in (await db.execute(query)).all()]
 
 
-# -- keys of the API's read caches (service/api/queries.py) ---------------------------------
+# -- keys of the API's read caches (service/api/caches.py) ----------------------------------
 
 
 def game_cursor_number(cursor: str) -> int:

@@ -5,6 +5,7 @@ type anywhere else, or one that does not exist."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -86,3 +87,17 @@ def test_the_stylesheet_names_only_real_states_and_event_types():
     assert badges and badges <= {s.value for s in State}, badges - {s.value for s in State}
     log_types = set(re.findall(r"""data-type=["']([^"']+)["']""", STYLE))
     assert log_types and log_types <= {k.value for k in EventType}, log_types - {k.value for k in EventType}
+
+
+def test_the_service_spells_event_types_only_in_event_types():
+    """No module of the service writes an event type as a string: each imports EventType."""
+    root = DASHBOARD.parent
+    types = {t.value for t in EventType}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "event_types.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in types:
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.value!r}")
+    assert found == []

@@ -6,25 +6,28 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from service.config import Settings
 from service.event_types import EventType
+from service.reports import html
 from service.reports.builder import (
     REPORT_FORMAT,
     build_report,
     complete,
-    finite,
     histogram,
     match_estimate,
     nice_step,
     result_buckets,
     thin,
 )
-from service.reports.html import render_html, script_json
+from service.reports.html import render_html
+from service.reports.markup import script_json
 from service.sessions.ratings import rating_list, ratings_out
 from service.stats.analyzer import analyze
 from service.stats.scorecard import Scorecard
@@ -517,16 +520,23 @@ def test_match_estimates_use_pairs_and_the_plain_score():
     assert match_estimate(0, 0, 0, None) is None
 
 
-def test_finite_replaces_nan_and_infinities():
-    assert finite({"a": [float("nan"), 1.5, {"b": float("-inf")}], 2: (1, 2)}) == {
-        "a": [None, 1.5, {"b": None}],
-        "2": [1, 2],
-    }
-
-
 def test_long_series_are_thinned_evenly():
     rows = list(range(10_001))
     thinned = thin(rows, 2000)
     assert len(thinned) == 2000 and thinned[0] == 0 and thinned[-1] == 10_000
     assert thinned == sorted(set(thinned))
     assert thin(rows[:50], 2000) == rows[:50]
+
+
+def test_the_page_files_ship_in_a_non_editable_install():
+    """pyproject's package-data names every file of service/reports that is not Python (the
+    style and script `render_html` inlines), and the page inlines them."""
+    folder = Path(html.__file__).parent
+    config = tomllib.loads((folder.parent.parent / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["service.reports"]
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix != ".py"]
+    assert {p.name for p in files} >= {"report.css", "report.js"}
+    for path in files:
+        assert any(path.match(pattern) for pattern in patterns), f"{path.name} is not package data"
+    page = render_html(sample_report())
+    assert html.asset("report.css") in page and html.asset("report.js") in page

@@ -11,7 +11,7 @@ import threading
 import pytest
 from api_support import seed_checkpoint, seed_session
 
-from service.api import queries
+from service.api import caches
 from service.api import ratings as ratings_route
 from service.api import sessions as sessions_route
 from service.storage import repositories as repo
@@ -43,7 +43,7 @@ async def test_padded_cursors_hit_one_cached_page(api):
     cursor = first.json()["next_cursor"]
     canonical = await api.client.get(url, params={"limit": 2, "cursor": cursor})
     assert canonical.status_code == 200 and [g["number"] for g in canonical.json()["items"]] == [3, 4]
-    pages = queries.GamePages.for_app(api.app)
+    pages = caches.GamePages.for_app(api.app)
     entries = len(pages)
     variants = padded_cursors(2, 200)
     assert len(set(variants)) > 150 and cursor == spelled("[2]")
@@ -58,7 +58,7 @@ async def test_padded_cursors_hit_one_cached_page(api):
 
 
 async def test_game_pages_are_bounded_in_entries_whatever_the_cursors():
-    pages = queries.GamePages()
+    pages = caches.GamePages()
     assert 0 < pages.max_entries <= 10_000
     session_id = "a" * 32
     for cursor in padded_cursors(7, 3000):
@@ -142,7 +142,7 @@ async def test_seed_rating_list_is_cached_per_change_and_forgets_a_deleted_sessi
 
 
 async def test_rating_fits_cache_is_bounded():
-    fits = queries.RatingFits()
+    fits = caches.RatingFits()
     assert 0 < fits.size <= 4096
     for seed in range(3 * fits.size):
         fits.put(("seed", seed), (seed,), [])

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from api_support import game_message, seed_session
 
-from service.api import queries
+from service.api import caches
 from service.api import reports as reports_route
 from service.event_types import EventType
 from service.reports import builder, files
@@ -197,7 +197,7 @@ async def test_a_short_session_is_read_whole(api):
 
 async def test_the_report_is_built_once_per_change_of_the_session(api):
     session_id = await seed_session(api, games=5, state="running")
-    cache = queries.ReportCache.for_app(api.app)
+    cache = caches.ReportCache.for_app(api.app)
     url = f"/v1/sessions/{session_id}/report"
     first = await api.client.get(url + ".json")
     assert first.status_code == 200 and cache.computed == 1
@@ -249,7 +249,7 @@ async def test_readers_share_one_build_and_builds_are_capped(api, monkeypatch):
                 running[0] -= 1
 
     monkeypatch.setattr(reports_route, "build_json", blocked)
-    cache = queries.ReportCache.for_app(api.app)
+    cache = caches.ReportCache.for_app(api.app)
     requests = [
         asyncio.ensure_future(api.client.get(f"/v1/sessions/{s}/report.json")) for s in sessions for _ in range(3)
     ]

@@ -1,4 +1,4 @@
-"""The read-side caches of the session routes (service/api/queries.py), on SQLite and
+"""The read-side caches of the session routes (service/api/caches.py), on SQLite and
 PostgreSQL: the scorecard summed incrementally, the games-list pages and the session's Elo
 always answer what a fresh computation from the database answers."""
 
@@ -8,11 +8,12 @@ import asyncio
 
 import pytest
 from api_support import game_message, seed_checkpoint, seed_session
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from service.api import queries
+from service.api import caches
 from service.storage import models
 from service.storage import repositories as repo
+from service.storage.queries import game_sums
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -25,11 +26,25 @@ async def add_games(api, session_id: str, numbers) -> None:
 
 async def fresh_card(api, session_id: str) -> dict:
     async with api.sessionmaker() as db:
-        return (await queries.scorecard(db, session_id)).model_dump()
+        return caches.scorecard_of(await game_sums(db, session_id)).model_dump()
 
 
-def cache(api) -> queries.ScorecardCache:
-    return queries.ScorecardCache.for_app(api.app)
+async def newest_rated(db, session_id: str) -> tuple[models.EvaluationRow, int]:
+    """From scratch: the session's newest rated evaluation (highest generation, then newest
+    row) with its generation."""
+    query = (
+        select(models.EvaluationRow, models.CheckpointRow.generation)
+        .join(models.CheckpointRow, models.EvaluationRow.checkpoint_id == models.CheckpointRow.id)
+        .where(models.EvaluationRow.session_id == session_id, models.EvaluationRow.elo.is_not(None))
+        .order_by(models.CheckpointRow.generation.desc(), models.EvaluationRow.id.desc())
+        .limit(1)
+    )
+    row = (await db.execute(query)).one()
+    return row[0], row[1]
+
+
+def cache(api) -> caches.ScorecardCache:
+    return caches.ScorecardCache.for_app(api.app)
 
 
 async def test_scorecard_is_summed_incrementally_and_only_when_games_change(api):
@@ -142,7 +157,7 @@ async def test_elo_follows_the_newest_rated_evaluation(api):
     elo = (await api.client.get(url)).json()["elo"]
     assert (elo["rating"], elo["opponent"]) == (1720.0, "gen0")
     async with api.sessionmaker() as db:
-        assert (await queries.latest_elo(db, session_id)).model_dump(mode="json") == elo
+        assert caches.elo_of(*await newest_rated(db, session_id)).model_dump(mode="json") == elo
 
 
 async def test_metrics_follow_the_newest_snapshot_unless_live(api):

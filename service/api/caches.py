@@ -1,5 +1,6 @@
-"""Read-side queries the API needs beyond the repositories, and the caches that keep the
-routes dashboards poll cheap (one light query per request, however long the session).
+"""The caches that keep the routes dashboards poll cheap (one light query per request,
+however long the session); the SQL they run is in storage (`storage.queries.game_sums`,
+`storage.repositories`), the JSON they keep is the API's (`api.schemas`).
 
 - `ScorecardCache`: the scorecard is an aggregate over all of a session's games; summed
   afresh on every request its cost grew with the session (SQLite reads each game's row,
@@ -25,59 +26,26 @@ summed again from scratch. Each cached value is read AFTER the version it is fil
 so it is never older than that version. Every cache is per app (`app.state`), bounded, and
 forgets a session when it is deleted through the API (`RatingFits` and `ReportCache` entries
 of a deleted session are never asked for again: they age out).
-
-Over 500 lines because these caches are one pattern (a value kept for the version read
-before it was computed) used together by the read routes: kept side by side, they are
-reviewed together.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.api.schemas import Elo, Scorecard
+from service.stats.scorecard import rate
 from service.storage import repositories as repo
-from service.storage.models import CheckpointRow, EvaluationRow, GameRow
+from service.storage.models import EvaluationRow
+from service.storage.queries import GameSums, game_sums
 
 CACHED_SESSIONS = 4096
 """Sessions whose scorecard sums are kept (least recently used beyond that are dropped)."""
-
-
-def _count_if(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _rate(part: float, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-_ADJUDICATED = GameRow.adjudicated.is_(True)
-# Built once: per termination, the sums of the session's games stored after `after_id`.
-_GAME_SUMS = (
-    select(
-        GameRow.termination,
-        func.count(GameRow.id),
-        _count_if(GameRow.result == "1-0"),
-        _count_if(GameRow.result == "0-1"),
-        _count_if(GameRow.result == "1/2-1/2"),
-        _count_if(_ADJUDICATED),
-        _count_if(_ADJUDICATED & (GameRow.result != "1/2-1/2")),
-        func.coalesce(func.sum(GameRow.plies), 0),
-        func.min(GameRow.plies),
-        func.max(GameRow.plies),
-        func.coalesce(func.sum(GameRow.duration_s), 0.0),
-        func.max(GameRow.id),
-    )
-    .where(GameRow.session_id == bindparam("session_id"), GameRow.id > bindparam("after_id"))
-    .group_by(GameRow.termination)
-)
 
 
 class PerApp:
@@ -94,83 +62,26 @@ class PerApp:
         return cache
 
 
-@dataclass(frozen=True)
-class GameSums:
-    """A session's games summed up to game id `last_id` (immutable: a newer one replaces it)."""
-
-    games: int = 0
-    white: int = 0
-    black: int = 0
-    draws: int = 0
-    adjudicated: int = 0
-    adjudicated_decisive: int = 0
-    plies: int = 0
-    min_plies: int | None = None
-    max_plies: int | None = None
-    duration_s: float = 0.0
-    terminations: dict[str, int] = field(default_factory=dict)
-    last_id: int = 0
-
-    def plus(self, rows: Sequence[Any]) -> "GameSums":
-        """These sums with the grouped rows of `_GAME_SUMS` added."""
-        if not rows:
-            return self
-        games, white, black, draws = self.games, self.white, self.black, self.draws
-        adjudicated, decisive = self.adjudicated, self.adjudicated_decisive
-        plies, duration = self.plies, self.duration_s
-        low, high, last_id = self.min_plies, self.max_plies, self.last_id
-        terminations = dict(self.terminations)
-        for name, count, w, b, d, adj, adj_decisive, sum_plies, lo, hi, seconds, top in rows:
-            games += int(count)
-            white, black, draws = white + int(w), black + int(b), draws + int(d)
-            adjudicated, decisive = adjudicated + int(adj), decisive + int(adj_decisive)
-            plies += int(sum_plies)
-            duration += float(seconds or 0.0)
-            low = int(lo) if low is None else min(low, int(lo))
-            high = int(hi) if high is None else max(high, int(hi))
-            last_id = max(last_id, int(top))
-            terminations[str(name)] = terminations.get(str(name), 0) + int(count)
-        return GameSums(
-            games,
-            white,
-            black,
-            draws,
-            adjudicated,
-            decisive,
-            plies,
-            low,
-            high,
-            duration,
-            dict(sorted(terminations.items())),
-            last_id,
-        )
-
-    def scorecard(self) -> Scorecard:
-        games = self.games
-        return Scorecard(
-            games=games,
-            white_wins=self.white,
-            black_wins=self.black,
-            draws=self.draws,
-            adjudicated=self.adjudicated,
-            adjudicated_decisive=self.adjudicated_decisive,
-            white_win_rate=_rate(self.white, games),
-            black_win_rate=_rate(self.black, games),
-            draw_rate=_rate(self.draws, games),
-            white_score=_rate(self.white + self.draws / 2, games),
-            mean_plies=self.plies / games if games else None,
-            min_plies=self.min_plies,
-            max_plies=self.max_plies,
-            total_duration_s=self.duration_s,
-            terminations=dict(self.terminations),
-        )
-
-
-async def game_sums(db: AsyncSession, session_id: str, since: GameSums | None = None) -> GameSums:
-    """`since` (default: nothing) plus the session's games stored after it, in one query."""
-    since = since or GameSums()
-    rows = (await db.execute(_GAME_SUMS, {"session_id": session_id, "after_id": since.last_id})).all()
-    return since.plus(rows)
+def scorecard_of(sums: GameSums) -> Scorecard:
+    """The API's scorecard of a session's game sums."""
+    games = sums.games
+    return Scorecard(
+        games=games,
+        white_wins=sums.white,
+        black_wins=sums.black,
+        draws=sums.draws,
+        adjudicated=sums.adjudicated,
+        adjudicated_decisive=sums.adjudicated_decisive,
+        white_win_rate=rate(sums.white, games),
+        black_win_rate=rate(sums.black, games),
+        draw_rate=rate(sums.draws, games),
+        white_score=rate(sums.white + sums.draws / 2, games),
+        mean_plies=rate(sums.plies, games),
+        min_plies=sums.min_plies,
+        max_plies=sums.max_plies,
+        total_duration_s=sums.duration_s,
+        terminations=dict(sums.terminations),
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +116,7 @@ class ScorecardCache(PerApp):
         current = self._entries.get(session_id)
         if current is not None and current.sums.last_id > sums.last_id:
             return current.card  # another request stored newer sums meanwhile
-        entry = self._entries[session_id] = _Entry(sums, games_done, sums.scorecard())
+        entry = self._entries[session_id] = _Entry(sums, games_done, scorecard_of(sums))
         self._entries.move_to_end(session_id)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
@@ -215,30 +126,8 @@ class ScorecardCache(PerApp):
         self._entries.pop(session_id, None)
 
 
-async def scorecard(db: AsyncSession, session_id: str) -> Scorecard:
-    """A session's self-play scorecard summed from scratch (no cache; one grouped query)."""
-    return (await game_sums(db, session_id)).scorecard()
-
-
-_LATEST_ELO = (
-    select(EvaluationRow, CheckpointRow.generation)
-    .join(CheckpointRow, EvaluationRow.checkpoint_id == CheckpointRow.id)
-    .where(EvaluationRow.session_id == bindparam("session_id"), EvaluationRow.elo.is_not(None))
-    .order_by(CheckpointRow.generation.desc(), EvaluationRow.id.desc())
-    .limit(1)
-)
-
-
-async def latest_elo(db: AsyncSession, session_id: str) -> Elo | None:
-    """The rating of the session's newest evaluated checkpoint (highest generation with a
-    rated evaluation; its newest rated row), or None before the first evaluation."""
-    row = (await db.execute(_LATEST_ELO, {"session_id": session_id})).first()
-    if row is None:
-        return None
-    return elo_of(*row)
-
-
 def elo_of(evaluation: EvaluationRow, generation: int | None) -> Elo:
+    """The API's Elo of a rated evaluation and its checkpoint's generation."""
     return Elo(
         rating=evaluation.elo,
         low=evaluation.elo_low,
