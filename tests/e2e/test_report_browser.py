@@ -119,9 +119,14 @@ def test_the_report_of_a_real_run_draws_every_chart(run_dir):
         "Improvement indicators",
         "Alerts",
         "Manifest",
-        "No alert was raised.",
     ):
         assert words in text, words
+    # whether this tiny run raises an alert depends on the machine (its games differ with the
+    # CPU's arithmetic): the section shows the alerts the report holds, or says there are none
+    alerts = report.get("alerts") or []
+    assert ("No alert was raised." in text) == (alerts == [])
+    for alert in alerts:
+        assert alert["message"] in text
 
 
 def test_a_session_with_nothing_stored_shows_words(tmp_path):
