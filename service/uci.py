@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import queue
 import random
-import struct
 import sys
 import threading
 import time
@@ -55,6 +53,7 @@ from typing import Any, Callable, TextIO
 import chess
 
 from .engine import mcts
+from .engine.weights_header import peek_header
 
 ENGINE_NAME = "continuous-play"
 AUTHOR = "the continuous-play developers"
@@ -77,11 +76,6 @@ FIRST_ROUND = 64  # simulations of the first round of a timed search when no spe
 CP_SCALE = 111.714640912  # lc0's centipawn mapping of q
 Q_SCALE = 1.5620688421
 PV_MAX = 40
-
-# A weights file's header, as `engine.network` writes it: read here without importing torch,
-# so that `uci` is answered before the network loads (network.load_weights checks it fully).
-_HEADER_KEY = "continuous-play"
-_FORMAT = "continuous-play/1"
 
 COMMANDS = (
     "uci",
@@ -120,28 +114,6 @@ def printable(text: str, limit: int = 80) -> str:
     """`text` made safe for one `info string` line: printable ASCII, at most `limit` characters."""
     clean = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
     return clean if len(clean) <= limit else clean[: limit - 3] + "..."
-
-
-def peek_header(path: str | os.PathLike) -> dict:
-    """The JSON header of a weights file, read without torch; ValueError if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no weights file at {path}")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(8)
-            if len(raw) != 8:
-                raise ValueError("too short")
-            (size,) = struct.unpack("<Q", raw)
-            if size > 100_000_000:
-                raise ValueError("implausible header size")
-            meta = json.loads(f.read(size)).get("__metadata__") or {}
-        header = json.loads(meta[_HEADER_KEY])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a {_FORMAT} weights file ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a {_FORMAT} weights file")
-    return header
 
 
 # -- options ---------------------------------------------------------------------------------
