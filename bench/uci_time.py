@@ -35,7 +35,8 @@ import chess.engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import uci  # noqa: E402
+from service.uci.protocol import DEFAULT_MOVE_OVERHEAD_MS, GoParams  # noqa: E402
+from service.uci.search import time_budget  # noqa: E402
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -76,8 +77,8 @@ def main() -> None:
                 }
             )
         clock = chess.engine.Limit(white_clock=3, black_clock=3, white_inc=0.1, black_inc=0.1)
-        budget = 1000 * uci.time_budget(
-            uci.GoParams(wtime=3000, btime=3000, winc=100, binc=100), chess.WHITE, uci.DEFAULT_MOVE_OVERHEAD_MS / 1000
+        budget = 1000 * time_budget(
+            GoParams(wtime=3000, btime=3000, winc=100, binc=100), chess.WHITE, DEFAULT_MOVE_OVERHEAD_MS / 1000
         )
         runs = [timed_play(engine, clock) for _ in range(args.repeats)]
         out["clock"] = {

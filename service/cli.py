@@ -106,7 +106,7 @@ def uci(
     ),
 ) -> None:
     """Speak UCI on stdin/stdout with a checkpoint's network (chess GUIs, cutechess, lichess-bot)."""
-    from .uci import main as uci_main
+    from .uci.entry import main as uci_main
 
     settings = settings_or_exit()
     raise typer.Exit(

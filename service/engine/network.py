@@ -33,9 +33,7 @@ from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .encoding import AZ_PLANES, ENCODING_VERSION, NUM_PLANES, POLICY_SIZE, POLICY_TO_PLANE
-
-FORMAT = "continuous-play/1"
-_HEADER_KEY = "continuous-play"
+from .weights_header import FORMAT, HEADER_KEY
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ def save_weights(
     digests: list[str] = []
 
     def write(tmp: Path) -> None:
-        save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header, sort_keys=True)})
+        save_file(tensors, str(tmp), metadata={HEADER_KEY: json.dumps(header, sort_keys=True)})
         digests.append(hashlib.sha256(tmp.read_bytes()).hexdigest())
 
     write_durably(path, write)
@@ -246,7 +244,7 @@ def read_header(path: str | os.PathLike) -> dict:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable safetensors weights file: {exc}") from exc
-    raw = metadata.get(_HEADER_KEY)
+    raw = metadata.get(HEADER_KEY)
     if raw is None:
         raise ValueError(f"{path} is a safetensors file without a {FORMAT} header")
     try:

@@ -17,8 +17,8 @@ import chess
 import chess.engine
 import pytest
 
-from service import uci
 from service.engine import network
+from service.uci import entry, protocol, search
 
 pytestmark = pytest.mark.functional
 
@@ -125,7 +125,7 @@ def test_identifies_itself_and_lists_its_options(engine):
     assert "tiny gen 0 seed 0" in engine.id["name"]
     assert engine.id["author"]
     sims = engine.options["Simulations"]
-    assert (sims.type, sims.default, sims.min, sims.max) == ("spin", uci.DEFAULT_SIMULATIONS, 1, 1_000_000)
+    assert (sims.type, sims.default, sims.min, sims.max) == ("spin", protocol.DEFAULT_SIMULATIONS, 1, 1_000_000)
     threads = engine.options["Threads"]
     assert threads.type == "spin" and threads.default == 1 and threads.min == 1
     algorithm = engine.options["Algorithm"]
@@ -191,11 +191,11 @@ def test_move_time_and_clock_are_respected(engine):
     is the only thing that can end it, so its bestmove (fewer nodes than the budget) is the
     proof. How long it took is bench/ material, not asserted."""
     board = chess.Board()
-    options = {"Simulations": uci.MAX_SIMULATIONS, "Hash": uci.MAX_HASH_MB}
+    options = {"Simulations": protocol.MAX_SIMULATIONS, "Hash": protocol.MAX_HASH_MB}
     engine.play(board, chess.engine.Limit(nodes=8))  # warm
     result = engine.play(board, chess.engine.Limit(time=0.3), options=options, info=chess.engine.INFO_ALL)
     assert result.move in board.legal_moves
-    assert 0 < result.info["nodes"] < uci.MAX_SIMULATIONS, result.info
+    assert 0 < result.info["nodes"] < protocol.MAX_SIMULATIONS, result.info
     # 3 s each, 0.1 s increment: the time manager's budget (3/30 + 0.08 s) ends it the same way
     result = engine.play(
         board,
@@ -204,7 +204,7 @@ def test_move_time_and_clock_are_respected(engine):
         info=chess.engine.INFO_ALL,
     )
     assert result.move in board.legal_moves
-    assert 0 < result.info["nodes"] < uci.MAX_SIMULATIONS, result.info
+    assert 0 < result.info["nodes"] < protocol.MAX_SIMULATIONS, result.info
 
 
 @pytest.mark.timeout(180)  # an infinite search that ignored `stop` would never answer
@@ -294,7 +294,7 @@ def test_ponder_then_ponderhit(raw):
     # Pondering: no bestmove before ponderhit however long it takes. Wait until the engine
     # itself reports having searched well past what the clock would give this move (2000/10
     # ms less the overhead), then check that it still has not answered.
-    budget_ms = 1000 * uci.time_budget(uci.GoParams(wtime=2000, btime=2000, movestogo=10), chess.WHITE, 0.03)
+    budget_ms = 1000 * search.time_budget(protocol.GoParams(wtime=2000, btime=2000, movestogo=10), chess.WHITE, 0.03)
     while True:
         info = raw.expect("info depth")
         assert not any(line.startswith("bestmove") for line in raw.seen), raw.seen
@@ -357,7 +357,7 @@ def test_main_without_checkpoint_plays_generation_zero():
     out = io.StringIO()
     threads = torch.get_num_threads()
     try:
-        code = uci.main(
+        code = entry.main(
             None,
             seed=0,
             preset="tiny",
@@ -369,7 +369,7 @@ def test_main_without_checkpoint_plays_generation_zero():
         torch.set_num_threads(threads)  # the engine set this process's torch threads
     lines = out.getvalue().splitlines()
     assert code == 0
-    assert lines[0] == f"id name continuous-play {uci.package_version()} tiny gen 0 seed 0"
+    assert lines[0] == f"id name continuous-play {protocol.package_version()} tiny gen 0 seed 0"
     assert "readyok" in lines
     board = chess.Board()
     board.push_uci("d2d4")
@@ -377,16 +377,16 @@ def test_main_without_checkpoint_plays_generation_zero():
 
 
 def test_time_manager_and_score_mapping():
-    go = uci.GoParams(wtime=60_000, btime=3_000, winc=2_000, binc=0)
-    white = uci.time_budget(go, chess.WHITE, 0.03)
+    go = protocol.GoParams(wtime=60_000, btime=3_000, winc=2_000, binc=0)
+    white = search.time_budget(go, chess.WHITE, 0.03)
     assert white == pytest.approx(60 / 30 + 0.8 * 2 - 0.03)
-    assert uci.time_budget(go, chess.BLACK, 0.03) == pytest.approx(3 / 30 - 0.03)
-    assert uci.time_budget(uci.GoParams(btime=-50), chess.BLACK, 0.03) == pytest.approx(0.005)
-    assert uci.time_budget(uci.GoParams(wtime=10_000, movestogo=1), chess.WHITE, 0.0) == pytest.approx(8.0)
-    assert uci.time_budget(uci.GoParams(movetime=500, wtime=60_000), chess.WHITE, 0.03) == pytest.approx(0.47)
-    assert uci.time_budget(uci.GoParams(nodes=5), chess.WHITE, 0.03) is None
-    assert uci.cp_from_value(0.0) == 0
-    assert uci.cp_from_value(0.5) == -uci.cp_from_value(-0.5) > 100
-    assert uci.cp_from_value(1.0) == uci.cp_from_value(2.0) == 12_800
-    _, warnings = uci.parse_go(["nodes", "x", "searchmoves", "e2e4", "e2e5", "bogus"], chess.Board())
+    assert search.time_budget(go, chess.BLACK, 0.03) == pytest.approx(3 / 30 - 0.03)
+    assert search.time_budget(protocol.GoParams(btime=-50), chess.BLACK, 0.03) == pytest.approx(0.005)
+    assert search.time_budget(protocol.GoParams(wtime=10_000, movestogo=1), chess.WHITE, 0.0) == pytest.approx(8.0)
+    assert search.time_budget(protocol.GoParams(movetime=500, wtime=60_000), chess.WHITE, 0.03) == pytest.approx(0.47)
+    assert search.time_budget(protocol.GoParams(nodes=5), chess.WHITE, 0.03) is None
+    assert protocol.cp_from_value(0.0) == 0
+    assert protocol.cp_from_value(0.5) == -protocol.cp_from_value(-0.5) > 100
+    assert protocol.cp_from_value(1.0) == protocol.cp_from_value(2.0) == 12_800
+    _, warnings = protocol.parse_go(["nodes", "x", "searchmoves", "e2e4", "e2e5", "bogus"], chess.Board())
     assert len(warnings) == 3
