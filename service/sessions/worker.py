@@ -27,6 +27,7 @@ import chess.engine
 import psutil
 import torch
 
+from ..config import SessionConfig
 from ..engine import arena, mcts, network, players, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
@@ -45,7 +46,7 @@ class WorkerSpec:
     """Everything a worker needs to run a session (picklable, sent to a spawned process)."""
 
     session_id: str
-    config: dict[str, Any]  # SessionConfig.model_dump()
+    config: SessionConfig  # typed and validated (a stored one: `stored_session_config`)
     checkpoint_dir: Path  # this session's own folder
     torch_threads: int = 1
     first_game: int = 1  # games already stored + 1 (resume)
@@ -57,24 +58,24 @@ class WorkerSpec:
     move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
 
 
-def selfplay_config(cfg: dict[str, Any]) -> SelfPlayConfig:
+def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
     """Engine settings of a session config."""
     search = mcts.SearchConfig(
-        algorithm=cfg["search"],
-        simulations=cfg["selfplay_simulations"],
-        gumbel_considered=cfg["gumbel_considered"],
+        algorithm=cfg.search,
+        simulations=cfg.selfplay_simulations,
+        gumbel_considered=cfg.gumbel_considered,
     )
     return SelfPlayConfig(
         search=search,
-        simulations=cfg["selfplay_simulations"],
-        fast_simulations=cfg["fast_simulations"],
-        full_search_prob=cfg["full_search_prob"],
-        parallel_games=cfg["selfplay_parallel_games"],
-        temperature_plies=cfg["temperature_plies"],
-        max_plies=cfg["max_moves_per_game"],
-        adjudication=cfg["adjudication"],
-        adjudication_margin=cfg["adjudication_margin"],
-        resign_threshold=cfg["resign_threshold"],
+        simulations=cfg.selfplay_simulations,
+        fast_simulations=cfg.fast_simulations,
+        full_search_prob=cfg.full_search_prob,
+        parallel_games=cfg.selfplay_parallel_games,
+        temperature_plies=cfg.temperature_plies,
+        max_plies=cfg.max_moves_per_game,
+        adjudication=cfg.adjudication,
+        adjudication_margin=cfg.adjudication_margin,
+        resign_threshold=cfg.resign_threshold,
     )
 
 
@@ -148,11 +149,11 @@ class SessionWorker:
         self.commands = commands or Commands.none()
         cfg = self.cfg
         torch.set_num_threads(spec.torch_threads)
-        self.device = cfg["device"]
-        torch.manual_seed(cfg["seed"])
-        self.net = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
-        self.trainer = Trainer(self.net, lr=cfg["learning_rate"], device=self.device, seed=cfg["seed"])
-        self.buffer = ReplayBuffer(cfg["replay_buffer_positions"], seed=cfg["seed"])
+        self.device = cfg.device
+        torch.manual_seed(cfg.seed)
+        self.net = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
+        self.trainer = Trainer(self.net, lr=cfg.learning_rate, device=self.device, seed=cfg.seed)
+        self.buffer = ReplayBuffer(cfg.replay_buffer_positions, seed=cfg.seed)
         self.generation = 0
         self.games_done = spec.first_game - 1
         self.new_positions = 0
@@ -169,31 +170,31 @@ class SessionWorker:
                     game["policies"],
                     game["full_search"],
                     game["result"],
-                    cfg["value_horizon_plies"],
-                    cfg["adjudication_margin"],
-                    cfg["value_material_scale"],
+                    cfg.value_horizon_plies,
+                    cfg.adjudication_margin,
+                    cfg.value_material_scale,
                 )
             )
         self.evaluator = network.Evaluator(self.net, self.device)
-        anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
+        anchor = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
         if spec.init_weights is not None:
             anchor, _ = network.load_weights(spec.init_weights, self.device)
         self.gen0 = network.Evaluator(anchor, self.device)  # generation 0: the evaluation anchor
         self.selfplay = SelfPlay(
             selfplay_config(cfg),
             self.evaluator,
-            seed=cfg["seed"],
+            seed=cfg.seed,
             first_game=self.games_done + 1,
             temperature_for=lambda n: schedules.temperature(
-                cfg["temperature_schedule"],
+                cfg.temperature_schedule,
                 n,
-                cfg["initial_temperature"],
-                cfg["final_temperature"],
-                cfg["temperature_decay_games"],
+                cfg.initial_temperature,
+                cfg.final_temperature,
+                cfg.temperature_decay_games,
             ),
         )
-        if cfg["max_games"]:
-            self.selfplay.max_new_games = max(cfg["max_games"] - self.games_done, 0)
+        if cfg.max_games:
+            self.selfplay.max_new_games = max(cfg.max_games - self.games_done, 0)
         self._last_move = float("-inf")
         if spec.move_interval_s is not None:
             self.selfplay.move_hook = self._on_move
@@ -203,7 +204,7 @@ class SessionWorker:
     def run(self) -> dict[str, Any]:
         """Play, learn and checkpoint until a stop condition; returns the final summary."""
         cfg = self.cfg
-        duration = self.spec.duration_s if self.spec.duration_s is not None else cfg["session_duration_min"] * 60
+        duration = self.spec.duration_s if self.spec.duration_s is not None else cfg.session_duration_min * 60
         self._run_started = time.monotonic()
         deadline = self._run_started + duration - self.elapsed_before  # time used before a restart counts
         if self.generation == 0:
@@ -285,26 +286,26 @@ class SessionWorker:
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg
         self.games_done += 1
-        samples = record.samples(cfg["value_horizon_plies"], cfg["adjudication_margin"], cfg["value_material_scale"])
+        samples = record.samples(cfg.value_horizon_plies, cfg.adjudication_margin, cfg.value_material_scale)
         self.buffer.add(samples)
         self.new_positions += len(samples)
         self.emit("game", game_message(record))
         n = self.games_done
-        if n >= cfg["min_games_before_learning"] and n % cfg["learn_every_n_games"] == 0 and len(self.buffer):
+        if n >= cfg.min_games_before_learning and n % cfg.learn_every_n_games == 0 and len(self.buffer):
             self._learn()
-        if n % cfg["checkpoint_interval"] == 0:
+        if n % cfg.checkpoint_interval == 0:
             self._checkpoint()
-        if n % cfg["eval_interval_games"] == 0:
+        if n % cfg.eval_interval_games == 0:
             self._evaluate()
 
     def _learn(self) -> None:
         cfg = self.cfg
-        steps = steps_for(self.new_positions, cfg["train_samples_per_position"], cfg["learning_batch_size"])
+        steps = steps_for(self.new_positions, cfg.train_samples_per_position, cfg.learning_batch_size)
         if steps <= 0:
             return
         t = time.perf_counter()
-        stats = self.trainer.train(self.buffer, steps, cfg["learning_batch_size"])
-        if not cfg["gating"]:  # with gating only an SPRT-accepted checkpoint plays self-play
+        stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size)
+        if not cfg.gating:  # with gating only an SPRT-accepted checkpoint plays self-play
             self.evaluator.refresh()
         gc.collect()  # training and the optimizer may leave cycles behind
         self.positions_learned += self.new_positions
@@ -348,15 +349,16 @@ class SessionWorker:
     def _opponent(self, name: str, sims: int):
         cfg = self.cfg
         if name == "gen0":
-            return "gen0", arena.SearchSide(self.gen0, sims, cfg["search"])
+            return "gen0", arena.SearchSide(self.gen0, sims, cfg.search)
         if name == "random":
-            return "random", players.RandomPlayer(cfg["seed"])
+            return "random", players.RandomPlayer(cfg.seed)
         if name == "greedy":
-            return "greedy", players.GreedyPlayer(cfg["seed"])
-        elo = cfg["eval_uci_elo"]
+            return "greedy", players.GreedyPlayer(cfg.seed)
+        assert cfg.eval_uci_engine is not None  # the config's check: 'uci' needs EVAL_UCI_ENGINE
+        elo = cfg.eval_uci_elo
         options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
         player = players.UciPlayer(
-            uci_command(cfg["eval_uci_engine"]), options=options, limit=chess.engine.Limit(time=0.05)
+            uci_command(cfg.eval_uci_engine), options=options, limit=chess.engine.Limit(time=0.05)
         )
         return f"uci-{elo}" if elo else "uci", player
 
@@ -367,20 +369,20 @@ class SessionWorker:
         if self._last_checkpoint_games != self.games_done:
             self._checkpoint()
         generation = self.generation - 1
-        sims = cfg["eval_simulations"] or cfg["selfplay_simulations"]
-        candidate = arena.SearchSide(network.Evaluator(self.net, self.device), sims, cfg["search"])
+        sims = cfg.eval_simulations or cfg.selfplay_simulations
+        candidate = arena.SearchSide(network.Evaluator(self.net, self.device), sims, cfg.search)
         previous_generation, previous = self._previous or (0, self.gen0)
-        matches = [self._opponent(name, sims) for name in cfg["eval_opponents"]]
-        if not (previous_generation == 0 and "gen0" in cfg["eval_opponents"]):
-            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg["search"])))
+        matches = [self._opponent(name, sims) for name in cfg.eval_opponents]
+        if not (previous_generation == 0 and "gen0" in cfg.eval_opponents):
+            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg.search)))
         for name, opponent in matches:
             t = time.perf_counter()
             try:
                 result = arena.play_match(
                     candidate,
                     opponent,
-                    pairs=cfg["eval_games"] // 2,  # fixed rules
-                    seed=cfg["seed"] + generation,
+                    pairs=cfg.eval_games // 2,  # fixed rules
+                    seed=cfg.seed + generation,
                     should_stop=self._stop_requested,
                 )
             finally:
@@ -400,11 +402,9 @@ class SessionWorker:
                 "seconds": time.perf_counter() - t,
             }
             if name == f"gen{previous_generation}":
-                verdict = sprt(
-                    data["pentanomial"], cfg["sprt_elo0"], cfg["sprt_elo1"], cfg["sprt_alpha"], cfg["sprt_beta"]
-                )
+                verdict = sprt(data["pentanomial"], cfg.sprt_elo0, cfg.sprt_elo1, cfg.sprt_alpha, cfg.sprt_beta)
                 data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
-                if cfg["gating"] and verdict.state == "accepted":
+                if cfg.gating and verdict.state == "accepted":
                     self.evaluator.refresh()  # promote: self-play now uses this checkpoint
             self.emit("evaluation", data)
         frozen = copy.deepcopy(self.net).eval()
@@ -432,7 +432,7 @@ class SessionWorker:
             self.net,
             weights,
             generation=self.generation,
-            seed=self.cfg["seed"],
+            seed=self.cfg.seed,
             extra={"session_id": self.spec.session_id, "games": self.games_done},
         )
         # tensors, numbers, strings, lists and dicts only: it loads with weights_only=True
