@@ -1,5 +1,6 @@
 """The session worker: owns one session's network, optimizer, replay buffer and random
-state, and interleaves self-play, learning and checkpoints.
+state, and interleaves self-play, learning, checkpoints and evaluations (whose matches
+`evaluation.py` plays).
 
 It reads top to bottom as a pipeline (`SessionWorker.run`): play a batched step, hand
 finished games to the replay buffer and to the caller, learn when due, checkpoint when
@@ -13,26 +14,23 @@ spawned process (`pool_process_main`) whose messages travel over a multiprocessi
 
 from __future__ import annotations
 
-import copy
 import gc
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import chess.engine
 import psutil
 import torch
 
 from ..config import SessionConfig
-from ..engine import arena, mcts, network, players, schedules
+from ..engine import mcts, network, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
-from ..stats.sprt import sprt
+from .evaluation import Evaluations
 from .protocol import WORKER_COMMANDS, Command, WorkerMessage
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -103,14 +101,6 @@ def game_message(record: GameRecord) -> dict[str, Any]:
     }
 
 
-def uci_command(command: str) -> list[str]:
-    """EVAL_UCI_ENGINE as argv; a bare name not on PATH is also looked for in /usr/games (Debian)."""
-    argv = command.split()
-    if argv and not shutil.which(argv[0]) and Path("/usr/games", argv[0]).is_file():
-        argv[0] = str(Path("/usr/games", argv[0]))
-    return argv
-
-
 class Commands:
     """Commands from the orchestrator (pause, resume, stop, shutdown), read between steps.
 
@@ -176,10 +166,7 @@ class SessionWorker:
                 )
             )
         self.evaluator = network.Evaluator(self.net, self.device)
-        anchor = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
-        if spec.init_weights is not None:
-            anchor, _ = network.load_weights(spec.init_weights, self.device)
-        self.gen0 = network.Evaluator(anchor, self.device)  # generation 0: the evaluation anchor
+        self.evaluations = Evaluations(cfg, self.device, spec.init_weights)
         self.selfplay = SelfPlay(
             selfplay_config(cfg),
             self.evaluator,
@@ -245,7 +232,7 @@ class SessionWorker:
         self._emit_stats(sims_mark, t_mark, start_rss)
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
-        if reason in ("max_games", "duration") and self.games_done > self._last_eval_games:
+        if reason in ("max_games", "duration") and self.games_done > self.evaluations.last_games:
             self._evaluate()  # after the limit: the session's own time is not spent on it; an explicit stop means now
         summary = {
             "reason": reason,
@@ -343,73 +330,15 @@ class SessionWorker:
         return self._pending in ("stop", "shutdown", "exit") or self.should_stop()
 
     # -- evaluation ----------------------------------------------------------------------
-    _last_eval_games = 0
-    _previous: tuple[int, Any] | None = None  # (generation, evaluator) of the last evaluated checkpoint
-
-    def _opponent(self, name: str, sims: int):
-        cfg = self.cfg
-        if name == "gen0":
-            return "gen0", arena.SearchSide(self.gen0, sims, cfg.search)
-        if name == "random":
-            return "random", players.RandomPlayer(cfg.seed)
-        if name == "greedy":
-            return "greedy", players.GreedyPlayer(cfg.seed)
-        assert cfg.eval_uci_engine is not None  # the config's check: 'uci' needs EVAL_UCI_ENGINE
-        elo = cfg.eval_uci_elo
-        options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
-        player = players.UciPlayer(
-            uci_command(cfg.eval_uci_engine), options=options, limit=chess.engine.Limit(time=0.05)
-        )
-        return f"uci-{elo}" if elo else "uci", player
-
     def _evaluate(self) -> None:
-        """The newest checkpoint against each anchor in EVAL_OPPONENTS, paired openings with
-        colours swapped, and against the previous evaluated checkpoint for the SPRT verdict."""
-        cfg = self.cfg
+        """Evaluate the newest checkpoint (`Evaluations.play`), checkpointing first when the
+        games since the last one are not in one; under GATING an accepted one is promoted."""
         if self._last_checkpoint_games != self.games_done:
             self._checkpoint()
-        generation = self.generation - 1
-        sims = cfg.eval_simulations or cfg.selfplay_simulations
-        candidate = arena.SearchSide(network.Evaluator(self.net, self.device), sims, cfg.search)
-        previous_generation, previous = self._previous or (0, self.gen0)
-        matches = [self._opponent(name, sims) for name in cfg.eval_opponents]
-        if not (previous_generation == 0 and "gen0" in cfg.eval_opponents):
-            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg.search)))
-        for name, opponent in matches:
-            t = time.perf_counter()
-            try:
-                result = arena.play_match(
-                    candidate,
-                    opponent,
-                    pairs=cfg.eval_games // 2,  # fixed rules
-                    seed=cfg.seed + generation,
-                    should_stop=self._stop_requested,
-                )
-            finally:
-                if hasattr(opponent, "close"):
-                    opponent.close()
-            if result is None:  # stopped or shut down mid-match: no partial result is reported
-                return
-            data = {
-                "generation": generation,
-                "games_played": self.games_done,
-                "opponent": name,
-                "wins": result.wins,
-                "draws": result.draws,
-                "losses": result.losses,
-                "pentanomial": result.pentanomial(),
-                "adjudicated": sum(g.adjudicated for g in result.games),
-                "seconds": time.perf_counter() - t,
-            }
-            if name == f"gen{previous_generation}":
-                verdict = sprt(data["pentanomial"], cfg.sprt_elo0, cfg.sprt_elo1, cfg.sprt_alpha, cfg.sprt_beta)
-                data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
-                if cfg.gating and verdict.state == "accepted":
-                    self.evaluator.refresh()  # promote: self-play now uses this checkpoint
+        for data in self.evaluations.play(self.net, self.generation - 1, self.games_done, self._stop_requested):
+            if self.cfg.gating and data.get("sprt", {}).get("state") == "accepted":
+                self.evaluator.refresh()  # promote: self-play now uses this checkpoint
             self.emit("evaluation", data)
-        frozen = copy.deepcopy(self.net).eval()
-        self._previous = (generation, network.Evaluator(frozen, self.device))
-        self._last_eval_games = self.games_done
 
     # -- checkpoints ---------------------------------------------------------------------
     _last_checkpoint_games = -1

@@ -1,4 +1,4 @@
-"""Engine defaults agree with the settings: one source of truth (#22).
+"""Engine (and stats) defaults agree with the settings: one source of truth (#22).
 
 The engine (pure, no pydantic) keeps its own defaults so that tests, benches and the UCI
 engine can build its pieces without a session config; each one that stands for a setting
@@ -19,6 +19,7 @@ from service.engine import arena, mcts, network, players
 from service.engine.replay import ReplayBuffer
 from service.engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples, value_targets
 from service.engine.training import Trainer
+from service.stats.sprt import sprt
 
 PAIRS: list[tuple[Any, str, str]] = [
     # (engine class or function, its parameter or field, the matching SessionFields field)
@@ -46,6 +47,8 @@ PAIRS: list[tuple[Any, str, str]] = [
     (Trainer, "device", "device"),
     (ReplayBuffer, "seed", "seed"),
     (network.Evaluator, "device", "device"),
+    (sprt, "alpha", "sprt_alpha"),  # stats, pure like the engine
+    (sprt, "beta", "sprt_beta"),
 ]
 
 NO_DEFAULT: list[tuple[Any, tuple[str, ...]]] = [
