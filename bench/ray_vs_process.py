@@ -31,7 +31,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.config import SessionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-async def run_backend(backend: str, config: dict[str, Any], threads: int, ray_address: str) -> dict[str, Any]:
+async def run_backend(backend: str, config: SessionConfig, threads: int, ray_address: str) -> dict[str, Any]:
     from service.sessions.pool import make_pool
     from service.sessions.worker import WorkerSpec
 
@@ -149,7 +152,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         print(f"{backend}: starting", file=sys.stderr, flush=True)
-        results[backend] = asyncio.run(run_backend(backend, config.model_dump(), args.threads, ray_address))
+        results[backend] = asyncio.run(run_backend(backend, config, args.threads, ray_address))
     out: dict[str, Any] = {
         "benchmark": "ray_vs_process",
         "minutes": args.minutes,

@@ -140,9 +140,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
         folder = args.checkpoint_dir or Path(tmp)
-        spec = WorkerSpec(
-            session_id="bench", config=config.model_dump(), checkpoint_dir=folder, torch_threads=config.torch_threads
-        )
+        spec = WorkerSpec(session_id="bench", config=config, checkpoint_dir=folder, torch_threads=config.torch_threads)
         worker = SessionWorker(spec, emit)
         rss_setup = process.memory_info().rss
         t0 = time.perf_counter()  # the clock starts with the session, after the net is built

@@ -210,22 +210,23 @@ class SessionFields(BaseModel):
         return value
 
 
+class SessionConfig(SessionFields):
+    """One session's configuration; the body of POST /v1/sessions, so unknown fields are errors.
+    Also what a worker reads (`WorkerSpec.config`): typed, validated and picklable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0}
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result)."""
 
 
-def stored_session_config(stored: dict[str, Any]) -> dict[str, Any]:
+def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
     """A stored session's config as its worker reads it: fields it predates take their
     `ADDED_SESSION_FIELDS` value, not today's default, so an upgrade never changes a running
     session's training (nor fails it on a missing key)."""
-    return {**ADDED_SESSION_FIELDS, **stored}
-
-
-class SessionConfig(SessionFields):
-    """One session's configuration; the body of POST /v1/sessions, so unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid")
+    return SessionConfig.model_validate({**ADDED_SESSION_FIELDS, **stored})
 
 
 class Settings(SessionFields, BaseSettings):

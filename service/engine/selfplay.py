@@ -39,7 +39,8 @@ PIECE_VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, 
 
 @dataclass(frozen=True)
 class SelfPlayConfig:
-    """How games are played; built from the session's settings."""
+    """How games are played; built from the session's settings (`worker.selfplay_config`).
+    A default with a matching setting is that setting's default (tests/unit/test_engine_defaults.py)."""
 
     search: mcts.SearchConfig = mcts.SearchConfig()
     simulations: int = 32
@@ -49,7 +50,7 @@ class SelfPlayConfig:
     temperature_plies: int = 30
     max_plies: int = 150
     adjudication: str = "material"  # material | none
-    adjudication_margin: int = 3
+    adjudication_margin: int = 1
     resign_threshold: float | None = None
     resign_playout_share: float = 0.1
 
@@ -85,9 +86,10 @@ class GameRecord:
     def plies(self) -> int:
         return len(self.moves)
 
-    def samples(self, value_horizon: int = 0, margin: int = 3, scale: float = 0.0) -> list[Sample]:
+    def samples(self, value_horizon: int, margin: int, scale: float) -> list[Sample]:
         """Training samples of every searched ply with its `value_targets`; only full-search
-        plies are policy targets (playout-cap randomisation), every ply is a value target."""
+        plies are policy targets (playout-cap randomisation), every ply is a value target.
+        No defaults: the session's VALUE_HORIZON_PLIES, ADJUDICATION_MARGIN, VALUE_MATERIAL_SCALE."""
         values = value_targets(self.moves, self.result, value_horizon, margin, scale)
         return [
             Sample(
@@ -128,7 +130,7 @@ def material_balance(board: chess.Board) -> int:
 
 
 def value_targets(
-    moves: list[chess.Move] | list[str], result: str, horizon: int = 0, margin: int = 3, scale: float = 0.0
+    moves: list[chess.Move] | list[str], result: str, horizon: int, margin: int, scale: float
 ) -> list[float]:
     """Each position's value target, from its side to move's view, in [-1, 1], for the
     positions before each move and the final one.
@@ -357,9 +359,9 @@ def replay_samples(
     policies: list[np.ndarray],
     full_search: list[bool],
     result: str,
-    value_horizon: int = 0,
-    margin: int = 3,
-    scale: float = 0.0,
+    value_horizon: int,
+    margin: int,
+    scale: float,
 ) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as

@@ -1,5 +1,6 @@
 """The session worker: owns one session's network, optimizer, replay buffer and random
-state, and interleaves self-play, learning and checkpoints.
+state, and interleaves self-play, learning, checkpoints and evaluations (whose matches
+`evaluation.py` plays).
 
 It reads top to bottom as a pipeline (`SessionWorker.run`): play a batched step, hand
 finished games to the replay buffer and to the caller, learn when due, checkpoint when
@@ -13,28 +14,29 @@ spawned process (`pool_process_main`) whose messages travel over a multiprocessi
 
 from __future__ import annotations
 
-import copy
 import gc
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import chess.engine
 import psutil
 import torch
 
-from ..engine import arena, mcts, network, players, schedules
+from ..config import SessionConfig
+from ..engine import mcts, network, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
-from ..stats.sprt import sprt
-from .protocol import SESSION_COMMANDS, Command, MessageKind, WorkerMessage
+from .evaluation import Evaluations
+from .protocol import SESSION_COMMANDS, Command, CommandKind, MessageKind, WorkerMessage
 
-Emit = Callable[[str, dict[str, Any]], None]
+Emit = Callable[[MessageKind, dict[str, Any]], None]
+
+_ENDING = (CommandKind.STOP, CommandKind.SHUTDOWN, CommandKind.EXIT)
+"""Commands after which the session loop ends (checkpointed)."""
 
 MOVE_INTERVAL_S = 0.25
 """At most one featured-game `move` message per this many seconds (about 4 per second)."""
@@ -45,7 +47,7 @@ class WorkerSpec:
     """Everything a worker needs to run a session (picklable, sent to a spawned process)."""
 
     session_id: str
-    config: dict[str, Any]  # SessionConfig.model_dump()
+    config: SessionConfig  # typed and validated (a stored one: `stored_session_config`)
     checkpoint_dir: Path  # this session's own folder
     torch_threads: int = 1
     first_game: int = 1  # games already stored + 1 (resume)
@@ -57,24 +59,24 @@ class WorkerSpec:
     move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
 
 
-def selfplay_config(cfg: dict[str, Any]) -> SelfPlayConfig:
+def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
     """Engine settings of a session config."""
     search = mcts.SearchConfig(
-        algorithm=cfg["search"],
-        simulations=cfg["selfplay_simulations"],
-        gumbel_considered=cfg["gumbel_considered"],
+        algorithm=cfg.search,
+        simulations=cfg.selfplay_simulations,
+        gumbel_considered=cfg.gumbel_considered,
     )
     return SelfPlayConfig(
         search=search,
-        simulations=cfg["selfplay_simulations"],
-        fast_simulations=cfg["fast_simulations"],
-        full_search_prob=cfg["full_search_prob"],
-        parallel_games=cfg["selfplay_parallel_games"],
-        temperature_plies=cfg["temperature_plies"],
-        max_plies=cfg["max_moves_per_game"],
-        adjudication=cfg["adjudication"],
-        adjudication_margin=cfg["adjudication_margin"],
-        resign_threshold=cfg["resign_threshold"],
+        simulations=cfg.selfplay_simulations,
+        fast_simulations=cfg.fast_simulations,
+        full_search_prob=cfg.full_search_prob,
+        parallel_games=cfg.selfplay_parallel_games,
+        temperature_plies=cfg.temperature_plies,
+        max_plies=cfg.max_moves_per_game,
+        adjudication=cfg.adjudication,
+        adjudication_margin=cfg.adjudication_margin,
+        resign_threshold=cfg.resign_threshold,
     )
 
 
@@ -102,21 +104,13 @@ def game_message(record: GameRecord) -> dict[str, Any]:
     }
 
 
-def uci_command(command: str) -> list[str]:
-    """EVAL_UCI_ENGINE as argv; a bare name not on PATH is also looked for in /usr/games (Debian)."""
-    argv = command.split()
-    if argv and not shutil.which(argv[0]) and Path("/usr/games", argv[0]).is_file():
-        argv[0] = str(Path("/usr/games", argv[0]))
-    return argv
-
-
 class Commands:
     """Commands from the orchestrator (pause, resume, stop, shutdown), read between steps.
 
     `get(timeout)` returns the next command, or None when none came within `timeout`
     seconds (0: don't wait; None: wait for one)."""
 
-    def __init__(self, get: Callable[[float | None], str | None]) -> None:
+    def __init__(self, get: Callable[[float | None], CommandKind | None]) -> None:
         self.get = get
 
     @classmethod
@@ -148,11 +142,11 @@ class SessionWorker:
         self.commands = commands or Commands.none()
         cfg = self.cfg
         torch.set_num_threads(spec.torch_threads)
-        self.device = cfg["device"]
-        torch.manual_seed(cfg["seed"])
-        self.net = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
-        self.trainer = Trainer(self.net, lr=cfg["learning_rate"], device=self.device, seed=cfg["seed"])
-        self.buffer = ReplayBuffer(cfg["replay_buffer_positions"], seed=cfg["seed"])
+        self.device = cfg.device
+        torch.manual_seed(cfg.seed)
+        self.net = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
+        self.trainer = Trainer(self.net, lr=cfg.learning_rate, device=self.device, seed=cfg.seed)
+        self.buffer = ReplayBuffer(cfg.replay_buffer_positions, seed=cfg.seed)
         self.generation = 0
         self.games_done = spec.first_game - 1
         self.new_positions = 0
@@ -169,31 +163,28 @@ class SessionWorker:
                     game["policies"],
                     game["full_search"],
                     game["result"],
-                    cfg["value_horizon_plies"],
-                    cfg["adjudication_margin"],
-                    cfg["value_material_scale"],
+                    cfg.value_horizon_plies,
+                    cfg.adjudication_margin,
+                    cfg.value_material_scale,
                 )
             )
         self.evaluator = network.Evaluator(self.net, self.device)
-        anchor = network.build_network(cfg["chess_preset"], cfg["seed"]).to(self.device)
-        if spec.init_weights is not None:
-            anchor, _ = network.load_weights(spec.init_weights, self.device)
-        self.gen0 = network.Evaluator(anchor, self.device)  # generation 0: the evaluation anchor
+        self.evaluations = Evaluations(cfg, self.device, spec.init_weights)
         self.selfplay = SelfPlay(
             selfplay_config(cfg),
             self.evaluator,
-            seed=cfg["seed"],
+            seed=cfg.seed,
             first_game=self.games_done + 1,
             temperature_for=lambda n: schedules.temperature(
-                cfg["temperature_schedule"],
+                cfg.temperature_schedule,
                 n,
-                cfg["initial_temperature"],
-                cfg["final_temperature"],
-                cfg["temperature_decay_games"],
+                cfg.initial_temperature,
+                cfg.final_temperature,
+                cfg.temperature_decay_games,
             ),
         )
-        if cfg["max_games"]:
-            self.selfplay.max_new_games = max(cfg["max_games"] - self.games_done, 0)
+        if cfg.max_games:
+            self.selfplay.max_new_games = max(cfg.max_games - self.games_done, 0)
         self._last_move = float("-inf")
         if spec.move_interval_s is not None:
             self.selfplay.move_hook = self._on_move
@@ -203,7 +194,7 @@ class SessionWorker:
     def run(self) -> dict[str, Any]:
         """Play, learn and checkpoint until a stop condition; returns the final summary."""
         cfg = self.cfg
-        duration = self.spec.duration_s if self.spec.duration_s is not None else cfg["session_duration_min"] * 60
+        duration = self.spec.duration_s if self.spec.duration_s is not None else cfg.session_duration_min * 60
         self._run_started = time.monotonic()
         deadline = self._run_started + duration - self.elapsed_before  # time used before a restart counts
         if self.generation == 0:
@@ -217,17 +208,17 @@ class SessionWorker:
         try:
             while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
                 command = self._take_command()
-                if command == "pause":
+                if command == CommandKind.PAUSE:
                     paused_at = time.monotonic()
-                    self.emit("paused", {"games": self.games_done})
-                    while command not in ("resume", "stop", "shutdown", "exit"):
+                    self.emit(MessageKind.PAUSED, {"games": self.games_done})
+                    while command not in (CommandKind.RESUME, CommandKind.STOP, CommandKind.SHUTDOWN, CommandKind.EXIT):
                         command = self.commands.get(None)
                     self._paused_s += time.monotonic() - paused_at
                     deadline += time.monotonic() - paused_at  # a pause does not use the session's time
-                    if command == "resume":
-                        self.emit("resumed", {"games": self.games_done})
-                if command in ("stop", "shutdown", "exit") or self.should_stop():
-                    reason = "stopped" if command == "stop" or command is None else "shutdown"
+                    if command == CommandKind.RESUME:
+                        self.emit(MessageKind.RESUMED, {"games": self.games_done})
+                if command in _ENDING or self.should_stop():
+                    reason = "stopped" if command == CommandKind.STOP or command is None else "shutdown"
                     break
                 if time.monotonic() >= deadline:
                     reason = "duration"
@@ -244,7 +235,7 @@ class SessionWorker:
         self._emit_stats(sims_mark, t_mark, start_rss)
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
-        if reason in ("max_games", "duration") and self.games_done > self._last_eval_games:
+        if reason in ("max_games", "duration") and self.games_done > self.evaluations.last_games:
             self._evaluate()  # after the limit: the session's own time is not spent on it; an explicit stop means now
         summary = {
             "reason": reason,
@@ -254,7 +245,7 @@ class SessionWorker:
             "training_steps": self.trainer.step,
             "dropped_in_flight": self.selfplay.in_flight,
         }
-        self.emit("finished", summary)
+        self.emit(MessageKind.FINISHED, summary)
         return summary
 
     def _emit_stats(self, sims_mark: int, t_mark: float, start_rss: int) -> tuple[int, float]:
@@ -262,7 +253,7 @@ class SessionWorker:
         t = time.perf_counter()
         rss = self.process.memory_info().rss
         self.emit(
-            "stats",
+            MessageKind.STATS,
             {
                 "simulations_per_second": (self.selfplay.simulations - sims_mark) / max(t - t_mark, 1e-9),
                 "buffer_size": len(self.buffer),
@@ -280,37 +271,37 @@ class SessionWorker:
         if now - self._last_move < self.spec.move_interval_s:
             return
         self._last_move = now
-        self.emit("move", {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen})
+        self.emit(MessageKind.MOVE, {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen})
 
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg
         self.games_done += 1
-        samples = record.samples(cfg["value_horizon_plies"], cfg["adjudication_margin"], cfg["value_material_scale"])
+        samples = record.samples(cfg.value_horizon_plies, cfg.adjudication_margin, cfg.value_material_scale)
         self.buffer.add(samples)
         self.new_positions += len(samples)
-        self.emit("game", game_message(record))
+        self.emit(MessageKind.GAME, game_message(record))
         n = self.games_done
-        if n >= cfg["min_games_before_learning"] and n % cfg["learn_every_n_games"] == 0 and len(self.buffer):
+        if n >= cfg.min_games_before_learning and n % cfg.learn_every_n_games == 0 and len(self.buffer):
             self._learn()
-        if n % cfg["checkpoint_interval"] == 0:
+        if n % cfg.checkpoint_interval == 0:
             self._checkpoint()
-        if n % cfg["eval_interval_games"] == 0:
+        if n % cfg.eval_interval_games == 0:
             self._evaluate()
 
     def _learn(self) -> None:
         cfg = self.cfg
-        steps = steps_for(self.new_positions, cfg["train_samples_per_position"], cfg["learning_batch_size"])
+        steps = steps_for(self.new_positions, cfg.train_samples_per_position, cfg.learning_batch_size)
         if steps <= 0:
             return
         t = time.perf_counter()
-        stats = self.trainer.train(self.buffer, steps, cfg["learning_batch_size"])
-        if not cfg["gating"]:  # with gating only an SPRT-accepted checkpoint plays self-play
+        stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size)
+        if not cfg.gating:  # with gating only an SPRT-accepted checkpoint plays self-play
             self.evaluator.refresh()
         gc.collect()  # training and the optimizer may leave cycles behind
         self.positions_learned += self.new_positions
         self.new_positions = 0
         self.emit(
-            "learning",
+            MessageKind.LEARNING,
             {
                 "games": self.games_done,
                 "step": self.trainer.step,
@@ -329,7 +320,7 @@ class SessionWorker:
         )
 
     # -- commands ------------------------------------------------------------------------
-    _pending: str | None = None  # a command read during an evaluation, for the main loop
+    _pending: CommandKind | None = None  # a command read during an evaluation, for the main loop
 
     def _take_command(self) -> str | None:
         command, self._pending = self._pending or self.commands.get(0), None
@@ -339,77 +330,18 @@ class SessionWorker:
         """Whether a stop (or shutdown) arrived; a pause waits for the main loop."""
         if self._pending is None:
             self._pending = self.commands.get(0)
-        return self._pending in ("stop", "shutdown", "exit") or self.should_stop()
+        return self._pending in _ENDING or self.should_stop()
 
     # -- evaluation ----------------------------------------------------------------------
-    _last_eval_games = 0
-    _previous: tuple[int, Any] | None = None  # (generation, evaluator) of the last evaluated checkpoint
-
-    def _opponent(self, name: str, sims: int):
-        cfg = self.cfg
-        if name == "gen0":
-            return "gen0", arena.SearchSide(self.gen0, sims, cfg["search"])
-        if name == "random":
-            return "random", players.RandomPlayer(cfg["seed"])
-        if name == "greedy":
-            return "greedy", players.GreedyPlayer(cfg["seed"])
-        elo = cfg["eval_uci_elo"]
-        options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
-        player = players.UciPlayer(
-            uci_command(cfg["eval_uci_engine"]), options=options, limit=chess.engine.Limit(time=0.05)
-        )
-        return f"uci-{elo}" if elo else "uci", player
-
     def _evaluate(self) -> None:
-        """The newest checkpoint against each anchor in EVAL_OPPONENTS, paired openings with
-        colours swapped, and against the previous evaluated checkpoint for the SPRT verdict."""
-        cfg = self.cfg
+        """Evaluate the newest checkpoint (`Evaluations.play`), checkpointing first when the
+        games since the last one are not in one; under GATING an accepted one is promoted."""
         if self._last_checkpoint_games != self.games_done:
             self._checkpoint()
-        generation = self.generation - 1
-        sims = cfg["eval_simulations"] or cfg["selfplay_simulations"]
-        candidate = arena.SearchSide(network.Evaluator(self.net, self.device), sims, cfg["search"])
-        previous_generation, previous = self._previous or (0, self.gen0)
-        matches = [self._opponent(name, sims) for name in cfg["eval_opponents"]]
-        if not (previous_generation == 0 and "gen0" in cfg["eval_opponents"]):
-            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg["search"])))
-        for name, opponent in matches:
-            t = time.perf_counter()
-            try:
-                result = arena.play_match(
-                    candidate,
-                    opponent,
-                    pairs=cfg["eval_games"] // 2,  # fixed rules
-                    seed=cfg["seed"] + generation,
-                    should_stop=self._stop_requested,
-                )
-            finally:
-                if hasattr(opponent, "close"):
-                    opponent.close()
-            if result is None:  # stopped or shut down mid-match: no partial result is reported
-                return
-            data = {
-                "generation": generation,
-                "games_played": self.games_done,
-                "opponent": name,
-                "wins": result.wins,
-                "draws": result.draws,
-                "losses": result.losses,
-                "pentanomial": result.pentanomial(),
-                "adjudicated": sum(g.adjudicated for g in result.games),
-                "seconds": time.perf_counter() - t,
-            }
-            if name == f"gen{previous_generation}":
-                verdict = sprt(
-                    data["pentanomial"], cfg["sprt_elo0"], cfg["sprt_elo1"], cfg["sprt_alpha"], cfg["sprt_beta"]
-                )
-                data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
-                if cfg["gating"] and verdict.state == "accepted":
-                    self.evaluator.refresh()  # promote: self-play now uses this checkpoint
-            self.emit("evaluation", data)
-        frozen = copy.deepcopy(self.net).eval()
-        self._previous = (generation, network.Evaluator(frozen, self.device))
-        self._last_eval_games = self.games_done
+        for data in self.evaluations.play(self.net, self.generation - 1, self.games_done, self._stop_requested):
+            if self.cfg.gating and data.get("sprt", {}).get("state") == "accepted":
+                self.evaluator.refresh()  # promote: self-play now uses this checkpoint
+            self.emit(MessageKind.EVALUATION, data)
 
     # -- checkpoints ---------------------------------------------------------------------
     _last_checkpoint_games = -1
@@ -432,7 +364,7 @@ class SessionWorker:
             self.net,
             weights,
             generation=self.generation,
-            seed=self.cfg["seed"],
+            seed=self.cfg.seed,
             extra={"session_id": self.spec.session_id, "games": self.games_done},
         )
         # tensors, numbers, strings, lists and dicts only: it loads with weights_only=True
@@ -448,7 +380,7 @@ class SessionWorker:
         }
         network.write_durably(state, lambda tmp: torch.save(values, tmp))
         self.emit(
-            "checkpoint",
+            MessageKind.CHECKPOINT,
             {
                 "generation": self.generation,
                 "games": self.games_done,
@@ -493,35 +425,35 @@ def serve_sessions(commands: Callable[[float | None], Command | None], emit: Cal
         command = commands(None)
         if command is None:
             continue
-        if command.kind == "exit":
+        if command.kind == CommandKind.EXIT:
             return
-        if command.kind != "run":
+        if command.kind != CommandKind.RUN:
             continue  # a late pause/stop for a session that already ended
         spec: WorkerSpec = command.payload
         session_id = spec.session_id
         exiting = False
 
-        def session_command(timeout: float | None, session_id: str = session_id) -> str | None:
+        def session_command(timeout: float | None, session_id: str = session_id) -> CommandKind | None:
             nonlocal exiting
             while True:
                 got = commands(timeout)
                 if got is None:
                     return None
-                if got.kind == "exit":
+                if got.kind == CommandKind.EXIT:
                     exiting = True
-                    return "shutdown"
+                    return CommandKind.SHUTDOWN
                 if got.kind in SESSION_COMMANDS and got.session_id == session_id:
                     return got.kind
                 # a command for another session (or a `run` while this one runs): not ours
 
-        def session_emit(kind: str, data: dict[str, Any], session_id: str = session_id) -> None:
-            emit(WorkerMessage(MessageKind(kind), session_id, data))
+        def session_emit(kind: MessageKind, data: dict[str, Any], session_id: str = session_id) -> None:
+            emit(WorkerMessage(kind, session_id, data))
 
         try:
             SessionWorker(spec, session_emit, commands=Commands(session_command)).run()
         except Exception as exc:  # the session failed; the worker lives on for the next one
-            session_emit("failed", {"error": f"{type(exc).__name__}: {exc}"})
-        session_emit("idle", {})
+            session_emit(MessageKind.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
+        session_emit(MessageKind.IDLE, {})
         if exiting:
             return
 

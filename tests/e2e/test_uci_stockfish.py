@@ -92,7 +92,7 @@ def test_evaluation_match_against_stockfish_through_the_arena():
     """What a session's evaluation runs for EVAL_OPPONENTS=uci: the arena's paired openings,
     our net searching, Stockfish found as EVAL_UCI_ENGINE=stockfish (PATH or /usr/games)."""
     from service.engine import arena
-    from service.sessions.worker import uci_command
+    from service.sessions.evaluation import uci_command
 
     find_stockfish()
     candidate = arena.SearchSide(network.Evaluator(network.build_network("tiny", 0)), simulations=8)

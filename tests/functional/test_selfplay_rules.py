@@ -88,7 +88,7 @@ def test_playout_cap_only_full_searches_become_policy_targets():
     full = sum(sum(r.full_search) for r in records)
     plies = sum(r.plies for r in records)
     assert 0 < full < plies
-    samples = [s for r in records for s in r.samples()]
+    samples = [s for r in records for s in r.samples(0, 3, 0.0)]
     assert len(samples) == plies  # every position teaches the value head
     assert sum(s.policy_target for s in samples) == full
     for r in records:  # a fast search spends its small budget, a full one the full budget

@@ -48,8 +48,8 @@ TINY = dict(
 )
 
 
-def tiny_config(**overrides) -> dict:
-    return SessionConfig(**{**TINY, **overrides}).model_dump()
+def tiny_config(**overrides) -> SessionConfig:
+    return SessionConfig(**{**TINY, **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -125,11 +125,11 @@ def session(tmp_path_factory):
 def test_games_are_numbered_once_each(session):
     cfg, rec, _, summary, _ = session
     games = rec.of("game")
-    assert len(games) == cfg["max_games"]
-    assert sorted(g["number"] for g in games) == list(range(1, cfg["max_games"] + 1))
+    assert len(games) == cfg.max_games
+    assert sorted(g["number"] for g in games) == list(range(1, cfg.max_games + 1))
     for g in games:
         assert g["result"] in ("1-0", "0-1", "1/2-1/2")
-        assert 1 <= g["plies"] == len(g["moves"]) <= cfg["max_moves_per_game"]
+        assert 1 <= g["plies"] == len(g["moves"]) <= cfg.max_moves_per_game
         assert len(g["policies"]) == len(g["root_values"]) == len(g["full_search"]) == g["plies"]
         assert g["adjudicated"] == (g["termination"] == "move_cap")
         board = chess.Board()
@@ -142,7 +142,7 @@ def test_games_are_numbered_once_each(session):
             board.push(move)
         if g["termination"] == "checkmate":
             assert board.is_checkmate()
-    assert summary["games"] == cfg["max_games"]
+    assert summary["games"] == cfg.max_games
 
 
 def test_buffer_grows_by_every_searched_position(session):
@@ -162,10 +162,8 @@ def test_learning_phases_when_due(session):
         if kind == "game":
             games += 1
             pending += len(data["full_search"])  # every position is a (value) target
-            if games >= cfg["min_games_before_learning"] and games % cfg["learn_every_n_games"] == 0 and pending:
-                expected.append(
-                    (games, steps_for(pending, cfg["train_samples_per_position"], cfg["learning_batch_size"]))
-                )
+            if games >= cfg.min_games_before_learning and games % cfg.learn_every_n_games == 0 and pending:
+                expected.append((games, steps_for(pending, cfg.train_samples_per_position, cfg.learning_batch_size)))
                 pending = 0
     phases = rec.of("learning")
     assert [(p["games"], p["steps"]) for p in phases] == expected
@@ -174,12 +172,12 @@ def test_learning_phases_when_due(session):
     for p in phases:
         step += p["steps"]
         assert p["step"] == step
-        assert p["samples"] == p["steps"] * cfg["learning_batch_size"]
+        assert p["samples"] == p["steps"] * cfg.learning_batch_size
         for key in ("policy_loss", "value_loss", "total_loss", "grad_norm", "policy_entropy", "seconds"):
             assert math.isfinite(p[key]), (key, p)
         assert p["policy_loss"] > 0 and p["value_loss"] > 0 and p["policy_entropy"] >= 0
         assert p["total_loss"] == pytest.approx(p["policy_loss"] + p["value_loss"], rel=1e-5)
-        assert p["lr"] == pytest.approx(cfg["learning_rate"])
+        assert p["lr"] == pytest.approx(cfg.learning_rate)
     assert summary["training_steps"] == worker.trainer.step == step
 
 
@@ -200,7 +198,7 @@ def test_learning_changes_the_selfplay_network(session):
 def test_checkpoints_gen0_then_every_interval_then_final(session):
     cfg, rec, _, summary, tmp = session
     points = rec.of("checkpoint")
-    n, every = cfg["max_games"], cfg["checkpoint_interval"]
+    n, every = cfg.max_games, cfg.checkpoint_interval
     games = [0, *range(every, n + 1, every)] + ([n] if n % every else [])
     assert [(c["generation"], c["games"]) for c in points] == list(enumerate(games))
     assert rec.messages[0][0] == "checkpoint"  # generation 0 before any game
@@ -210,7 +208,7 @@ def test_checkpoints_gen0_then_every_interval_then_final(session):
         net, header = network.load_weights(path)
         assert header["generation"] == c["generation"] and header["games"] == c["games"]
     gen0, _ = network.load_weights(points[0]["path"])
-    fresh = network.build_network(cfg["chess_preset"], cfg["seed"]).state_dict()
+    fresh = network.build_network(cfg.chess_preset, cfg.seed).state_dict()
     assert all(torch.equal(gen0.state_dict()[k], v) for k, v in fresh.items())
     assert summary["generation"] == len(points)
 
@@ -339,7 +337,7 @@ def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
     assert summary["reason"] == "max_games" and rec.of("learning")
     verdicts = [e["sprt"]["state"] for e in rec.of("evaluation") if "sprt" in e]
     assert verdicts and "accepted" not in verdicts
-    gen0 = network.Evaluator(network.build_network(cfg["chess_preset"], cfg["seed"])).evaluate(rec.planes)
+    gen0 = network.Evaluator(network.build_network(cfg.chess_preset, cfg.seed)).evaluate(rec.planes)
     trained = network.Evaluator(worker.net).evaluate(rec.planes)
     self_play = worker.evaluator.evaluate(rec.planes)
     np.testing.assert_allclose(self_play[0], gen0[0], atol=1e-5)

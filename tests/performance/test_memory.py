@@ -65,7 +65,7 @@ def test_replay_buffer_stays_bounded():
     samples = []
     while sp.in_flight or sp.max_new_games:
         for record in sp.step():
-            samples += record.samples()
+            samples += record.samples(0, 3, 0.0)
     buffer = ReplayBuffer(50, seed=0)
     for _ in range(5):
         buffer.add(samples)

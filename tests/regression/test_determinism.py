@@ -107,7 +107,7 @@ class Session(dict):
 
 def play(tmp_path: Path, **overrides) -> Session:
     """Run the inline worker on one thread; its games by number."""
-    cfg = SessionConfig(**{**CONFIG, **overrides}).model_dump()
+    cfg = SessionConfig(**{**CONFIG, **overrides})
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -121,11 +121,11 @@ def play(tmp_path: Path, **overrides) -> Session:
             elif kind == "checkpoint":
                 games.checkpoints.append(data)
 
-        spec = WorkerSpec(session_id=f"det-{cfg['seed']}", config=cfg, checkpoint_dir=tmp_path, torch_threads=1)
+        spec = WorkerSpec(session_id=f"det-{cfg.seed}", config=cfg, checkpoint_dir=tmp_path, torch_threads=1)
         SessionWorker(spec, emit).run()
     finally:
         torch.set_num_threads(old)
-    assert sorted(games) == list(range(1, cfg["max_games"] + 1))
+    assert sorted(games) == list(range(1, cfg.max_games + 1))
     return games
 
 

@@ -268,13 +268,18 @@ def test_session_config_rejects_unknown_fields_and_bad_values():
 
 def test_a_stored_session_that_predates_a_field_keeps_its_old_behaviour():
     """A session stored before VALUE_HORIZON_PLIES / VALUE_MATERIAL_SCALE existed resumes
-    learning the game's result (0, 0), not today's defaults; a stored value is kept."""
+    learning the game's result (0, 0), not today's defaults; a stored value is kept. The worker
+    gets it typed and validated, and it pickles (a spawned process, a Ray actor)."""
+    import pickle
+
     from service.config import ADDED_SESSION_FIELDS, SessionConfig, stored_session_config
 
     current = SessionConfig().model_dump(mode="json")
-    assert stored_session_config(current) == current
+    assert stored_session_config(current) == SessionConfig()
     old = {k: v for k, v in current.items() if k not in ADDED_SESSION_FIELDS}
     resumed = stored_session_config(old)
-    assert resumed["value_horizon_plies"] == 0 and resumed["value_material_scale"] == 0.0
-    assert set(resumed) == set(current)
-    assert stored_session_config({**old, "value_horizon_plies": 6})["value_horizon_plies"] == 6
+    assert isinstance(resumed, SessionConfig)
+    assert resumed.value_horizon_plies == 0 and resumed.value_material_scale == 0.0
+    assert resumed.model_dump(mode="json") == {**current, **ADDED_SESSION_FIELDS}
+    assert stored_session_config({**old, "value_horizon_plies": 6}).value_horizon_plies == 6
+    assert pickle.loads(pickle.dumps(resumed)) == resumed

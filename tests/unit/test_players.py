@@ -337,7 +337,7 @@ def test_uci_player_quits_the_engine_on_a_bad_option(tmp_path):
 
 
 def test_uci_player_with_stockfish():
-    from service.sessions.worker import uci_command
+    from service.sessions.evaluation import uci_command
 
     stockfish = uci_command("stockfish")  # PATH, else Debian's /usr/games
     if shutil.which(stockfish[0]) is None:

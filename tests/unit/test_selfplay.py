@@ -183,7 +183,7 @@ def test_playout_cap_randomisation_counts_simulations():
 
 
 def check_samples(rec: GameRecord) -> None:
-    samples = rec.samples()
+    samples = rec.samples(0, 3, 0.0)  # horizon 0: every ply learns the game's result
     assert len(samples) == len(rec.full_search) == rec.plies  # every searched ply (no resignation here)
     assert [s.policy_target for s in samples] == rec.full_search
     white_score = {"1-0": 1.0, "0-1": -1.0, "1/2-1/2": 0.0}[rec.result]
@@ -216,7 +216,7 @@ def test_full_search_prob_one_makes_every_ply_a_sample():
     _, records = play(cfg, 4, seed=4)
     for rec in records:
         assert all(rec.full_search)
-        assert len(rec.samples()) == rec.plies
+        assert len(rec.samples(0, 3, 0.0)) == rec.plies
         assert rec.simulations == rec.plies * cfg.simulations
         check_samples(rec)
 
@@ -226,7 +226,8 @@ def test_full_search_prob_zero_gives_value_targets_only():
     _, records = play(cfg, 2, seed=4)
     for rec in records:
         assert not any(rec.full_search)
-        assert len(rec.samples()) == rec.plies and not any(s.policy_target for s in rec.samples())
+        samples = rec.samples(0, 3, 0.0)
+        assert len(samples) == rec.plies and not any(s.policy_target for s in samples)
 
 
 def test_pgn_parses_and_carries_the_tags():
@@ -476,8 +477,10 @@ def test_replay_samples_rebuild_exactly_what_the_game_produced():
     while sp.in_flight or sp.max_new_games:
         records += sp.step()
     for rec, horizon in zip(records, (0, 6, 12)):
-        original = rec.samples(horizon, 2)
-        rebuilt = replay_samples([m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result, horizon, 2)
+        original = rec.samples(horizon, 2, 0.0)
+        rebuilt = replay_samples(
+            [m.uci() for m in rec.moves], rec.policies, rec.full_search, rec.result, horizon, 2, 0.0
+        )
         assert len(rebuilt) == len(original) > 0
         for a, b in zip(original, rebuilt):
             assert a.features == b.features
@@ -490,10 +493,11 @@ def test_value_targets_are_the_result_from_each_side_to_move():
     from service.engine.selfplay import value_targets
 
     moves = ["e2e4", "e7e5", "g1f3"]
-    assert value_targets(moves, "1-0") == [1.0, -1.0, 1.0, -1.0]
-    assert value_targets(moves, "0-1") == [-1.0, 1.0, -1.0, 1.0]
-    assert value_targets(moves, "1/2-1/2") == [0.0] * 4
-    assert value_targets(moves, "1-0", horizon=3) == value_targets(moves, "1-0")  # no ply is further than 3
+    assert value_targets(moves, "1-0", 0, 3, 0.0) == [1.0, -1.0, 1.0, -1.0]
+    assert value_targets(moves, "0-1", 0, 3, 0.0) == [-1.0, 1.0, -1.0, 1.0]
+    assert value_targets(moves, "1/2-1/2", 0, 3, 0.0) == [0.0] * 4
+    # no ply is further than 3 from the end
+    assert value_targets(moves, "1-0", 3, 3, 0.0) == value_targets(moves, "1-0", 0, 3, 0.0)
 
 
 def test_value_horizon_adjudicates_by_material_that_many_plies_later():
@@ -504,12 +508,12 @@ def test_value_horizon_adjudicates_by_material_that_many_plies_later():
     # 1.e4 Nc6 2.d4 Nxd4 3.Qxd4: Black's knight takes a pawn, White's queen takes the knight
     moves = ["e2e4", "b8c6", "d2d4", "c6d4", "d1d4", "a7a6", "a2a3", "a6a5"]
     balance = [0, 0, 0, 0, -1, 2, 2, 2, 2]  # White's lead after each ply (a knight for a pawn: +2)
-    targets = value_targets(moves, "0-1", horizon=2, margin=2)
+    targets = value_targets(moves, "0-1", horizon=2, margin=2, scale=0.0)
     white_view = [t if ply % 2 == 0 else -t for ply, t in enumerate(targets)]
     expected = [1.0 if balance[p + 2] >= 2 else -1.0 if balance[p + 2] <= -2 else 0.0 for p in range(len(moves) - 2)]
     assert white_view[: len(moves) - 2] == expected == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     assert white_view[len(moves) - 2 :] == [-1.0, -1.0, -1.0]  # the last 2 plies and the end: the result
-    assert value_targets(moves, "0-1", horizon=2, margin=3)[3] == 0.0  # a lead of 2 is no win at margin 3
+    assert value_targets(moves, "0-1", horizon=2, margin=3, scale=0.0)[3] == 0.0  # a lead of 2 is no win at margin 3
 
 
 def test_a_material_scale_grades_the_horizon_target():
@@ -528,5 +532,5 @@ def test_a_material_scale_grades_the_horizon_target():
         assert targets[ply] == pytest.approx(white if ply % 2 == 0 else -white)
     assert targets[2] == pytest.approx(math.tanh(-1 / 5.0)) and targets[3] == pytest.approx(-math.tanh(2 / 5.0))
     assert targets[len(moves) - 2 :] == [-1.0, 1.0, -1.0]  # the result, from each side to move's view
-    assert value_targets(moves, "0-1", horizon=2, margin=2, scale=0.0) == value_targets(moves, "0-1", 2, 2)
-    assert all(-1 < t < 1 for t in value_targets(moves, "1-0", horizon=2, scale=0.5)[: len(moves) - 2])
+    assert value_targets(moves, "0-1", horizon=2, margin=2, scale=0.0) == value_targets(moves, "0-1", 2, 2, 0.0)
+    assert all(-1 < t < 1 for t in value_targets(moves, "1-0", horizon=2, margin=3, scale=0.5)[: len(moves) - 2])

@@ -181,7 +181,7 @@ def _torch_threads():
 
 
 def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
-    cfg = SessionConfig(**TINY).model_dump()
+    cfg = SessionConfig(**TINY)
     net = network.build_network("tiny", 5)
     play = SelfPlay(
         selfplay_config(cfg),
@@ -218,9 +218,7 @@ def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
 
 def run_worker(tmp_path, name: str, **spec) -> list[tuple[str, dict]]:
     messages: list[tuple[str, dict]] = []
-    worker_spec = WorkerSpec(
-        session_id=name, config=SessionConfig(**TINY).model_dump(), checkpoint_dir=tmp_path / name, **spec
-    )
+    worker_spec = WorkerSpec(session_id=name, config=SessionConfig(**TINY), checkpoint_dir=tmp_path / name, **spec)
     SessionWorker(worker_spec, lambda kind, data: messages.append((kind, data))).run()
     return messages
 

@@ -182,9 +182,7 @@ async def test_a_workers_inbox_is_bounded_and_loses_nothing(tmp_path):
     try:
         assert (await worker.receive()).kind == "ready"
         config = settings(tmp_path).session_config(max_games=6)
-        spec = WorkerSpec(
-            session_id="a" * 32, config=config.model_dump(), checkpoint_dir=tmp_path / "ck", move_interval_s=0.0
-        )
+        spec = WorkerSpec(session_id="a" * 32, config=config, checkpoint_dir=tmp_path / "ck", move_interval_s=0.0)
         worker.send("run", spec.session_id, spec)
         await wait_for(lambda: _full(worker), timeout=120)
         peak = worker.inbox_peak

@@ -77,13 +77,13 @@ def test_policies_round_trip_onto_the_replayed_legal_moves(record):
 def test_stored_targets_rebuild_the_replay_samples(record):
     """After a restart the replay buffer is rebuilt from stored games: every ply's move
     indices (from the replayed legal moves), decoded policy and full-search flag match
-    `record.samples()`."""
+    `record.samples(...)`."""
     message = game_message(record)
     legal = codec.legal_moves_by_ply(message["moves"])
     policies = codec.decode_policies(codec.encode_policies(message["policies"]))
     flags = codec.decode_flags(codec.encode_flags(message["full_search"]), len(policies))
     rebuilt = [(move_indices(legal[ply], ply % 2 == 0), policies[ply], flags[ply]) for ply in range(len(policies))]
-    samples = record.samples()
+    samples = record.samples(0, 3, 0.0)
     assert len(rebuilt) == len(samples) > 0 and any(s.policy_target for s in samples)
     for (indices, policy, full), sample in zip(rebuilt, samples):
         assert indices == sample.move_indices.tolist() and full == sample.policy_target

@@ -26,7 +26,7 @@ async def test_games_without_full_search_plies_are_bounded_by_positions(db_sessi
 
     def positions(number: int) -> int:  # what the game gives the replay buffer
         m = messages[number]
-        return len(replay_samples(m["moves"], m["policies"], m["full_search"], m["result"]))
+        return len(replay_samples(m["moves"], m["policies"], m["full_search"], m["result"], 0, 3, 0.0))
 
     async with db_sessions() as db:
         for limit in (1, 7, 30, 100):

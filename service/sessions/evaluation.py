@@ -1,0 +1,113 @@
+"""A session's evaluation matches: its newest checkpoint against each anchor in
+EVAL_OPPONENTS and against the previous evaluated checkpoint (the SPRT verdict).
+
+The worker decides when to evaluate, reports each match and, under GATING, promotes an
+accepted checkpoint; this module plays the matches and keeps what they need from one
+evaluation to the next: generation 0 (the anchor) and the previous evaluated checkpoint,
+frozen. Every match plays by the arena's fixed rules, whatever the session's self-play
+settings (`arena` says why).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import chess.engine
+
+from ..config import SessionConfig
+from ..engine import arena, network, players
+from ..stats.sprt import sprt
+
+
+def uci_command(command: str) -> list[str]:
+    """EVAL_UCI_ENGINE as argv; a bare name not on PATH is also looked for in /usr/games (Debian)."""
+    argv = command.split()
+    if argv and not shutil.which(argv[0]) and Path("/usr/games", argv[0]).is_file():
+        argv[0] = str(Path("/usr/games", argv[0]))
+    return argv
+
+
+class Evaluations:
+    """The evaluation side of one session: generation 0 (`build_network(preset, SEED)`, or
+    the checkpoint the session started from) and the last evaluated checkpoint."""
+
+    def __init__(self, cfg: SessionConfig, device: str, init_weights: Path | None) -> None:
+        self.cfg = cfg
+        self.device = device
+        anchor = network.build_network(cfg.chess_preset, cfg.seed).to(device)
+        if init_weights is not None:
+            anchor, _ = network.load_weights(init_weights, device)
+        self.gen0 = network.Evaluator(anchor, device)
+        self.previous: tuple[int, network.Evaluator] | None = None  # the last evaluated checkpoint
+        self.last_games = 0
+        """Games played when the last evaluation completed."""
+
+    def _opponent(self, name: str, sims: int) -> tuple[str, arena.Side]:
+        cfg = self.cfg
+        if name == "gen0":
+            return "gen0", arena.SearchSide(self.gen0, sims, cfg.search)
+        if name == "random":
+            return "random", players.RandomPlayer(cfg.seed)
+        if name == "greedy":
+            return "greedy", players.GreedyPlayer(cfg.seed)
+        assert cfg.eval_uci_engine is not None  # the config's check: 'uci' needs EVAL_UCI_ENGINE
+        elo = cfg.eval_uci_elo
+        options = {"UCI_LimitStrength": True, "UCI_Elo": elo} if elo else {}
+        player = players.UciPlayer(
+            uci_command(cfg.eval_uci_engine), options=options, limit=chess.engine.Limit(time=0.05)
+        )
+        return f"uci-{elo}" if elo else "uci", player
+
+    def play(
+        self, net: network.ChessNet, generation: int, games: int, should_stop: Callable[[], bool]
+    ) -> Iterator[dict[str, Any]]:
+        """Checkpoint `generation` (`net`, after `games` games) against each anchor, paired
+        openings with colours swapped, then against the previous evaluated checkpoint: yields
+        each match's result (an `evaluation` message) as it ends, the last one with its SPRT
+        verdict. Stopped mid-match (`should_stop`), it ends with no partial result and this
+        evaluation does not count (`previous` and `last_games` stay as they were)."""
+        cfg = self.cfg
+        sims = cfg.eval_simulations or cfg.selfplay_simulations
+        candidate = arena.SearchSide(network.Evaluator(net, self.device), sims, cfg.search)
+        previous_generation, previous = self.previous or (0, self.gen0)
+        matches = [self._opponent(name, sims) for name in cfg.eval_opponents]
+        if not (previous_generation == 0 and "gen0" in cfg.eval_opponents):
+            matches.append((f"gen{previous_generation}", arena.SearchSide(previous, sims, cfg.search)))
+        for name, opponent in matches:
+            t = time.perf_counter()
+            try:
+                result = arena.play_match(
+                    candidate,
+                    opponent,
+                    pairs=cfg.eval_games // 2,  # fixed rules
+                    seed=cfg.seed + generation,
+                    should_stop=should_stop,
+                )
+            finally:
+                if hasattr(opponent, "close"):
+                    opponent.close()
+            if result is None:  # stopped or shut down mid-match: no partial result is reported
+                return
+            data: dict[str, Any] = {
+                "generation": generation,
+                "games_played": games,
+                "opponent": name,
+                "wins": result.wins,
+                "draws": result.draws,
+                "losses": result.losses,
+                "pentanomial": result.pentanomial(),
+                "adjudicated": sum(g.adjudicated for g in result.games),
+                "seconds": time.perf_counter() - t,
+            }
+            if name == f"gen{previous_generation}":
+                verdict = sprt(data["pentanomial"], cfg.sprt_elo0, cfg.sprt_elo1, cfg.sprt_alpha, cfg.sprt_beta)
+                data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
+            yield data
+        frozen = copy.deepcopy(net).eval()
+        self.previous = (generation, network.Evaluator(frozen, self.device))
+        self.last_games = games
