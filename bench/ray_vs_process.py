@@ -74,6 +74,7 @@ def parse_args() -> argparse.Namespace:
 
 async def run_backend(backend: str, config: SessionConfig, threads: int, ray_address: str) -> dict[str, Any]:
     from service.sessions.pool import make_pool
+    from service.sessions.protocol import CommandKind, MessageKind
     from service.sessions.worker import WorkerSpec
 
     t0 = time.perf_counter()
@@ -92,24 +93,26 @@ async def run_backend(backend: str, config: SessionConfig, threads: int, ray_add
                 session_id=f"bench-{backend}", config=config, checkpoint_dir=Path(tmp), torch_threads=threads
             )
             t_run = time.perf_counter()
-            worker.send("run", spec)
+            worker.send(CommandKind.RUN, spec.session_id, spec)
             while True:
-                kind, data = await worker.receive()
-                if kind == "game":
+                message = await worker.receive()
+                kind, data = message.kind, message.data
+                if kind == MessageKind.GAME:
                     game_times.append(time.perf_counter() - t_run)
                     if len(game_times) % 25 == 0:
                         print(
                             f"{backend}: {len(game_times)} games in {game_times[-1]:.0f} s", file=sys.stderr, flush=True
                         )
-                elif kind == "stats":  # the last one comes as the session's time runs out, before
+                elif kind == MessageKind.STATS:  # the last one comes as the session's time runs out, before
                     sims.append(data["simulations_per_second"])  # the final checkpoint and evaluation
                     elapsed = time.perf_counter() - t_run
-                elif kind == "learning":
+                elif kind == MessageKind.LEARNING:
                     steps = data["step"]
-                elif kind == "finished":
+                elif kind == MessageKind.FINISHED:
                     summary = data
+                elif kind == MessageKind.IDLE:  # the worker is done with the session: back to the pool
                     break
-                elif kind in ("failed", "died"):
+                elif kind in (MessageKind.FAILED, MessageKind.DIED):
                     raise RuntimeError(f"{backend} worker {kind}: {data}")
             await pool.release(worker)
     finally:
