@@ -225,8 +225,10 @@ older stored session doing what it did when it resumes (it learned the game's re
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
     """A stored session's config as its worker reads it: fields it predates take their
     `ADDED_SESSION_FIELDS` value, not today's default, so an upgrade never changes a running
-    session's training (nor fails it on a missing key)."""
-    return SessionConfig.model_validate({**ADDED_SESSION_FIELDS, **stored})
+    session's training (nor fails it on a missing key); a key no field has any more (a
+    setting removed by a later version) is left out rather than refused."""
+    known = {key: value for key, value in stored.items() if key in SessionConfig.model_fields}
+    return SessionConfig.model_validate({**ADDED_SESSION_FIELDS, **known})
 
 
 class Settings(SessionFields, BaseSettings):

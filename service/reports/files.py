@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..config import SessionConfig, Settings
+from ..config import Settings, stored_session_config
 from ..event_types import EventType
 from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
@@ -186,7 +186,7 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     summary = {"reason": row.stop_reason} if row.stop_reason else None
     report = build_report(
         session_id=row.id,
-        config=SessionConfig.model_validate(row.config),
+        config=stored_session_config(row.config),
         settings=settings,
         scorecard=totals.scorecard(),
         learning=learning,

@@ -283,3 +283,5 @@ def test_a_stored_session_that_predates_a_field_keeps_its_old_behaviour():
     assert resumed.model_dump(mode="json") == {**current, **ADDED_SESSION_FIELDS}
     assert stored_session_config({**old, "value_horizon_plies": 6}).value_horizon_plies == 6
     assert pickle.loads(pickle.dumps(resumed)) == resumed
+    # a setting a later version removed is left out, not refused (SessionConfig forbids extras)
+    assert stored_session_config({**current, "a_removed_setting": 3}) == SessionConfig()
