@@ -28,7 +28,7 @@ from service.api.schemas import (
     SessionOut,
 )
 from service.sessions.lifecycle import SessionNotFound, State
-from service.sessions.ratings import rating_list, ratings_out
+from service.stats.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 
 PGN_CHUNK_GAMES = 100

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import select
 
 from ..config import SessionConfig, Settings
-from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
+from ..stats.ratings import player, rating_list, ratings_out
 from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads

@@ -71,6 +71,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..config import SessionConfig, Settings, stored_session_config
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
+from ..stats.ratings import player, rating_list
 from ..storage import codec
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable, is_connection_error
@@ -79,7 +80,6 @@ from . import lease
 from .events import EventBus
 from .lifecycle import ACTIONS, ACTIVE, FINAL, IllegalTransition, SessionNotFound, SessionOwned, State, sources
 from .pool import Pool
-from .ratings import player, rating_list
 from .worker import WorkerSpec
 
 log = logging.getLogger(__name__)

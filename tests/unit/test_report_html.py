@@ -24,8 +24,8 @@ from service.reports.builder import (
     thin,
 )
 from service.reports.html import render_html, script_json
-from service.sessions.ratings import rating_list, ratings_out
 from service.stats.analyzer import analyze
+from service.stats.ratings import rating_list, ratings_out
 from service.stats.scorecard import Scorecard
 
 pytestmark = pytest.mark.unit
