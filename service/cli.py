@@ -52,7 +52,7 @@ def run(
     with games.pgn, metrics.json and report.json under REPORT_DIR/<session_id>/."""
     import asyncio
 
-    from .sessions.headless import run_session
+    from .headless import run_session
     from .sessions.lifecycle import SessionError
     from .sessions.progress import SessionProgress
 

@@ -21,7 +21,7 @@ from service.config import SessionConfig, Settings, load_settings
 from service.engine import arena, encoding, network
 from service.engine.openings import OPENINGS
 from service.engine.training import steps_for
-from service.sessions.headless import run_session
+from service.headless import run_session
 from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration
