@@ -33,9 +33,9 @@ import value_probe  # noqa: E402  (bench/value_probe.py)
 from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
 from service.engine import arena, network, players  # noqa: E402
 from service.event_types import EventType  # noqa: E402
-from service.sessions.headless import run_session  # noqa: E402
-from service.sessions.ratings import player, rating_list, ratings_out  # noqa: E402
+from service.headless import run_session  # noqa: E402
 from service.stats.elo import elo_from_wdl  # noqa: E402
+from service.stats.ratings import player, rating_list, ratings_out  # noqa: E402
 from service.storage import repositories as repo  # noqa: E402
 from service.storage.database import create_engine, session_factory  # noqa: E402
 

@@ -1,13 +1,14 @@
-"""The FastAPI app factory and its lifespan (database, worker pool, orchestrator).
+"""The FastAPI app factory and its lifespan.
 
-`create_app(settings)` builds the app; nothing runs until its lifespan starts, which
-opens the database (migrating it to the newest schema), builds the orchestrator over the
-worker pool and starts it (writer task, pool warm-up, recovery of interrupted sessions).
-Requests read through a pool of their own; the orchestrator's writer has one connection
+`create_app(settings)` builds the app; nothing runs until its lifespan starts, which opens
+the requests' read pool and starts the service's runtime (`service.runtime`: database
+migrated to the newest schema, worker pool, orchestrator with its writer task, pool warm-up
+and recovery of interrupted sessions, metrics, sinks).
+Requests read through that pool of their own; the orchestrator's writer has one connection
 that no request can take, and its reads another small pool: readers can make requests
 wait (503 after READ_POOL_TIMEOUT_S), never a game wait to be stored.
-Shutdown closes the orchestrator (running sessions are checkpointed and left resumable)
-and then disposes of the engine.
+Shutdown stops the runtime (running sessions are checkpointed and left resumable) and then
+disposes of the read pool.
 
 With ENABLE_PROMETHEUS, `GET /metrics` serves prometheus-fastapi-instrumentator's HTTP
 metrics and the sessions' metrics (`service.telemetry.SessionMetrics`, fed from the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -37,6 +38,8 @@ from service.api.errors import (
 )
 from service.api.origin import WebGuard
 from service.config import Settings, load_settings
+from service.runtime import OrchestratorFactory, started
+from service.storage import database
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +47,12 @@ READ_POOL_TIMEOUT_S = 10.0
 """How long a request waits for one of the read pool's connections before it answers 503
 (with Retry-After). The orchestrator never waits on that pool: it has engines of its own."""
 
-OrchestratorFactory = Callable[[Settings, Any, Any], Any]
-"""(settings, sessionmaker, pool) -> orchestrator; the real one unless a test passes its own."""
-
 
 def _version() -> str:
     try:
         return metadata.version("continuous-play")
     except metadata.PackageNotFoundError:  # a source tree that was never installed
         return "0.0.0"
-
-
-def default_pool(settings: Settings) -> Any:
-    """The worker pool WORKER_BACKEND names, WORKERS big, TORCH_THREADS per worker."""
-    from service.sessions.pool import make_pool
-
-    return make_pool(
-        settings.worker_backend,
-        settings.resolved_workers(),
-        settings.resolved_torch_threads(),
-        ray_address=settings.ray_address,
-    )
 
 
 def create_app(
@@ -78,59 +66,32 @@ def create_app(
 ) -> FastAPI:
     """The API over `settings` (default: the environment).
 
-    `pool` is the worker pool the orchestrator drives (default: `make_pool(settings)`,
+    `pool` is the worker pool the orchestrator drives (default: `runtime.default_pool`,
     the backend WORKER_BACKEND names). `orchestrator_factory` replaces the orchestrator
     class (tests). `migrate=False` leaves the schema alone (the caller migrated it).
-    `engine_kwargs` go to the engine (tests: a PostgreSQL schema's search_path).
+    `engine_kwargs` go to every engine (tests: a PostgreSQL schema's search_path).
     """
     settings = settings if settings is not None else load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.storage import database
-
         kwargs = engine_kwargs or {}
         engine = database.create_engine(settings.database_url, pool_timeout=READ_POOL_TIMEOUT_S, **kwargs)
-        # the orchestrator's own engines: its writer's one connection, and its reads
-        write_engine = database.create_engine(settings.database_url, pool_size=1, max_overflow=0, **kwargs)
-        own_engine = database.create_engine(settings.database_url, pool_size=2, max_overflow=4, **kwargs)
         try:
-            if migrate:
-                await database.upgrade_engine(engine)
-            sessionmaker = database.session_factory(engine)
-            if orchestrator_factory is not None:
-                orchestrator = orchestrator_factory(settings, sessionmaker, pool)
-            else:
-                from service.sessions.orchestrator import Orchestrator
-
-                workers = pool if pool is not None else default_pool(settings)
-                orchestrator = Orchestrator(
-                    settings,
-                    database.session_factory(own_engine),
-                    workers,
-                    writer_sessionmaker=database.session_factory(write_engine),
-                )
-            app.state.sessionmaker = sessionmaker
-            app.state.orchestrator = orchestrator
-            if app.state.session_metrics is not None:  # before start: recovery reports events
-                app.state.session_metrics.attach(orchestrator)
-            from service.telemetry.sinks import attach_sinks, close_sinks
-
-            app.state.sinks = attach_sinks(settings, orchestrator)  # ENABLE_WANDB / ENABLE_BRAINTRUST
-            try:
-                await orchestrator.start()
-            except BaseException:
-                await orchestrator.close()
-                await close_sinks(app.state.sinks)
-                raise
-            try:
+            async with started(
+                settings,
+                pool=pool,
+                orchestrator_factory=orchestrator_factory,
+                metrics=app.state.session_metrics,  # served at /metrics since create_app
+                migrate=migrate,
+                engine_kwargs=kwargs,
+            ) as runtime:
+                app.state.sessionmaker = database.session_factory(engine)
+                app.state.orchestrator = runtime.orchestrator
+                app.state.sinks = runtime.sinks
                 yield
-            finally:
-                await orchestrator.close()
-                await close_sinks(app.state.sinks)  # after the sessions' last events
         finally:
-            for each in (engine, write_engine, own_engine):
-                await each.dispose()
+            await engine.dispose()
 
     app = FastAPI(
         title="continuous-play",
@@ -166,7 +127,8 @@ def create_app(
 
 def install_metrics(app: FastAPI, settings: Settings) -> None:
     """HTTP metrics of every request (prometheus-fastapi-instrumentator, on a registry of
-    this app's own) and the sessions' metrics, both served at `GET /metrics`."""
+    this app's own) and the sessions' metrics (fed by the runtime once the lifespan starts
+    it), both served at `GET /metrics`."""
     from prometheus_client import CollectorRegistry
     from prometheus_fastapi_instrumentator import Instrumentator
 

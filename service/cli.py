@@ -52,8 +52,8 @@ def run(
     with games.pgn, metrics.json and report.json under REPORT_DIR/<session_id>/."""
     import asyncio
 
+    from .headless import run_session
     from .sessions.errors import SessionError
-    from .sessions.headless import run_session
     from .sessions.progress import SessionProgress
 
     settings = settings_or_exit()

@@ -11,7 +11,7 @@ from service.api.caches import RatingFits
 from service.api.deps import Db, SettingsDep
 from service.api.errors import problem_responses
 from service.api.schemas import RatingList
-from service.sessions.ratings import ANCHOR, rating_list, ratings_out
+from service.stats.ratings import ANCHOR, rating_list, ratings_out
 from service.storage import repositories as repo
 
 router = APIRouter(tags=["ratings"])

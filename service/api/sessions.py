@@ -29,7 +29,7 @@ from service.api.schemas import (
 )
 from service.lifecycle import State
 from service.sessions.errors import SessionNotFound
-from service.sessions.ratings import rating_list, ratings_out
+from service.stats.ratings import rating_list, ratings_out
 from service.storage import repositories as repo
 
 PGN_CHUNK_GAMES = 100

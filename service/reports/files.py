@@ -32,9 +32,9 @@ from sqlalchemy import select
 
 from ..config import Settings, stored_session_config
 from ..event_types import EventType
-from ..sessions.ratings import player, rating_list, ratings_out
 from ..stats.analyzer import analyze
 from ..stats.numbers import finite
+from ..stats.ratings import player, rating_list, ratings_out
 from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads

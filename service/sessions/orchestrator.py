@@ -72,7 +72,7 @@ class Orchestrator:
     ) -> None:
         """`sessionmaker` serves the orchestrator's own reads; `writer_sessionmaker` (default:
         the same) the writer's transactions: the service gives it an engine of its own, one
-        connection no request can take (`app.create_app`)."""
+        connection no request can take (`runtime.started`)."""
         self.settings = settings
         self.recover = recover
         self.sessionmaker = sessionmaker

@@ -26,12 +26,12 @@ from ..config import Settings
 from ..event_types import LIVE_STATS, EventType
 from ..lifecycle import State, sources
 from ..stats.alerts import Alert, AlertThresholds, AlertTracker, elo_drop
+from ..stats.ratings import player, rating_list
 from ..storage import repositories as repo
 from ..storage.database import DatabaseUnavailable
 from .events import EventBus
 from .lease import Leases
 from .protocol import MessageKind
-from .ratings import player, rating_list
 from .writer import StagedEvent, Writer, rfc3339, utcnow
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from service.engine import arena, encoding, network
 from service.engine.openings import OPENINGS
 from service.engine.training import steps_for
 from service.event_types import EventType
-from service.sessions.headless import run_session
+from service.headless import run_session
 from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration

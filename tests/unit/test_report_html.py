@@ -28,8 +28,8 @@ from service.reports.builder import (
 )
 from service.reports.html import render_html
 from service.reports.markup import script_json
-from service.sessions.ratings import rating_list, ratings_out
 from service.stats.analyzer import analyze
+from service.stats.ratings import rating_list, ratings_out
 from service.stats.scorecard import Scorecard
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.config import Settings
 from service.event_types import EventType
-from service.sessions.headless import run_session
+from service.headless import run_session
 from service.telemetry import SessionMetrics, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

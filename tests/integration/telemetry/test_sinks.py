@@ -664,7 +664,7 @@ async def test_the_app_lifespan_attaches_and_closes_the_enabled_sinks(tmp_path, 
 
 @pytest.mark.asyncio
 async def test_a_headless_run_writes_its_offline_wandb_run(tmp_path, wandb_offline, caplog):
-    from service.sessions.headless import run_session
+    from service.headless import run_session
 
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     settings = Settings(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..stats.elo import Match, Rating, fit_ratings
+from .elo import Match, Rating, fit_ratings
 
 ANCHOR = "gen0"
 
