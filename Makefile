@@ -57,7 +57,7 @@ test-all: install postgres
 	$(BIN)/python -m pytest -m ""
 
 openapi: install
-	$(BIN)/python -m service.api.openapi
+	$(BIN)/python -m service.openapi
 
 bench: install
 	$(BIN)/python bench/net_throughput.py

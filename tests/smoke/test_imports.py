@@ -111,13 +111,6 @@ def test_engine_and_stats_are_pure():
 # functions and under TYPE_CHECKING too: a lazy import is still a dependency, only a later one.
 PACKAGE_DIR = Path(service.__file__).resolve().parent
 
-KNOWN_CYCLE_EDGES = {
-    ("service.api.openapi", "service.app"): "api/openapi.py builds the app to write its document; "
-    "it belongs beside app.py (the file is another #22 change's to move)",
-}
-"""Imports left out of the graph, each with why it is still there. The test fails once one
-of them is gone, so the entry goes with it."""
-
 
 def _module_names() -> dict[str, Path]:
     names = {}
@@ -156,8 +149,6 @@ def package_graph() -> dict[str, dict[str, str]]:
     graph: dict[str, dict[str, str]] = {}
     for module, path in sorted(modules.items()):
         for name, line in _imported(module, path, modules):
-            if (module, name) in KNOWN_CYCLE_EDGES:
-                continue
             source, target = _part(module), _part(name)
             if source != target and target != "service":
                 graph.setdefault(source, {}).setdefault(target, f"{module}:{line} -> {name}")
@@ -194,15 +185,6 @@ def test_no_import_cycle_between_packages():
         for cycle in find_cycles(graph)
     ]
     assert described == [], "import cycles between packages:\n" + "\n".join(described)
-
-
-@pytest.mark.parametrize("edge", sorted(KNOWN_CYCLE_EDGES))
-def test_each_known_cycle_edge_is_still_there(edge):
-    module, name = edge
-    modules = _module_names()
-    assert module in modules and name in [n for n, _ in _imported(module, modules[module], modules)], (
-        f"{module} no longer imports {name}: drop it from KNOWN_CYCLE_EDGES"
-    )
 
 
 def test_cli_help_lists_run():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.api.openapi import DEFAULT_PATH, REGENERATE, render, spec
+from service.openapi import DEFAULT_PATH, REGENERATE, render, spec
 
 pytestmark = pytest.mark.smoke
 
@@ -68,7 +68,7 @@ def test_spec_ignores_the_environment(tmp_path):
     env = {**os.environ, "SEED": "9", "API_KEYS": "k", "SELFPLAY_SIMULATIONS": "5"}
     out = tmp_path / "openapi.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "service.api.openapi", str(out)],
+        [sys.executable, "-m", "service.openapi", str(out)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -84,7 +84,7 @@ def test_check_mode_reports_a_stale_file(tmp_path):
     stale = tmp_path / "openapi.json"
     stale.write_text("{}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "service.api.openapi", "--check", str(stale)],
+        [sys.executable, "-m", "service.openapi", "--check", str(stale)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,13 +1,13 @@
-"""The API's OpenAPI document, generated from the app: `python -m service.api.openapi`.
+"""The API's OpenAPI document, generated from the app: `python -m service.openapi`.
 
 `spec()` builds the app with `create_app` (its lifespan never runs: no database, no
 worker pool, no file is created) from the settings' *defaults* only, so neither the
 environment nor a `.env` file can change the document, and returns `app.openapi()`.
 
-    python -m service.api.openapi            # write openapi/openapi.json
-    python -m service.api.openapi PATH       # write PATH instead
-    python -m service.api.openapi --check    # exit 1 when openapi/openapi.json is stale
-    python -m service.api.openapi --check PATH
+    python -m service.openapi            # write openapi/openapi.json
+    python -m service.openapi PATH       # write PATH instead
+    python -m service.openapi --check    # exit 1 when openapi/openapi.json is stale
+    python -m service.openapi --check PATH
 
 The file is JSON with sorted keys, an indent of 2 and a trailing newline, so a change
 of the API shows as a readable diff; tests/smoke/test_openapi.py fails when it is stale.
@@ -24,9 +24,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from service.config import Settings
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 """`openapi/openapi.json` at the repository root."""
-REGENERATE = "python -m service.api.openapi"
+REGENERATE = "python -m service.openapi"
 
 
 class _DefaultSettings(Settings):
