@@ -201,17 +201,22 @@ async def _on_not_found(request: Request, exc: SessionNotFound) -> ProblemRespon
     )
 
 
-async def _on_illegal(request: Request, exc: IllegalTransition) -> ProblemResponse:
+def _illegal_transition(request: Request, exc: Exception, session_id: str, state: str, action: str) -> ProblemResponse:
+    """409 for an action the session's state does not allow (checked first, or lost in a race)."""
     return problem(
         409,
         request=request,
         title="Illegal session transition",
         detail=str(exc),
         type_=PROBLEM_BASE + "illegal-transition",
-        session_id=exc.session_id,
-        state=str(exc.state),
-        action=exc.action,
+        session_id=session_id,
+        state=state,
+        action=action,
     )
+
+
+async def _on_illegal(request: Request, exc: IllegalTransition) -> ProblemResponse:
+    return _illegal_transition(request, exc, exc.session_id, str(exc.state), exc.action)
 
 
 async def _on_repo_not_found(request: Request, exc: NotFound) -> ProblemResponse:
@@ -219,16 +224,7 @@ async def _on_repo_not_found(request: Request, exc: NotFound) -> ProblemResponse
 
 
 async def _on_state_conflict(request: Request, exc: StateConflict) -> ProblemResponse:
-    return problem(
-        409,
-        request=request,
-        title="Illegal session transition",
-        detail=str(exc),
-        type_=PROBLEM_BASE + "illegal-transition",
-        session_id=exc.session_id,
-        state=exc.state,
-        action=exc.wanted,
-    )
+    return _illegal_transition(request, exc, exc.session_id, exc.state, exc.wanted)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:

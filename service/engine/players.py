@@ -30,21 +30,33 @@ class Player(Protocol):
     def close(self) -> None: ...
 
 
-class RandomPlayer:
-    """Uniform over the legal moves: the weakest anchor, with its own seeded RNG."""
+class _SeededPlayer:
+    """An anchor with its own seeded RNG (its games repeat for a seed), and nothing to close."""
 
-    def __init__(self, seed: int = 0, *, name: str = "random") -> None:
+    def __init__(self, seed: int = 0, *, name: str) -> None:
         self.name = name
         self.rng = random.Random(seed)
 
-    def choose(self, board: chess.Board) -> chess.Move:
+    @staticmethod
+    def legal(board: chess.Board) -> list[chess.Move]:
+        """The legal moves; ValueError when there are none (the game is over)."""
         legal = list(board.legal_moves)
         if not legal:
             raise ValueError("no legal moves: the game is over")
-        return self.rng.choice(legal)
+        return legal
 
     def close(self) -> None:
         pass
+
+
+class RandomPlayer(_SeededPlayer):
+    """Uniform over the legal moves: the weakest anchor, with its own seeded RNG."""
+
+    def __init__(self, seed: int = 0, *, name: str = "random") -> None:
+        super().__init__(seed, name=name)
+
+    def choose(self, board: chess.Board) -> chess.Move:
+        return self.rng.choice(self.legal(board))
 
 
 def material_gain(board: chess.Board, move: chess.Move) -> int:
@@ -60,19 +72,16 @@ def material_gain(board: chess.Board, move: chess.Move) -> int:
     return gain
 
 
-class GreedyPlayer:
+class GreedyPlayer(_SeededPlayer):
     """One ply of material greed: mate in one if there is one, else the move that wins the most
     material at once (ties at random), else a random move. It never looks at the reply, so it
     hangs pieces, which is what makes it a useful low anchor just above random."""
 
     def __init__(self, seed: int = 0, *, name: str = "greedy") -> None:
-        self.name = name
-        self.rng = random.Random(seed)
+        super().__init__(seed, name=name)
 
     def choose(self, board: chess.Board) -> chess.Move:
-        legal = list(board.legal_moves)
-        if not legal:
-            raise ValueError("no legal moves: the game is over")
+        legal = self.legal(board)
         mates = []
         for move in legal:
             if board.gives_check(move):
@@ -88,9 +97,6 @@ class GreedyPlayer:
         if best > 0:
             return self.rng.choice([m for m, g in zip(legal, gains) if g == best])
         return self.rng.choice(legal)
-
-    def close(self) -> None:
-        pass
 
 
 class MCTSPlayer:
