@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from .config import Settings
 from .storage import database
 from .telemetry import SessionMetrics
-from .telemetry.sinks import Sink, attach_sinks, close_sinks
+from .telemetry.sink import Sink
+from .telemetry.sinks import attach_sinks, close_sinks
 
 if TYPE_CHECKING:
     from .sessions.orchestrator import Orchestrator

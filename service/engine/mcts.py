@@ -23,6 +23,11 @@ Gumbel search follows Danihelka et al., "Policy improvement by planning with Gum
 (ICLR 2022) and DeepMind's mctx: sequential halving over the top-m actions by
 Gumbel + logit at the root, deterministic improved-policy selection below it, and the
 improved policy softmax(logits + sigma(completed Q)) as the training target.
+
+Over 500 lines: the node, its expansion, the selection rules, the backup and `Search` share
+one node layout (the prefix of visited children, the lazy expansion) and one hot loop that
+the list above tunes; apart, each would rely on the others' invariants from another file.
+If it grows, the seam is the selection rules (`_sigma`, `_select_*`, `considered_visits`).
 """
 
 from __future__ import annotations

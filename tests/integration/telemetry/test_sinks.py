@@ -1,4 +1,5 @@
-"""The W&B and Braintrust sinks (service/telemetry/sinks.py) with their real SDKs.
+"""The W&B and Braintrust sinks (service/telemetry/: sink.py, wandb_sink.py, braintrust_sink.py,
+sinks.py) with their real SDKs.
 
 - W&B runs for real in offline mode (WANDB_MODE=offline, WANDB_DIR under tmp_path, a base
   URL that nothing answers on, no key): the test reads back the run's transaction log
