@@ -141,6 +141,21 @@ class SessionFields(BaseModel):
         None, ge=1, le=512, description="Torch threads per worker; empty = CPU cores / MAX_CONCURRENT_SESSIONS."
     )
 
+    # Fleet
+    selfplay_actors: Annotated[int, at.Ge(1), at.Le(256)] | Literal["auto"] = Field(
+        "auto",
+        description="Self-play actors of a session: 1 plays in the learner's process, interleaved as one "
+        "worker (deterministic under SEED); 2 or more run in processes of their own beside the learner; "
+        "auto = the cores a session gets (CPU cores / MAX_CONCURRENT_SESSIONS) minus one for the learner, at least 1.",
+    )
+    max_generation_lag: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description="Drop a game in flight once the newest generation is more than this many ahead of the one "
+        "that started it (it is never stored nor learned); empty = no bound (the lag is measured).",
+    )
+
     # Evaluation (eval_uci_engine precedes eval_opponents: the latter's check reads it)
     eval_interval_games: int = Field(
         100, ge=1, le=100_000_000, description="Evaluate the newest checkpoint every this many games."
@@ -176,7 +191,13 @@ class SessionFields(BaseModel):
     sprt_beta: float = Field(0.05, gt=0, lt=0.5, description="SPRT false-negative rate.")
 
     @field_validator(
-        "resign_threshold", "torch_threads", "eval_simulations", "eval_uci_engine", "eval_uci_elo", mode="before"
+        "resign_threshold",
+        "torch_threads",
+        "max_generation_lag",
+        "eval_simulations",
+        "eval_uci_engine",
+        "eval_uci_elo",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
@@ -217,9 +238,10 @@ class SessionConfig(SessionFields):
     model_config = ConfigDict(extra="forbid")
 
 
-ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0}
+ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0, "selfplay_actors": 1}
 """Session fields added after sessions were first stored, each with the value that keeps an
-older stored session doing what it did when it resumes (it learned the game's result)."""
+older stored session doing what it did when it resumes (it learned the game's result; one
+worker played and learned)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:

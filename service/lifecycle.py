@@ -61,3 +61,12 @@ changes."""
 def sources(target: State) -> frozenset[State]:
     """The states from which TRANSITIONS allows `target`."""
     return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
+class ActorState(StrEnum):
+    """What one of a session's self-play actors is doing (`selfplay_actors{state}`, the
+    session's live `actors`). A dead actor is replaced under a new number and not listed."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"

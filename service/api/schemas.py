@@ -188,6 +188,8 @@ class GameOut(BaseModel):
     duration_s: float
     material: int
     false_resign: bool | None
+    generation: int = Field(description="The network generation that played the game's first move.")
+    actor: int = Field(description="The self-play actor that played it (0: the learner's own, one-worker layout).")
     created_at: datetime
 
     @classmethod

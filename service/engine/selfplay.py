@@ -81,6 +81,8 @@ class GameRecord:
     duration_s: float = 0.0
     ended_at: float = 0.0  # wall clock (time.time()) when the game ended
     started: int = 0  # the number it was started under (its RNG, its temperature, the featured game's id)
+    generation: int = 0  # the network generation that played its first move (`SelfPlay.generation`)
+    actor: int = 0  # the self-play actor that played it (0: the learner's own, one-worker layout)
 
     @property
     def plies(self) -> int:
@@ -113,6 +115,8 @@ class GameRecord:
         game.headers["TerminationDetail"] = self.termination
         game.headers["Adjudicated"] = "true" if self.adjudicated else "false"
         game.headers["PlyCount"] = str(self.plies)
+        game.headers["Generation"] = str(self.generation)
+        game.headers["Actor"] = str(self.actor)
         for k, v in (headers or {}).items():
             game.headers[k] = v
         game.add_line(self.moves)
@@ -224,7 +228,9 @@ class SelfPlay:
     """Keeps games in flight and advances them together; `step()` returns the games it finished.
 
     `temperature_for(n)` gives the temperature of the session's n-th game (0-based);
-    `accepting` (settable) stops new games from starting, to end a session cleanly.
+    `max_new_games` (settable) stops new games from starting, to end a session cleanly;
+    `generation` (settable) names the network the evaluator holds: a game records the one
+    it started under, and `drop_started_before` abandons games older than a bound.
     """
 
     def __init__(
@@ -232,8 +238,9 @@ class SelfPlay:
         cfg: SelfPlayConfig,
         evaluator,
         *,
-        seed: int = 0,
+        seed: int | str = 0,
         first_game: int = 1,
+        actor: int = 0,
         temperature_for: Callable[[int], float] = lambda n: 1.0,
     ) -> None:
         self.cfg = cfg
@@ -243,6 +250,8 @@ class SelfPlay:
         self.next_finished = first_game  # by finish: the number a game keeps (see `step`)
         self.temperature_for = temperature_for
         self.max_new_games: int | None = None  # None: no limit
+        self.generation = 0
+        self.actor = actor
         self.games: list[_Game] = []
         self.simulations = 0
         self.leaves = 0
@@ -265,6 +274,7 @@ class SelfPlay:
             self.max_new_games -= 1
         rng = random.Random(f"{self.seed}:{number}")
         record = GameRecord(number, [], "*", "", False, self.temperature_for(number - 1))
+        record.generation, record.actor = self.generation, self.actor
         game = _Game(record, self.cfg, rng)
         self._start_search(game)
         return game
@@ -274,6 +284,17 @@ class SelfPlay:
         game.full = cfg.full_search_prob >= 1.0 or game.rng.random() < cfg.full_search_prob
         game.search.start(cfg.simulations if game.full else cfg.fast_simulations)
         game.move_started = time.perf_counter()
+
+    def drop_started_before(self, generation: int) -> int:
+        """Abandon the games in flight that started under a generation older than `generation`
+        (MAX_GENERATION_LAG): they are never finished nor numbered, and their slots refill at
+        the next step. Returns how many were dropped."""
+        kept = [g for g in self.games if g.record.generation >= generation]
+        dropped = len(self.games) - len(kept)
+        if dropped and self.max_new_games is not None:
+            self.max_new_games += dropped  # a dropped game does not count against the limit
+        self.games = kept
+        return dropped
 
     def _refill(self) -> None:
         while len(self.games) < self.cfg.parallel_games and (self.max_new_games is None or self.max_new_games > 0):

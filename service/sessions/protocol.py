@@ -59,6 +59,8 @@ class MessageKind(StrEnum):
     """Live stats (speed, memory...): to the listeners, kept as `metrics.snapshot` now and then."""
     PAUSED = "paused"
     """The worker holds (every game it finished before is reported)."""
+    ACTOR_REPLACED = "actor_replaced"
+    """A self-play actor died and another took its place (data: both numbers, the exit code)."""
     RESUMED = "resumed"
     """The worker goes on after a pause."""
     FINISHED = "finished"

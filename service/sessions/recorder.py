@@ -123,6 +123,7 @@ class Recorder:
             MessageKind.FAILED: self._failed,
             MessageKind.PAUSED: self._paused,
             MessageKind.RESUMED: self._resumed,
+            MessageKind.ACTOR_REPLACED: self._actor_replaced,
             MessageKind.IDLE: self._idle,
         }
         """One handler per session message (`protocol.SESSION_MESSAGES`)."""
@@ -247,6 +248,9 @@ class Recorder:
                     "game_id": game.id,
                     "number": data["number"],
                     "started": data.get("started", data["number"]),
+                    "generation": data.get("generation", 0),
+                    "actor": data.get("actor", 0),
+                    "generation_lag": data.get("generation_lag", 0),
                     "result": data["result"],
                     "termination": data["termination"],
                     "adjudicated": data["adjudicated"],
@@ -426,6 +430,24 @@ class Recorder:
     def _mark_paused(self, session_id: str, paused: bool) -> None:
         live = self._live.get(session_id) or {}
         self._live[session_id] = live | {"paused": paused, "at": utcnow().isoformat()}
+
+    async def _actor_replaced(self, session_id: str, data: dict[str, Any], reports: _Reports) -> bool:
+        """A self-play actor died while the session runs: a `session.state` event, the state
+        unchanged, records it (its games in flight were lost; numbering has no gap)."""
+        reason = (
+            f"self-play actor {data.get('actor')} died (exit code {data.get('exitcode')}); "
+            f"actor {data.get('replacement')} replaced it"
+        )
+        event = {"state": "", "actor_replaced": True, "reason": reason, **data}
+
+        async def job(db):
+            row = await repo.get_session(db, session_id)
+            event["state"] = row.state if row is not None else State.RUNNING.value
+            await self.writer.event(db, session_id, EventType.SESSION_STATE, event)
+
+        log.warning("session %s: %s", session_id, reason)
+        await self.writer.write(job)
+        return False
 
     async def _idle(self, session_id: str, data: dict[str, Any], reports: _Reports) -> bool:
         return True

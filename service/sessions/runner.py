@@ -31,6 +31,7 @@ from ..lifecycle import FINAL, State
 from ..storage import codec
 from ..storage import repositories as repo
 from .errors import SessionNotFound, SessionOwned
+from .fleet import fleet_layout
 from .lease import Leases
 from .pool import Pool
 from .protocol import CommandKind, MessageKind
@@ -270,11 +271,14 @@ class Runner:
                 replay.reverse()  # oldest first: the buffer keeps the newest
         checkpoint_dir = Path(self.settings.checkpoint_dir)
         config = stored_session_config(row.config)
+        layout = fleet_layout(self.settings, config)
         spec = WorkerSpec(
             session_id=session_id,
             config=config,
             checkpoint_dir=checkpoint_dir / session_id,
-            torch_threads=self.settings.resolved_torch_threads(),
+            torch_threads=layout.learner_threads,
+            actors=layout.actors,
+            actor_threads=layout.actor_threads,
             first_game=first_game,
             resume_state=checkpoint_dir / last.state_file_name if last is not None else None,
             init_weights=checkpoint_dir / init.file_name if init is not None and last is None else None,

@@ -31,6 +31,7 @@ from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
 from .evaluation import Evaluations
+from .fleet import Fleet, LocalPlay, Play
 from .protocol import SESSION_COMMANDS, Command, CommandKind, MessageKind, WorkerMessage
 
 Emit = Callable[[MessageKind, dict[str, Any]], None]
@@ -57,6 +58,8 @@ class WorkerSpec:
     duration_s: float | None = None  # time left; None: SESSION_DURATION_MIN
     stats_interval_s: float = 2.0
     move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
+    actors: int = 1  # SELFPLAY_ACTORS resolved: 1 plays in this process, more in processes of their own
+    actor_threads: int = 1  # torch threads of each actor process
 
 
 def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
@@ -80,10 +83,17 @@ def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
     )
 
 
-def game_message(record: GameRecord) -> dict[str, Any]:
-    """What the caller stores of a game: no board features (they are recomputed by replay)."""
+def game_message(record: GameRecord, newest_generation: int | None = None) -> dict[str, Any]:
+    """What the caller stores of a game: no board features (they are recomputed by replay).
+    `newest_generation` is the learner's when the game arrived: its lag is measured from it
+    (None: the game's own, lag 0)."""
+    if newest_generation is None:
+        newest_generation = record.generation
     return {
         "number": record.number,
+        "generation": record.generation,
+        "actor": record.actor,
+        "generation_lag": max(newest_generation - record.generation, 0),
         "started": record.started,
         "moves": [m.uci() for m in record.moves],
         "result": record.result,
@@ -151,6 +161,8 @@ class SessionWorker:
         self.games_done = spec.first_game - 1
         self.new_positions = 0
         self.positions_learned = 0
+        self.positions_received = 0  # by this run: the training/self-play ratio it held
+        self.samples_trained = 0
         if spec.resume_state is not None:
             self._restore(spec.resume_state)
         elif spec.init_weights is not None:
@@ -170,7 +182,29 @@ class SessionWorker:
             )
         self.evaluator = network.Evaluator(self.net, self.device)
         self.evaluations = Evaluations(cfg, self.device, spec.init_weights)
-        self.selfplay = SelfPlay(
+        self.played_generation = max(self.generation - 1, 0)  # what self-play plays: the checkpoint loaded
+        remaining = max(cfg.max_games - self.games_done, 0) if cfg.max_games else None
+        self.play: Play
+        if spec.actors > 1:
+            self.play = Fleet(
+                spec.actors,
+                cfg,
+                selfplay_config(cfg),
+                spec.checkpoint_dir / "fleet",
+                spec.actor_threads,
+                remaining=remaining,
+                move_interval_s=spec.move_interval_s,
+                on_replaced=self._on_actor_replaced,
+                on_move=lambda data: self.emit(MessageKind.MOVE, data),
+            )
+        else:
+            self.play = LocalPlay(self._local_selfplay(remaining), self.evaluator, cfg.max_generation_lag)
+        self.process = psutil.Process()
+
+    def _local_selfplay(self, remaining: int | None) -> SelfPlay:
+        """Self-play in this process (SELFPLAY_ACTORS=1), as one worker always played."""
+        cfg = self.cfg
+        selfplay = SelfPlay(
             selfplay_config(cfg),
             self.evaluator,
             seed=cfg.seed,
@@ -183,12 +217,12 @@ class SessionWorker:
                 cfg.temperature_decay_games,
             ),
         )
-        if cfg.max_games:
-            self.selfplay.max_new_games = max(cfg.max_games - self.games_done, 0)
+        selfplay.generation = self.played_generation
+        selfplay.max_new_games = remaining
         self._last_move = float("-inf")
-        if spec.move_interval_s is not None:
-            self.selfplay.move_hook = self._on_move
-        self.process = psutil.Process()
+        if self.spec.move_interval_s is not None:
+            selfplay.move_hook = self._on_move
+        return selfplay
 
     # -- the pipeline --------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -199,23 +233,34 @@ class SessionWorker:
         deadline = self._run_started + duration - self.elapsed_before  # time used before a restart counts
         if self.generation == 0:
             self._checkpoint()  # generation 0: the evaluation anchor
+        if isinstance(self.play, Fleet):
+            self.play.start(self.net, self.played_generation, self.games_done)
+        try:
+            return self._run(deadline)
+        finally:
+            self.play.close()  # after an error too: no actor outlives its session
+
+    def _run(self, deadline: float) -> dict[str, Any]:
         reason = "max_games"
         last_stats = time.monotonic()
-        sims_mark, t_mark = self.selfplay.simulations, time.perf_counter()
+        marks = self._marks()
         start_rss = self.process.memory_info().rss
         gc_was_enabled = gc.isenabled()
         gc.disable()  # search trees hold no cycles: reference counting frees them
         try:
-            while self.selfplay.in_flight or self.selfplay.max_new_games != 0:
+            while self.play.more():
                 command = self._take_command()
                 if command == CommandKind.PAUSE:
                     paused_at = time.monotonic()
+                    for record in self.play.pause():  # what finished before every actor held
+                        self._on_game(record)
                     self.emit(MessageKind.PAUSED, {"games": self.games_done})
                     while command not in (CommandKind.RESUME, CommandKind.STOP, CommandKind.SHUTDOWN, CommandKind.EXIT):
                         command = self.commands.get(None)
                     self._paused_s += time.monotonic() - paused_at
                     deadline += time.monotonic() - paused_at  # a pause does not use the session's time
                     if command == CommandKind.RESUME:
+                        self.play.resume()
                         self.emit(MessageKind.RESUMED, {"games": self.games_done})
                 if command in _ENDING or self.should_stop():
                     reason = "stopped" if command == CommandKind.STOP or command is None else "shutdown"
@@ -223,16 +268,17 @@ class SessionWorker:
                 if time.monotonic() >= deadline:
                     reason = "duration"
                     break
-                for record in self.selfplay.step():
+                for record in self.play.step():
                     self._on_game(record)
                 now = time.monotonic()
                 if now - last_stats >= self.spec.stats_interval_s:
-                    sims_mark, t_mark = self._emit_stats(sims_mark, t_mark, start_rss)
+                    marks = self._emit_stats(marks, start_rss)
                     last_stats = now
         finally:
             if gc_was_enabled:
                 gc.enable()
-        self._emit_stats(sims_mark, t_mark, start_rss)
+        self._emit_stats(marks, start_rss)
+        dropped = self.play.close()  # self-play ends here: the final checkpoint and evaluation run alone
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
         if reason in ("max_games", "duration") and self.games_done > self.evaluations.last_games:
@@ -243,26 +289,39 @@ class SessionWorker:
             "generation": self.generation,
             "positions_learned": self.positions_learned,
             "training_steps": self.trainer.step,
-            "dropped_in_flight": self.selfplay.in_flight,
+            "dropped_in_flight": dropped,
         }
         self.emit(MessageKind.FINISHED, summary)
         return summary
 
-    def _emit_stats(self, sims_mark: int, t_mark: float, start_rss: int) -> tuple[int, float]:
-        """Throughput since the last report, buffer and memory; returns the new marks."""
-        t = time.perf_counter()
+    def _marks(self) -> tuple[int, float]:
+        """Training steps and the clock now, for the learner's rate in the next stats."""
+        return self.trainer.step, time.perf_counter()
+
+    def _emit_stats(self, marks: tuple[int, float], start_rss: int) -> tuple[int, float]:
+        """Throughput (the actors' simulations/s, the learner's steps/s since the last report),
+        the training/self-play ratio so far, the actors, buffer and memory; returns new marks."""
+        steps, t = marks
+        now = self._marks()
+        actors = self.play.actors()
         rss = self.process.memory_info().rss
         self.emit(
             MessageKind.STATS,
             {
-                "simulations_per_second": (self.selfplay.simulations - sims_mark) / max(t - t_mark, 1e-9),
+                "simulations_per_second": sum(a["simulations_per_second"] for a in actors),
+                "learner_steps_per_second": (now[0] - steps) / max(now[1] - t, 1e-9),
+                "samples_per_position": self.samples_trained / self.positions_received
+                if self.positions_received
+                else None,
+                "generation": self.played_generation,
+                "actors": actors,
                 "buffer_size": len(self.buffer),
-                "games_in_flight": self.selfplay.in_flight,
+                "games_in_flight": self.play.in_flight,
                 "rss_mb": rss / 2**20,
                 "rss_growth_mb": (rss - start_rss) / 2**20,
             },
         )
-        return self.selfplay.simulations, t
+        return now
 
     def _on_move(self, game: int, ply: int, uci: str, san: str, fen: str) -> None:
         """A move of the featured game: reported unless one was reported too recently."""
@@ -271,15 +330,17 @@ class SessionWorker:
         if now - self._last_move < self.spec.move_interval_s:
             return
         self._last_move = now
-        self.emit(MessageKind.MOVE, {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen})
+        self.emit(MessageKind.MOVE, {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen, "actor": 0})
 
     def _on_game(self, record: GameRecord) -> None:
         cfg = self.cfg
         self.games_done += 1
+        record.number = self.games_done  # in arrival order: from every actor, 1..N with no gap
         samples = record.samples(cfg.value_horizon_plies, cfg.adjudication_margin, cfg.value_material_scale)
         self.buffer.add(samples)
         self.new_positions += len(samples)
-        self.emit(MessageKind.GAME, game_message(record))
+        self.positions_received += len(samples)
+        self.emit(MessageKind.GAME, game_message(record, self.played_generation))
         n = self.games_done
         if n >= cfg.min_games_before_learning and n % cfg.learn_every_n_games == 0 and len(self.buffer):
             self._learn()
@@ -295,8 +356,9 @@ class SessionWorker:
             return
         t = time.perf_counter()
         stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size)
+        self.samples_trained += stats.steps * cfg.learning_batch_size
         if not cfg.gating:  # with gating only an SPRT-accepted checkpoint plays self-play
-            self.evaluator.refresh()
+            self._adopt(self.generation)  # the trained net becomes generation self.generation when saved
         gc.collect()  # training and the optimizer may leave cycles behind
         self.positions_learned += self.new_positions
         self.new_positions = 0
@@ -319,6 +381,16 @@ class SessionWorker:
             },
         )
 
+    def _adopt(self, generation: int) -> None:
+        """Self-play takes the network as it is now, as `generation` (the checkpoint it is, or
+        will be saved as); with MAX_GENERATION_LAG older games in flight are abandoned."""
+        self.play.adopt(self.net, generation)
+        self.played_generation = generation
+
+    def _on_actor_replaced(self, actor: int, replacement: int, exitcode: int | None) -> None:
+        """An actor died and another took its place: its games in flight are lost, never numbered."""
+        self.emit(MessageKind.ACTOR_REPLACED, {"actor": actor, "replacement": replacement, "exitcode": exitcode})
+
     # -- commands ------------------------------------------------------------------------
     _pending: CommandKind | None = None  # a command read during an evaluation, for the main loop
 
@@ -340,7 +412,7 @@ class SessionWorker:
             self._checkpoint()
         for data in self.evaluations.play(self.net, self.generation - 1, self.games_done, self._stop_requested):
             if self.cfg.gating and data.get("sprt", {}).get("state") == "accepted":
-                self.evaluator.refresh()  # promote: self-play now uses this checkpoint
+                self._adopt(self.generation - 1)  # promote: self-play now uses this checkpoint
             self.emit(MessageKind.EVALUATION, data)
 
     # -- checkpoints ---------------------------------------------------------------------

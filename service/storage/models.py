@@ -166,6 +166,8 @@ class GameRow(Base):
     duration_s: Mapped[float]
     material: Mapped[int] = mapped_column(default=0, server_default="0")
     false_resign: Mapped[bool | None]
+    generation: Mapped[int] = mapped_column(default=0, server_default="0")  # the network that started it
+    actor: Mapped[int] = mapped_column(default=0, server_default="0")  # the self-play actor that played it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def move_list(self) -> list[str]:

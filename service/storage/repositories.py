@@ -365,6 +365,8 @@ def game_row(session_id: str, message: dict[str, Any]) -> GameRow:
         duration_s=float(message["duration_s"]),
         material=message.get("material", 0),
         false_resign=message.get("false_resign"),
+        generation=message.get("generation", 0),
+        actor=message.get("actor", 0),
     )
 
 
@@ -417,6 +419,8 @@ GAME_SUMMARY_COLUMNS = (
     "duration_s",
     "material",
     "false_resign",
+    "generation",
+    "actor",
     "created_at",
 )
 """The columns of a game list's items: everything but the PGN and the search-target blobs."""

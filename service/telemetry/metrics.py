@@ -33,6 +33,13 @@ What each metric measures:
   observed once per finished game. Self-play keeps many games in flight and batches their
   network calls, so this is the wall time a game waited per ply, not one search's latency.
 - `game_duration_seconds` (histogram): wall time of each self-play game.
+- `selfplay_actors{state}`: the session's self-play actors by state (starting, running,
+  paused), from the worker stats; with SELFPLAY_ACTORS=1 the one is the learner's own.
+- `generation_lag` (histogram): per finished game, the learner's newest generation minus the
+  generation that started the game (a checkpoint's index: the one saved, or the one training).
+- `learner_steps_per_second`: training steps per second of wall time (worker stats).
+- `samples_per_position`: training samples drawn per new self-play position so far in this
+  run of the session (TRAIN_SAMPLES_PER_POSITION is what the learner aims at).
 - `alerts_total{alert, severity}`: alerts raised (`alert.raised` events: elo_regression,
   loss_spike, memory_growth, timeout_rate; warning or critical). Every (alert, severity)
   pair of a session starts at 0 with its first event, so `increase()` sees the first one.
@@ -52,7 +59,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import RestrictedRegistry
 
 from ..event_types import LIVE_STATS, EventType
-from ..lifecycle import FINAL, State
+from ..lifecycle import FINAL, ActorState, State
 from ..stats.alerts import ALERT_NAMES, CRITICAL, WARNING
 from ..stats.analyzer import elo_delta_per_10_games
 
@@ -70,6 +77,8 @@ MOVE_TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 """Seconds per move: a tiny net on a few simulations takes milliseconds, a large one seconds."""
 GAME_DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Seconds per game: from CI's tiny games to long games of a large net."""
+GENERATION_LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+"""Generations between the one that started a game and the newest when it arrived."""
 
 _GENERATION = re.compile(r"gen(\d+)")
 _ACTIVITY = frozenset(
@@ -154,7 +163,21 @@ class SessionMetrics:
             buckets=GAME_DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.simulations_per_second = gauge("simulations_per_second", "MCTS simulations per second of the worker.")
+        self.simulations_per_second = gauge(
+            "simulations_per_second", "MCTS simulations per second of the session's actors."
+        )
+        self.selfplay_actors = gauge("selfplay_actors", "Self-play actors of the session, by state.", sid + ["state"])
+        self.generation_lag = Histogram(
+            PREFIX + "generation_lag",
+            "Newest generation minus the generation that started each finished game.",
+            sid,
+            buckets=GENERATION_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.learner_steps_per_second = gauge("learner_steps_per_second", "Training steps per second of the learner.")
+        self.samples_per_position = gauge(
+            "samples_per_position", "Training samples drawn per new self-play position (the actual ratio)."
+        )
         self.alerts = Counter(
             PREFIX + "alerts_total",
             "Alerts raised (alert.raised events), by alert and severity.",
@@ -233,6 +256,9 @@ class SessionMetrics:
             plies = data.get("plies") or 0
             if plies > 0:
                 self.move_time.labels(session_id).observe(duration / plies)
+        lag = data.get("generation_lag")
+        if isinstance(lag, (int, float)) and lag >= 0:
+            self.generation_lag.labels(session_id).observe(lag)
 
     def _on_learning(self, session_id: str, session: _Session, data: dict[str, Any]) -> None:
         for head, key in HEADS.items():
@@ -250,6 +276,20 @@ class SessionMetrics:
             self.buffer_size.labels(session_id).set(data["buffer_size"])
         if data.get("simulations_per_second") is not None:
             self.simulations_per_second.labels(session_id).set(data["simulations_per_second"])
+        for key, gauge in (
+            ("learner_steps_per_second", self.learner_steps_per_second),
+            ("samples_per_position", self.samples_per_position),
+        ):
+            if isinstance(data.get(key), (int, float)):
+                gauge.labels(session_id).set(data[key])
+        actors = data.get("actors")
+        if isinstance(actors, list):
+            counts = dict.fromkeys(ActorState, 0)
+            for actor in actors:
+                if isinstance(actor, dict) and actor.get("state") in counts:
+                    counts[ActorState(actor["state"])] += 1
+            for state, count in counts.items():
+                self.selfplay_actors.labels(session_id, state).set(count)
 
     def _on_checkpoint(self, session_id: str, session: _Session, data: dict[str, Any]) -> None:
         if data.get("generation") is not None and data.get("games") is not None:
@@ -305,6 +345,7 @@ class SessionMetrics:
         extra: dict[Any, list[tuple[str, ...]]] = {
             self.games: [(v,) for v in RESULTS.values()],
             self.training_loss: [(h,) for h in HEADS],
+            self.selfplay_actors: [(state,) for state in ActorState],
             self.alerts: sorted(alert_labels),
         }
         for metric in (
@@ -323,6 +364,10 @@ class SessionMetrics:
             self.move_time,
             self.game_duration,
             self.simulations_per_second,
+            self.selfplay_actors,
+            self.generation_lag,
+            self.learner_steps_per_second,
+            self.samples_per_position,
             self.alerts,
         ):
             for values in extra.get(metric, [()]):
@@ -355,6 +400,10 @@ METRIC_NAMES = tuple(
         "move_time_seconds",
         "game_duration_seconds",
         "simulations_per_second",
+        "selfplay_actors",
+        "generation_lag",
+        "learner_steps_per_second",
+        "samples_per_position",
         "alerts_total",
     )
 )

@@ -53,6 +53,8 @@ DESIGN_DEFAULTS = {
     "replay_buffer_positions": 50000,
     "train_samples_per_position": 2,
     "torch_threads": None,
+    "selfplay_actors": "auto",
+    "max_generation_lag": None,
     "eval_interval_games": 100,
     "eval_games": 40,
     "eval_simulations": None,

@@ -245,7 +245,7 @@ async def test_a_live_session_streams_its_featured_game_moves(database, tmp_path
     games = {m["data"]["started"]: m["data"]["moves"] for m in got if m["type"] == EventType.GAME_FINISHED}
     assert moves and len(games) == 6
     for m in moves:
-        assert "seq" not in m and set(m["data"]) == {"game", "ply", "uci", "san", "fen"}
+        assert "seq" not in m and set(m["data"]) == {"game", "ply", "uci", "san", "fen", "actor"}
         assert games[m["data"]["game"]][m["data"]["ply"] - 1] == m["data"]["uci"]
     numbered = [m["seq"] for m in got if "seq" in m]
     assert numbered == list(range(1, len(numbered) + 1))

@@ -229,7 +229,7 @@ def test_the_worker_reports_featured_moves_rate_limited(tmp_path):
     games = {d["number"]: d for k, d in messages if k == "game"}
     assert len(games) == 6 and all(g["ended_at"] > 0 for g in games.values())
     assert moves, "no move was reported"
-    assert all(set(m) == {"game", "ply", "uci", "san", "fen"} for m in moves)
+    assert all(set(m) == {"game", "ply", "uci", "san", "fen", "actor"} and m["actor"] == 0 for m in moves)
     assert [m["game"] for m in moves] == sorted(m["game"] for m in moves)  # one featured game at a time
     for m in moves:  # each report is that game's real move and position
         played = games[m["game"]]["moves"]

@@ -49,7 +49,7 @@ async def test_head_matches_the_models(engine):
     assert schema["tables"] == TABLES
     assert schema["checks"] == {"ck_sessions_state"}
     assert schema["session_fks"] == {("fk_sessions_init_checkpoint_id_checkpoints", "SET NULL")}
-    assert schema["version"] == "0002"
+    assert schema["version"] == "0003"
 
 
 def _down_and_up(connection) -> None:

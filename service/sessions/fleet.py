@@ -1,0 +1,497 @@
+"""Where a session's self-play games come from: the learner's own process, or a fleet of actors.
+
+The learner (`worker.SessionWorker`) reads games from a `Play`, whatever plays them:
+
+- `LocalPlay` (SELFPLAY_ACTORS=1): one `SelfPlay` in the learner's process, stepped between
+  learning phases, as one worker always did; deterministic under a seed.
+- `Fleet` (SELFPLAY_ACTORS >= 2): that many actor processes (spawned, `actor_main`), each with
+  its own copy of the weights and `SELFPLAY_PARALLEL_GAMES` games in flight. The learner
+  publishes each new network as a file (`publish`: `fleet/net-<version>.safetensors` in the
+  session's checkpoint folder) and bumps a shared version number; an actor adopts the newest
+  between two search steps. Finished games come back on each actor's own pipe: while the learner
+  learns, checkpoints or evaluates, the pipes fill and the actors wait (the ratio of trained
+  samples per new position holds whatever their speed); the learner numbers games in the order
+  they arrive. An actor that dies is replaced under a new actor number (its games in flight are
+  lost, never numbered: no gap); pause holds every actor and waits until each has said so, so
+  every game finished before the pause is in the learner's hands.
+
+Actors report their throughput every few seconds (`ActorState`, simulations/s, generation) and
+the moves of one featured game (the lowest-numbered live actor's), all on the same queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection as mp_connection
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+
+from ..config import SessionConfig
+from ..engine import network, schedules
+from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig
+from ..lifecycle import ActorState
+
+STATS_INTERVAL_S = 2.0
+"""How often an actor reports its throughput."""
+PUBLISHED_KEPT = 3
+"""Newest published networks kept on disk (an actor may be reading the one before the newest)."""
+
+
+class Play(Protocol):
+    """A source of finished self-play games for the learner."""
+
+    def step(self) -> list[GameRecord]:
+        """Games finished since the last call (may wait a little for them)."""
+        ...
+
+    def adopt(self, net: torch.nn.Module, generation: int) -> None:
+        """From now on self-play plays `net`, as `generation`."""
+        ...
+
+    def pause(self) -> list[GameRecord]:
+        """Hold self-play; returns the games that finished before it held."""
+        ...
+
+    def resume(self) -> None:
+        """Let self-play go on after `pause`."""
+        ...
+
+    def close(self) -> int:
+        """Stop self-play for good; returns the games dropped in flight."""
+        ...
+
+    def more(self) -> bool:
+        """Whether games may still come (False once MAX_GAMES have been handed over)."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Games being played."""
+        ...
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Per live actor: its number, state, simulations/s (since the last call, or as it
+        last reported), generation and games in flight."""
+        ...
+
+
+class LocalPlay:
+    """SELFPLAY_ACTORS=1: self-play in the learner's own process, one step per call."""
+
+    def __init__(self, selfplay: SelfPlay, evaluator: network.Evaluator, max_lag: int | None) -> None:
+        self.selfplay = selfplay
+        self.evaluator = evaluator
+        self.max_lag = max_lag
+        self._mark = (0, time.perf_counter())  # simulations, clock at the last `actors`
+
+    def step(self) -> list[GameRecord]:
+        return self.selfplay.step()
+
+    def adopt(self, net: torch.nn.Module, generation: int) -> None:
+        self.evaluator.refresh()  # the evaluator wraps the learner's own net
+        self.selfplay.generation = generation
+        if self.max_lag is not None:
+            self.selfplay.drop_started_before(generation - self.max_lag)
+
+    def pause(self) -> list[GameRecord]:
+        return []  # nothing runs between two calls of `step`
+
+    def resume(self) -> None:
+        pass
+
+    def close(self) -> int:
+        return self.selfplay.in_flight
+
+    def more(self) -> bool:
+        return bool(self.selfplay.in_flight) or self.selfplay.max_new_games != 0
+
+    @property
+    def in_flight(self) -> int:
+        return self.selfplay.in_flight
+
+    def actors(self) -> list[dict[str, Any]]:
+        now = time.perf_counter()
+        sims, t = self._mark
+        self._mark = (self.selfplay.simulations, now)
+        return [
+            {
+                "actor": 0,
+                "state": ActorState.RUNNING,
+                "simulations_per_second": (self.selfplay.simulations - sims) / max(now - t, 1e-9),
+                "generation": self.selfplay.generation,
+                "games_in_flight": self.selfplay.in_flight,
+            }
+        ]
+
+
+# -- the actor process ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """What an actor process needs (picklable)."""
+
+    actor: int
+    config: SessionConfig
+    selfplay: SelfPlayConfig
+    folder: Path  # where the learner publishes networks
+    threads: int = 1
+    featured: bool = False  # report the moves of one game (the live feed's featured game)
+    move_interval_s: float | None = None
+
+
+@dataclass
+class _Shared:
+    """What the learner and its actors share: the newest published network, the games done
+    (for the temperature schedule), and the pause and stop flags."""
+
+    version: Any  # mp.Value("q"): the newest published network's version, 0 = none yet
+    generation: Any  # mp.Value("q"): its generation
+    games: Any  # mp.Value("q"): games the learner has received
+    paused: Any  # mp.Event
+    stop: Any  # mp.Event
+
+
+def published_path(folder: Path, version: int) -> Path:
+    """The file of a published network."""
+    return folder / f"net-{version:06d}.safetensors"
+
+
+def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
+    """An actor process: play self-play games on the newest published network until stopped.
+
+    `out` is the write end of this actor's own pipe to the learner (one per actor: an actor
+    killed in the middle of a message leaves a torn message in its own pipe only, which the
+    learner reads as the end of that pipe). Every message is a tuple: ("game", actor,
+    GameRecord), ("stats", actor, data), ("move", actor, data) or ("paused", actor, None). A
+    full pipe makes the actor wait (the learner is busy learning, checkpointing or evaluating)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when self-play stops
+    parent = os.getppid()
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(spec.threads)
+    cfg = spec.config
+    net = network.build_network(cfg.chess_preset, cfg.seed).to(cfg.device)
+    evaluator = network.Evaluator(net, cfg.device)
+    selfplay = SelfPlay(
+        spec.selfplay,
+        evaluator,
+        seed=f"{cfg.seed}:actor{spec.actor}",
+        actor=spec.actor,
+        temperature_for=lambda n: schedules.temperature(
+            cfg.temperature_schedule,
+            shared.games.value,
+            cfg.initial_temperature,
+            cfg.final_temperature,
+            cfg.temperature_decay_games,
+        ),
+    )
+    last_move = float("-inf")
+
+    def on_move(game: int, ply: int, uci: str, san: str, fen: str) -> None:
+        nonlocal last_move
+        now = time.monotonic()
+        if spec.move_interval_s is None or now - last_move < spec.move_interval_s:
+            return
+        last_move = now
+        send(("move", spec.actor, {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen, "actor": spec.actor}))
+
+    def send(item: tuple[str, int, Any]) -> None:
+        try:
+            out.send(item)
+        except (BrokenPipeError, EOFError, OSError):  # the learner is gone
+            os._exit(0)
+
+    if spec.featured:
+        selfplay.move_hook = on_move
+    adopted = 0
+    sims_mark, t_mark = 0, time.perf_counter()
+    up = {"simulations_per_second": 0.0, "generation": 0, "games_in_flight": 0}
+    send(("stats", spec.actor, up))
+    while not shared.stop.is_set():
+        if os.getppid() != parent:  # the learner died (even by SIGKILL): don't outlive it
+            os._exit(0)
+        if shared.paused.is_set():
+            send(("paused", spec.actor, None))
+            while shared.paused.is_set() and not shared.stop.is_set() and os.getppid() == parent:
+                time.sleep(0.02)
+            continue
+        version = shared.version.value
+        if version != adopted:
+            adopted = _adopt(net, evaluator, selfplay, spec, version, shared.generation.value) or adopted
+        for record in selfplay.step():
+            send(("game", spec.actor, record))
+        now = time.perf_counter()
+        if now - t_mark >= STATS_INTERVAL_S:
+            rate = (selfplay.simulations - sims_mark) / (now - t_mark)
+            stats = {
+                "simulations_per_second": rate,
+                "generation": selfplay.generation,
+                "games_in_flight": selfplay.in_flight,
+            }
+            send(("stats", spec.actor, stats))
+            sims_mark, t_mark = selfplay.simulations, now
+
+
+def _adopt(
+    net: network.ChessNet,
+    evaluator: network.Evaluator,
+    selfplay: SelfPlay,
+    spec: ActorSpec,
+    version: int,
+    generation: int,
+) -> int | None:
+    """Load a published network; None when it is gone already (a newer one replaced it)."""
+    try:
+        published, _ = network.load_weights(published_path(spec.folder, version))
+    except (FileNotFoundError, OSError):
+        return None
+    net.load_state_dict(published.state_dict())
+    evaluator.refresh()
+    selfplay.generation = generation
+    lag = spec.config.max_generation_lag
+    if lag is not None:
+        selfplay.drop_started_before(generation - lag)
+    return version
+
+
+# -- the learner's side --------------------------------------------------------------------
+
+
+@dataclass
+class _Actor:
+    number: int
+    process: Any
+    conn: Any  # the read end of its pipe
+    state: ActorState = ActorState.STARTING
+    dead: bool = False
+    simulations_per_second: float = 0.0
+    generation: int = 0
+    games_in_flight: int = 0
+
+
+@dataclass
+class Fleet:
+    """SELFPLAY_ACTORS >= 2: `size` actor processes playing for one learner.
+
+    `remaining` (None: no limit) is how many more games the learner takes (MAX_GAMES); games
+    past it are dropped. `on_replaced(actor, new_actor, exitcode)` is called when a dead actor
+    was replaced; `on_move(data)` gets the featured game's moves."""
+
+    size: int
+    config: SessionConfig
+    selfplay: SelfPlayConfig
+    folder: Path
+    threads: int = 1
+    remaining: int | None = None
+    move_interval_s: float | None = None
+    on_replaced: Callable[[int, int, int | None], None] = lambda actor, new, code: None
+    on_move: Callable[[dict[str, Any]], None] = lambda data: None
+    _actors: dict[int, _Actor] = field(default_factory=dict)
+    _next_actor: int = 1
+    _version: int = 0
+    _closed: bool = False
+    _featured: int | None = None
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._ctx = mp.get_context("spawn")
+        self._shared = _Shared(
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Event(),
+            self._ctx.Event(),
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, net: torch.nn.Module, generation: int, games_done: int) -> None:
+        """Publish the learner's network, then start the actors on it."""
+        self._shared.games.value = games_done
+        self.adopt(net, generation)
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> _Actor:
+        number = self._next_actor
+        self._next_actor += 1
+        if self._featured is None or self._actors[self._featured].dead:
+            self._featured = number  # one actor's game is the live feed's featured game
+        spec = ActorSpec(
+            number,
+            self.config,
+            self.selfplay,
+            self.folder,
+            self.threads,
+            featured=self._featured == number and self.move_interval_s is not None,
+            move_interval_s=self.move_interval_s,
+        )
+        reader, writer = self._ctx.Pipe(duplex=False)
+        args = (spec, self._shared, writer)
+        process = self._ctx.Process(target=actor_main, args=args, name=f"actor-{number}", daemon=True)
+        process.start()
+        writer.close()  # the actor's end: once it dies, its pipe reads as ended
+        actor = self._actors[number] = _Actor(number, process, reader)
+        return actor
+
+    def _live(self) -> list[int]:
+        return [n for n, a in self._actors.items() if not a.dead]
+
+    def close(self) -> int:
+        """Stop every actor; returns the games they had in flight (dropped)."""
+        if self._closed:
+            return 0
+        self._closed = True
+        self._shared.stop.set()
+        dropped = self.in_flight
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(a.process.is_alive() for a in self._actors.values()):
+            self._receive(0.05)  # an actor waiting on a full pipe sees the stop once read
+        for actor in self._actors.values():
+            if actor.process.is_alive():
+                actor.process.kill()
+            actor.process.join(timeout=5.0)
+            actor.conn.close()
+        return dropped
+
+    def _receive(self, timeout: float) -> list[tuple[str, int, Any]]:
+        """Every whole message that arrived, waiting up to `timeout` for one; a pipe whose
+        actor died (ended, or torn mid-message) is closed and read no more."""
+        live = [a.conn for a in self._actors.values() if not a.conn.closed]
+        items: list[tuple[str, int, Any]] = []
+        for ready in mp_connection.wait(live, timeout):
+            conn: mp_connection.Connection = ready  # type: ignore[assignment]  # wait returns what it was given
+            try:
+                while conn.poll():
+                    items.append(conn.recv())
+            except (EOFError, OSError):
+                conn.close()
+        return items
+
+    # -- weights ---------------------------------------------------------------------------
+    def adopt(self, net: torch.nn.Module, generation: int) -> None:
+        """Publish `net` as the newest network; actors take it between two search steps."""
+        self._version += 1
+        assert isinstance(net, network.ChessNet)
+        network.save_weights(net, published_path(self.folder, self._version), generation=generation, seed=0)
+        self._shared.generation.value = generation
+        self._shared.version.value = self._version
+        for old in range(self._version - PUBLISHED_KEPT, 0, -1):
+            path = published_path(self.folder, old)
+            if not path.exists():
+                break
+            path.unlink(missing_ok=True)
+
+    # -- games -----------------------------------------------------------------------------
+    def step(self, timeout: float = 0.05) -> list[GameRecord]:
+        """Games that arrived (waiting up to `timeout` for the first); replaces dead actors."""
+        self._check_health()
+        records: list[GameRecord] = []
+        for item in self._receive(timeout):
+            record = self._take(item)
+            if record is not None and self.remaining != 0:
+                records.append(record)
+                if self.remaining is not None:
+                    self.remaining -= 1
+        self._shared.games.value += len(records)
+        return records
+
+    def _take(self, item: tuple[str, int, Any]) -> GameRecord | None:
+        kind, number, data = item
+        actor = self._actors.get(number)
+        if actor is None or actor.dead:
+            return None  # a replaced actor's last words
+        if kind == "game":
+            actor.state = ActorState.RUNNING
+            return data
+        if kind == "stats":
+            actor.state = ActorState.RUNNING
+            actor.simulations_per_second = data["simulations_per_second"]
+            actor.generation = data["generation"]
+            actor.games_in_flight = data["games_in_flight"]
+        elif kind == "move":
+            self.on_move(data)
+        elif kind == "paused":
+            actor.state = ActorState.PAUSED
+        return None
+
+    def _check_health(self) -> None:
+        if self._closed:
+            return
+        for actor in list(self._actors.values()):
+            if not actor.dead and not actor.process.is_alive():
+                actor.dead = True
+                replacement = self._spawn()
+                if self._shared.paused.is_set():
+                    replacement.state = ActorState.STARTING
+                self.on_replaced(actor.number, replacement.number, actor.process.exitcode)
+
+    # -- pause -----------------------------------------------------------------------------
+    def pause(self, timeout: float = 120.0) -> list[GameRecord]:
+        """Hold every actor; returns the games each finished before it held."""
+        self._shared.paused.set()
+        records: list[GameRecord] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._actors[n].state == ActorState.PAUSED for n in self._live()):
+                break
+            records.extend(self.step(timeout=0.1))
+        return records
+
+    def resume(self) -> None:
+        self._shared.paused.clear()
+        for number in self._live():
+            self._actors[number].state = ActorState.STARTING
+
+    def more(self) -> bool:
+        return self.remaining != 0
+
+    # -- what the learner reports ----------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return sum(self._actors[n].games_in_flight for n in self._live())
+
+    def actors(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "actor": a.number,
+                "state": a.state,
+                "simulations_per_second": a.simulations_per_second if a.state == ActorState.RUNNING else 0.0,
+                "generation": a.generation,
+                "games_in_flight": a.games_in_flight,
+                "pid": a.process.pid,
+            }
+            for a in self._actors.values()
+            if not a.dead
+        ]
+
+    def pids(self) -> list[int]:
+        """The live actors' process ids (tests kill them)."""
+        return [self._actors[n].process.pid for n in self._live()]
+
+
+@dataclass(frozen=True)
+class FleetLayout:
+    """How a session's roles share the cores it gets."""
+
+    actors: int  # self-play actors; 1: in the learner's process
+    learner_threads: int  # torch threads of the learner (with one actor: of the one worker)
+    actor_threads: int  # torch threads of each actor process
+
+
+def fleet_layout(settings: Any, config: SessionConfig) -> FleetLayout:
+    """SELFPLAY_ACTORS and the threads per role, from the cores a session gets (CPU cores /
+    MAX_CONCURRENT_SESSIONS) and TORCH_THREADS: `auto` is one actor per core beside the
+    learner's, at least 1. The search is single-threaded Python, so an actor takes one torch
+    thread; the learner takes what the actors leave (TORCH_THREADS overrides it)."""
+    cores = max(1, (os.cpu_count() or 1) // settings.max_concurrent_sessions)
+    actors = max(1, cores - 1) if config.selfplay_actors == "auto" else int(config.selfplay_actors)
+    if actors == 1:
+        return FleetLayout(1, settings.resolved_torch_threads(), 1)
+    learner = config.torch_threads or settings.torch_threads or max(1, cores - actors)
+    return FleetLayout(actors, learner, 1)
