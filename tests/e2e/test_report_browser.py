@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser_support import chromium_page, screenshot
+from support.browser import chromium_page, screenshot
 
 from service.config import Settings
 from service.reports.html import render_html

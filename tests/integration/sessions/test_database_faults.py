@@ -35,10 +35,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from integration.api.api_support import game_message
-from pg_cluster import PgCluster
 from sqlalchemy import func, pool, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.pg_cluster import PgCluster
 
 from service.app import create_app
 from service.config import Settings
