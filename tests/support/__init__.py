@@ -3,6 +3,11 @@
 `tests/` is on sys.path when pytest runs (tests/conftest.py is a rootdir conftest without an
 `__init__.py`), so a test imports these as `from support.tiny import TINY`.
 
+- `tiny`: the one tiny session config (TINY) and the settings, config and environment built
+  from it;
+- `waiting`: `wait_for` (async) and `wait_for_sync`, polling until a condition holds, and
+  `wait_for_session` on the API;
+- `stored`: what the database holds for a session (its row, its game numbers, whether it ended);
 - `positions`: seeded random chess positions;
 - `pg_cluster`: a private PostgreSQL cluster a test can stop and start;
 - `browser`: headless Chromium through Playwright.
