@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.tiny import TINY, tiny_settings
 
 from service.config import Settings
 from service.event_types import EventType
@@ -535,37 +536,10 @@ def test_make_sinks_follows_the_settings():
 
 
 # -- a real session with failing sinks --------------------------------------------------------
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    eval_interval_games=4,
-)
-
-
 @pytest.mark.asyncio
 async def test_a_session_completes_with_sinks_that_fail_on_every_call(tmp_path, wandb_offline, caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
-    settings = Settings(
-        _env_file=None,
-        **TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-        enable_wandb=True,
-    )
+    settings = tiny_settings(tmp_path, enable_wandb=True)
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sinks.db'}")
     await upgrade_engine(engine)
     orchestrator = Orchestrator(settings, session_factory(engine), InlinePool(1))
@@ -679,9 +653,7 @@ async def test_a_headless_run_writes_its_offline_wandb_run(tmp_path, wandb_offli
         api_keys=[],
         cors_origins=[],
     )
-    config = settings.session_config(
-        **{**TINY, "eval_opponents": ["random"], "min_games_before_learning": 1000}, max_games=2, seed=3
-    )
+    config = settings.session_config(**{**TINY, "min_games_before_learning": 1000}, max_games=2, seed=3)
     session_id, _ = await run_session(settings, config)
     assert sink_warnings(caplog) == []
     runs = offline_runs(wandb_offline, session_id)
