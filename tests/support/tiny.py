@@ -50,6 +50,22 @@ def folder_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **(values | overrides))
 
 
+def app_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings with no .env file for the app or a headless run that reach nothing outside
+    tmp_path: an SQLite database and the folders under it, the tiny preset, the inline worker,
+    no API keys, no CORS origins; `overrides` win."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "checkpoint_dir": tmp_path / "checkpoints",
+        "report_dir": tmp_path / "reports",
+        "chess_preset": "tiny",
+        "worker_backend": "inline",
+        "api_keys": [],
+        "cors_origins": [],
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
 def tiny_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """folder_settings with TINY as the session defaults and metrics every 0.5 s (the
     settings of an orchestrator test); `overrides` win."""

@@ -28,6 +28,7 @@ import numpy as np
 import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.tiny import app_settings
 
 from service.app import create_app
 from service.config import SessionConfig, Settings
@@ -130,17 +131,8 @@ class Api:
 
 
 def make_settings(database, tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(
-        database_url=database.url,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        chess_preset="tiny",
-        worker_backend="inline",
-        api_keys=[],
-        cors_origins=[],
-    )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    """app_settings on the test's database."""
+    return app_settings(tmp_path, **{"database_url": database.url, **overrides})
 
 
 @asynccontextmanager
@@ -154,6 +146,26 @@ async def running_api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield Api(app, client, cfg, app.state.sessionmaker, database.backend)
+
+
+def get_scope(path: str, raw_path: bytes | None = None) -> dict[str, Any]:
+    """The ASGI scope of `GET path` from 127.0.0.1, as a server hands it to the app (to call
+    the app straight through its ASGI interface); `raw_path`: the path as sent, undecoded."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode() if raw_path is None else raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
 
 
 @asynccontextmanager

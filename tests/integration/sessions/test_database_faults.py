@@ -1,6 +1,6 @@
 """Database faults: PostgreSQL stopped under a running session (issue #12, item 3).
 
-Each test gets a private PostgreSQL cluster (`tests/pg_cluster.py`: Debian's initdb/pg_ctl
+Each test gets a private PostgreSQL cluster (`tests/support/pg_cluster.py`: Debian's initdb/pg_ctl
 in a temp folder, a free loopback port) that it stops (`pg_ctl stop -m immediate`: a
 crash, connections cut) and starts again, under the real app (lifespan, migrations, the
 real orchestrator on an inline worker playing the tiny preset) driven over HTTP (httpx on

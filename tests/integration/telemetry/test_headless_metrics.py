@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.tiny import TINY
+from support.tiny import TINY, app_settings
 
 from service.config import Settings
 from service.event_types import EventType
@@ -26,17 +26,7 @@ def free_port() -> int:
 
 
 def settings_for(tmp_path: Path, port: int) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        worker_backend="inline",
-        torch_threads=1,
-        prometheus_port=port,
-        api_keys=[],
-        cors_origins=[],
-    )
+    return app_settings(tmp_path, torch_threads=1, prometheus_port=port)
 
 
 @pytest.mark.asyncio

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.tiny import TINY
+from support.tiny import TINY, app_settings
 from support.waiting import wait_for_session
 
 from service.app import create_app
@@ -64,17 +64,7 @@ SESSION = {
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        chess_preset="tiny",
-        worker_backend="inline",
-        api_keys=[],
-        cors_origins=[],
-        max_concurrent_sessions=1,
-    )
-    return Settings(_env_file=None, **(values | overrides))
+    return app_settings(tmp_path, **{"max_concurrent_sessions": 1, **overrides})
 
 
 class IdleOrchestrator:
