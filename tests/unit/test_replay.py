@@ -100,7 +100,7 @@ def test_capacity_eviction_and_total_added() -> None:
         buf.sample(4)
 
 
-def test_recency_favours_newrandom_positions() -> None:
+def test_recency_favours_new_positions() -> None:
     n = 1000
     buf = ReplayBuffer(n, seed=42)
     buf.add(_tagged(n))  # tag == insertion order: n-1 is the newest
