@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,38 +25,27 @@ import httpx
 import psutil
 import pytest
 from sqlalchemy import make_url
+from support.cli import CONSOLE_SCRIPT, clean_env
+from support.tiny import tiny_env
+from support.waiting import wait_for_sync
 
-from service.config import Settings
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 DEFAULT_PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
 
-# A tiny, fast configuration: short games, few simulations, frequent learning and checkpoints.
-TINY_ENV = {
-    "WORKER_BACKEND": "process",
-    "WORKERS": "1",
-    "MAX_CONCURRENT_SESSIONS": "1",
-    "TORCH_THREADS": "1",
-    "CHESS_PRESET": "tiny",
-    "SEED": "3",
-    "SELFPLAY_PARALLEL_GAMES": "2",
-    "MAX_MOVES_PER_GAME": "24",
-    "SELFPLAY_SIMULATIONS": "6",
-    "FAST_SIMULATIONS": "2",
-    "GUMBEL_CONSIDERED": "4",
-    "MIN_GAMES_BEFORE_LEARNING": "2",
-    "LEARN_EVERY_N_GAMES": "2",
-    "LEARNING_BATCH_SIZE": "16",
-    "CHECKPOINT_INTERVAL": "2",
-    "METRICS_EXPORT_INTERVAL": "1",
-    # evaluation kept minimal (a stopped session may still evaluate its last checkpoint)
-    "EVAL_INTERVAL_GAMES": "100000",
-    "EVAL_GAMES": "2",
-    "EVAL_OPPONENTS": "random",
-    "EVAL_SIMULATIONS": "2",
-}
+# TINY served by one worker process: two games in flight, full searches of 6 simulations,
+# metrics every second; evaluation kept minimal (a stopped session may still evaluate its last
+# checkpoint)
+TINY_ENV = tiny_env(
+    SEED=3,
+    SELFPLAY_PARALLEL_GAMES=2,
+    SELFPLAY_SIMULATIONS=6,
+    EVAL_INTERVAL_GAMES=100000,
+    METRICS_EXPORT_INTERVAL=1,
+    WORKER_BACKEND="process",
+    WORKERS=1,
+    MAX_CONCURRENT_SESSIONS=1,
+)
 
 
 def free_port() -> int:
@@ -70,19 +58,19 @@ def free_port() -> int:
 def server_env(tmp_path: Path, database_url: str, port: int, **values: str) -> dict[str, str]:
     """os.environ without any setting of ours (a developer's .env-style exports must not leak
     in), plus the tiny configuration, this test's folders, port and database, and `values`."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(TINY_ENV)
-    env.update(
-        HOST="127.0.0.1",
-        PORT=str(port),
-        DATABASE_URL=database_url,
-        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
-        REPORT_DIR=str(tmp_path / "reports"),
-        PYTHONUNBUFFERED="1",
-        NO_COLOR="1",
+    return clean_env(
+        **{
+            **TINY_ENV,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATABASE_URL": database_url,
+            "CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+            "REPORT_DIR": str(tmp_path / "reports"),
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+            **values,
+        }
     )
-    env.update(values)
-    return env
 
 
 class Server:
@@ -353,9 +341,10 @@ def wait_for(
 ) -> dict:
     """Poll GET /v1/sessions/{id} until `predicate(body)`; fails naming `what` with the last
     body and the server's output (also when the server died meanwhile)."""
-    deadline = time.monotonic() + timeout
     body: dict = {}
-    while True:
+
+    def satisfied() -> dict | None:
+        nonlocal body
         r = client.get(f"/v1/sessions/{session_id}")
         assert r.status_code == 200, r.text
         body = r.json()
@@ -367,13 +356,15 @@ def wait_for(
             )
         if not server.running:
             pytest.fail(f"the server exited while waiting for {what}\n{server.output()}", pytrace=False)
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f} s waiting for {what}: state={body['state']} "
-                f"games_done={body['games_done']}\n{server.output()}",
-                pytrace=False,
-            )
-        time.sleep(interval)
+        return None
+
+    return wait_for_sync(
+        satisfied,
+        timeout=timeout,
+        interval=interval,
+        what=what,
+        detail=lambda: f"state={body['state']} games_done={body['games_done']}\n{server.output()}",
+    )
 
 
 def all_games(client: httpx.Client, session_id: str, limit: int = 5) -> list[dict]:

@@ -17,7 +17,6 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -26,23 +25,15 @@ import chess.engine
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
+from support.cli import CONSOLE_SCRIPT, clean_env
 
-from service.config import Settings
 from service.engine import network
 from service.storage import models
 from service.storage.database import alembic_config
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 DEFAULT_TEST_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"  # as tests/conftest.py
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    """os.environ without any setting of ours, plus `values`."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(values)
-    return env
 
 
 def head_revision() -> str:

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from browser_support import chromium_page, screenshot
 from server_support import Server, serving, sqlite_url, wait_for
+from support.browser import chromium_page, screenshot
 
 from service.event_types import EventType
 

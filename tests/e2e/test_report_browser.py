@@ -7,51 +7,35 @@ tests/artifacts/ (report.png, report-empty.png)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from browser_support import chromium_page, screenshot
+from support.browser import chromium_page, screenshot
+from support.cli import CONSOLE_SCRIPT, clean_env
+from support.report import CHARTS
+from support.tiny import tiny_env
 
-from service.config import Settings
 from service.reports.html import render_html
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
-TINY = {
-    "CHESS_PRESET": "tiny",
-    "SEED": "5",
-    "MAX_GAMES": "8",
-    "SELFPLAY_PARALLEL_GAMES": "4",
-    "MAX_MOVES_PER_GAME": "30",
-    "SELFPLAY_SIMULATIONS": "8",
-    "FAST_SIMULATIONS": "2",
-    "MIN_GAMES_BEFORE_LEARNING": "2",
-    "LEARN_EVERY_N_GAMES": "2",
-    "LEARNING_BATCH_SIZE": "32",
-    "CHECKPOINT_INTERVAL": "4",
-    "EVAL_INTERVAL_GAMES": "4",
-    "EVAL_GAMES": "2",
-    "EVAL_OPPONENTS": "random,greedy",
-    "EVAL_SIMULATIONS": "2",
-    "TORCH_THREADS": "1",
-    "ENABLE_PROMETHEUS": "false",
-    "ENABLE_WANDB": "false",
-    "ENABLE_BRAINTRUST": "false",
-}
-CHARTS = [
-    "chart-elo",
-    "chart-matches",
-    "chart-losses",
-    "chart-results",
-    "chart-length",
-    "chart-move-time",
-    "chart-duration",
-    "chart-throughput",
-]
+# TINY for 8 games of <= 30 plies, four in flight, with full searches of 8 simulations,
+# training batches of 32, and a checkpoint evaluated against two anchors every 4 games
+RUN = tiny_env(
+    SEED=5,
+    MAX_GAMES=8,
+    SELFPLAY_PARALLEL_GAMES=4,
+    MAX_MOVES_PER_GAME=30,
+    SELFPLAY_SIMULATIONS=8,
+    LEARNING_BATCH_SIZE=32,
+    CHECKPOINT_INTERVAL=4,
+    EVAL_INTERVAL_GAMES=4,
+    EVAL_OPPONENTS=["random", "greedy"],
+    ENABLE_PROMETHEUS=False,
+    ENABLE_WANDB=False,
+    ENABLE_BRAINTRUST=False,
+)
 # Marks a page would set if markup in a session's strings ever ran.
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
@@ -68,9 +52,8 @@ PLOTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el
 def run_dir(tmp_path_factory) -> Path:
     """The directory a real tiny session (two evaluations, learning) leaves under REPORT_DIR."""
     tmp = tmp_path_factory.mktemp("run")
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(
-        TINY,
+    env = clean_env(
+        **RUN,
         REPORT_DIR=str(tmp / "reports"),
         CHECKPOINT_DIR=str(tmp / "checkpoints"),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",

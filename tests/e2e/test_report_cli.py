@@ -16,6 +16,7 @@ import chess
 import chess.pgn
 import numpy as np
 import pytest
+from support.cli import CONSOLE_SCRIPT
 
 from service.config import Settings
 from service.event_types import EventType
@@ -26,7 +27,6 @@ from service.storage.database import create_engine, session_factory, upgrade_eng
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 COMMANDS = {
     "cli": [str(CONSOLE_SCRIPT), "report"],
     "module": [sys.executable, "-m", "service.reports"],

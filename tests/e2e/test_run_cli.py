@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,51 +21,46 @@ import chess
 import chess.pgn
 import pytest
 import torch
+from support.cli import CONSOLE_SCRIPT, clean_env, started
+from support.tiny import tiny_env
+from support.waiting import wait_for_sync
 
-from service.config import Settings
 from service.engine import network
 from service.storage import repositories as repo
 from service.storage.database import create_engine, session_factory
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 SEED = 3
 MAX_GAMES = 10  # the seed plan's success criterion: >= 10 games
 MAX_MOVES = 32
 INTERVAL = 3
-TINY = {
-    "EVAL_GAMES": "2",
-    "EVAL_OPPONENTS": "random",
-    "EVAL_SIMULATIONS": "2",
-    "CHESS_PRESET": "tiny",
-    "SEED": str(SEED),
-    "MAX_GAMES": str(MAX_GAMES),
-    "SELFPLAY_PARALLEL_GAMES": "4",
-    "MAX_MOVES_PER_GAME": str(MAX_MOVES),
-    "SELFPLAY_SIMULATIONS": "8",
-    "FAST_SIMULATIONS": "2",
-    "MIN_GAMES_BEFORE_LEARNING": "2",
-    "LEARN_EVERY_N_GAMES": "2",
-    "LEARNING_BATCH_SIZE": "32",
-    "CHECKPOINT_INTERVAL": str(INTERVAL),
-    "TORCH_THREADS": "1",
-    "ENABLE_PROMETHEUS": "false",
-}
+# TINY for MAX_GAMES games of <= MAX_MOVES plies, four in flight, with full searches of 8
+# simulations, training batches of 32 and a checkpoint every INTERVAL games
+RUN = tiny_env(
+    SEED=SEED,
+    MAX_GAMES=MAX_GAMES,
+    SELFPLAY_PARALLEL_GAMES=4,
+    MAX_MOVES_PER_GAME=MAX_MOVES,
+    SELFPLAY_SIMULATIONS=8,
+    LEARNING_BATCH_SIZE=32,
+    CHECKPOINT_INTERVAL=INTERVAL,
+    ENABLE_PROMETHEUS=False,
+)
 
 
-def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    """os.environ without any setting of ours, plus the tiny session's and `values`."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(
-        TINY,
-        REPORT_DIR=str(tmp_path / "reports"),
-        CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
-        COLUMNS="100",
-        NO_COLOR="1",
+def run_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    """A clean environment with the tiny session's settings and `values`."""
+    return clean_env(
+        **{
+            **RUN,
+            "REPORT_DIR": str(tmp_path / "reports"),
+            "CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+            "COLUMNS": "100",
+            "NO_COLOR": "1",
+            **values,
+        }
     )
-    env.update(values)
-    return env
 
 
 def run_cli(
@@ -77,7 +69,7 @@ def run_cli(
     return subprocess.run(
         [str(CONSOLE_SCRIPT), *args],
         cwd=tmp_path,
-        env=env or clean_env(tmp_path),
+        env=env or run_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -175,7 +167,7 @@ def stored_games(url: str, session_id: str) -> list[tuple[int, str, bool]]:
 
 def test_tiny_session_end_to_end(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}"
-    proc = run_cli(tmp_path, "run", "--quiet", env=clean_env(tmp_path, DATABASE_URL=url))
+    proc = run_cli(tmp_path, "run", "--quiet", env=run_env(tmp_path, DATABASE_URL=url))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     out = session_dir(tmp_path)
@@ -269,30 +261,17 @@ def test_tiny_session_end_to_end(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
-    env = clean_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="60")
-    proc = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "run", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
+    env = run_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="60")
+    with started(tmp_path, "run", "--quiet", env=env) as proc:
+
+        def first_game() -> bool:
+            assert proc.poll() is None, f"run ended by itself: {proc.returncode}"
             pgns = list((tmp_path / "reports").glob("*/games.pgn"))
-            if pgns and "[Round " in pgns[0].read_text():
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, f"run ended by itself: {proc.returncode}"
-        assert time.monotonic() < deadline, "no game within 120 s"
+            return bool(pgns) and "[Round " in pgns[0].read_text()
+
+        wait_for_sync(first_game, timeout=120, interval=0.1, what="a first game")
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     out = session_dir(tmp_path)
@@ -310,7 +289,7 @@ def test_ctrl_c_stops_cleanly_and_still_reports(tmp_path):
 
 
 def test_duration_limit_stops_the_session(tmp_path):
-    env = clean_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="0.05")  # 3 s
+    env = run_env(tmp_path, MAX_GAMES="0", SESSION_DURATION_MIN="0.05")  # 3 s
     proc = run_cli(tmp_path, "run", "--quiet", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = session_dir(tmp_path)
@@ -334,7 +313,7 @@ def test_bad_max_games_is_one_line_and_exit_2(tmp_path, how):
     if how == "--set":
         proc = run_cli(tmp_path, "run", "--set", "MAX_GAMES=-1", timeout=60)
     else:
-        proc = run_cli(tmp_path, "run", env=clean_env(tmp_path, MAX_GAMES="abc"), timeout=60)
+        proc = run_cli(tmp_path, "run", env=run_env(tmp_path, MAX_GAMES="abc"), timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "MAX_GAMES" in lines[0], proc.stderr

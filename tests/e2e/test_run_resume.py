@@ -8,56 +8,57 @@ and its report."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import chess.pgn
 import psutil
 import pytest
+from support.cli import CONSOLE_SCRIPT, clean_env, started
+from support.tiny import tiny_env
+from support.waiting import wait_for_sync
 
-from service.config import Settings
 from service.event_types import EventType
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 MAX_GAMES = 10
-TINY = {
-    "EVAL_GAMES": "2",
-    "EVAL_OPPONENTS": "random",
-    "EVAL_SIMULATIONS": "2",
-    "CHESS_PRESET": "tiny",
-    "SEED": "6",
-    "MAX_GAMES": str(MAX_GAMES),
-    "SELFPLAY_PARALLEL_GAMES": "2",
-    "MAX_MOVES_PER_GAME": "24",
-    "SELFPLAY_SIMULATIONS": "8",
-    "FAST_SIMULATIONS": "2",
-    "MIN_GAMES_BEFORE_LEARNING": "2",
-    "LEARN_EVERY_N_GAMES": "2",
-    "LEARNING_BATCH_SIZE": "32",
-    "CHECKPOINT_INTERVAL": "2",
-    "TORCH_THREADS": "1",
-    "ENABLE_PROMETHEUS": "false",
-}
+# TINY for MAX_GAMES games, two in flight, with full searches of 8 simulations and training
+# batches of 32
+RUN = tiny_env(
+    SEED=6,
+    MAX_GAMES=MAX_GAMES,
+    SELFPLAY_PARALLEL_GAMES=2,
+    SELFPLAY_SIMULATIONS=8,
+    LEARNING_BATCH_SIZE=32,
+    ENABLE_PROMETHEUS=False,
+)
 
 
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(
-        TINY,
+def run_env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(
+        **RUN,
         REPORT_DIR=str(tmp_path / "reports"),
         CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cp.db'}",
         COLUMNS="100",
         NO_COLOR="1",
     )
-    return env
+
+
+def resume(tmp_path: Path, session_id: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """`continuous-play run --resume session_id --quiet`, to its end."""
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), "run", "--resume", session_id, "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -81,32 +82,20 @@ def stored_generations(db: Path) -> list[int]:
 
 def test_run_resume_continues_a_crashed_session_to_its_end(tmp_path):
     db = tmp_path / "cp.db"
-    env = clean_env(tmp_path)
-    proc = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "run", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = run_env(tmp_path)
     family: list[psutil.Process] = []
     try:
-        # crash it once it has stored a game after its first checkpoint past generation 0
-        deadline = time.monotonic() + 180
-        while proc.poll() is None:
-            assert time.monotonic() < deadline, "no game stored within 180 s"
-            if len(stored_games(db)) >= 3 and len(stored_generations(db)) >= 2:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, f"run ended by itself: {proc.returncode} {proc.stderr.read()[-3000:]}"
-        family = psutil.Process(proc.pid).children(recursive=True)  # its worker processes
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+        with started(tmp_path, "run", "--quiet", env=env) as proc:
+
+            def crash_point() -> bool:  # a game stored after its first checkpoint past generation 0
+                assert proc.poll() is None, f"run ended by itself: {proc.returncode} {proc.stderr.read()[-3000:]}"
+                return len(stored_games(db)) >= 3 and len(stored_generations(db)) >= 2
+
+            wait_for_sync(crash_point, timeout=180, what="3 games and a checkpoint past generation 0")
+            family = psutil.Process(proc.pid).children(recursive=True)  # its worker processes
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         # its workers notice that their parent is gone and end; never leave one behind
         _, alive = psutil.wait_procs(family, timeout=60)
         for p in alive:
@@ -119,15 +108,7 @@ def test_run_resume_continues_a_crashed_session_to_its_end(tmp_path):
     assert [n for n, _ in before] == list(range(1, len(before) + 1)) and 1 <= len(before) < MAX_GAMES
     generations_before = stored_generations(db)
 
-    resumed = subprocess.run(
-        [str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    resumed = resume(tmp_path, sid, env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stderr
     assert f"session {sid} completed: {MAX_GAMES} games" in resumed.stdout, resumed.stdout[-2000:]
@@ -157,31 +138,18 @@ def test_run_resume_beside_a_live_owner_is_refused_in_one_line(tmp_path):
     """The issue's reproduction: `run --resume ID` on the database of a process that runs ID
     (here a first `run`) must not play it too; it says who owns it, in one line, exit 2."""
     db = tmp_path / "cp.db"
-    env = clean_env(tmp_path) | {"MAX_GAMES": "200"}
-    owner = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "run", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while len(stored_games(db)) < 1:
+    env = run_env(tmp_path) | {"MAX_GAMES": "200"}
+    with started(tmp_path, "run", "--quiet", env=env) as owner:
+
+        def a_game_stored() -> bool:
+            if stored_games(db):
+                return True
             assert owner.poll() is None, owner.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "no game stored within 180 s"
-            time.sleep(0.05)
+            return False
+
+        wait_for_sync(a_game_stored, timeout=180, what="a game stored")
         ((sid,),) = query(db, "SELECT id FROM sessions")
-        second = subprocess.run(
-            [str(CONSOLE_SCRIPT), "run", "--resume", sid, "--quiet"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        second = resume(tmp_path, sid, env, timeout=120)
         assert second.returncode == 2, (second.returncode, second.stderr[-3000:])
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
@@ -189,10 +157,6 @@ def test_run_resume_beside_a_live_owner_is_refused_in_one_line(tmp_path):
         assert owner.poll() is None, "the owner was disturbed"
         owner.send_signal(signal.SIGINT)  # the owner stops its session as usual
         out, err = owner.communicate(timeout=120)
-    finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.communicate()
     assert owner.returncode == 0, err[-3000:]
     assert query(db, "SELECT state, owner FROM sessions") == [("stopped", None)]
     numbers = [n for n, _ in stored_games(db)]

@@ -16,6 +16,7 @@ import chess
 import numpy as np
 import pytest
 import torch
+from support.tiny import TINY
 
 from service.config import SessionConfig, Settings, load_settings
 from service.engine import arena, encoding, network
@@ -27,29 +28,21 @@ from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration
 
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    seed=11,
-    max_games=6,
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=8,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=32,
-    checkpoint_interval=3,
-    torch_threads=1,
-    session_duration_min=10,
-)
+# TINY for 6 games with full searches of 8 simulations, training batches of 32 and a
+# checkpoint every 3 games
+WORKER = {
+    **TINY,
+    "seed": 11,
+    "max_games": 6,
+    "selfplay_simulations": 8,
+    "learning_batch_size": 32,
+    "checkpoint_interval": 3,
+    "session_duration_min": 10,
+}
 
 
-def tiny_config(**overrides) -> SessionConfig:
-    return SessionConfig(**{**TINY, **overrides})
+def worker_config(**overrides) -> SessionConfig:
+    return SessionConfig(**{**WORKER, **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +108,7 @@ def session(tmp_path_factory):
     threads = torch.get_num_threads()
     try:
         tmp = tmp_path_factory.mktemp("worker")
-        cfg = tiny_config()
+        cfg = worker_config()
         rec, worker, summary = run_worker(tmp, cfg)
         yield cfg, rec, worker, summary, tmp
     finally:
@@ -230,7 +223,7 @@ def test_should_stop_stops_with_reason_stopped(tmp_path):
     def should_stop() -> bool:
         return len(seen) >= 2
 
-    cfg = tiny_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
+    cfg = worker_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
     rec = Recorder()
 
     def emit(kind, data):
@@ -256,7 +249,7 @@ def test_a_resumed_session_keeps_the_time_it_already_used(tmp_path):
     from a checkpoint whose session had used all of its 10 minutes, it plays no game and stops
     with reason "duration"; its final checkpoint carries the time on (>= 600 s). A worker that
     ignored the stored time would play a game (and be stopped by `should_stop`: "stopped")."""
-    cfg = tiny_config(max_games=0, session_duration_min=10, checkpoint_interval=100, min_games_before_learning=100)
+    cfg = worker_config(max_games=0, session_duration_min=10, checkpoint_interval=100, min_games_before_learning=100)
     seen = []
     first = SessionWorker(
         WorkerSpec(session_id="t", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
@@ -300,7 +293,9 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
         worker_backend="inline",
         enable_prometheus=False,
     )
-    config = settings.session_config(**{**TINY, "max_games": 4, "selfplay_parallel_games": 2, "max_moves_per_game": 16})
+    config = settings.session_config(
+        **{**WORKER, "max_games": 4, "selfplay_parallel_games": 2, "max_moves_per_game": 16}
+    )
     kinds = []
     sid, report = asyncio.run(run_session(settings, config, on_event=lambda k, d: kinds.append(k)))
     out = tmp_path / "reports" / sid
@@ -325,7 +320,7 @@ def test_run_session_stores_the_session_and_writes_its_files(clean_env, tmp_path
 def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
     """GATING=true: learning changes the training net, but self-play keeps generation 0 until
     a checkpoint wins its SPRT (two-game matches never reach a verdict)."""
-    cfg = tiny_config(
+    cfg = worker_config(
         max_games=6,
         gating=True,
         eval_interval_games=2,
@@ -356,7 +351,7 @@ def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, mo
         return result
 
     monkeypatch.setattr(arena, "play_match", spy)
-    cfg = tiny_config(
+    cfg = worker_config(
         max_games=2,
         max_moves_per_game=6,
         adjudication="none",
@@ -381,7 +376,7 @@ def test_a_stop_during_an_evaluation_match_ends_it_at_once(tmp_path, monkeypatch
     """Evaluation polls the worker's commands between steps: a stop does not wait for the match.
     The stop arrives at the match's 5th step (of a 40-game match); the match ends at that very
     step (no step after it) and reports nothing."""
-    cfg = tiny_config(
+    cfg = worker_config(
         max_games=0,
         session_duration_min=10,
         eval_interval_games=2,
@@ -441,7 +436,7 @@ def test_a_state_file_runs_no_code_when_a_session_resumes(tmp_path):
     """Issue #21 item 7: state files load with torch.load(weights_only=True). One that holds
     anything but tensors, numbers, strings, lists and dicts is refused, and what it carries is
     never run; the worker's own state files load that way (see the test above)."""
-    cfg = tiny_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
+    cfg = worker_config(max_games=0, checkpoint_interval=100, min_games_before_learning=100)
     seen = []
     first = SessionWorker(
         WorkerSpec(session_id="p", config=cfg, checkpoint_dir=tmp_path / "ckpt", torch_threads=1),
@@ -478,7 +473,7 @@ def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    cfg = tiny_config(max_games=1, checkpoint_interval=100, min_games_before_learning=100)
+    cfg = worker_config(max_games=1, checkpoint_interval=100, min_games_before_learning=100)
     reported: list[tuple[dict, list[str]]] = []
 
     def emit(kind, data):

@@ -8,17 +8,15 @@ memory by less than the seed plan's 500 MB.
 """
 
 import gc
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+from support.cli import clean_env, started
+from support.tiny import tiny_env
 
-from service.config import Settings
 from service.engine import mcts
 from service.engine.replay import ReplayBuffer
 from service.engine.selfplay import SelfPlay, SelfPlayConfig
@@ -75,7 +73,6 @@ def test_replay_buffer_stays_bounded():
 
 # -- a whole session: the seed plan's "memory stable: < 500 MB growth" ---------------------
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 SESSION_GAMES = 400
 WARM_UP_GAMES = 40  # torch loaded, the network, the optimizer's state and a few checkpoints made
 MEMORY_GROWTH_LIMIT_MB = 500  # the seed plan's success criterion (ALERT_MEMORY_GROWTH_MB)
@@ -122,43 +119,33 @@ def test_memory_growth_over_hundreds_of_games_stays_below_500_mb(tmp_path):
     the default suite keeps the cheaper 400. The figures move with the machine; what is pinned
     is the bound, a property of the program, not a time."""
     db = tmp_path / "cp.db"
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(
-        CHESS_PRESET="tiny",
-        SEED="1",
-        MAX_GAMES=str(SESSION_GAMES),
-        SELFPLAY_PARALLEL_GAMES="8",
-        MAX_MOVES_PER_GAME="12",
-        SELFPLAY_SIMULATIONS="2",
-        FAST_SIMULATIONS="1",
-        GUMBEL_CONSIDERED="2",
-        MIN_GAMES_BEFORE_LEARNING="10",
-        LEARN_EVERY_N_GAMES="10",
-        LEARNING_BATCH_SIZE="32",
-        CHECKPOINT_INTERVAL="25",
-        EVAL_INTERVAL_GAMES="100000",
-        EVAL_GAMES="2",
-        EVAL_OPPONENTS="random",
-        EVAL_SIMULATIONS="2",
-        TORCH_THREADS="1",
-        ENABLE_PROMETHEUS="false",
-        WORKER_BACKEND="process",
+    # TINY for SESSION_GAMES short and cheap games, eight in flight, learning every 10 games
+    # and a checkpoint every 25, one worker process
+    env = clean_env(
+        **tiny_env(
+            SEED=1,
+            MAX_GAMES=SESSION_GAMES,
+            SELFPLAY_PARALLEL_GAMES=8,
+            MAX_MOVES_PER_GAME=12,
+            SELFPLAY_SIMULATIONS=2,
+            FAST_SIMULATIONS=1,
+            GUMBEL_CONSIDERED=2,
+            MIN_GAMES_BEFORE_LEARNING=10,
+            LEARN_EVERY_N_GAMES=10,
+            LEARNING_BATCH_SIZE=32,
+            CHECKPOINT_INTERVAL=25,
+            EVAL_INTERVAL_GAMES=100000,
+            ENABLE_PROMETHEUS=False,
+            WORKER_BACKEND="process",
+        ),
         DATABASE_URL=f"sqlite+aiosqlite:///{db}",
         REPORT_DIR=str(tmp_path / "reports"),
         CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
     )
-    proc = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "run", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     baseline: dict[int, int] | None = None
     peak: dict[int, int] = {}
     measured_until = 0  # games stored at the last sample after the baseline
-    try:
+    with started(tmp_path, "run", "--quiet", env=env) as proc:
         while proc.poll() is None:  # sample until the run ends by itself
             games = stored_game_count(db)
             rss = tree_rss(proc.pid)
@@ -171,10 +158,6 @@ def test_memory_growth_over_hundreds_of_games_stays_below_500_mb(tmp_path):
                 measured_until = games
             time.sleep(0.1)
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
     assert f"{SESSION_GAMES} games" in stdout
     assert baseline is not None and len(baseline) >= 2, f"the run and its worker were not sampled: {baseline}"

@@ -14,13 +14,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.cli import CONSOLE_SCRIPT
 
 import service
 
 pytestmark = pytest.mark.smoke
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(service.__path__, "service."))
-CONSOLE_SCRIPT = Path(sys.executable).with_name("continuous-play")
 
 
 def test_the_package_has_its_layers():

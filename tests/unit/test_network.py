@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 
-import chess
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from support.positions import random_positions
 
 from service.engine.encoding import AZ_PLANES, ENCODING_VERSION, POLICY_SIZE, POLICY_TO_PLANE, encode_boards
 from service.engine.network import (
@@ -29,23 +28,9 @@ from service.engine.network import (
 pytestmark = pytest.mark.unit
 
 
-def _positions(n: int, seed: int = 0) -> list[chess.Board]:
-    """Positions from seeded random playouts (real boards, both colours to move)."""
-    rng = random.Random(seed)
-    boards, board = [], chess.Board()
-    while len(boards) < n:
-        moves = list(board.legal_moves)
-        if not moves or board.ply() > 80:
-            board = chess.Board()
-            continue
-        board.push(rng.choice(moves))
-        boards.append(board.copy(stack=False))
-    return boards
-
-
 @pytest.fixture(scope="module")
 def planes() -> np.ndarray:
-    return encode_boards(_positions(12))
+    return encode_boards(random_positions(12))
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import chess
 import numpy as np
 import pytest
+from support.positions import random_positions
 
 from service.engine.encoding import (
     POLICY_SIZE,
@@ -19,20 +18,6 @@ from service.engine.encoding import (
 from service.engine.replay import Batch, ReplayBuffer, Sample, wdl_target
 
 pytestmark = pytest.mark.unit
-
-
-def _positions(n: int, seed: int = 0) -> list[chess.Board]:
-    """Distinct-enough positions from seeded random playouts (both colours to move)."""
-    rng = random.Random(seed)
-    boards, board = [], chess.Board()
-    while len(boards) < n:
-        moves = list(board.legal_moves)
-        if not moves or board.ply() > 80:
-            board = chess.Board()
-            continue
-        board.push(rng.choice(moves))
-        boards.append(board.copy(stack=False))
-    return boards
 
 
 def _sample(board: chess.Board, rng: np.random.Generator, result: float | None = None) -> Sample:
@@ -58,7 +43,7 @@ def _tags(batch: Batch) -> np.ndarray:
 
 def test_batch_shapes_and_targets() -> None:
     rng = np.random.default_rng(0)
-    boards = _positions(40)
+    boards = random_positions(40)
     samples = [_sample(b, rng) for b in boards]
     buf = ReplayBuffer(100, seed=1)
     buf.add(samples)
@@ -137,7 +122,7 @@ def test_recency_after_wraparound() -> None:
 
 
 def test_sampling_is_deterministic_under_seed() -> None:
-    samples = [_sample(b, np.random.default_rng(1)) for b in _positions(30)]
+    samples = [_sample(b, np.random.default_rng(1)) for b in random_positions(30)]
     a, b, c = ReplayBuffer(50, seed=9), ReplayBuffer(50, seed=9), ReplayBuffer(50, seed=10)
     for buf in (a, b, c):
         buf.add(samples)

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.report import CHARTS
 
 from service.config import Settings
 from service.event_types import EventType
@@ -35,16 +36,6 @@ from service.stats.scorecard import Scorecard
 pytestmark = pytest.mark.unit
 
 SECTIONS = ("summary", "strength", "learning", "selfplay", "analysis", "alerts", "checkpoints", "manifest")
-CHARTS = (
-    "chart-elo",
-    "chart-matches",
-    "chart-losses",
-    "chart-results",
-    "chart-length",
-    "chart-move-time",
-    "chart-duration",
-    "chart-throughput",
-)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 

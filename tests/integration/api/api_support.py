@@ -11,8 +11,10 @@ drives it on an inline pool).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,8 +25,10 @@ import chess
 import chess.pgn
 import httpx
 import numpy as np
+import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.tiny import app_settings
 
 from service.app import create_app
 from service.config import SessionConfig, Settings
@@ -127,17 +131,8 @@ class Api:
 
 
 def make_settings(database, tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(
-        database_url=database.url,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        chess_preset="tiny",
-        worker_backend="inline",
-        api_keys=[],
-        cors_origins=[],
-    )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    """app_settings on the test's database."""
+    return app_settings(tmp_path, **{"database_url": database.url, **overrides})
 
 
 @asynccontextmanager
@@ -151,6 +146,52 @@ async def running_api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield Api(app, client, cfg, app.state.sessionmaker, database.backend)
+
+
+def get_scope(path: str, raw_path: bytes | None = None) -> dict[str, Any]:
+    """The ASGI scope of `GET path` from 127.0.0.1, as a server hands it to the app (to call
+    the app straight through its ASGI interface); `raw_path`: the path as sent, undecoded."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode() if raw_path is None else raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+
+
+@asynccontextmanager
+async def uvicorn_on_loopback(app: Any, sndbuf: int | None = None, **config: Any) -> AsyncIterator[int]:
+    """`app` served by uvicorn in this event loop on a loopback socket (a real socket, where
+    ASGI transports have none; `sndbuf`: the kernel send buffer its connections inherit),
+    its lifespan running; yields the port. `config`: more uvicorn.Config options."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # inherited by accepted sockets
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise AssertionError("uvicorn stopped before it started")
+            await asyncio.sleep(0.05)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 120)
+        sock.close()
 
 
 # -- seeding through the real repositories ------------------------------------------------

@@ -3,45 +3,30 @@ network playing short games in a thread of this process)."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 
 import chess.pgn
 import pytest
 from api_support import count_rows, running_api
+from support.tiny import TINY
+from support.waiting import wait_for_session
 
 from service.sessions.pool import InlinePool
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
 
-TINY = dict(
-    eval_games=2,
-    eval_opponents=["random"],
-    eval_simulations=2,
-    chess_preset="tiny",
-    seed=3,
-    max_games=10_000,
-    selfplay_parallel_games=2,
-    max_moves_per_game=16,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=2,
-    min_games_before_learning=1000,
-    checkpoint_interval=1000,
-    torch_threads=1,
-    eval_interval_games=10_000,
-)
-
-
-async def wait_for(api, session_id: str, predicate, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = (await api.client.get(f"/v1/sessions/{session_id}")).json()
-        if predicate(body):
-            return body
-        assert time.monotonic() < deadline, f"timed out; last: {body['state']} {body['games_done']}"
-        await asyncio.sleep(0.1)
+# TINY with games of <= 16 plies, two in flight, and no learning and no checkpoint but
+# generation 0 before the stop (MAX_GAMES out of reach: the test stops it)
+SESSION = {
+    **TINY,
+    "seed": 3,
+    "max_games": 10_000,
+    "selfplay_parallel_games": 2,
+    "max_moves_per_game": 16,
+    "gumbel_considered": 2,
+    "min_games_before_learning": 1000,
+    "checkpoint_interval": 1000,
+}
 
 
 async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
@@ -54,14 +39,14 @@ async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
         metrics_export_interval=0.01,
     ) as api:
         assert (await api.client.get("/readyz")).status_code == 200
-        r = await api.client.post("/v1/sessions", json=TINY)
+        r = await api.client.post("/v1/sessions", json=SESSION)
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
         base = f"/v1/sessions/{sid}"
-        await wait_for(api, sid, lambda b: b["state"] == "running" and b["games_done"] >= 1)
+        await wait_for_session(api.client, sid, lambda b: b["state"] == "running" and b["games_done"] >= 1)
 
         # a second session waits for the only slot; stopping it ends it at once
-        second = (await api.client.post("/v1/sessions", json=TINY)).json()["id"]
+        second = (await api.client.post("/v1/sessions", json=SESSION)).json()["id"]
         assert (await api.client.get(f"/v1/sessions/{second}")).json()["state"] == "pending"
         assert (await api.client.post(f"/v1/sessions/{second}/pause")).status_code == 409
         r = await api.client.post(f"/v1/sessions/{second}/stop")
@@ -78,7 +63,7 @@ async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
 
         r = await api.client.post(f"{base}/stop")
         assert r.status_code == 202 and r.json()["state"] in ("stopping", "stopped")
-        final = await wait_for(api, sid, lambda b: b["state"] == "stopped")
+        final = await wait_for_session(api.client, sid, lambda b: b["state"] == "stopped")
         assert final["finished_at"] and final["scorecard"]["games"] == final["games_done"] >= 1
         assert (await api.client.post(f"{base}/resume")).status_code == 409
 
@@ -96,18 +81,16 @@ async def test_lifecycle_on_the_real_orchestrator(database, tmp_path):
         assert (await count_rows(api))["games"] == 0
 
 
-EVALUATED = dict(
-    TINY,
-    max_games=4,
-    eval_interval_games=2,
-    eval_games=4,
-    eval_opponents=["gen0", "random", "greedy"],
-    eval_simulations=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-)
+EVALUATED = {
+    **SESSION,
+    "max_games": 4,
+    "eval_interval_games": 2,
+    "eval_games": 4,
+    "eval_opponents": ["gen0", "random", "greedy"],
+    "eval_simulations": 4,
+    "min_games_before_learning": 2,
+    "checkpoint_interval": 2,
+}
 
 
 async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
@@ -122,7 +105,7 @@ async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
         elo_anchor=1500.0,
     ) as api:
         sid = (await api.client.post("/v1/sessions", json=EVALUATED)).json()["id"]
-        body = await wait_for(api, sid, lambda b: b["state"] in ("completed", "failed"), timeout=100)
+        body = await wait_for_session(api.client, sid, lambda b: b["state"] in ("completed", "failed"), timeout=100)
         assert body["state"] == "completed", body
         evals = (await api.client.get(f"/v1/sessions/{sid}/evaluations")).json()
         rows = evals["items"]
@@ -166,7 +149,7 @@ async def test_actions_on_a_session_another_process_runs_answer_409(database, tm
 
     async with running_api(database, tmp_path, orchestrator_factory=None, pool=InlinePool(1, 1)) as api:
         async with api.sessionmaker() as db:
-            sid = (await repo.create_session(db, api.settings.session_config(**TINY).model_dump(mode="json"), 3)).id
+            sid = (await repo.create_session(db, api.settings.session_config(**SESSION).model_dump(mode="json"), 3)).id
             await repo.set_state(db, sid, state)
             until = datetime.now(timezone.utc) + timedelta(hours=1)
             await db.execute(

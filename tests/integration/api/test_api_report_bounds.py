@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from api_support import game_message, seed_session
+from api_support import game_message, get_scope, seed_session
 
 from service.api import caches
 from service.api import reports as reports_route
@@ -292,21 +292,7 @@ async def get_watching_the_pool(api, path: str) -> tuple[list[int], list[bytes]]
             if not message.get("more_body"):
                 finished.set()
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    scope = get_scope(path)
     await api.app(scope, receive, send)
     return held, chunks
 

@@ -5,13 +5,12 @@ generation 0 of its own seed."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 import torch
 from api_support import running_api
 from safetensors.torch import load as load_safetensors
+from support.tiny import TINY
+from support.waiting import wait_for_session
 
 from service.engine import network
 from service.lifecycle import FINAL
@@ -19,30 +18,13 @@ from service.sessions.pool import InlinePool
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(240)]
 
-TINY = {
-    "eval_games": 2,
-    "eval_opponents": ["random"],
-    "eval_simulations": 2,
-    "eval_interval_games": 10_000,
-    "chess_preset": "tiny",
-    "selfplay_parallel_games": 2,
-    "max_moves_per_game": 12,
-    "selfplay_simulations": 4,
-    "fast_simulations": 2,
-    "gumbel_considered": 2,
-    "torch_threads": 1,
-    "learning_batch_size": 16,
-}
+# TINY with two games in flight of <= 12 plies, each session its own seed, length, learning
+# and checkpoints
+SHORT = {**TINY, "selfplay_parallel_games": 2, "max_moves_per_game": 12, "gumbel_considered": 2}
 
 
-async def finished(api, session_id: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = (await api.client.get(f"/v1/sessions/{session_id}")).json()
-        if body["state"] in FINAL:
-            return body
-        assert time.monotonic() < deadline, f"session {session_id} still {body['state']} after {timeout:.0f} s"
-        await asyncio.sleep(0.1)
+async def finished(api, session_id: str) -> dict:
+    return await wait_for_session(api.client, session_id, lambda b: b["state"] in FINAL, timeout=180)
 
 
 async def checkpoints(api, session_id: str) -> list[dict]:
@@ -69,7 +51,7 @@ async def test_a_session_from_init_checkpoint_starts_from_its_weights(database, 
         r = await api.client.post(
             "/v1/sessions",
             json={
-                **TINY,
+                **SHORT,
                 "seed": 3,
                 "max_games": 2,
                 "min_games_before_learning": 1,
@@ -93,7 +75,7 @@ async def test_a_session_from_init_checkpoint_starts_from_its_weights(database, 
         r = await api.client.post(
             "/v1/sessions",
             json={
-                **TINY,
+                **SHORT,
                 "seed": seed,
                 "max_games": 1,
                 "min_games_before_learning": 100,

@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
-from api_support import API_KEY, Api, running_api, seed_session
+from api_support import API_KEY, Api, make_settings, running_api, seed_session, uvicorn_on_loopback
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
+from support.tiny import TINY
+from support.waiting import wait_for
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from service.api import live
@@ -34,23 +35,7 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-FAST = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    metrics_export_interval=0.5,
-    max_concurrent_sessions=1,
-)
+FAST = {**TINY, "metrics_export_interval": 0.5, "max_concurrent_sessions": 1}  # the app's settings
 TIMEOUT = 90.0  # seconds to wait for one message: generous for a loaded 2-core machine
 
 
@@ -99,11 +84,13 @@ async def healthy(client: httpx.AsyncClient) -> bool:
 
 async def subscribed(bus, count: int, timeout: float = TIMEOUT) -> None:
     """Until `count` feeds are subscribed (a WebSocket is accepted before it subscribes)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while bus.subscribers < count:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{bus.subscribers} subscriptions, expected {count}")
-        await asyncio.sleep(0.01)
+    await wait_for(
+        lambda: bus.subscribers >= count,
+        timeout=timeout,
+        interval=0.01,
+        what=f"{count} subscriptions",
+        detail=lambda: f"{bus.subscribers} subscribed",
+    )
 
 
 # -- replay, then the live tail ------------------------------------------------------------
@@ -360,28 +347,10 @@ class SmallWriteBuffer(WebSocketsSansIOProtocol):
 async def uvicorn_app(database, tmp_path, **settings: Any) -> AsyncIterator[tuple[Any, str]]:
     """The app served by uvicorn in this event loop on a loopback socket with small kernel
     buffers; yields (app, "127.0.0.1:port")."""
-    from api_support import make_settings
-
     cfg = make_settings(database, tmp_path, **{**FAST, **settings})
     app = create_app(cfg, pool=InlinePool(1), engine_kwargs=database.engine_kwargs)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # inherited by accepted sockets
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, ws=SmallWriteBuffer, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise AssertionError("uvicorn stopped before it started")
-            await asyncio.sleep(0.05)
-        yield app, "127.0.0.1:%d" % sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 120)
-        sock.close()
+    async with uvicorn_on_loopback(app, sndbuf=4096, ws=SmallWriteBuffer) as port:
+        yield app, f"127.0.0.1:{port}"
 
 
 def small_socket(address: str) -> socket.socket:
@@ -391,14 +360,6 @@ def small_socket(address: str) -> socket.socket:
     sock.connect((host, int(port)))
     sock.setblocking(False)
     return sock
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 240.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes_on(database, tmp_path):
@@ -429,7 +390,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
                 async def overflowed() -> bool:
                     return bus.overflows >= 1
 
-                await wait_until(overflowed, what="the slow subscriber's overflow")
+                await wait_for(overflowed, timeout=240, what="the slow subscriber's overflow")
                 received = []
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     while True:  # now read: what was in the pipes, then the close frame
@@ -442,7 +403,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
             async def finished() -> bool:
                 return (await http.get(f"/v1/sessions/{sid}")).json()["state"] in FINAL
 
-            await wait_until(finished, what="the session's end")
+            await wait_for(finished, timeout=240, what="the session's end")
             detail = (await http.get(f"/v1/sessions/{sid}")).json()
             assert detail["state"] == "completed" and detail["games_done"] == max_games
             assert (await http.get("/healthz")).status_code == 200
@@ -457,7 +418,7 @@ async def test_a_subscriber_that_never_reads_is_closed_4008_and_the_session_goes
             async def unsubscribed() -> bool:
                 return bus.subscribers == 0
 
-            await wait_until(unsubscribed, what="the feeds to unsubscribe")
+            await wait_for(unsubscribed, timeout=240, what="the feeds to unsubscribe")
 
 
 async def test_protocol_garbage_on_a_real_socket_leaves_the_server_serving(database, tmp_path):

@@ -28,12 +28,12 @@ import hmac
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from api_support import API_KEY, count_rows, make_settings, running_api, seed_checkpoint, seed_session
+from api_support import API_KEY, count_rows, get_scope, make_settings, running_api, seed_checkpoint, seed_session
+from support.cli import CONSOLE_SCRIPT, clean_env
 
 from service.api import auth
 from service.api.errors import MAX_BODY_BYTES
@@ -73,21 +73,7 @@ async def raw_get(app, raw_path: bytes) -> tuple[int, dict[str, str], bytes]:
     from urllib.parse import unquote_to_bytes
 
     path = unquote_to_bytes(raw_path.split(b"?")[0]).decode("utf-8", "replace")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": raw_path.split(b"?")[0],
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    scope = get_scope(path, raw_path.split(b"?")[0])
     sent: list[dict] = []
 
     async def receive():
@@ -533,14 +519,11 @@ async def test_cors_is_off_without_origins_and_exact_with_them(tmp_path):
 # -- binding --------------------------------------------------------------------------------
 
 
-def _clean_environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-
-
 async def test_serve_refuses_a_public_host_without_keys(tmp_path):
-    script = Path(sys.executable).with_name("continuous-play")
-    env = {**_clean_environ(), "HOST": "0.0.0.0", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
-    proc = subprocess.run([str(script), "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = clean_env(HOST="0.0.0.0", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    proc = subprocess.run(
+        [str(CONSOLE_SCRIPT), "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "HOST" in lines[0] and "API_KEYS" in lines[0], proc.stderr

@@ -20,9 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
-from api_support import API_KEY, FakeOrchestrator, count_rows, make_settings, running_api, seed_session
+from api_support import (
+    API_KEY,
+    FakeOrchestrator,
+    count_rows,
+    make_settings,
+    running_api,
+    seed_session,
+    uvicorn_on_loopback,
+)
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
@@ -233,23 +240,8 @@ async def served(database, tmp_path, **settings: Any) -> AsyncIterator[tuple[Any
         orchestrator_factory=LiveOrchestrator,
         engine_kwargs=database.engine_kwargs,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise AssertionError("uvicorn stopped before it started")
-            await asyncio.sleep(0.05)
-        yield app, sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 120)
-        sock.close()
+    async with uvicorn_on_loopback(app) as port:
+        yield app, port
 
 
 def loopback(port: int) -> socket.socket:

@@ -10,31 +10,18 @@ Everything else (the orchestrator, its writer, the database) is real.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-from service.config import Settings
+from support.waiting import wait_for
+
 from service.sessions.pool import Pool, _Base
 from service.sessions.protocol import Command, WorkerMessage
 
 
-def scripted_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """The settings of a scripted-worker test: the tiny preset, its folders under tmp_path,
-    one session at a time unless `overrides` say otherwise."""
-    values: dict[str, Any] = {
-        "chess_preset": "tiny",
-        "checkpoint_dir": tmp_path / "checkpoints",
-        "report_dir": tmp_path / "reports",
-        "max_concurrent_sessions": 1,
-    }
-    return Settings(_env_file=None, **(values | overrides))
-
-
 async def until(predicate, timeout: float = 30.0) -> None:
-    """Wait (on the event loop) until `predicate()` holds; TimeoutError after `timeout` s."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    """Wait (on the event loop) until `predicate()` holds, looking every 10 ms: a scripted
+    interleaving moves on as soon as it can; AssertionError after `timeout` s."""
+    await wait_for(predicate, timeout=timeout, interval=0.01, what="the scripted interleaving's next step")
 
 
 class ScriptedWorker(_Base):

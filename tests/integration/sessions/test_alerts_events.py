@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from support.tiny import folder_settings
 
 from service.config import Settings
 from service.event_types import EventType
@@ -23,15 +24,8 @@ P = "mcts_continuous_play_"
 
 
 def settings(tmp_path: Path, **overrides) -> Settings:
-    values = dict(
-        chess_preset="tiny",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=3600,
-    )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    """folder_settings, a stats report stored as a metrics snapshot at most once an hour."""
+    return folder_settings(tmp_path, **{"metrics_export_interval": 3600, **overrides})
 
 
 @pytest_asyncio.fixture

@@ -1,6 +1,6 @@
 """Database faults: PostgreSQL stopped under a running session (issue #12, item 3).
 
-Each test gets a private PostgreSQL cluster (`tests/pg_cluster.py`: Debian's initdb/pg_ctl
+Each test gets a private PostgreSQL cluster (`tests/support/pg_cluster.py`: Debian's initdb/pg_ctl
 in a temp folder, a free loopback port) that it stops (`pg_ctl stop -m immediate`: a
 crash, connections cut) and starts again, under the real app (lifespan, migrations, the
 real orchestrator on an inline worker playing the tiny preset) driven over HTTP (httpx on
@@ -22,7 +22,6 @@ Missing PostgreSQL binaries FAIL these tests (never skip): install Debian's `pos
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -35,10 +34,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from integration.api.api_support import game_message
-from pg_cluster import PgCluster
 from sqlalchemy import func, pool, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support.pg_cluster import PgCluster
+from support.tiny import tiny_settings
+from support.waiting import wait_for
 
 from service.app import create_app
 from service.config import Settings
@@ -52,24 +53,6 @@ from service.storage import repositories as repo
 from service.storage.database import create_engine, session_factory, upgrade_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(180)]
-
-TINY = dict(
-    chess_preset="tiny",
-    selfplay_parallel_games=2,
-    max_moves_per_game=16,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=3,
-    torch_threads=1,
-    eval_interval_games=100000,
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-)
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +72,20 @@ def cluster(pg_server: PgCluster) -> PgCluster:
 
 
 def settings(cluster: PgCluster, tmp_path: Path, **overrides: Any) -> Settings:
+    """TINY with shorter games (two in flight, 16 plies), a checkpoint every 3 games and no
+    evaluation before a session's end, for the app on the cluster's database."""
     values = dict(
-        TINY,
+        selfplay_parallel_games=2,
+        max_moves_per_game=16,
+        checkpoint_interval=3,
+        eval_interval_games=100000,
         database_url=cluster.url,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
         worker_backend="inline",
         workers=1,
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
         api_keys=[],
         cors_origins=[],
     )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return tiny_settings(tmp_path, **(values | overrides))
 
 
 @asynccontextmanager
@@ -124,17 +107,6 @@ async def reader(cluster: PgCluster):
         yield session_factory(engine)
     finally:
         await engine.dispose()
-
-
-async def wait_for(predicate, what: str, timeout: float = 60.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def stored(maker: async_sessionmaker[AsyncSession], sid: str) -> dict[str, Any]:
@@ -224,19 +196,19 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
         r = await client.post("/v1/sessions", json={"max_games": max_games})
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
-        await wait_for(lambda: _at_least(cluster, sid, 2), "2 games stored")
+        await wait_for(lambda: _at_least(cluster, sid, 2), timeout=60, what="2 games stored")
         before = await games_stored(cluster, sid)
 
         t_stop = time.time()
         cluster.stop("immediate")
-        problem = await wait_for(lambda: outage_seen(client, orch), "the writer to meet the outage", 30)
+        problem = await wait_for(lambda: outage_seen(client, orch), timeout=30, what="the writer to meet the outage")
         assert problem["status"] == 503 and problem["checks"]["database"] == "unavailable", problem
         assert problem["checks"]["workers"] == "ok"
         assert "the database does not answer" in problem["detail"]
         assert problem["database_outage"]["held_writes"] >= 1 and not problem["database_outage"]["limit_passed"]
         # the worker plays on (its games wait in order): one more game finished during the outage
         played = len(worker["games"])
-        await wait_for(lambda: _grown(worker["games"], played), "a game during the outage", 60)
+        await wait_for(lambda: _grown(worker["games"], played), timeout=60, what="a game during the outage")
         problem = await readyz_problem(client)
         assert problem is not None and problem["checks"]["database"] == "unavailable"
         assert not orch.database_ok
@@ -252,10 +224,10 @@ async def test_a_session_outlives_a_database_outage_and_stores_every_game_once(c
 
         t_start = time.time()
         cluster.start()
-        await wait_for(lambda: _ready(client), "/readyz 200 after the restart", 30)
+        await wait_for(lambda: _ready(client), timeout=30, what="/readyz 200 after the restart")
 
         async with reader(cluster) as maker:
-            data = await wait_for(lambda: _final(maker, sid), "the session to end", 90)
+            data = await wait_for(lambda: _final(maker, sid), timeout=90, what="the session to end")
         assert data["state"] == "completed", data["failure_reason"]
         assert data["numbers"] == list(range(1, max_games + 1))
         assert_stored_once(data)
@@ -274,21 +246,23 @@ async def test_an_outage_past_the_bound_fails_the_session_and_keeps_its_games(cl
         r = await client.post("/v1/sessions", json={"max_games": 0})  # no game limit: it plays on
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
-        await wait_for(lambda: _at_least(cluster, sid, 2), "2 games stored")
+        await wait_for(lambda: _at_least(cluster, sid, 2), timeout=60, what="2 games stored")
         before = await games_stored(cluster, sid)
 
         cluster.stop("immediate")
-        await wait_for(lambda: outage_seen(client, orch), "the writer to meet the outage", 30)
-        problem = await wait_for(lambda: _limit_passed(client), "the outage to pass its bound", 30)
+        await wait_for(lambda: outage_seen(client, orch), timeout=30, what="the writer to meet the outage")
+        problem = await wait_for(lambda: _limit_passed(client), timeout=30, what="the outage to pass its bound")
         assert problem["checks"]["database"] == "unavailable"
         assert f"running sessions were stopped past the limit of {bound:g} s" in problem["detail"], problem
         # the stopped worker's last reports (its final checkpoint, "finished") join the held ones
-        await wait_for(lambda: _grown(worker["finished"], 0), "the stopped worker to end its session loop", 60)
+        await wait_for(
+            lambda: _grown(worker["finished"], 0), timeout=60, what="the stopped worker to end its session loop"
+        )
         assert worker["finished"][0]["reason"] == "stopped"
         cluster.start()
 
         async with reader(cluster) as maker:
-            data = await wait_for(lambda: _final(maker, sid), "the session to end", 60)
+            data = await wait_for(lambda: _final(maker, sid), timeout=60, what="the session to end")
         assert data["state"] == "failed"
         reason = data["failure_reason"]
         assert reason.startswith(f"database unreachable for more than {bound:g} s"), reason
@@ -319,9 +293,9 @@ async def test_a_shutdown_during_an_outage_gives_up_and_claims_nothing(cluster, 
         orch.writer.close_grace_s = 1.0
         r = await client.post("/v1/sessions", json={"max_games": 0})
         sid = r.json()["id"]
-        await wait_for(lambda: _at_least(cluster, sid, 2), "2 games stored")
+        await wait_for(lambda: _at_least(cluster, sid, 2), timeout=60, what="2 games stored")
         cluster.stop("immediate")
-        await wait_for(lambda: outage_seen(client, orch), "the writer to meet the outage", 30)
+        await wait_for(lambda: outage_seen(client, orch), timeout=30, what="the writer to meet the outage")
         # leaving the block closes the app: the held writes are given up after the grace time
     gave_up = [r.getMessage() for r in caplog.records if "giving up" in r.getMessage()]
     assert len(gave_up) == 1 and "while shutting down" in gave_up[0], caplog.text[-3000:]

@@ -9,8 +9,8 @@ import json
 import chess
 import pytest
 import torch
+from support.tiny import tiny_config
 
-from service.config import SessionConfig
 from service.engine import network, schedules
 from service.engine.selfplay import SelfPlay
 from service.event_types import EventType
@@ -152,21 +152,14 @@ async def test_unsubscribe_and_json_encoded_once():
 
 # -- the worker's featured game ------------------------------------------------------------
 
-TINY = dict(
-    chess_preset="tiny",
+# TINY for 6 games of <= 20 plies, with no learning and no checkpoint but generation 0 and
+# the final one
+FEATURED = dict(
     seed=5,
-    selfplay_parallel_games=3,
-    max_moves_per_game=20,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=100,
     max_games=6,
-    eval_interval_games=1000,
-    eval_opponents="random",
-    eval_games=2,
+    max_moves_per_game=20,
+    min_games_before_learning=100,
     checkpoint_interval=1000,
-    torch_threads=1,
     session_duration_min=10,
 )
 
@@ -181,7 +174,7 @@ def _torch_threads():
 
 
 def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
-    cfg = SessionConfig(**TINY)
+    cfg = tiny_config(**FEATURED)
     net = network.build_network("tiny", 5)
     play = SelfPlay(
         selfplay_config(cfg),
@@ -218,7 +211,7 @@ def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
 
 def run_worker(tmp_path, name: str, **spec) -> list[tuple[str, dict]]:
     messages: list[tuple[str, dict]] = []
-    worker_spec = WorkerSpec(session_id=name, config=SessionConfig(**TINY), checkpoint_dir=tmp_path / name, **spec)
+    worker_spec = WorkerSpec(session_id=name, config=tiny_config(**FEATURED), checkpoint_dir=tmp_path / name, **spec)
     SessionWorker(worker_spec, lambda kind, data: messages.append((kind, data))).run()
     return messages
 

@@ -8,7 +8,8 @@ import logging
 
 import pytest
 from integration.api.api_support import game_message
-from scripted_workers import ScriptedPool, scripted_settings, until
+from scripted_workers import ScriptedPool, until
+from support.tiny import folder_settings
 
 from service.sessions.orchestrator import Orchestrator
 from service.storage import repositories as repo
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 async def failed_session(db_sessions, tmp_path, script) -> tuple[str, str]:
     """Run a session whose scripted worker does `script(worker, sid)`; its failure reason."""
     pool = ScriptedPool(1)
-    orch = Orchestrator(scripted_settings(tmp_path), db_sessions, pool)
+    orch = Orchestrator(folder_settings(tmp_path), db_sessions, pool)
     await orch.start()
     try:
         sid = await orch.create_session(orch.settings.session_config(max_games=5))

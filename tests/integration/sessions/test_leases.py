@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from integration.api.api_support import game_message as game
-from scripted_workers import ScriptedPool, scripted_settings, until
+from scripted_workers import ScriptedPool, until
 from sqlalchemy import update
+from support.tiny import folder_settings
 
 from service.config import Settings
 from service.sessions.errors import SessionOwned
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 
 def settings(tmp_path: Path) -> Settings:
-    return scripted_settings(tmp_path, max_concurrent_sessions=2)
+    return folder_settings(tmp_path, max_concurrent_sessions=2)
 
 
 async def row(db_sessions, sid: str) -> SessionRow:

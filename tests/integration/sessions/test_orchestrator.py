@@ -5,15 +5,15 @@ recovery after a shutdown, deletion."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
+from support.stored import ended, game_numbers, state_of
+from support.tiny import tiny_settings
+from support.waiting import wait_for
 
-from service.config import Settings
 from service.event_types import EventType
-from service.lifecycle import FINAL
 from service.sessions.errors import IllegalTransition, SessionNotFound
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool
@@ -21,59 +21,6 @@ from service.storage import models
 from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-)
-
-
-def settings(tmp_path: Path, **overrides) -> Settings:
-    values = dict(
-        TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-    )
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def state_of(db_sessions, session_id: str) -> str:
-    async with db_sessions() as db:
-        return (await repo.get_session(db, session_id)).state
-
-
-async def game_numbers(db_sessions, session_id: str) -> list[int]:
-    async with db_sessions() as db:
-        rows = await db.scalars(
-            select(models.GameRow.number).where(models.GameRow.session_id == session_id).order_by(models.GameRow.number)
-        )
-        return list(rows)
 
 
 async def event_seqs(db_sessions, session_id: str) -> list[int]:
@@ -83,7 +30,7 @@ async def event_seqs(db_sessions, session_id: str) -> list[int]:
 
 @pytest_asyncio.fixture
 async def orchestrator(db_sessions, tmp_path):
-    orch = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, InlinePool(1))
     await orch.start()
     yield orch
     await orch.close()
@@ -92,7 +39,7 @@ async def orchestrator(db_sessions, tmp_path):
 async def test_a_session_runs_to_max_games_and_is_stored(orchestrator, db_sessions, tmp_path):
     cfg = orchestrator.settings.session_config(max_games=5)
     sid = await orchestrator.create_session(cfg)
-    await wait_for(lambda: _final(db_sessions, sid))
+    await wait_for(lambda: ended(db_sessions, sid))
     assert await state_of(db_sessions, sid) == "completed"
     assert await game_numbers(db_sessions, sid) == [1, 2, 3, 4, 5]
     seqs = await event_seqs(db_sessions, sid)
@@ -112,17 +59,13 @@ async def test_a_session_runs_to_max_games_and_is_stored(orchestrator, db_sessio
     assert types[0] == EventType.SESSION_STATE and types[-1] == EventType.SESSION_STATE
 
 
-async def _final(db_sessions, sid):
-    return await state_of(db_sessions, sid) in FINAL
-
-
 async def test_sessions_beyond_capacity_wait_as_pending(orchestrator, db_sessions):
     cfg = orchestrator.settings.session_config(max_games=3)
     first = await orchestrator.create_session(cfg)
     second = await orchestrator.create_session(cfg)
     await wait_for(lambda: _is(db_sessions, first, "running"))
     assert await state_of(db_sessions, second) == "pending"
-    await wait_for(lambda: _final(db_sessions, second))
+    await wait_for(lambda: ended(db_sessions, second))
     assert await state_of(db_sessions, first) == "completed"
     assert await game_numbers(db_sessions, second) == [1, 2, 3]
 
@@ -182,7 +125,7 @@ async def _has_games(db_sessions, sid, n):
 
 
 async def test_a_pending_session_can_be_stopped_and_deleted(db_sessions, tmp_path):
-    orch = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, InlinePool(1))
     await orch.start()
     try:
         long = await orch.create_session(orch.settings.session_config(max_games=0, session_duration_min=30))
@@ -205,7 +148,7 @@ async def test_a_pending_session_can_be_stopped_and_deleted(db_sessions, tmp_pat
 
 
 async def test_a_restart_resumes_running_sessions_without_losing_or_renumbering_games(db_sessions, tmp_path):
-    first = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    first = Orchestrator(tiny_settings(tmp_path), db_sessions, InlinePool(1))
     await first.start()
     sid = await first.create_session(first.settings.session_config(max_games=10))
     await wait_for(lambda: _has_games(db_sessions, sid, 3))
@@ -214,10 +157,10 @@ async def test_a_restart_resumes_running_sessions_without_losing_or_renumbering_
     stored = await game_numbers(db_sessions, sid)
     assert stored == list(range(1, len(stored) + 1))
 
-    second = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    second = Orchestrator(tiny_settings(tmp_path), db_sessions, InlinePool(1))
     await second.start()
     try:
-        await wait_for(lambda: _final(db_sessions, sid))
+        await wait_for(lambda: ended(db_sessions, sid))
     finally:
         await second.close()
     assert await state_of(db_sessions, sid) == "completed"
@@ -249,7 +192,7 @@ async def test_a_stop_during_the_launch_is_not_lost(db_sessions, tmp_path):
     the state before the stop's write is stored: the session must still stop, never be
     marked running over `stopping` and play on (the fuzz suite's victim session did)."""
     pool = GatedPool(1)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, pool)
     await orch.start()
     writer_busy, writer_free = asyncio.Event(), asyncio.Event()
 

@@ -16,83 +16,23 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
+from support.stored import ended, game_numbers, session_row
+from support.tiny import tiny_settings
+from support.waiting import wait_for
 
-from service.config import Settings
 from service.event_types import EventType
-from service.lifecycle import FINAL
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import make_pool
 from service.sessions.ray_pool import RayPool, import_ray
-from service.storage import models
 from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    eval_interval_games=1000,
-)
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        **TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-        worker_backend="ray",
-        ray_address="local",
-    )
-
-
-async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def session_row(db_sessions, sid: str):
-    async with db_sessions() as db:
-        return await repo.get_session(db, sid)
-
-
-async def game_numbers(db_sessions, sid: str) -> list[int]:
-    async with db_sessions() as db:
-        rows = await db.scalars(
-            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
-        )
-        return list(rows)
-
-
-async def ended(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 def ray_processes() -> list[psutil.Process]:
@@ -110,7 +50,11 @@ def ray_processes() -> list[psutil.Process]:
 @pytest_asyncio.fixture
 async def orchestrator(db_sessions, tmp_path):
     environ = dict(os.environ)  # ray.init sets variables (RAY_AUTH_MODE...): later tests must not see them
-    orch = Orchestrator(settings(tmp_path), db_sessions, make_pool("ray", 1, 1, ray_address="local"))
+    orch = Orchestrator(
+        tiny_settings(tmp_path, worker_backend="ray", ray_address="local"),
+        db_sessions,
+        make_pool("ray", 1, 1, ray_address="local"),
+    )
     started = time.monotonic()
     await orch.start()
     print(f"ray pool warm in {time.monotonic() - started:.1f} s")

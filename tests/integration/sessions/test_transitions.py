@@ -15,7 +15,8 @@ import asyncio
 
 import pytest
 import pytest_asyncio
-from scripted_workers import ScriptedPool, scripted_settings, until
+from scripted_workers import ScriptedPool, until
+from support.tiny import folder_settings
 
 from service.event_types import EventType
 from service.lifecycle import TRANSITIONS, State
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 async def scripted(db_sessions, tmp_path):
     """A started orchestrator over one scripted worker (closed after the test), and its pool."""
     pool = ScriptedPool(1)
-    orch = Orchestrator(scripted_settings(tmp_path), db_sessions, pool)
+    orch = Orchestrator(folder_settings(tmp_path), db_sessions, pool)
     await orch.start()
     try:
         yield orch, pool

@@ -11,18 +11,17 @@ storage (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
+from support.stored import ended, game_numbers, session_row
+from support.tiny import tiny_settings
+from support.waiting import wait_for
 
-from service.config import Settings
 from service.event_types import EventType
-from service.lifecycle import FINAL
 from service.sessions import runner as runner_module
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import ProcessPool
@@ -31,67 +30,10 @@ from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(300)]
 
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    eval_interval_games=1000,
-)
-
-
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        **TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-    )
-
-
-async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def session_row(db_sessions, sid: str):
-    async with db_sessions() as db:
-        return await repo.get_session(db, sid)
-
-
-async def game_numbers(db_sessions, sid: str) -> list[int]:
-    async with db_sessions() as db:
-        rows = await db.scalars(
-            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
-        )
-        return list(rows)
-
 
 async def state_events(db_sessions, sid: str) -> list[dict]:
     async with db_sessions() as db:
         return [e.data for e in await repo.events_since(db, sid, 0, 100_000) if e.type == EventType.SESSION_STATE]
-
-
-async def ended(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 def worker_pid(orch: Orchestrator, sid: str, other_than: set[int]) -> int | None:
@@ -104,7 +46,7 @@ def worker_pid(orch: Orchestrator, sid: str, other_than: set[int]) -> int | None
 
 @pytest_asyncio.fixture
 async def orchestrator(db_sessions, tmp_path):
-    orch = Orchestrator(settings(tmp_path), db_sessions, ProcessPool(1, threads=1))
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, ProcessPool(1, threads=1))
     await orch.start()
     try:
         yield orch

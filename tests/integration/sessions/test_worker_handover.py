@@ -17,81 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from scripted_workers import ScriptedPool
-from sqlalchemy import select
+from support.stored import ended, game_numbers, session_row
+from support.tiny import tiny_settings
+from support.waiting import wait_for
 
-from service.config import Settings
-from service.lifecycle import FINAL
 from service.sessions import orchestrator as orchestrator_module
 from service.sessions.orchestrator import Orchestrator
 from service.sessions.pool import InlinePool, ProcessPool, ProcessWorker
 from service.sessions.protocol import WorkerMessage
 from service.sessions.worker import WorkerSpec
-from service.storage import models
 from service.storage import repositories as repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(300)]
-
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    eval_interval_games=1000,
-)
-
-
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        **TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-    )
-
-
-async def wait_for(predicate, timeout: float = 120.0, interval: float = 0.05):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def session_row(db_sessions, sid: str):
-    async with db_sessions() as db:
-        return await repo.get_session(db, sid)
-
-
-async def game_numbers(db_sessions, sid: str) -> list[int]:
-    async with db_sessions() as db:
-        rows = await db.scalars(
-            select(models.GameRow.number).where(models.GameRow.session_id == sid).order_by(models.GameRow.number)
-        )
-        return list(rows)
-
-
-async def _final(db_sessions, sid: str) -> bool:
-    return (await session_row(db_sessions, sid)).state in FINAL
 
 
 @pytest_asyncio.fixture(params=["inline", "process"])
@@ -112,15 +53,15 @@ async def test_a_failed_sessions_loop_is_never_carried_into_the_next_session(db_
         return await add_game(db, session_id, message)
 
     monkeypatch.setattr(repo, "add_game", failing_add_game)
-    orch = Orchestrator(settings(tmp_path), db_sessions, pool)
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, pool)
     await orch.start()
     try:
         config = orch.settings.session_config(max_games=0, session_duration_min=30)
         doomed["id"] = first = await orch.create_session(config)
-        await wait_for(lambda: _final(db_sessions, first))
+        await wait_for(lambda: ended(db_sessions, first))
         assert (await session_row(db_sessions, first)).state == "failed"
         second = await orch.create_session(orch.settings.session_config(max_games=4))
-        await wait_for(lambda: _final(db_sessions, second))
+        await wait_for(lambda: ended(db_sessions, second))
         row = await session_row(db_sessions, second)
         assert row.state == "completed", row.failure_reason
         assert await game_numbers(db_sessions, second) == [1, 2, 3, 4]
@@ -135,11 +76,11 @@ async def test_a_failed_sessions_loop_is_never_carried_into_the_next_session(db_
 async def test_a_message_for_a_session_the_worker_was_not_given_is_dropped(db_sessions, tmp_path, caplog):
     """The orchestrator gives a session to a worker; a report that names another session
     (a stale loop's) is dropped and logged, not stored under the session it was given."""
-    orch = Orchestrator(settings(tmp_path), db_sessions, InlinePool(1))
+    orch = Orchestrator(tiny_settings(tmp_path), db_sessions, InlinePool(1))
     await orch.start()
     try:
         sid = await orch.create_session(orch.settings.session_config(max_games=3))
-        await wait_for(lambda: _final(db_sessions, sid))
+        await wait_for(lambda: ended(db_sessions, sid))
         other = "f" * 32
         worker = await orch.pool.acquire()
         stray = {
@@ -181,7 +122,7 @@ async def test_a_workers_inbox_is_bounded_and_loses_nothing(tmp_path):
     worker = ProcessWorker("bounded", loop, threads=1, inbox_size=4)
     try:
         assert (await worker.receive()).kind == "ready"
-        config = settings(tmp_path).session_config(max_games=6)
+        config = tiny_settings(tmp_path).session_config(max_games=6)
         spec = WorkerSpec(session_id="a" * 32, config=config, checkpoint_dir=tmp_path / "ck", move_interval_s=0.0)
         worker.send("run", spec.session_id, spec)
         await wait_for(lambda: _full(worker), timeout=120)

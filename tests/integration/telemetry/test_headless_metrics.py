@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.tiny import TINY, app_settings
 
 from service.config import Settings
 from service.event_types import EventType
@@ -25,37 +26,25 @@ def free_port() -> int:
 
 
 def settings_for(tmp_path: Path, port: int) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        worker_backend="inline",
-        torch_threads=1,
-        prometheus_port=port,
-        api_keys=[],
-        cors_origins=[],
-    )
+    return app_settings(tmp_path, torch_threads=1, prometheus_port=port)
 
 
 @pytest.mark.asyncio
 async def test_run_serves_its_metrics_while_it_runs(tmp_path):
     port = free_port()
     settings = settings_for(tmp_path, port)
+    # TINY but 2 games of <= 12 plies, one at a time, 2 simulations a move, no learning
     config = settings.session_config(
-        chess_preset="tiny",
-        seed=1,
-        max_games=2,
-        max_moves_per_game=12,
-        selfplay_parallel_games=1,
-        selfplay_simulations=2,
-        fast_simulations=2,
-        gumbel_considered=2,
-        min_games_before_learning=1000,
-        eval_interval_games=1000,
-        eval_games=2,
-        eval_opponents=["random"],
-        eval_simulations=2,
+        **{
+            **TINY,
+            "seed": 1,
+            "max_games": 2,
+            "max_moves_per_game": 12,
+            "selfplay_parallel_games": 1,
+            "selfplay_simulations": 2,
+            "gumbel_considered": 2,
+            "min_games_before_learning": 1000,
+        }
     )
     seen: list[str] = []
 

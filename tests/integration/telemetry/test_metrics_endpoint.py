@@ -4,10 +4,8 @@ HTTP metrics, a promtool-valid exposition, its auth, and a deleted session's ser
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.tiny import TINY, app_settings
+from support.waiting import wait_for_session
 
 from service.app import create_app
 from service.config import Settings
@@ -51,39 +51,20 @@ HTTP_NAMES = [
     "http_request_duration_highr_seconds",
 ]
 
-TINY = dict(
-    chess_preset="tiny",
-    seed=5,
-    max_games=4,
-    max_moves_per_game=16,
-    selfplay_parallel_games=2,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=2,
-    torch_threads=1,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    eval_interval_games=2,
-    eval_games=2,
-    eval_opponents=["random"],
-    eval_simulations=2,
-)
+# TINY for 4 games of <= 16 plies, two in flight, evaluated every 2 games
+SESSION = {
+    **TINY,
+    "seed": 5,
+    "max_games": 4,
+    "max_moves_per_game": 16,
+    "selfplay_parallel_games": 2,
+    "gumbel_considered": 2,
+    "eval_interval_games": 2,
+}
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values = dict(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'metrics.db'}",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        chess_preset="tiny",
-        worker_backend="inline",
-        api_keys=[],
-        cors_origins=[],
-        max_concurrent_sessions=1,
-    )
-    return Settings(_env_file=None, **(values | overrides))
+    return app_settings(tmp_path, **{"max_concurrent_sessions": 1, **overrides})
 
 
 class IdleOrchestrator:
@@ -136,13 +117,10 @@ async def test_metrics_of_a_real_session(tmp_path):
     ):
         events: list[tuple[str, str, dict]] = []
         app.state.orchestrator.listeners.append(lambda sid, kind, data: events.append((sid, kind, data)))
-        r = await client.post("/v1/sessions", json=TINY)
+        r = await client.post("/v1/sessions", json=SESSION)
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
-        deadline = time.monotonic() + 240
-        while (body := (await client.get(f"/v1/sessions/{sid}")).json())["state"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline, f"session still {body['state']} after 240 s"
-            await asyncio.sleep(0.2)
+        body = await wait_for_session(client, sid, lambda b: b["state"] in ("completed", "failed"), timeout=240)
         assert body["state"] == "completed", body
 
         r = await client.get("/metrics")

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.events import game_finished
 
 from service.event_types import EventType
 from service.stats.analyzer import elo_delta_per_10_games
@@ -39,21 +40,6 @@ def metrics(clock) -> SessionMetrics:
 
 def value(metrics: SessionMetrics, name: str, session_id: str = "s1", **labels: str) -> float | None:
     return metrics.registry.get_sample_value(P + name, {"session_id": session_id, **labels})
-
-
-def game(result: str, plies: int, duration_s: float, number: int = 1) -> dict:
-    return {
-        "game_id": number,
-        "number": number,
-        "result": result,
-        "termination": "checkmate",
-        "adjudicated": False,
-        "plies": plies,
-        "duration_s": duration_s,
-        "simulations": 32 * plies,
-        "moves": ["e2e4"] * plies,
-        "pgn": "1. e4 *\n\n",
-    }
 
 
 def rating(value: float, half_width: float) -> dict:
@@ -94,7 +80,7 @@ def test_games_by_result_rates_and_histograms(metrics, clock):
         [("1-0", 40, 8.0), ("0-1", 20, 1.0), ("1/2-1/2", 150, 30.0), ("1-0", 10, 0.05)], start=1
     ):
         clock.now = 10.0 + 15.0 * number
-        feed("s1", EventType.GAME_FINISHED, game(result, plies, seconds, number))
+        feed("s1", EventType.GAME_FINISHED, game_finished(number, result, plies, seconds))
 
     assert value(metrics, "games_total", result="white_win") == 2
     assert value(metrics, "games_total", result="black_win") == 1
@@ -140,7 +126,7 @@ def test_duration_excludes_pauses_and_stops_at_the_end(metrics, clock):
 def test_a_restored_session_is_timed_from_its_first_event(metrics, clock):
     """After a restart a running session is relaunched without a `running` state event."""
     clock.now = 5.0
-    metrics.listener("s1", EventType.GAME_FINISHED, game("0-1", 30, 3.0))
+    metrics.listener("s1", EventType.GAME_FINISHED, game_finished(1, "0-1", 30, 3.0))
     clock.now = 65.0
     metrics.listener("s1", "stats", {"simulations_per_second": 120.5, "buffer_size": 30})
     assert value(metrics, "session_duration_seconds") == 60.0
@@ -189,7 +175,7 @@ def test_elo_only_from_evaluations_and_its_slope(metrics):
     feed("s1", EventType.SESSION_STATE, {"state": "running"})
     feed("s1", EventType.CHECKPOINT_SAVED, {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
     for number in range(1, 11):
-        feed("s1", EventType.GAME_FINISHED, game("1-0", 20, 1.0, number))
+        feed("s1", EventType.GAME_FINISHED, game_finished(number, "1-0", 20, 1.0))
     assert value(metrics, "elo_estimate") is None  # self-play never makes a rating
     assert value(metrics, "elo_delta_per_10_games") is None
     assert P + "elo_estimate{" not in metrics.exposition().decode()
@@ -224,7 +210,7 @@ def test_forget_drops_every_series_of_the_session(metrics):
         feed = metrics.listener
         feed(sid, EventType.SESSION_STATE, {"state": "running"})
         feed(sid, EventType.CHECKPOINT_SAVED, {"checkpoint_id": 1, "generation": 0, "games": 0, "sha256": "0" * 64})
-        feed(sid, EventType.GAME_FINISHED, game("1/2-1/2", 12, 0.6))
+        feed(sid, EventType.GAME_FINISHED, game_finished(1, "1/2-1/2", 12, 0.6))
         feed(sid, EventType.CHECKPOINT_SAVED, {"checkpoint_id": 2, "generation": 1, "games": 1, "sha256": "1" * 64})
         feed(
             sid,
@@ -259,7 +245,7 @@ def test_attach_forgets_after_a_successful_delete(metrics):
     metrics.attach(orchestrator)
     assert orchestrator.listeners == [metrics.listener]
     for sid in ("s1", "busy"):
-        metrics.listener(sid, EventType.GAME_FINISHED, game("1-0", 10, 1.0))
+        metrics.listener(sid, EventType.GAME_FINISHED, game_finished(1, "1-0", 10, 1.0))
     asyncio.run(orchestrator.delete("s1"))
     with pytest.raises(RuntimeError):
         asyncio.run(orchestrator.delete("busy"))
@@ -271,7 +257,7 @@ def test_the_exposition_passes_promtool(metrics):
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: run `make promtool` (Debian's prometheus package provides it)"
     metrics.listener("s1", EventType.SESSION_STATE, {"state": "running"})
-    metrics.listener("s1", EventType.GAME_FINISHED, game("1-0", 10, 1.0))
+    metrics.listener("s1", EventType.GAME_FINISHED, game_finished(1, "1-0", 10, 1.0))
     metrics.listener(
         "s1",
         EventType.LEARNING_STEP,

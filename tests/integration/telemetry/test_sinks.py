@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.events import game_finished
+from support.tiny import TINY, app_settings, tiny_settings
 
 from service.config import Settings
 from service.event_types import EventType
@@ -42,21 +44,6 @@ SINK_LOGGER = "service.telemetry.sinks"
 
 
 # -- events as the orchestrator reports them -----------------------------------------------
-def game(number: int, result: str, plies: int = 20) -> dict[str, Any]:
-    return {
-        "game_id": number,
-        "number": number,
-        "result": result,
-        "termination": "checkmate",
-        "adjudicated": False,
-        "plies": plies,
-        "duration_s": 0.5 * number,
-        "simulations": 32 * plies,
-        "moves": ["e2e4"] * plies,
-        "pgn": '[Result "%s"]\n\n1. e4 %s\n' % (result, result),
-    }
-
-
 LEARNING = {
     "games": 4,
     "step": 12,
@@ -112,7 +99,7 @@ def feed_session(sink: Sink, sid: str, final: str | None = "completed") -> None:
     sink.listener(sid, EventType.SESSION_STATE, {"state": "pending"})
     sink.listener(sid, EventType.SESSION_STATE, {"state": "running", "started_at": "2025-01-01T00:00:00+00:00"})
     for number, result in enumerate(["1-0", "1/2-1/2", "0-1", "1/2-1/2"], start=1):
-        sink.listener(sid, EventType.GAME_FINISHED, game(number, result))
+        sink.listener(sid, EventType.GAME_FINISHED, game_finished(number, result))
     sink.listener(sid, "stats", SNAPSHOT)  # live only: not forwarded
     sink.listener(sid, EventType.LEARNING_STEP, LEARNING)
     sink.listener(sid, EventType.CHECKPOINT_SAVED, CHECKPOINT)
@@ -269,13 +256,13 @@ def test_wandb_init_error_is_one_warning_and_the_listener_goes_on(wandb_offline,
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = WandbSink(settings={"mode": "no-such-mode"}).start()  # the SDK rejects it at start
     for _ in range(3):
-        assert sink.listener("s1", EventType.GAME_FINISHED, game(1, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game_finished(1, "1-0")) is None
     sink.close()
     assert sink.disabled and "ValidationError" in sink.reason
     warnings = sink_warnings(caplog)
     assert len(warnings) == 1 and warnings[0].startswith("W&B sink disabled") and "ValidationError" in warnings[0]
     for _ in range(50):
-        assert sink.listener("s1", EventType.GAME_FINISHED, game(2, "0-1")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game_finished(2, "0-1")) is None
     assert len(sink_warnings(caplog)) == 1
     assert not list((wandb_offline / "wandb").glob("offline-run-*"))
 
@@ -503,7 +490,7 @@ def test_a_failing_write_is_one_warning_and_disables_the_sink(caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = RaisingSink().start()
     for number in range(1, 21):
-        assert sink.listener("s1", EventType.GAME_FINISHED, game(number, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game_finished(number, "1-0")) is None
     sink.close()
     assert sink.disabled and sink.reason == "writing a game.finished event failed: ConnectionError: upstream is down"
     assert sink.calls == 1
@@ -517,7 +504,7 @@ def test_a_full_queue_drops_records_with_a_counted_warning(caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
     sink = BlockedSink(queue_size=3).start()
     for number in range(1, 21):  # the writer is stuck: the listener must not wait for it
-        assert sink.listener("s1", EventType.GAME_FINISHED, game(number, "1-0")) is None
+        assert sink.listener("s1", EventType.GAME_FINISHED, game_finished(number, "1-0")) is None
     assert 16 <= sink.dropped <= 17  # 3 queued, perhaps 1 taken by the stuck writer
     warnings = sink_warnings(caplog)
     assert len(warnings) == 1 and "queue of 3 records is full" in warnings[0] and "dropped 1 record" in warnings[0]
@@ -536,37 +523,10 @@ def test_make_sinks_follows_the_settings():
 
 
 # -- a real session with failing sinks --------------------------------------------------------
-TINY = dict(
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    chess_preset="tiny",
-    selfplay_parallel_games=3,
-    max_moves_per_game=24,
-    selfplay_simulations=4,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=2,
-    learn_every_n_games=2,
-    learning_batch_size=16,
-    checkpoint_interval=2,
-    torch_threads=1,
-    eval_interval_games=4,
-)
-
-
 @pytest.mark.asyncio
 async def test_a_session_completes_with_sinks_that_fail_on_every_call(tmp_path, wandb_offline, caplog):
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
-    settings = Settings(
-        _env_file=None,
-        **TINY,
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        max_concurrent_sessions=1,
-        metrics_export_interval=0.5,
-        enable_wandb=True,
-    )
+    settings = tiny_settings(tmp_path, enable_wandb=True)
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'sinks.db'}")
     await upgrade_engine(engine)
     orchestrator = Orchestrator(settings, session_factory(engine), InlinePool(1))
@@ -668,21 +628,8 @@ async def test_a_headless_run_writes_its_offline_wandb_run(tmp_path, wandb_offli
     from service.headless import run_session
 
     caplog.set_level(logging.WARNING, logger=SINK_LOGGER)
-    settings = Settings(
-        _env_file=None,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        checkpoint_dir=tmp_path / "checkpoints",
-        report_dir=tmp_path / "reports",
-        worker_backend="inline",
-        torch_threads=1,
-        enable_prometheus=False,
-        enable_wandb=True,
-        api_keys=[],
-        cors_origins=[],
-    )
-    config = settings.session_config(
-        **{**TINY, "eval_opponents": ["random"], "min_games_before_learning": 1000}, max_games=2, seed=3
-    )
+    settings = app_settings(tmp_path, torch_threads=1, enable_prometheus=False, enable_wandb=True)
+    config = settings.session_config(**{**TINY, "min_games_before_learning": 1000}, max_games=2, seed=3)
     session_id, _ = await run_session(settings, config)
     assert sink_warnings(caplog) == []
     runs = offline_runs(wandb_offline, session_id)
