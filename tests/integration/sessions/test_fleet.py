@@ -76,7 +76,10 @@ class Learner:
             except queue.Empty:
                 return None
 
-        self.worker = SessionWorker(self.spec, lambda kind, data: self.messages.append((kind, data)), commands=Commands(get))
+        def emit(kind: MessageKind, data: dict[str, Any]) -> None:
+            self.messages.append((kind, data))
+
+        self.worker = SessionWorker(self.spec, emit, commands=Commands(get))
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
