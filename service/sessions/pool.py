@@ -1,6 +1,6 @@
 """Worker pools: where sessions' engine work runs, never on the event loop.
 
-A pool hands out workers; a worker runs one session at a time (`worker.serve_sessions`)
+A pool hands out workers; a worker runs one session at a time (`serving.serve_sessions`)
 and talks in `protocol` tuples that name the session: commands in (`Command`: run, pause,
 resume, stop, shutdown, exit), messages out (`WorkerMessage`). `ProcessPool`
 (WORKER_BACKEND=process, the default) keeps `WORKERS` spawned processes warm; `InlinePool`
@@ -30,7 +30,7 @@ import threading
 from typing import Any, Protocol
 
 from .protocol import Command, CommandKind, MessageKind, WorkerMessage
-from .worker import pool_process_main, serve_sessions
+from .serving import pool_process_main, serve_sessions
 
 INBOX_SIZE = 1024
 """Messages a worker's inbox holds in the service before its reader (then the worker) waits:
@@ -112,7 +112,7 @@ class _Base:
 
 
 class ProcessWorker(_Base):
-    """A spawned process running `worker.pool_process_main`."""
+    """A spawned process running `serving.pool_process_main`."""
 
     def __init__(self, name: str, loop: asyncio.AbstractEventLoop, threads: int, inbox_size: int = INBOX_SIZE) -> None:
         super().__init__(name, loop, inbox_size)
@@ -195,7 +195,7 @@ class ProcessWorker(_Base):
 
 
 class ThreadWorker(_Base):
-    """A thread of this process running `worker.serve_sessions` (inline pool)."""
+    """A thread of this process running `serving.serve_sessions` (inline pool)."""
 
     def __init__(self, name: str, loop: asyncio.AbstractEventLoop, inbox_size: int = INBOX_SIZE) -> None:
         super().__init__(name, loop, inbox_size)

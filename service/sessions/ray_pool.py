@@ -1,7 +1,7 @@
 """WORKER_BACKEND=ray: session workers as Ray actors, the scale-out path.
 
 The same `Worker`/`Pool` shape as `pool.py`: one actor per pool worker, each running
-`worker.serve_sessions` on a thread of its own process, so it owns its session's network,
+`serving.serve_sessions` on a thread of its own process, so it owns its session's network,
 optimizer, replay buffer and random state exactly as a pool process does, and a Ray
 cluster can place the actors on other machines. The orchestrator cannot tell the two
 backends apart.
@@ -45,7 +45,8 @@ from typing import Any
 
 from .pool import INBOX_SIZE, Pool, _Base
 from .protocol import Command, CommandKind, MessageKind, WorkerMessage
-from .worker import WorkerSpec, serve_sessions
+from .serving import serve_sessions
+from .worker import WorkerSpec
 
 log = logging.getLogger(__name__)
 

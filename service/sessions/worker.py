@@ -1,22 +1,21 @@
-"""The session worker: owns one session's network, optimizer, replay buffer and random
-state, and interleaves self-play, learning, checkpoints and evaluations (whose matches
-`evaluation.py` plays).
+"""The session worker, the session's learner: owns its network, optimizer, replay buffer and
+random state, and interleaves taking self-play games, learning, checkpoints and evaluations
+(whose matches `evaluation.py` plays).
 
-It reads top to bottom as a pipeline (`SessionWorker.run`): play a batched step, hand
-finished games to the replay buffer and to the caller, learn when due, checkpoint when
-due, stop when told or when a limit is reached. Between those it reports the moves of
-one featured game (the lowest-numbered in flight) as `move` messages, at most one every
-`WorkerSpec.move_interval_s` (plies in between are skipped: the live feed shows the game
-moving, its `game.finished` has every move). It reports through `emit(kind, data)`
-with plain picklable dicts, so the same code runs inline (tests, benchmarks) or in a
-spawned process (`pool_process_main`) whose messages travel over a multiprocessing queue.
+It reads top to bottom as a pipeline (`SessionWorker.run`): take the games self-play finished
+(`fleet.Play`: a batched step in this process with SELFPLAY_ACTORS=1, else what the actor
+processes sent), hand them to the replay buffer and to the caller numbered in arrival order,
+learn when due (publishing the new network to self-play), checkpoint when due, stop when
+told or when a limit is reached. The moves of one featured game are reported as `move`
+messages, at most one every `WorkerSpec.move_interval_s` (plies in between are skipped: the
+live feed shows the game moving, its `game.finished` has every move). It reports through
+`emit(kind, data)` with plain picklable dicts, so the same code runs inline (tests,
+benchmarks), in a spawned process or a Ray actor (`serving.py`).
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_sampl
 from ..engine.training import Trainer, steps_for
 from .evaluation import Evaluations
 from .fleet import Fleet, LocalPlay, Play
-from .protocol import SESSION_COMMANDS, Command, CommandKind, MessageKind, WorkerMessage
+from .protocol import CommandKind, MessageKind
 
 Emit = Callable[[MessageKind, dict[str, Any]], None]
 
@@ -475,78 +474,3 @@ class SessionWorker:
         self.positions_learned = state["positions_learned"]
         self.elapsed_before = state.get("elapsed_s", 0.0)
         self.generation = state["generation"] + 1
-
-
-def _process_setup(threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a session stops
-    torch.set_num_interop_threads(1)
-    torch.set_num_threads(threads)
-
-
-def serve_sessions(commands: Callable[[float | None], Command | None], emit: Callable[[WorkerMessage], None]) -> None:
-    """A long-lived worker: runs one session per `run` command until `exit`.
-
-    Used by the process pool (in a spawned process, warm before any session needs it), by
-    the inline pool (in a thread) and by Ray actors. Every message names the session it is
-    about, and a session reads only the commands for it (`session_commands`); when its loop
-    has ended the worker reports `idle` for it, which is what lets the orchestrator give the
-    worker to the next session. `exit` during a session ends it as a shutdown would, then
-    the worker."""
-    emit(WorkerMessage(MessageKind.READY, None, {"pid": os.getpid()}))
-    while True:
-        command = commands(None)
-        if command is None:
-            continue
-        if command.kind == CommandKind.EXIT:
-            return
-        if command.kind != CommandKind.RUN:
-            continue  # a late pause/stop for a session that already ended
-        spec: WorkerSpec = command.payload
-        session_id = spec.session_id
-        exiting = False
-
-        def session_command(timeout: float | None, session_id: str = session_id) -> CommandKind | None:
-            nonlocal exiting
-            while True:
-                got = commands(timeout)
-                if got is None:
-                    return None
-                if got.kind == CommandKind.EXIT:
-                    exiting = True
-                    return CommandKind.SHUTDOWN
-                if got.kind in SESSION_COMMANDS and got.session_id == session_id:
-                    return got.kind
-                # a command for another session (or a `run` while this one runs): not ours
-
-        def session_emit(kind: MessageKind, data: dict[str, Any], session_id: str = session_id) -> None:
-            emit(WorkerMessage(kind, session_id, data))
-
-        try:
-            SessionWorker(spec, session_emit, commands=Commands(session_command)).run()
-        except Exception as exc:  # the session failed; the worker lives on for the next one
-            session_emit(MessageKind.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
-        session_emit(MessageKind.IDLE, {})
-        if exiting:
-            return
-
-
-def pool_process_main(commands, messages, threads: int) -> None:
-    """Entry point of a process-pool worker (spawned): commands and messages are mp queues."""
-    import queue as queue_mod
-
-    _process_setup(threads)
-    parent = os.getppid()
-
-    def get(timeout: float | None):
-        while True:
-            if os.getppid() != parent:  # the service died (even by SIGKILL): don't outlive it
-                os._exit(0)
-            try:
-                if timeout == 0:
-                    return commands.get_nowait()
-                return commands.get(timeout=1.0 if timeout is None else timeout)
-            except queue_mod.Empty:
-                if timeout is not None:
-                    return None
-
-    serve_sessions(get, messages.put)
