@@ -482,16 +482,20 @@ class FleetLayout:
     actors: int  # self-play actors; 1: in the learner's process
     learner_threads: int  # torch threads of the learner (with one actor: of the one worker)
     actor_threads: int  # torch threads of each actor process
+    separate_evaluator: bool  # evaluations in a process of their own: self-play never waits for them
 
 
 def fleet_layout(settings: Any, config: SessionConfig) -> FleetLayout:
     """SELFPLAY_ACTORS and the threads per role, from the cores a session gets (CPU cores /
     MAX_CONCURRENT_SESSIONS) and TORCH_THREADS: `auto` is one actor per core beside the
     learner's, at least 1. The search is single-threaded Python, so an actor takes one torch
-    thread; the learner takes what the actors leave (TORCH_THREADS overrides it)."""
+    thread; the learner takes what the actors leave (TORCH_THREADS overrides it). With actors
+    in processes of their own the evaluator gets one too (not under GATING, whose promotion
+    needs the verdict before self-play goes on); with one actor it plays interleaved, as one
+    worker always did."""
     cores = max(1, (os.cpu_count() or 1) // settings.max_concurrent_sessions)
     actors = max(1, cores - 1) if config.selfplay_actors == "auto" else int(config.selfplay_actors)
     if actors == 1:
-        return FleetLayout(1, settings.resolved_torch_threads(), 1)
+        return FleetLayout(1, settings.resolved_torch_threads(), 1, False)
     learner = config.torch_threads or settings.torch_threads or max(1, cores - actors)
-    return FleetLayout(actors, learner, 1)
+    return FleetLayout(actors, learner, 1, not config.gating)

@@ -30,6 +30,7 @@ from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, steps_for
 from .evaluation import Evaluations
+from .evaluator import EvaluatorProcess
 from .fleet import Fleet, LocalPlay, Play
 from .protocol import CommandKind, MessageKind
 
@@ -59,6 +60,8 @@ class WorkerSpec:
     move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
     actors: int = 1  # SELFPLAY_ACTORS resolved: 1 plays in this process, more in processes of their own
     actor_threads: int = 1  # torch threads of each actor process
+    fleet: bool | None = None  # actors in processes of their own; None: when actors > 1
+    separate_evaluator: bool = False  # evaluations in a process of their own (never under GATING)
 
 
 def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
@@ -184,7 +187,7 @@ class SessionWorker:
         self.played_generation = max(self.generation - 1, 0)  # what self-play plays: the checkpoint loaded
         remaining = max(cfg.max_games - self.games_done, 0) if cfg.max_games else None
         self.play: Play
-        if spec.actors > 1:
+        if spec.fleet or (spec.fleet is None and spec.actors > 1):
             self.play = Fleet(
                 spec.actors,
                 cfg,
@@ -234,10 +237,14 @@ class SessionWorker:
             self._checkpoint()  # generation 0: the evaluation anchor
         if isinstance(self.play, Fleet):
             self.play.start(self.net, self.played_generation, self.games_done)
+        if self.spec.separate_evaluator and not self.cfg.gating:
+            self.evaluator_process = EvaluatorProcess(self.cfg, self.device, self.spec.init_weights)
         try:
             return self._run(deadline)
         finally:
             self.play.close()  # after an error too: no actor outlives its session
+            if self.evaluator_process is not None:
+                self.evaluator_process.close()
 
     def _run(self, deadline: float) -> dict[str, Any]:
         reason = "max_games"
@@ -269,6 +276,9 @@ class SessionWorker:
                     break
                 for record in self.play.step():
                     self._on_game(record)
+                if self.evaluator_process is not None:
+                    for data in self.evaluator_process.results():
+                        self.emit(MessageKind.EVALUATION, data)
                 now = time.monotonic()
                 if now - last_stats >= self.spec.stats_interval_s:
                     marks = self._emit_stats(marks, start_rss)
@@ -280,8 +290,12 @@ class SessionWorker:
         dropped = self.play.close()  # self-play ends here: the final checkpoint and evaluation run alone
         if self.games_done and (self.generation == 0 or self._last_checkpoint_games != self.games_done):
             self._checkpoint()
-        if reason in ("max_games", "duration") and self.games_done > self.evaluations.last_games:
+        evaluations = self.evaluator_process or self.evaluations
+        evaluated = evaluations.last_games
+        if reason in ("max_games", "duration") and self.games_done > evaluated:
             self._evaluate()  # after the limit: the session's own time is not spent on it; an explicit stop means now
+        if self.evaluator_process is not None:
+            self._finish_evaluations(wait=reason in ("max_games", "duration"))
         summary = {
             "reason": reason,
             "games": self.games_done,
@@ -405,16 +419,36 @@ class SessionWorker:
 
     # -- evaluation ----------------------------------------------------------------------
     def _evaluate(self) -> None:
-        """Evaluate the newest checkpoint (`Evaluations.play`), checkpointing first when the
-        games since the last one are not in one; under GATING an accepted one is promoted."""
+        """Evaluate the newest checkpoint (`Evaluations.play`, or handed to the evaluator
+        process), checkpointing first when the games since the last one are not in one;
+        under GATING an accepted one is promoted."""
         if self._last_checkpoint_games != self.games_done:
             self._checkpoint()
+        if self.evaluator_process is not None:
+            generation = self.generation - 1
+            self.evaluator_process.submit(self._weights_path(generation), generation, self.games_done)
+            return
         for data in self.evaluations.play(self.net, self.generation - 1, self.games_done, self._stop_requested):
             if self.cfg.gating and data.get("sprt", {}).get("state") == "accepted":
                 self._adopt(self.generation - 1)  # promote: self-play now uses this checkpoint
             self.emit(MessageKind.EVALUATION, data)
 
+    def _finish_evaluations(self, wait: bool) -> None:
+        """At the end: wait for the evaluator's running and waiting evaluations (a limit was
+        reached), or stop them without a result (a stop means now)."""
+        assert self.evaluator_process is not None
+        if not wait:
+            self.evaluator_process.stop()
+        while wait and self.evaluator_process.busy and not self._stop_requested():
+            for data in self.evaluator_process.results(timeout=0.5):
+                self.emit(MessageKind.EVALUATION, data)
+
     # -- checkpoints ---------------------------------------------------------------------
+    evaluator_process: EvaluatorProcess | None = None
+
+    def _weights_path(self, generation: int) -> Path:
+        return self.spec.checkpoint_dir / f"gen-{generation:04d}.safetensors"
+
     _last_checkpoint_games = -1
     elapsed_before = 0.0  # session time used by earlier runs (restored from the checkpoint)
     _run_started: float | None = None
@@ -429,7 +463,7 @@ class SessionWorker:
     def _checkpoint(self) -> None:
         folder = self.spec.checkpoint_dir
         folder.mkdir(parents=True, exist_ok=True)
-        weights = folder / f"gen-{self.generation:04d}.safetensors"
+        weights = self._weights_path(self.generation)
         state = folder / f"gen-{self.generation:04d}.state.pt"
         sha = network.save_weights(
             self.net,

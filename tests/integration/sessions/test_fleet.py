@@ -62,9 +62,17 @@ def _torch_threads():
 class Learner:
     """A learner in a thread of this process, its messages in a list, commands through a queue."""
 
-    def __init__(self, folder: Path, **overrides: Any) -> None:
+    def __init__(self, folder: Path, separate_evaluator: bool = False, **overrides: Any) -> None:
         config = SessionConfig(**{**FLEET, **overrides})
-        self.spec = WorkerSpec("fleet", config, folder, actors=2, stats_interval_s=0.5, move_interval_s=0.2)
+        self.spec = WorkerSpec(
+            "fleet",
+            config,
+            folder,
+            actors=2,
+            stats_interval_s=0.5,
+            move_interval_s=0.2,
+            separate_evaluator=separate_evaluator,
+        )
         self.messages: list[tuple[MessageKind, dict[str, Any]]] = []
         self.commands: queue.Queue[CommandKind] = queue.Queue()
         self.summary: dict[str, Any] | None = None
@@ -186,3 +194,19 @@ def test_a_killed_actor_is_replaced_and_pause_holds_every_actor(tmp_path):
     assert all(victim not in {a["actor"] for a in s["actors"]} for s in stats[-2:])
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_evaluator_plays_in_its_own_process_while_self_play_goes_on(tmp_path):
+    learner = Learner(tmp_path, separate_evaluator=True, max_games=24, eval_interval_games=8, eval_games=4)
+    summary = learner.start().join()
+
+    assert summary["reason"] == "max_games"
+    order = [(kind, data) for kind, data in learner.messages if kind in (MessageKind.GAME, MessageKind.EVALUATION)]
+    evaluations = [data for kind, data in order if kind == MessageKind.EVALUATION]
+    assert {e["games_played"] for e in evaluations} >= {8, 24}  # one while playing, one after the limit
+    first = next(i for i, (kind, _) in enumerate(order) if kind == MessageKind.EVALUATION)
+    games_before_result = sum(1 for kind, _ in order[:first] if kind == MessageKind.GAME)
+    assert games_before_result > 8, "self-play waited for the evaluation"
+    for e in evaluations:
+        assert e["wins"] + e["draws"] + e["losses"] == 4 and (e["opponent"] == "random" or "sprt" in e)
+    assert _numbers(learner.of(MessageKind.GAME)) == list(range(1, 25))
