@@ -32,7 +32,13 @@ def evaluator_main(cfg: SessionConfig, device: str, init_weights: Path | None, t
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_interop_threads(1)
     torch.set_num_threads(threads)
-    evaluations = Evaluations(cfg, device, init_weights)
+    try:
+        _serve(Evaluations(cfg, device, init_weights), conn)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the learner is gone (even by SIGKILL): so is its evaluator
+
+
+def _serve(evaluations: Evaluations, conn: Any) -> None:
     pending: list[tuple[Any, ...]] = []
 
     def stop_requested() -> bool:
@@ -47,7 +53,7 @@ def evaluator_main(cfg: SessionConfig, device: str, init_weights: Path | None, t
         if job[0] != "evaluate":
             continue
         _, weights, generation, games = job
-        net, _ = network.load_weights(weights, device)
+        net, _ = network.load_weights(weights, evaluations.device)
         for data in evaluations.play(net, generation, games, stop_requested):
             conn.send(("match", data))
         pending[:] = [j for j in pending if j[0] != "stop"]

@@ -71,9 +71,15 @@ def serve_sessions(commands: Callable[[float | None], Command | None], emit: Cal
 
 def pool_process_main(commands, messages, threads: int) -> None:
     """Entry point of a process-pool worker (spawned): commands and messages are mp queues."""
+    import multiprocessing
     import queue as queue_mod
 
     _process_setup(threads)
+    # Daemonic to the service (it never outlives it), yet a learner spawns its self-play
+    # actors and evaluator, which multiprocessing refuses to a daemonic process: they are
+    # this process's to end (fleet.Fleet.close, evaluator.EvaluatorProcess.close), and they
+    # end on their own when it dies.
+    multiprocessing.current_process().daemon = False
     parent = os.getppid()
 
     def get(timeout: float | None):
