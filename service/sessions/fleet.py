@@ -4,7 +4,8 @@ The learner (`worker.SessionWorker`) reads games from a `Play`, whatever plays t
 
 - `LocalPlay` (SELFPLAY_ACTORS=1): one `SelfPlay` in the learner's process, stepped between
   learning phases, as one worker always did; deterministic under a seed.
-- `Fleet` (SELFPLAY_ACTORS >= 2): that many actor processes (spawned, `actor_main`), each with
+- `Fleet` (SELFPLAY_ACTORS >= 2): that many actor processes (spawned, `actor_main` running
+  `actor.play`), each with
   its own copy of the weights and `SELFPLAY_PARALLEL_GAMES` games in flight. The learner
   publishes each new network as a file (`publish`: `fleet/net-<version>.safetensors` in the
   session's checkpoint folder) and bumps a shared version number; an actor adopts the newest
@@ -33,12 +34,11 @@ from typing import Any, Callable, Protocol
 import torch
 
 from ..config import SessionConfig
-from ..engine import network, schedules
+from ..engine import network
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig
 from ..lifecycle import ActorState
+from .actor import ActorSpec, play
 
-STATS_INTERVAL_S = 2.0
-"""How often an actor reports its throughput."""
 PUBLISHED_KEPT = 3
 """Newest published networks kept on disk (an actor may be reading the one before the newest)."""
 
@@ -130,26 +130,13 @@ class LocalPlay:
         ]
 
 
-# -- the actor process ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActorSpec:
-    """What an actor process needs (picklable)."""
-
-    actor: int
-    config: SessionConfig
-    selfplay: SelfPlayConfig
-    folder: Path  # where the learner publishes networks
-    threads: int = 1
-    featured: bool = False  # report the moves of one game (the live feed's featured game)
-    move_interval_s: float | None = None
+# -- an actor process ----------------------------------------------------------------------
 
 
 @dataclass
 class _Shared:
-    """What the learner and its actors share: the newest published network, the games done
-    (for the temperature schedule), and the pause and stop flags."""
+    """What the learner and its actor processes share: the newest published network, the
+    games done (for the temperature schedule), and the pause and stop flags."""
 
     version: Any  # mp.Value("q"): the newest published network's version, 0 = none yet
     generation: Any  # mp.Value("q"): its generation
@@ -163,101 +150,49 @@ def published_path(folder: Path, version: int) -> Path:
     return folder / f"net-{version:06d}.safetensors"
 
 
-def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
-    """An actor process: play self-play games on the newest published network until stopped.
+@dataclass
+class _ProcessControl:
+    """An actor process's `ActorControl`: shared values, files and its own pipe (one per
+    actor: one killed in the middle of a message leaves a torn message in its own pipe only,
+    which the learner reads as the end of that pipe; a full pipe makes the actor wait)."""
 
-    `out` is the write end of this actor's own pipe to the learner (one per actor: an actor
-    killed in the middle of a message leaves a torn message in its own pipe only, which the
-    learner reads as the end of that pipe). Every message is a tuple: ("game", actor,
-    GameRecord), ("stats", actor, data), ("move", actor, data) or ("paused", actor, None). A
-    full pipe makes the actor wait (the learner is busy learning, checkpointing or evaluating)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when self-play stops
-    parent = os.getppid()
-    torch.set_num_interop_threads(1)
-    torch.set_num_threads(spec.threads)
-    cfg = spec.config
-    net = network.build_network(cfg.chess_preset, cfg.seed).to(cfg.device)
-    evaluator = network.Evaluator(net, cfg.device)
-    selfplay = SelfPlay(
-        spec.selfplay,
-        evaluator,
-        seed=f"{cfg.seed}:actor{spec.actor}",
-        actor=spec.actor,
-        temperature_for=lambda n: schedules.temperature(
-            cfg.temperature_schedule,
-            shared.games.value,
-            cfg.initial_temperature,
-            cfg.final_temperature,
-            cfg.temperature_decay_games,
-        ),
-    )
-    last_move = float("-inf")
+    shared: _Shared
+    out: Any  # the write end of this actor's pipe
+    folder: Path
+    parent: int = field(default_factory=os.getppid)
 
-    def on_move(game: int, ply: int, uci: str, san: str, fen: str) -> None:
-        nonlocal last_move
-        now = time.monotonic()
-        if spec.move_interval_s is None or now - last_move < spec.move_interval_s:
-            return
-        last_move = now
-        send(("move", spec.actor, {"game": game, "ply": ply, "uci": uci, "san": san, "fen": fen, "actor": spec.actor}))
+    def stopped(self) -> bool:
+        return self.shared.stop.is_set() or os.getppid() != self.parent  # the learner may die by SIGKILL
 
-    def send(item: tuple[str, int, Any]) -> None:
+    def paused(self) -> bool:
+        return self.shared.paused.is_set()
+
+    def newest(self) -> int:
+        return self.shared.version.value
+
+    def load(self, version: int) -> tuple[dict[str, torch.Tensor], int] | None:
         try:
-            out.send(item)
+            net, header = network.load_weights(published_path(self.folder, version))
+        except (FileNotFoundError, OSError):
+            return None
+        return net.state_dict(), header["generation"]
+
+    def games(self) -> int:
+        return self.shared.games.value
+
+    def send(self, item: tuple[str, int, Any]) -> None:
+        try:
+            self.out.send(item)
         except (BrokenPipeError, EOFError, OSError):  # the learner is gone
             os._exit(0)
 
-    if spec.featured:
-        selfplay.move_hook = on_move
-    adopted = 0
-    sims_mark, t_mark = 0, time.perf_counter()
-    up = {"simulations_per_second": 0.0, "generation": 0, "games_in_flight": 0}
-    send(("stats", spec.actor, up))
-    while not shared.stop.is_set():
-        if os.getppid() != parent:  # the learner died (even by SIGKILL): don't outlive it
-            os._exit(0)
-        if shared.paused.is_set():
-            send(("paused", spec.actor, None))
-            while shared.paused.is_set() and not shared.stop.is_set() and os.getppid() == parent:
-                time.sleep(0.02)
-            continue
-        version = shared.version.value
-        if version != adopted:
-            adopted = _adopt(net, evaluator, selfplay, spec, version, shared.generation.value) or adopted
-        for record in selfplay.step():
-            send(("game", spec.actor, record))
-        now = time.perf_counter()
-        if now - t_mark >= STATS_INTERVAL_S:
-            rate = (selfplay.simulations - sims_mark) / (now - t_mark)
-            stats = {
-                "simulations_per_second": rate,
-                "generation": selfplay.generation,
-                "games_in_flight": selfplay.in_flight,
-            }
-            send(("stats", spec.actor, stats))
-            sims_mark, t_mark = selfplay.simulations, now
 
-
-def _adopt(
-    net: network.ChessNet,
-    evaluator: network.Evaluator,
-    selfplay: SelfPlay,
-    spec: ActorSpec,
-    version: int,
-    generation: int,
-) -> int | None:
-    """Load a published network; None when it is gone already (a newer one replaced it)."""
-    try:
-        published, _ = network.load_weights(published_path(spec.folder, version))
-    except (FileNotFoundError, OSError):
-        return None
-    net.load_state_dict(published.state_dict())
-    evaluator.refresh()
-    selfplay.generation = generation
-    lag = spec.config.max_generation_lag
-    if lag is not None:
-        selfplay.drop_started_before(generation - lag)
-    return version
+def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
+    """An actor process (spawned by `Fleet`): `actor.play` until stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when self-play stops
+    torch.set_num_interop_threads(1)
+    assert spec.folder is not None  # a process fleet publishes files
+    play(spec, _ProcessControl(shared, out, spec.folder))
 
 
 # -- the learner's side --------------------------------------------------------------------
