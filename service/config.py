@@ -370,6 +370,8 @@ _NOTES = {
     "workers": "empty = MAX_CONCURRENT_SESSIONS",
 }
 _SECRET = {"api_keys", "database_url"}  # never echo their values
+_ACCEPTS = {"selfplay_actors": "an integer from 1 to 256, or auto"}
+"""What a variable whose type reads badly in words (a union) accepts."""
 
 
 def _type_phrase(tp: Any) -> str:
@@ -386,6 +388,8 @@ def _type_phrase(tp: Any) -> str:
 
 
 def _accepts(name: str) -> str:
+    if name in _ACCEPTS:
+        return _ACCEPTS[name]
     field = Settings.model_fields[name]
     tp, optional = field.annotation, False
     if get_origin(tp) in (Union, types.UnionType):
@@ -415,7 +419,7 @@ def _describe(error: ErrorDetails) -> str:
     if name not in Settings.model_fields:
         return f"invalid settings: {error.get('msg', 'invalid value')}"
     shown = "" if name in _SECRET else "=" + repr(error.get("input"))[:80]
-    if len(loc) > 1 and name not in _SECRET:  # one entry of a list
+    if len(loc) > 1 and isinstance(loc[1], int) and name not in _SECRET:  # one entry of a list
         shown = f" (entry {error.get('input')!r})"
     if error.get("type") == "value_error":
         reason = str(error["ctx"]["error"])
@@ -426,7 +430,7 @@ def _describe(error: ErrorDetails) -> str:
 
 def describe_errors(exc: ValidationError) -> str:
     """One line naming each bad variable and what it accepts (settings, CLI overrides)."""
-    return "; ".join(_describe(e) for e in exc.errors(include_url=False))
+    return "; ".join(dict.fromkeys(_describe(e) for e in exc.errors(include_url=False)))  # a union: once
 
 
 def session_config_from(settings: Settings, assignments: list[str], **overrides: Any) -> SessionConfig:

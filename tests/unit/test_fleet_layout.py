@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from service.config import Settings
+from service.config import Settings, SettingsError, load_settings
 from service.sessions.fleet import FleetLayout, fleet_layout
 
 pytestmark = pytest.mark.unit
@@ -42,3 +42,9 @@ def test_torch_threads_and_gating_are_honoured(monkeypatch):
 def test_a_bad_selfplay_actors_is_refused(value):
     with pytest.raises(ValueError):
         Settings(_env_file=None, selfplay_actors=value)
+
+
+def test_a_bad_selfplay_actors_is_one_line_naming_it():
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, selfplay_actors="x")
+    assert str(caught.value) == "invalid setting SELFPLAY_ACTORS='x': expected an integer from 1 to 256, or auto"
