@@ -22,6 +22,7 @@ the moves of one featured game (the lowest-numbered live actor's), all on the sa
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
@@ -201,8 +202,9 @@ def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
 @dataclass
 class _Actor:
     number: int
-    process: Any
-    conn: Any  # the read end of its pipe
+    handle: Any  # the transport's: a Process, a Ray actor handle
+    pid: int | None = None
+    link: Any = None  # the transport's: the read end of its pipe, its outstanding Ray poll
     state: ActorState = ActorState.STARTING
     dead: bool = False
     simulations_per_second: float = 0.0
@@ -210,44 +212,73 @@ class _Actor:
     games_in_flight: int = 0
 
 
-@dataclass
-class Fleet:
-    """SELFPLAY_ACTORS >= 2: `size` actor processes playing for one learner.
+class FleetBase:
+    """What every fleet does whatever carries its actors: numbering them (a replacement gets a
+    new number), the featured actor, taking their messages, MAX_GAMES, pause, the report.
 
+    A transport (`Fleet`: spawned processes; `ray_fleet.RayFleet`: Ray actors) provides
+    `_launch`, `_receive`, `_deaths`, `_set_paused`, `_set_games`, `adopt` and `close`.
     `remaining` (None: no limit) is how many more games the learner takes (MAX_GAMES); games
     past it are dropped. `on_replaced(actor, new_actor, exitcode)` is called when a dead actor
     was replaced; `on_move(data)` gets the featured game's moves."""
 
-    size: int
-    config: SessionConfig
-    selfplay: SelfPlayConfig
-    folder: Path
-    threads: int = 1
-    remaining: int | None = None
-    move_interval_s: float | None = None
-    on_replaced: Callable[[int, int, int | None], None] = lambda actor, new, code: None
-    on_move: Callable[[dict[str, Any]], None] = lambda data: None
-    _actors: dict[int, _Actor] = field(default_factory=dict)
-    _next_actor: int = 1
-    _version: int = 0
-    _closed: bool = False
-    _featured: int | None = None
+    def __init__(
+        self,
+        size: int,
+        config: SessionConfig,
+        selfplay: SelfPlayConfig,
+        threads: int = 1,
+        remaining: int | None = None,
+        move_interval_s: float | None = None,
+        on_replaced: Callable[[int, int, int | None], None] = lambda actor, new, code: None,
+        on_move: Callable[[dict[str, Any]], None] = lambda data: None,
+    ) -> None:
+        self.size = size
+        self.config = config
+        self.selfplay = selfplay
+        self.threads = threads
+        self.remaining = remaining
+        self.move_interval_s = move_interval_s
+        self.on_replaced = on_replaced
+        self.on_move = on_move
+        self._actors: dict[int, _Actor] = {}
+        self._next_actor = 1
+        self._featured: int | None = None
+        self._paused = False
+        self._closed = False
+        self._games = 0
 
-    def __post_init__(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._ctx = mp.get_context("spawn")
-        self._shared = _Shared(
-            self._ctx.Value("q", 0, lock=False),
-            self._ctx.Value("q", 0, lock=False),
-            self._ctx.Value("q", 0, lock=False),
-            self._ctx.Event(),
-            self._ctx.Event(),
-        )
+    # -- the transport's part --------------------------------------------------------------
+    def _launch(self, spec: ActorSpec) -> _Actor:
+        raise NotImplementedError
+
+    def _receive(self, timeout: float) -> list[tuple[str, int, Any]]:
+        """Every message that arrived, waiting up to `timeout` for one."""
+        raise NotImplementedError
+
+    def _deaths(self) -> list[tuple[_Actor, int | None]]:
+        """Live actors found dead since the last call, with their exit codes."""
+        raise NotImplementedError
+
+    def _set_paused(self, paused: bool) -> None:
+        raise NotImplementedError
+
+    def _set_games(self, games: int) -> None:
+        raise NotImplementedError
+
+    def adopt(self, net: torch.nn.Module, generation: int) -> None:
+        """Publish `net` as the newest network; actors take it between two search steps."""
+        raise NotImplementedError
+
+    def close(self) -> int:
+        """Stop every actor; returns the games they had in flight (dropped)."""
+        raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, net: torch.nn.Module, generation: int, games_done: int) -> None:
         """Publish the learner's network, then start the actors on it."""
-        self._shared.games.value = games_done
+        self._games = games_done
+        self._set_games(games_done)
         self.adopt(net, generation)
         for _ in range(self.size):
             self._spawn()
@@ -261,71 +292,20 @@ class Fleet:
             number,
             self.config,
             self.selfplay,
-            self.folder,
-            self.threads,
+            threads=self.threads,
             featured=self._featured == number and self.move_interval_s is not None,
             move_interval_s=self.move_interval_s,
         )
-        reader, writer = self._ctx.Pipe(duplex=False)
-        args = (spec, self._shared, writer)
-        process = self._ctx.Process(target=actor_main, args=args, name=f"actor-{number}", daemon=True)
-        process.start()
-        writer.close()  # the actor's end: once it dies, its pipe reads as ended
-        actor = self._actors[number] = _Actor(number, process, reader)
+        actor = self._actors[number] = self._launch(spec)
         return actor
 
     def _live(self) -> list[int]:
         return [n for n, a in self._actors.items() if not a.dead]
 
-    def close(self) -> int:
-        """Stop every actor; returns the games they had in flight (dropped)."""
-        if self._closed:
-            return 0
-        self._closed = True
-        self._shared.stop.set()
-        dropped = self.in_flight
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(a.process.is_alive() for a in self._actors.values()):
-            self._receive(0.05)  # an actor waiting on a full pipe sees the stop once read
-        for actor in self._actors.values():
-            if actor.process.is_alive():
-                actor.process.kill()
-            actor.process.join(timeout=5.0)
-            actor.conn.close()
-        return dropped
-
-    def _receive(self, timeout: float) -> list[tuple[str, int, Any]]:
-        """Every whole message that arrived, waiting up to `timeout` for one; a pipe whose
-        actor died (ended, or torn mid-message) is closed and read no more."""
-        live = [a.conn for a in self._actors.values() if not a.conn.closed]
-        items: list[tuple[str, int, Any]] = []
-        for ready in mp_connection.wait(live, timeout):
-            conn: mp_connection.Connection = ready  # type: ignore[assignment]  # wait returns what it was given
-            try:
-                while conn.poll():
-                    items.append(conn.recv())
-            except (EOFError, OSError):
-                conn.close()
-        return items
-
-    # -- weights ---------------------------------------------------------------------------
-    def adopt(self, net: torch.nn.Module, generation: int) -> None:
-        """Publish `net` as the newest network; actors take it between two search steps."""
-        self._version += 1
-        assert isinstance(net, network.ChessNet)
-        network.save_weights(net, published_path(self.folder, self._version), generation=generation, seed=0)
-        self._shared.generation.value = generation
-        self._shared.version.value = self._version
-        for old in range(self._version - PUBLISHED_KEPT, 0, -1):
-            path = published_path(self.folder, old)
-            if not path.exists():
-                break
-            path.unlink(missing_ok=True)
-
     # -- games -----------------------------------------------------------------------------
     def step(self, timeout: float = 0.05) -> list[GameRecord]:
         """Games that arrived (waiting up to `timeout` for the first); replaces dead actors."""
-        self._check_health()
+        self._replace_the_dead()
         records: list[GameRecord] = []
         for item in self._receive(timeout):
             record = self._take(item)
@@ -333,7 +313,9 @@ class Fleet:
                 records.append(record)
                 if self.remaining is not None:
                     self.remaining -= 1
-        self._shared.games.value += len(records)
+        if records:
+            self._games += len(records)
+            self._set_games(self._games)
         return records
 
     def _take(self, item: tuple[str, int, Any]) -> GameRecord | None:
@@ -355,21 +337,19 @@ class Fleet:
             actor.state = ActorState.PAUSED
         return None
 
-    def _check_health(self) -> None:
+    def _replace_the_dead(self) -> None:
         if self._closed:
             return
-        for actor in list(self._actors.values()):
-            if not actor.dead and not actor.process.is_alive():
-                actor.dead = True
-                replacement = self._spawn()
-                if self._shared.paused.is_set():
-                    replacement.state = ActorState.STARTING
-                self.on_replaced(actor.number, replacement.number, actor.process.exitcode)
+        for actor, exitcode in self._deaths():
+            actor.dead = True
+            replacement = self._spawn()
+            self.on_replaced(actor.number, replacement.number, exitcode)
 
     # -- pause -----------------------------------------------------------------------------
     def pause(self, timeout: float = 120.0) -> list[GameRecord]:
         """Hold every actor; returns the games each finished before it held."""
-        self._shared.paused.set()
+        self._paused = True
+        self._set_paused(True)
         records: list[GameRecord] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -379,7 +359,8 @@ class Fleet:
         return records
 
     def resume(self) -> None:
-        self._shared.paused.clear()
+        self._paused = False
+        self._set_paused(False)
         for number in self._live():
             self._actors[number].state = ActorState.STARTING
 
@@ -399,15 +380,92 @@ class Fleet:
                 "simulations_per_second": a.simulations_per_second if a.state == ActorState.RUNNING else 0.0,
                 "generation": a.generation,
                 "games_in_flight": a.games_in_flight,
-                "pid": a.process.pid,
+                "pid": a.pid,
             }
             for a in self._actors.values()
             if not a.dead
         ]
 
-    def pids(self) -> list[int]:
-        """The live actors' process ids (tests kill them)."""
-        return [self._actors[n].process.pid for n in self._live()]
+
+class Fleet(FleetBase):
+    """SELFPLAY_ACTORS >= 2: actor processes spawned beside the learner, networks published
+    as files in `folder`, one pipe per actor."""
+
+    def __init__(self, size: int, config: SessionConfig, selfplay: SelfPlayConfig, folder: Path, **kwargs: Any):
+        super().__init__(size, config, selfplay, **kwargs)
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._version = 0
+        self._ctx = mp.get_context("spawn")
+        self._shared = _Shared(
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Value("q", 0, lock=False),
+            self._ctx.Event(),
+            self._ctx.Event(),
+        )
+
+    def _launch(self, spec: ActorSpec) -> _Actor:
+        spec = dataclasses.replace(spec, folder=self.folder)
+        reader, writer = self._ctx.Pipe(duplex=False)
+        args = (spec, self._shared, writer)
+        process = self._ctx.Process(target=actor_main, args=args, name=f"actor-{spec.actor}", daemon=True)
+        process.start()
+        writer.close()  # the actor's end: once it dies, its pipe reads as ended
+        return _Actor(spec.actor, process, process.pid, reader)
+
+    def _receive(self, timeout: float) -> list[tuple[str, int, Any]]:
+        """A pipe whose actor died (ended, or torn mid-message) is closed and read no more."""
+        live = [a.link for a in self._actors.values() if not a.link.closed]
+        items: list[tuple[str, int, Any]] = []
+        for ready in mp_connection.wait(live, timeout):
+            conn: mp_connection.Connection = ready  # type: ignore[assignment]  # wait returns what it was given
+            try:
+                while conn.poll():
+                    items.append(conn.recv())
+            except (EOFError, OSError):
+                conn.close()
+        return items
+
+    def _deaths(self) -> list[tuple[_Actor, int | None]]:
+        return [(a, a.handle.exitcode) for a in self._actors.values() if not a.dead and not a.handle.is_alive()]
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused:
+            self._shared.paused.set()
+        else:
+            self._shared.paused.clear()
+
+    def _set_games(self, games: int) -> None:
+        self._shared.games.value = games
+
+    def adopt(self, net: torch.nn.Module, generation: int) -> None:
+        self._version += 1
+        assert isinstance(net, network.ChessNet)
+        network.save_weights(net, published_path(self.folder, self._version), generation=generation, seed=0)
+        self._shared.generation.value = generation
+        self._shared.version.value = self._version
+        for old in range(self._version - PUBLISHED_KEPT, 0, -1):
+            path = published_path(self.folder, old)
+            if not path.exists():
+                break
+            path.unlink(missing_ok=True)
+
+    def close(self) -> int:
+        if self._closed:
+            return 0
+        self._closed = True
+        self._shared.stop.set()
+        dropped = self.in_flight
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(a.handle.is_alive() for a in self._actors.values()):
+            self._receive(0.05)  # an actor waiting on a full pipe sees the stop once read
+        for actor in self._actors.values():
+            if actor.handle.is_alive():
+                actor.handle.kill()
+            actor.handle.join(timeout=5.0)
+            actor.link.close()
+        return dropped
 
 
 @dataclass(frozen=True)

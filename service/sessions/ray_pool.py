@@ -60,6 +60,8 @@ ACTOR_CONCURRENCY = 4
 session itself runs on a thread of its own."""
 OBJECT_STORE_BYTES = 256 * 2**20
 """Object store of a local head (RAY_ADDRESS=local): specs and messages are small."""
+LOCAL_CPU_TOKENS = 4
+"""A local head advertises this many times the CPUs it has (see `start`)."""
 START_TIMEOUT_S = 300.0
 """How long the pool waits for its actors to come up (placed, torch imported)."""
 
@@ -256,7 +258,9 @@ class RayPool(Pool):
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(
                 address="local",
-                num_cpus=max(os.cpu_count() or 1, self.size * self.threads),
+                # CPUs are scheduling tokens: room for each session's self-play actors too (Ray
+                # actors of their own, `ray_fleet`), oversubscribed as processes would be
+                num_cpus=max(os.cpu_count() or 1, self.size * self.threads) * LOCAL_CPU_TOKENS,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
                 object_store_memory=OBJECT_STORE_BYTES,

@@ -280,6 +280,7 @@ class Runner:
             actors=layout.actors,
             actor_threads=layout.actor_threads,
             separate_evaluator=layout.separate_evaluator,
+            backend=self.settings.worker_backend,
             first_game=first_game,
             resume_state=checkpoint_dir / last.state_file_name if last is not None else None,
             init_weights=checkpoint_dir / init.file_name if init is not None and last is None else None,

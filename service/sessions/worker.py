@@ -31,8 +31,9 @@ from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_sampl
 from ..engine.training import Trainer, steps_for
 from .evaluation import Evaluations
 from .evaluator import EvaluatorProcess
-from .fleet import Fleet, LocalPlay, Play
+from .fleet import Fleet, FleetBase, LocalPlay, Play
 from .protocol import CommandKind, MessageKind
+from .ray_fleet import RayFleet
 
 Emit = Callable[[MessageKind, dict[str, Any]], None]
 
@@ -62,6 +63,7 @@ class WorkerSpec:
     actor_threads: int = 1  # torch threads of each actor process
     fleet: bool | None = None  # actors in processes of their own; None: when actors > 1
     separate_evaluator: bool = False  # evaluations in a process of their own (never under GATING)
+    backend: str = "process"  # WORKER_BACKEND: with `ray` a fleet's actors are Ray actors
 
 
 def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
@@ -188,17 +190,17 @@ class SessionWorker:
         remaining = max(cfg.max_games - self.games_done, 0) if cfg.max_games else None
         self.play: Play
         if spec.fleet or (spec.fleet is None and spec.actors > 1):
-            self.play = Fleet(
-                spec.actors,
-                cfg,
-                selfplay_config(cfg),
-                spec.checkpoint_dir / "fleet",
-                spec.actor_threads,
+            fleet = dict(
+                threads=spec.actor_threads,
                 remaining=remaining,
                 move_interval_s=spec.move_interval_s,
                 on_replaced=self._on_actor_replaced,
                 on_move=lambda data: self.emit(MessageKind.MOVE, data),
             )
+            if spec.backend == "ray":  # actors as Ray actors, placed by the cluster
+                self.play = RayFleet(spec.actors, cfg, selfplay_config(cfg), **fleet)
+            else:
+                self.play = Fleet(spec.actors, cfg, selfplay_config(cfg), spec.checkpoint_dir / "fleet", **fleet)
         else:
             self.play = LocalPlay(self._local_selfplay(remaining), self.evaluator, cfg.max_generation_lag)
         self.process = psutil.Process()
@@ -235,7 +237,7 @@ class SessionWorker:
         deadline = self._run_started + duration - self.elapsed_before  # time used before a restart counts
         if self.generation == 0:
             self._checkpoint()  # generation 0: the evaluation anchor
-        if isinstance(self.play, Fleet):
+        if isinstance(self.play, FleetBase):
             self.play.start(self.net, self.played_generation, self.games_done)
         if self.spec.separate_evaluator and not self.cfg.gating:
             self.evaluator_process = EvaluatorProcess(self.cfg, self.device, self.spec.init_weights)

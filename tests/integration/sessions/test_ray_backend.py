@@ -134,3 +134,41 @@ def test_without_ray_the_pool_names_the_extra_to_install(monkeypatch):
     pool = make_pool("ray", 1, 1, ray_address="local")
     with pytest.raises(RuntimeError, match=r"pip install '\.\[ray\]'"):
         asyncio.run(pool.start())
+
+
+@SQLITE_ONLY
+@pytest.mark.asyncio
+async def test_a_fleet_of_ray_actors_plays_one_session_and_a_lost_actor_is_replaced(orchestrator, db_sessions):
+    config = orchestrator.settings.session_config(max_games=0, session_duration_min=10, selfplay_actors=2)
+    sid = await orchestrator.create_session(config)
+
+    async def played_by() -> set[int]:
+        async with db_sessions() as db:
+            return {g.actor for g in (await repo.list_games(db, sid, limit=1000))[0]}
+
+    def actors() -> dict[int, int]:
+        live = orchestrator.live(sid) or {}
+        return {a["actor"]: a["pid"] for a in live.get("actors") or [] if a.get("pid")}
+
+    async def both_played() -> bool:
+        return await played_by() >= {1, 2} and len(actors()) == 2
+
+    await wait_for(both_played, what="games of two Ray self-play actors")
+    victim, pid = sorted(actors().items())[0]
+    os.kill(pid, 9)  # the actor's Ray worker process dies; the learner's actor lives on
+
+    async def replacement_played() -> bool:
+        return 3 in await played_by()
+
+    await wait_for(replacement_played, what="a game of the replacement actor")
+    await orchestrator.stop(sid)
+    await wait_for(lambda: ended(db_sessions, sid))
+
+    row = await session_row(db_sessions, sid)
+    assert row.state == "stopped", row.failure_reason
+    assert await game_numbers(db_sessions, sid) == list(range(1, row.games_done + 1))
+    async with db_sessions() as db:
+        events = [e.data for e in await repo.events_since(db, sid, 0, 10_000) if e.type == EventType.SESSION_STATE]
+    replaced = [e for e in events if e.get("actor_replaced")]
+    assert replaced and replaced[0]["actor"] == victim and replaced[0]["replacement"] == 3
+    assert not [e for e in events if e.get("restarted")]  # the learner never died
