@@ -492,7 +492,17 @@ def fleet(report: dict[str, Any]) -> str:
     rows += [_actor_row({}, now, games) for actor, now in live.items() if actor not in stored]  # no game stored yet
     actor_table = (
         table(
-            ["Actor", "Games", "Share", "Game numbers", "Generations", "Lag mean", "Lag max", "State", "Sims/s"],
+            [
+                "Actor",
+                "Games",
+                "Share",
+                "First &ndash; last game",
+                "Generations",
+                "Lag mean",
+                "Lag max",
+                "State",
+                "Sims/s",
+            ],
             rows,
             numeric=(0, 1, 2, 5, 6, 8),
         )
