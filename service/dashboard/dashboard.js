@@ -7,6 +7,9 @@
  * (replayed from seq 0, so the charts are built from the stored events, then the live
  * tail; after a drop it reconnects with since = the last seq seen, with backoff) and
  * v1/live (all sessions) to keep the sessions table current.
+ * The Fleet panel shows the worker's newest stats (the session view's `metrics` while it
+ * runs, else the newest stored snapshot): each self-play actor, the learner's steps/s, the
+ * samples drawn per new position, and the generation lag of the recent finished games.
  * With API keys on, the key (kept in localStorage) goes as `Authorization: Bearer` and as
  * `?token=` on WebSockets. Text from the server is only ever set as textContent.
  */
@@ -17,7 +20,7 @@
   // helpers
   const $ = (id) => document.getElementById(id);
   // The service's names, the only place this file spells them: checked against
-  // service/lifecycle.py (State, ACTIVE, FINAL, ACTIONS) and service/event_types.py
+  // service/lifecycle.py (State, ACTIVE, FINAL, ACTIONS, ActorState) and service/event_types.py
   // (EventType, STORED) by tests/unit/test_dashboard_constants.py.
   const STATE = Object.freeze({
     PENDING: "pending", RUNNING: "running", PAUSED: "paused", STOPPING: "stopping",
@@ -30,6 +33,7 @@
     resume: new Set([STATE.PAUSED]),
     stop: new Set([STATE.PENDING, STATE.RUNNING, STATE.PAUSED]),
   });
+  const ACTOR_STATE = Object.freeze({ STARTING: "starting", RUNNING: "running", PAUSED: "paused" });
   const EVENT = Object.freeze({
     SESSION_STATE: "session.state", GAME_FINISHED: "game.finished", LEARNING_STEP: "learning.step",
     CHECKPOINT_SAVED: "checkpoint.saved", EVALUATION_FINISHED: "evaluation.finished",
@@ -40,6 +44,7 @@
   const POLL_MS = 5000;
   const HEALTH_MS = 15000;
   const RATE_WINDOW_S = 60;
+  const LAG_WINDOW = 50; // the recent finished games the Fleet panel's generation lag is taken over
   const AUTH_CLOSE = new Set([1008, 4001, 4003, 4401, 4403]);
   const GONE_CLOSE = new Set([4404]);
   const BAD_QUERY_CLOSE = 4400; // e.g. since beyond the session's last seq: the store was reset
@@ -473,8 +478,12 @@
     generationGames: new Map(),
     seqs: new Set(),  // seqs in the log (no row twice)
     lastGame: null,
-    featured: { game: null, moves: [], ply: 0 },
+    featured: { game: null, actor: 0, moves: [], ply: 0 }, // game: its start number, unique per actor
     lastMoveAt: 0,
+    fleet: null,      // {data, at}: the newest worker stats seen (session view or metrics.snapshot)
+    lags: [],         // {actor, lag} of the last LAG_WINDOW game.finished events
+    actorGames: new Map(), // actor -> games stored (every game.finished: the feed replays from seq 0)
+    replacements: 0,  // actors that died and were replaced
     boardUpdates: 0,
     runningSince: null,
     counts: {},
@@ -483,8 +492,8 @@
   function resetView() {
     Object.assign(view, {
       games: [], losses: [], snapshots: [], ratings: null, evaluations: [], generationGames: new Map(),
-      seqs: new Set(), lastGame: null, featured: { game: null, moves: [], ply: 0 }, lastMoveAt: 0, counts: {},
-      runningSince: null, ratingsLoaded: false,
+      seqs: new Set(), lastGame: null, featured: { game: null, actor: 0, moves: [], ply: 0 }, lastMoveAt: 0, counts: {},
+      runningSince: null, ratingsLoaded: false, fleet: null, lags: [], actorGames: new Map(), replacements: 0,
     });
     clear($("log"));
     clear($("featured-moves"));
@@ -492,6 +501,7 @@
     $("board").src = "dashboard/board.svg?size=360";
     renderLastGame();
     renderRatingsFromEvent();
+    renderFleet();
   }
 
   function select(id) {
@@ -556,6 +566,71 @@
     stats.append(stat("buffer", fmtInt(buffer), "replay buffer positions"));
     const rss = lastSnap ? lastSnap.rss : metrics.rss_mb;
     stats.append(stat("worker RSS", rss === undefined || rss === null ? "—" : `${fmtInt(rss)} MB`));
+    if (detail && detail.metrics) noteStats(detail.metrics, Date.parse(detail.metrics.at || detail.metrics_at));
+    renderFleet();
+  }
+
+  // -- fleet ---------------------------------------------------------------------------------
+  /** Keep `data` (the worker's stats as of `at`, ms) unless newer ones are kept already. */
+  function noteStats(data, at) {
+    if (!data || typeof data !== "object") return;
+    const when = isFinite(at) ? at : 0;
+    if (view.fleet && view.fleet.at > when) return;
+    view.fleet = { data, at: when };
+  }
+
+  /** Mean and max of the generation lags of the recent finished games (of one actor, if given). */
+  function lagOf(actor) {
+    const lags = view.lags.filter((g) => actor === undefined || g.actor === actor).map((g) => g.lag);
+    if (!lags.length) return null;
+    return { mean: lags.reduce((a, b) => a + b, 0) / lags.length, max: Math.max(...lags), games: lags.length };
+  }
+
+  /** The Fleet panel's rows: the actors of the newest stats, else the actors seen in games. */
+  function fleetRows() {
+    const stats = view.fleet ? view.fleet.data : null;
+    const actors = stats && Array.isArray(stats.actors) ? stats.actors.filter((a) => a && typeof a === "object") : [];
+    const rows = actors.length ? actors.map((a) => ({ ...a, actor: a.actor ?? 0 }))
+      : [...view.actorGames.keys()].map((actor) => ({ actor }));
+    return rows.sort((p, q) => p.actor - q.actor);
+  }
+
+  function renderFleet() {
+    const body = document.querySelector("#fleet tbody");
+    const box = $("fleet-stats");
+    clear(body);
+    clear(box);
+    const rows = fleetRows();
+    $("fleet-empty").hidden = rows.length > 0;
+    for (const a of rows) {
+      const lag = lagOf(a.actor);
+      body.append(h("tr", { "data-actor": a.actor },
+        h("td", { class: "num" }, String(a.actor)),
+        h("td", {}, a.state ? h("span", { class: `badge ${a.state}` }, a.state) : "—"),
+        h("td", { class: "num" }, fmtInt(a.simulations_per_second)),
+        h("td", { class: "num" }, fmtInt(a.generation)),
+        h("td", { class: "num" }, fmtInt(a.games_in_flight)),
+        h("td", { class: "num" }, fmtInt(view.actorGames.get(a.actor) ?? 0)),
+        h("td", { class: "num", title: lag ? `max ${lag.max} over ${lag.games} recent games` : "" }, lag ? fmt(lag.mean, 2) : "—")));
+    }
+    const stats = view.fleet ? view.fleet.data : {};
+    const detail = table.details.get(view.id)?.body;
+    const target = detail && detail.config ? detail.config.train_samples_per_position : null;
+    const lag = lagOf();
+    const running = rows.filter((a) => a.state === ACTOR_STATE.RUNNING).length;
+    box.append(
+      stat("actors", rows.length ? `${running} / ${rows.length}` : "—", "running / reporting"),
+      stat("learner steps/s", fmt(stats.learner_steps_per_second, 2)),
+      stat("samples/position", `${fmt(stats.samples_per_position, 2)} / ${fmt(target, 2)}`,
+        "training samples drawn per new self-play position, actual / TRAIN_SAMPLES_PER_POSITION"),
+      stat("generation", fmtInt(stats.generation), "the newest generation self-play plays"),
+      stat("generation lag", lag ? `${fmt(lag.mean, 2)} / ${lag.max}` : "—",
+        `mean / max over the last ${lag ? lag.games : 0} finished games (newest generation minus the one that started a game)`),
+      stat("replaced", fmtInt(view.replacements), "actors that died and were replaced"));
+    const listed = table.items.find((s) => s.id === view.id);
+    const state = listed ? listed.state : detail ? detail.state : null;
+    $("fleet-meta").textContent = !view.fleet ? "waiting for the worker's stats…"
+      : `last report ${view.fleet.at ? timeOf(view.fleet.at) : "—"}${state && state !== STATE.RUNNING ? ` · session ${state}` : ""}`;
   }
 
   // -- events --------------------------------------------------------------------------------
@@ -570,7 +645,13 @@
           duration: data.duration_s, runningSince: view.runningSince,
         });
         view.lastGame = { ...data, ts: event.ts };
-        if ((data.started ?? data.number) === view.featured.game) {  // game.move names a game by its start number
+        view.actorGames.set(data.actor ?? 0, (view.actorGames.get(data.actor ?? 0) || 0) + 1);
+        if (typeof data.generation_lag === "number") {
+          view.lags.push({ actor: data.actor ?? 0, lag: data.generation_lag });
+          if (view.lags.length > LAG_WINDOW) view.lags.shift();
+        }
+        // game.move names a game by its start number, which is unique per actor only
+        if ((data.started ?? data.number) === view.featured.game && (data.actor ?? 0) === view.featured.actor) {
           $("featured-label").textContent = `game #${data.number} · ${data.result} · ${data.termination}`;
         }
         renderLastGameSoon();
@@ -592,8 +673,10 @@
         view.snapshots.push({
           ts: Date.parse(event.ts) || Date.now(), sps: data.simulations_per_second, buffer: data.buffer_size, rss: data.rss_mb,
         });
+        noteStats(data, Date.parse(event.ts));
         break;
       case EVENT.SESSION_STATE:
+        if (data.actor_replaced) { view.replacements += 1; break; } // the session's state is unchanged
         if (data.state === STATE.RUNNING) view.runningSince = Date.parse(event.ts) || Date.now();
         refreshSoon();
         break;
@@ -617,8 +700,9 @@
     // predecessor is not shown, and mark the gaps.
     if (typeof data.fen !== "string") return;
     const list = $("featured-moves");
-    if (view.featured.game !== data.game) {
-      view.featured = { game: data.game, moves: [], ply: 0 };
+    const actor = data.actor ?? 0;
+    if (view.featured.game !== data.game || view.featured.actor !== actor) {
+      view.featured = { game: data.game, actor, moves: [], ply: 0 };
       clear(list);
     }
     const fields = data.fen.split(" ");
@@ -644,7 +728,7 @@
     const board = $("board");
     board.src = boardSrc(data.fen, data.uci);
     board.alt = `Game ${data.game} after ${number}${whiteMoved ? "." : "…"} ${san}`;
-    $("featured-label").textContent = `game #${data.game} · ply ${ply} · live`;
+    $("featured-label").textContent = `game #${data.game}${actor ? ` · actor ${actor}` : ""} · ply ${ply} · live`;
   }
 
   // -- last finished game ------------------------------------------------------------------
@@ -741,11 +825,13 @@
     const d = event.data || {};
     switch (event.type) {
       case EVENT.SESSION_STATE: {
+        if (d.actor_replaced) return `actor ${d.actor} died (exit code ${d.exitcode ?? "—"}): actor ${d.replacement} took its place`;
         const extra = d.failure_reason || d.stop_reason;
         return `→ ${d.state}${extra ? ` (${extra})` : ""}`;
       }
       case EVENT.GAME_FINISHED:
-        return `#${d.number} ${d.result} · ${d.termination}${d.adjudicated ? " (adjudicated)" : ""} · ${d.plies} plies · ${fmt(d.duration_s, 1)} s`;
+        return `#${d.number} ${d.result} · ${d.termination}${d.adjudicated ? " (adjudicated)" : ""} · ${d.plies} plies · ${fmt(d.duration_s, 1)} s`
+          + `${d.actor ? ` · actor ${d.actor}` : ""}${d.generation_lag ? ` · lag ${d.generation_lag}` : ""}`;
       case EVENT.LEARNING_STEP:
         return `step ${d.step} · policy ${fmt(d.policy_loss, 3)} · value ${fmt(d.value_loss, 3)} · total ${fmt(d.total_loss, 3)} · buffer ${fmtInt(d.buffer_size)}`;
       case EVENT.CHECKPOINT_SAVED:
@@ -756,7 +842,9 @@
         return `gen ${d.generation} vs ${d.opponent}: +${d.wins} =${d.draws} −${d.losses} · Elo ${fmtInt(d.elo)}${ci}${sprt}`;
       }
       case EVENT.METRICS_SNAPSHOT:
-        return `${fmtInt(d.simulations_per_second)} sims/s · buffer ${fmtInt(d.buffer_size)} · RSS ${fmtInt(d.rss_mb)} MB`;
+        return `${fmtInt(d.simulations_per_second)} sims/s`
+          + `${typeof d.learner_steps_per_second === "number" ? ` · ${fmt(d.learner_steps_per_second, 2)} steps/s` : ""}`
+          + ` · buffer ${fmtInt(d.buffer_size)} · RSS ${fmtInt(d.rss_mb)} MB`;
       case EVENT.ALERT_RAISED:
         return `[${d.severity || "alert"}] ${d.name || ""}: ${d.message || ""}`;
       default:

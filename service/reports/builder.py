@@ -370,6 +370,98 @@ def build_series(
     }
 
 
+FLEET_STATS = ("simulations_per_second", "learner_steps_per_second", "samples_per_position", "generation")
+"""The fleet's figures of a metric snapshot that report.json's `fleet.latest` keeps."""
+ACTOR_STATS = ("actor", "state", "simulations_per_second", "generation", "games_in_flight")
+"""An actor's figures of a metric snapshot that `fleet.latest.actors` keeps (not its pid)."""
+REPLACEMENT_FIELDS = ("actor", "replacement", "exitcode", "reason")
+"""What `fleet.replaced` keeps of an actor replacement's `session.state` event."""
+
+
+def fleet_section(
+    *,
+    config: dict[str, Any],
+    actors: Sequence[tuple[int, int, int, int, int, int]],
+    lags: Sequence[tuple[int, int, int]],
+    replacements: int,
+    replaced: Sequence[tuple[int, Any, dict[str, Any]]],
+    latest: tuple[Any, dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """report.json's `fleet`: who played the session's games and how far behind.
+
+    - `actors`: (actor, games, first number, last number, least and greatest generation) per
+      actor, as `reads.fleet` groups the stored games;
+    - `lags`: (actor, generation lag, games) as the `game.finished` events recorded them. A
+      game's generation lag is the learner's newest generation when the game arrived minus
+      the generation that started it (what `generation_lag` of Prometheus observes); games
+      of sessions older than the fleet recorded none, and their `generation_lag` is None;
+    - `replacements`, `replaced`: the actors that died, with (seq, ts, data) of the newest;
+    - `latest`: (ts, data) of the newest metric snapshot: the learner's steps/s, the actual
+      samples per position, the simulations/s of all actors and each actor's figures."""
+    per_actor: dict[int, list[tuple[int, int]]] = {}
+    per_lag: dict[int, int] = {}
+    for actor, lag, games in lags:
+        per_actor.setdefault(actor, []).append((lag, games))
+        per_lag[lag] = per_lag.get(lag, 0) + games
+
+    def lag_of(recorded: list[tuple[int, int]]) -> dict[str, Any]:
+        n = sum(games for _, games in recorded)
+        return {
+            "lag_games": n,
+            "generation_lag_mean": sum(lag * games for lag, games in recorded) / n if n else None,
+            "generation_lag_max": max(lag for lag, _ in recorded) if n else None,
+        }
+
+    rows = [
+        {
+            "actor": actor,
+            "games": games,
+            "first_game": first,
+            "last_game": last,
+            "generation_min": low,
+            "generation_max": high,
+            **lag_of(per_actor.get(actor, [])),
+        }
+        for actor, games, first, last, low, high in actors
+    ]
+    recorded = sorted(per_lag.items())
+    overall = lag_of(recorded)
+    generation_lag = (
+        {
+            "games": overall["lag_games"],
+            "mean": overall["generation_lag_mean"],
+            "max": overall["generation_lag_max"],
+            "lagging": sum(games for lag, games in recorded if lag > 0),
+            "counts": [{"lag": lag, "games": games} for lag, games in recorded],
+        }
+        if overall["lag_games"]
+        else None
+    )
+    newest = None
+    if latest is not None:
+        ts, data = latest
+        newest = {
+            "ts": ts,
+            **{k: data.get(k) for k in FLEET_STATS},
+            "actors": [{k: a.get(k) for k in ACTOR_STATS} for a in data.get("actors") or [] if isinstance(a, dict)],
+        }
+    return {
+        "selfplay_actors": config.get("selfplay_actors"),
+        "train_samples_per_position": config.get("train_samples_per_position"),
+        "max_generation_lag": config.get("max_generation_lag"),
+        "games": sum(row["games"] for row in rows),
+        "actors": rows,
+        "generation_lag": generation_lag,
+        "replacements": replacements,
+        "replaced": [
+            {"seq": seq, "ts": ts, **{k: data.get(k) for k in REPLACEMENT_FIELDS}}
+            for seq, ts, data in replaced
+            if isinstance(data, dict)
+        ],
+        "latest": newest,
+    }
+
+
 def sprt_verdicts(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The SPRT verdicts of the evaluations, one per tested checkpoint."""
     out = []
@@ -419,7 +511,7 @@ def adjudication_counts(scorecard: dict[str, Any], evaluations: list[dict[str, A
 
 def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """`report` with the sections the HTML needs (series, sprt, adjudication, alerts, match
-    estimates) added where missing: a report.json of an older version, with the games and
+    estimates; fleet as None) added where missing: a report.json of an older version, with the games and
     learning rows of its metrics.json when there is one."""
     out = dict(report)
     evaluations = [dict(e) for e in out.get("evaluations") or []]
@@ -442,4 +534,5 @@ def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> d
     out.setdefault("adjudication", adjudication_counts(out.get("scorecard") or {}, evaluations))
     out.setdefault("alerts", [])
     out.setdefault("analysis", [])
+    out.setdefault("fleet", None)  # a report.json older than the fleet: its games' actors are not in it
     return finite(out)

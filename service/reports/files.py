@@ -10,7 +10,9 @@ buckets and histograms are SQL aggregates (exact); the analyzer's verdicts come 
 SAMPLED_GAMES games' results and lengths and SEARCHED_GAMES games' policy and root-value
 blobs, evenly spread over the session (`analysis_sample` says how many); learning steps and
 metric snapshots are counted and summed in SQL and their rows thinned to SERIES_ROWS, as the
-charts draw them anyway. Below those bounds nothing is thinned.
+charts draw them anyway; the fleet's games per actor and recorded generation lags are grouped
+in SQL, its actor replacements counted there and the newest MAX_REPLACEMENTS listed. Below
+those bounds nothing is thinned.
 
 `load_session` does the (async) reads; `compose` turns them into report.json (pure CPU:
 decoding the sampled policy targets, fitting the ratings; callers run it in a thread);
@@ -43,6 +45,7 @@ from .builder import (
     adjudication_counts,
     build_report,
     build_series,
+    fleet_section,
     match_estimate,
     sprt_verdicts,
 )
@@ -59,6 +62,8 @@ SERIES_ROWS = MAX_POINTS
 """Learning steps and metric snapshots a build reads (thinned evenly beyond that)."""
 MAX_ALERTS = 1000
 """Alerts a report lists (the newest)."""
+MAX_REPLACEMENTS = 100
+"""Actor replacements a report lists (the newest; all of them are counted)."""
 
 
 def analysis(sampled, searched, learning, ratings, games_at) -> list:
@@ -106,6 +111,7 @@ class StoredSession:
     alerts: list[models.EventRow]
     checkpoints: list[models.CheckpointRow]
     evaluations: list[models.EvaluationRow]
+    fleet: reads.Fleet
 
 
 def _events(session_id: str, kind: str) -> Any:
@@ -146,6 +152,7 @@ async def load_session(db, session_id: str) -> StoredSession | None:
         alerts=list(reversed(alerts.all())),
         checkpoints=await repo.list_checkpoints(db, session_id),
         evaluations=await repo.list_evaluations(db, session_id),
+        fleet=await reads.fleet(db, session_id, MAX_REPLACEMENTS),
     )
 
 
@@ -266,6 +273,16 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     report["sprt"] = sprt_verdicts(evaluations)
     report["adjudication"] = adjudication_counts(report["scorecard"], evaluations)
     report["alerts"] = [_alert(e) for e in stored.alerts]
+    fleet = stored.fleet
+    last_snapshot = stored.snapshots.rows[-1] if stored.snapshots.rows else None
+    report["fleet"] = fleet_section(
+        config=report["manifest"]["config"],
+        actors=fleet.actors,
+        lags=fleet.lags,
+        replacements=fleet.replacements,
+        replaced=[(seq, _iso(ts), data) for seq, ts, data in fleet.replaced],
+        latest=(_iso(last_snapshot[0]), last_snapshot[1]) if last_snapshot is not None else None,
+    )
     # Exactly what a reader of report.json gets: strict JSON (no NaN), lists, string keys.
     return json.loads(json.dumps(finite(report)))
 

@@ -12,7 +12,7 @@ string of a session can close the script element). A section without data (no ev
 no learning step, no game yet) says so in words instead of drawing an empty chart.
 
 Over 500 lines: one function per section of the page (header, summary, strength, learning,
-self-play, verdicts, alerts, checkpoints, manifest), each a template over its own keys of
+self-play, fleet, verdicts, alerts, checkpoints, manifest), each a template over its own keys of
 report.json, in the order the page shows them; they share only `markup` (escaping, number
 formats, building blocks), which is apart. Split further, the page would be read across
 files for no seam that the sections do not already draw.
@@ -459,6 +459,131 @@ def selfplay(report: dict[str, Any]) -> str:
 </section>"""
 
 
+def _actor_row(stored: dict[str, Any], now: dict[str, Any], games: int) -> list[str]:
+    """A row of the fleet's table: an actor's stored games (`stored`, {} for one with none
+    yet) and its figures in the newest metric snapshot (`now`, {} for one gone since)."""
+    played = as_number(stored.get("games"))
+    return [
+        num(stored.get("actor", now.get("actor"))),
+        num(stored.get("games", 0)),
+        pct(played / games) if games and played is not None else DASH,
+        f"{num(stored.get('first_game'))} &ndash; {num(stored.get('last_game'))}" if stored else DASH,
+        f"{num(stored.get('generation_min'))} &ndash; {num(stored.get('generation_max'))}" if stored else DASH,
+        num(stored.get("generation_lag_mean"), 2),
+        num(stored.get("generation_lag_max")),
+        badge(now["state"]) if now.get("state") else DASH,
+        num(now.get("simulations_per_second"), 0),
+    ]
+
+
+def fleet(report: dict[str, Any]) -> str:
+    f = report.get("fleet")
+    if not f:
+        older = empty("This report has no fleet section: it was written before self-play ran as a fleet.")
+        return f"""<section id="fleet">
+  <h2>Fleet</h2>
+  {card("Self-play actors", older, wide=True)}
+</section>"""
+    latest = f.get("latest") or {}
+    live = {a.get("actor"): a for a in latest.get("actors") or []}
+    games = f.get("games") or 0
+    stored = {a.get("actor"): a for a in f.get("actors") or []}
+    rows = [_actor_row(a, live.get(actor) or {}, games) for actor, a in stored.items()]
+    rows += [_actor_row({}, now, games) for actor, now in live.items() if actor not in stored]  # no game stored yet
+    actor_table = (
+        table(
+            [
+                "Actor",
+                "Games",
+                "Share",
+                "First &ndash; last game",
+                "Generations",
+                "Lag mean",
+                "Lag max",
+                "State",
+                "Sims/s",
+            ],
+            rows,
+            numeric=(0, 1, 2, 5, 6, 8),
+        )
+        if rows
+        else empty("No self-play game has finished yet.")
+    )
+    lag = f.get("generation_lag") or {}
+    lag_table = (
+        table(
+            ["Generation lag", "Games", "Share"],
+            [
+                [num(c.get("lag")), num(c.get("games")), pct(c["games"] / lag["games"]) if lag.get("games") else DASH]
+                for c in lag.get("counts") or []
+            ],
+            numeric=(0, 1, 2),
+            cls="compact",
+        )
+        if lag
+        else empty("No game recorded its generation lag (sessions older than the fleet did not).")
+    )
+    target = f.get("train_samples_per_position")
+    bound = f.get("max_generation_lag")
+    facts = kv(
+        [
+            ("self-play actors (setting)", escaped(f.get("selfplay_actors"))),
+            ("actors that played", num(len(f.get("actors") or []))),
+            ("actor replacements", num(f.get("replacements", 0))),
+            ("simulations/s, all actors", num(latest.get("simulations_per_second"), 0)),
+            ("learner steps/s", num(latest.get("learner_steps_per_second"), 2)),
+            (
+                "samples per position (actual / target)",
+                f"{num(latest.get('samples_per_position'), 2)} / {num(target, 2)}",
+            ),
+            ("generation self-play plays", num(latest.get("generation"))),
+            ("generation lag: mean / max", f"{num(lag.get('mean'), 2)} / {num(lag.get('max'))}"),
+            (
+                "games behind the newest generation",
+                f"{num(lag.get('lagging'))} of {num(lag.get('games'))}" if lag else DASH,
+            ),
+            ("max generation lag (setting)", "no bound" if bound is None else num(bound)),
+        ]
+    )
+    replaced = f.get("replaced") or []
+    replaced_table = (
+        table(
+            ["Time", "Actor", "Replaced by", "Exit code", "Reason"],
+            [
+                [
+                    when(r.get("ts")),
+                    num(r.get("actor")),
+                    num(r.get("replacement")),
+                    escaped(r.get("exitcode")),
+                    escaped(r.get("reason")),
+                ]
+                for r in replaced
+            ],
+            numeric=(1, 2, 3),
+        )
+        if replaced
+        else empty("No actor died.")
+    )
+    stamp = f"latest metric snapshot {when(latest.get('ts'))}" if latest.get("ts") else "no metric snapshot stored yet"
+    return f"""<section id="fleet">
+  <h2>Fleet <small>self-play actors and the learner; state and rates: {stamp}</small></h2>
+  {
+        card(
+            "Games per actor",
+            actor_table,
+            wide=True,
+            note="An actor that dies is replaced under a new number. Generation lag of a game: the learner's newest "
+            "generation when the game arrived minus the generation that started it.",
+        )
+    }
+  <div class="grid three">
+    {card("Learner and actors", facts)}
+    {card("Generation lag of games", lag_table)}
+    {card("Actor replacements", replaced_table)}
+  </div>
+</section>"""
+
+
 _INDICATORS = {  # name: (label, value's unit, trend's unit, format of value and trend)
     "elo_progression": ("Elo progression", "newest rating", "Elo per 10 games", "elo"),
     "win_rate_trend": ("Decisive self-play games", "last window", "last &minus; first window", "share"),
@@ -633,6 +758,7 @@ _NAV = (
     ("strength", "Strength"),
     ("learning", "Learning"),
     ("selfplay", "Self-play"),
+    ("fleet", "Fleet"),
     ("analysis", "Verdicts"),
     ("alerts", "Alerts"),
     ("checkpoints", "Checkpoints"),
@@ -670,6 +796,7 @@ def render_html(report: dict[str, Any]) -> str:
             strength(report),
             learning(report),
             selfplay(report),
+            fleet(report),
             analysis(report),
             alerts(report),
             checkpoints(report),

@@ -12,6 +12,9 @@ policy blobs but for a bounded sample.
   last included), the columns asked for: the analyzer's input;
 - `learning_steps`, `metric_snapshots`: their count and totals from SQL, the rows thinned to
   at most `limit` (first and last kept), as the charts draw them;
+- `fleet`: the games per self-play actor (count, numbers, generations), the generation lag
+  the `game.finished` events recorded (games per actor and lag) and the actor replacements
+  (`session.state` events with `actor_replaced`), grouped in SQL;
 - `metrics_games`: every game's summary columns (no blobs), streamed: metrics.json, which only
   `continuous-play run` writes at its end;
 - `report_version`: what a report depends on, in one light query (the API's cache key).
@@ -349,6 +352,76 @@ async def metric_snapshots(db: AsyncSession, session_id: str, limit: int) -> Sna
         (ts, data) for ts, data in (await db.execute(query.order_by(MetricSnapshotRow.ts, MetricSnapshotRow.id))).all()
     ]
     return Snapshots(int(count), None if sims is None else float(sims), rows)
+
+
+_ACTORS = (
+    select(
+        GameRow.actor,
+        func.count(GameRow.id),
+        func.min(GameRow.number),
+        func.max(GameRow.number),
+        func.min(GameRow.generation),
+        func.max(GameRow.generation),
+    )
+    .where(_OF_SESSION)
+    .group_by(GameRow.actor)
+    .order_by(GameRow.actor)
+)
+_OF_SESSION_EVENTS = EventRow.session_id == bindparam("session_id")
+_RECORDED_LAG = (
+    select(
+        EventRow.data["actor"].as_integer().label("actor"),
+        EventRow.data["generation_lag"].as_integer().label("lag"),
+    )
+    .where(_OF_SESSION_EVENTS, EventRow.type == EventType.GAME_FINISHED)
+    .subquery()
+)
+_LAGS = (
+    select(_RECORDED_LAG.c.actor, _RECORDED_LAG.c.lag, func.count())
+    .where(_RECORDED_LAG.c.lag.is_not(None))
+    .group_by(_RECORDED_LAG.c.actor, _RECORDED_LAG.c.lag)
+)
+_REPLACED = (
+    _OF_SESSION_EVENTS
+    & (EventRow.type == EventType.SESSION_STATE)
+    & EventRow.data["actor_replaced"].as_boolean().is_(True)
+)
+
+
+@dataclass
+class Fleet:
+    """A session's self-play fleet as stored, grouped in SQL (rows per actor and lag, never
+    per game):
+
+    - `actors`: (actor, games, first number, last number, least generation, greatest
+      generation) per actor that has a stored game, by actor;
+    - `lags`: (actor, generation lag, games) per actor and lag, of the `game.finished` events
+      that recorded a lag (the learner's newest generation when the game arrived minus the
+      one that started it; events of sessions older than the fleet have none);
+    - `replacements`: how many actors died and were replaced; `replaced`: the newest of them
+      as (seq, ts, data) of their `session.state` events, newest first."""
+
+    actors: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
+    lags: list[tuple[int, int, int]] = field(default_factory=list)
+    replacements: int = 0
+    replaced: list[tuple[int, Any, dict[str, Any]]] = field(default_factory=list)
+
+
+async def fleet(db: AsyncSession, session_id: str, limit: int) -> Fleet:
+    """The session's games per actor, recorded generation lags and actor replacements (at
+    most `limit` of them listed), in four grouped or bounded queries."""
+    params = {"session_id": session_id}
+    actors = [
+        (int(a), int(n), int(first), int(last), int(low), int(high))
+        for a, n, first, last, low, high in (await db.execute(_ACTORS, params)).all()
+    ]
+    lags = [(0 if a is None else int(a), int(lag), int(n)) for a, lag, n in (await db.execute(_LAGS, params)).all()]
+    count = int(await db.scalar(select(func.count()).select_from(EventRow).where(_REPLACED), params) or 0)
+    rows = await db.execute(
+        select(EventRow.seq, EventRow.ts, EventRow.data).where(_REPLACED).order_by(EventRow.seq.desc()).limit(limit),
+        params,
+    )
+    return Fleet(actors, sorted(lags), count, [(int(seq), ts, data) for seq, ts, data in rows.all()])
 
 
 METRICS_GAME_COLUMNS = (

@@ -3,9 +3,9 @@
 
 - the page loads everything from the app (no other host), asks for the key, and once it is
   given follows the session live: a finished game, a board that moves, the four charts with
-  data (Elo with its band, losses per head, games/min, W/D/L), the rating list, the event
-  log; pause and resume from the sessions table; no console error; a screenshot is kept
-  (tests/artifacts/dashboard.png);
+  data (Elo with its band, losses per head, games/min, W/D/L), the fleet (one actor, running,
+  and the learner's figures), the rating list, the event log; pause and resume from the
+  sessions table; no console error; a screenshot is kept (tests/artifacts/dashboard.png);
 - after the WebSocket drops it reconnects with `since` = the last seq it saw and goes on
   with no event twice and none missing.
 """
@@ -31,6 +31,7 @@ ENV = {
     "EVAL_GAMES": "2",
     "EVAL_OPPONENTS": "random",
     "EVAL_SIMULATIONS": "2",
+    "SELFPLAY_ACTORS": "1",  # self-play in the learner's process: the fleet panel shows actor 0
 }
 WAIT_MS = 60_000
 CHARTS = ["chart-elo", "chart-loss", "chart-rate", "chart-wdl"]
@@ -133,6 +134,27 @@ def test_dashboard_follows_a_session_live(live_session):
         assert page.eval_on_selector_all(".js-plotly-plot", "gs => gs.length") == len(CHARTS)
         band = page.evaluate("() => document.getElementById('chart-elo').data.find(t => t.fill === 'tonexty')")
         assert band and len(band["y"]) >= 1, "the Elo chart has its interval band"
+
+        # the fleet: actor 0 runs and has games; the learner's figures and the games' lag
+        page.wait_for_function(
+            """() => {
+            const row = document.querySelector('#fleet tbody tr[data-actor="0"]');
+            const badge = row && row.querySelector('.badge');
+            return badge && badge.textContent === 'running' && Number(row.children[5].textContent) >= 1;
+        }""",
+            timeout=WAIT_MS,
+        )
+        assert page.eval_on_selector_all("#fleet tbody tr", "rows => rows.length") == 1
+        assert page.is_hidden("#fleet-empty")
+        figures = page.evaluate(
+            "() => Object.fromEntries([...document.querySelectorAll('#fleet-stats > div')]"
+            ".map(d => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))"
+        )
+        assert figures["actors"] == "1 / 1" and figures["replaced"] == "0", figures
+        assert re.fullmatch(r"\d+\.\d\d", figures["learner steps/s"]), figures
+        assert figures["samples/position"].endswith(" / 2.00"), figures  # actual / TRAIN_SAMPLES_PER_POSITION
+        assert re.fullmatch(r"\d+\.\d\d / \d+", figures["generation lag"]), figures  # mean / max
+        assert page.text_content("#fleet-meta").startswith("last report "), page.text_content("#fleet-meta")
 
         # the rating list and the sessions table
         page.wait_for_selector("#ratings tbody tr", timeout=WAIT_MS)

@@ -1,7 +1,7 @@
 """The dashboard's copy of the service's names (service/dashboard/dashboard.js has no build
 step, so it spells them once, at its top) matches service.lifecycle and
-service.event_types, and neither the script nor its stylesheet spells a state or an event
-type anywhere else, or one that does not exist."""
+service.event_types, and neither the script nor its stylesheet spells a state, an actor's
+state or an event type anywhere else, or one that does not exist."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.event_types import STORED, EventType
-from service.lifecycle import ACTIONS, ACTIVE, FINAL, State
+from service.lifecycle import ACTIONS, ACTIVE, FINAL, ActorState, State
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +35,7 @@ def js_strings(body: str) -> dict[str, str]:
 
 STATE = js_strings(js_object("STATE"))
 EVENT = js_strings(js_object("EVENT"))
+ACTOR_STATE = js_strings(js_object("ACTOR_STATE"))
 
 
 def js_set(source: str, where: str) -> set[str]:
@@ -60,6 +61,10 @@ def test_states_match_the_enum():
     assert js_set(js_const("TERMINAL"), "TERMINAL") == {s.value for s in FINAL}
 
 
+def test_actor_states_match_the_enum():
+    assert ACTOR_STATE == {state.name: state.value for state in ActorState}
+
+
 def test_action_buttons_follow_the_state_machine():
     allowed = js_object("ALLOWED")
     lines = dict(re.findall(r"(\w+): (new Set\(\[[^\]]*\]\))", allowed))
@@ -75,11 +80,14 @@ def test_event_types_match_the_enum():
 
 
 def test_no_other_spelling_in_the_script():
-    """Outside STATE and EVENT, the script names a state or an event type only through them."""
-    rest = SCRIPT.replace(js_object("STATE"), "").replace(js_object("EVENT"), "")
-    values = [s.value for s in State] + [k.value for k in EventType]
+    """Outside STATE, ACTOR_STATE and EVENT, the script names a state, an actor's state or an
+    event type only through them."""
+    rest = SCRIPT
+    for name in ("STATE", "ACTOR_STATE", "EVENT"):
+        rest = rest.replace(js_object(name), "")
+    values = [s.value for s in State] + [s.value for s in ActorState] + [k.value for k in EventType]
     quoted = re.findall(r"""["'`](%s)["'`]""" % "|".join(re.escape(v) for v in values), rest)
-    assert quoted == [], f"dashboard.js spells {sorted(set(quoted))} outside STATE / EVENT"
+    assert quoted == [], f"dashboard.js spells {sorted(set(quoted))} outside STATE / ACTOR_STATE / EVENT"
 
 
 def test_the_stylesheet_names_only_real_states_and_event_types():

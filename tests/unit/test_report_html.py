@@ -21,6 +21,7 @@ from service.reports.builder import (
     REPORT_FORMAT,
     build_report,
     complete,
+    fleet_section,
     histogram,
     match_estimate,
     nice_step,
@@ -35,7 +36,7 @@ from service.stats.scorecard import Scorecard
 
 pytestmark = pytest.mark.unit
 
-SECTIONS = ("summary", "strength", "learning", "selfplay", "analysis", "alerts", "checkpoints", "manifest")
+SECTIONS = ("summary", "strength", "learning", "selfplay", "fleet", "analysis", "alerts", "checkpoints", "manifest")
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -224,6 +225,28 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
             "ts": "2024-05-01T10:04:00+00:00",
         }
     ]
+    report["fleet"] = fleet_section(
+        config=report["manifest"]["config"],
+        actors=[(1, 18, 1, 30, 0, 3), (2, 12, 2, 29, 0, 3)],  # (actor, games, numbers, generations)
+        lags=[(1, 0, 15), (1, 1, 3), (2, 0, 10), (2, 2, 2)],  # (actor, lag, games)
+        replacements=1,
+        replaced=[
+            (33, "2024-05-01T10:03:00+00:00", {"actor": 3, "replacement": 2, "exitcode": -9, "reason": "killed"})
+        ],
+        latest=(
+            stats[-1]["ts"],
+            {
+                **stats[-1],
+                "learner_steps_per_second": 2.5,
+                "samples_per_position": 1.9,
+                "generation": 3,
+                "actors": [
+                    {"actor": n, "state": "running", "simulations_per_second": 100.0 + n, "generation": 3, "pid": 9}
+                    for n in (1, 2)
+                ],
+            },
+        ),
+    )
     report.update(extra)
     return complete(report, {"games": games, "learning": learning, "stats": stats})
 
@@ -277,6 +300,9 @@ def test_every_section_chart_and_table_is_there():
         "Saved networks",
         "Session settings",
         "Packages",
+        "Games per actor",
+        "Generation lag of games",
+        "Actor replacements",
     ):
         assert heading in visible, heading
     # rating list with intervals, pentanomial counts, SPRT verdicts, analyzer verdicts, alerts
@@ -329,6 +355,9 @@ def test_session_strings_are_escaped_everywhere():
     report["scorecard"]["terminations"] = {HOSTILE: 1}
     report["series"]["matches"][HOSTILE] = [dict(report["series"]["matches"]["random"][0], opponent=HOSTILE)]
     report["series"]["anchors"][0]["player"] = HOSTILE
+    report["fleet"]["replaced"][0].update(reason=HOSTILE, exitcode=HOSTILE)
+    report["fleet"]["latest"]["actors"][0]["state"] = HOSTILE
+    report["fleet"]["selfplay_actors"] = HOSTILE
     text = render_html(report)
     assert "<script>alert" not in text and "<img src=x" not in text and "</script><img" not in text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text  # shown, as text
@@ -418,6 +447,64 @@ def test_an_older_report_json_gets_its_series_from_metrics_json():
     assert set(CHARTS) - {"chart-throughput"} <= Page(render_html(rebuilt)).ids
     # a bare report renders too
     assert "summary" in Page(render_html({"format": REPORT_FORMAT, "session_id": "c" * 32})).ids
+
+
+def test_the_fleet_section_of_the_page():
+    report = sample_report()
+    fleet = report["fleet"]
+    assert fleet["games"] == 30 and [a["actor"] for a in fleet["actors"]] == [1, 2]
+    assert fleet["actors"][1]["generation_lag_mean"] == pytest.approx(4 / 12) and fleet["actors"][1]["lag_games"] == 12
+    assert fleet["generation_lag"] == {
+        "games": 30,
+        "mean": pytest.approx(7 / 30),
+        "max": 2,
+        "lagging": 5,
+        "counts": [{"lag": 0, "games": 25}, {"lag": 1, "games": 3}, {"lag": 2, "games": 2}],
+    }
+    assert fleet["latest"]["actors"][0] == {
+        "actor": 1,
+        "state": "running",
+        "simulations_per_second": 101.0,
+        "generation": 3,
+        "games_in_flight": None,
+    }
+    visible = Page(render_html(report)).visible_text()
+    assert "60.0%" in visible and "40.0%" in visible  # the actors' shares of the games
+    assert "1.90 / 2" in visible and "killed" in visible and "0.23 / 2" in visible  # samples/position, lag mean/max
+    assert "5 of 30" in visible  # games behind the newest generation
+
+
+def test_the_fleet_of_a_session_older_than_the_fleet():
+    """Its games are all actor 0 and generation 0 and recorded no lag: one actor, lag unknown;
+    a report.json written before the fleet section renders with words in its place."""
+    section = fleet_section(
+        config={"selfplay_actors": 1, "train_samples_per_position": 2.0},
+        actors=[(0, 12, 1, 12, 0, 0)],
+        lags=[],
+        replacements=0,
+        replaced=[],
+        latest=("2024-05-01T10:00:00+00:00", {"simulations_per_second": 250.0, "rss_mb": 300.0}),
+    )
+    assert section["actors"] == [
+        {
+            "actor": 0,
+            "games": 12,
+            "first_game": 1,
+            "last_game": 12,
+            "generation_min": 0,
+            "generation_max": 0,
+            "lag_games": 0,
+            "generation_lag_mean": None,
+            "generation_lag_max": None,
+        }
+    ]
+    assert section["generation_lag"] is None and section["replaced"] == []
+    assert section["latest"]["learner_steps_per_second"] is None and section["latest"]["actors"] == []
+    visible = Page(render_html({**sample_report(), "fleet": section})).visible_text()
+    assert "No game recorded its generation lag" in visible and "No actor died" in visible
+    older = {k: v for k, v in sample_report().items() if k != "fleet"}
+    page = Page(render_html(older))
+    assert "fleet" in page.ids and "This report has no fleet section" in page.visible_text()
 
 
 # -- the series -----------------------------------------------------------------------------

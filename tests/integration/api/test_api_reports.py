@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from api_support import seed_session
+from api_support import game_message, seed_session
 
 from service.event_types import EventType
 from service.reports.files import write_session_files
@@ -35,7 +35,7 @@ LEGACY_KEYS = {
     "evaluations",
     "analysis",
 }
-NEW_KEYS = {"generated_at", "series", "sprt", "adjudication", "alerts"}
+NEW_KEYS = {"generated_at", "series", "sprt", "adjudication", "alerts", "fleet"}
 HOSTILE = "<script>alert(1)</script>"
 SPRT = {
     "llr": 0.4,
@@ -156,6 +156,185 @@ async def seed_evaluated_session(api, *, state: str = "completed") -> str:
     return session_id
 
 
+# (number, actor, generation that started it, generation lag its game.finished recorded):
+# actors 1-3 start; actor 2 dies after game 5 and actor 4 replaces it.
+FLEET_GAMES = [
+    (1, 1, 0, 0),
+    (2, 2, 0, 0),
+    (3, 1, 0, 1),
+    (4, 3, 1, 0),
+    (5, 2, 0, 2),
+    (6, 3, 1, 1),
+    (7, 4, 2, 0),
+    (8, 4, 2, 0),
+]
+FLEET_SNAPSHOT = {
+    "simulations_per_second": 310.0,
+    "learner_steps_per_second": 1.5,
+    "samples_per_position": 1.75,
+    "generation": 2,
+    "buffer_size": 500,
+    "rss_mb": 300.0,
+    "rss_growth_mb": 1.0,
+    "actors": [
+        {
+            "actor": 1,
+            "state": "running",
+            "simulations_per_second": 100.0,
+            "generation": 2,
+            "games_in_flight": 2,
+            "pid": 11,
+        },
+        {
+            "actor": 3,
+            "state": "paused",
+            "simulations_per_second": 0.0,
+            "generation": 1,
+            "games_in_flight": 2,
+            "pid": 13,
+        },
+        {
+            "actor": 4,
+            "state": "running",
+            "simulations_per_second": 210.0,
+            "generation": 2,
+            "games_in_flight": 1,
+            "pid": 14,
+        },
+        {
+            "actor": 5,
+            "state": "starting",
+            "simulations_per_second": 0.0,
+            "generation": 2,
+            "games_in_flight": 0,
+            "pid": 15,
+        },
+    ],
+}
+
+
+async def seed_fleet_session(api) -> str:
+    """A running session of three actors (one replaced) with FLEET_GAMES stored as the
+    orchestrator stores them (the game and its game.finished event), an actor replacement,
+    an ordinary state change and two metric snapshots, the newest FLEET_SNAPSHOT."""
+    session_id = await seed_session(api, state="running", selfplay_actors=3, train_samples_per_position=2.0)
+    async with api.sessionmaker() as db, db.begin():
+        await repo.add_event(db, session_id, EventType.SESSION_STATE, {"state": "running"})
+        for number, actor, generation, lag in FLEET_GAMES:
+            game = await repo.add_game(
+                db, session_id, {**game_message(number), "generation": generation, "actor": actor}
+            )
+            await repo.add_event(
+                db,
+                session_id,
+                EventType.GAME_FINISHED,
+                {"game_id": game.id, "number": number, "generation": generation, "actor": actor, "generation_lag": lag},
+            )
+            if number == 5:
+                await repo.add_event(
+                    db,
+                    session_id,
+                    EventType.SESSION_STATE,
+                    {
+                        "state": "running",
+                        "actor_replaced": True,
+                        "actor": 2,
+                        "replacement": 4,
+                        "exitcode": -9,
+                        "reason": f"self-play actor 2 died {HOSTILE}",
+                    },
+                )
+        await repo.add_metric_snapshot(db, session_id, {**FLEET_SNAPSHOT, "samples_per_position": None, "actors": []})
+    async with api.sessionmaker() as db, db.begin():  # a later timestamp: the newest
+        await repo.add_metric_snapshot(db, session_id, FLEET_SNAPSHOT)
+    return session_id
+
+
+async def test_the_fleet_section_counts_actors_lag_and_replacements(api):
+    session_id = await seed_fleet_session(api)
+    report = (await api.client.get(f"/v1/sessions/{session_id}/report.json")).json()
+    fleet = report["fleet"]
+    assert (fleet["selfplay_actors"], fleet["train_samples_per_position"], fleet["max_generation_lag"]) == (
+        3,
+        2.0,
+        None,
+    )
+    assert fleet["games"] == 8
+    assert fleet["actors"] == [
+        {
+            "actor": 1,
+            "games": 2,
+            "first_game": 1,
+            "last_game": 3,
+            "generation_min": 0,
+            "generation_max": 0,
+            "lag_games": 2,
+            "generation_lag_mean": 0.5,
+            "generation_lag_max": 1,
+        },
+        {
+            "actor": 2,
+            "games": 2,
+            "first_game": 2,
+            "last_game": 5,
+            "generation_min": 0,
+            "generation_max": 0,
+            "lag_games": 2,
+            "generation_lag_mean": 1.0,
+            "generation_lag_max": 2,
+        },
+        {
+            "actor": 3,
+            "games": 2,
+            "first_game": 4,
+            "last_game": 6,
+            "generation_min": 1,
+            "generation_max": 1,
+            "lag_games": 2,
+            "generation_lag_mean": 0.5,
+            "generation_lag_max": 1,
+        },
+        {
+            "actor": 4,
+            "games": 2,
+            "first_game": 7,
+            "last_game": 8,
+            "generation_min": 2,
+            "generation_max": 2,
+            "lag_games": 2,
+            "generation_lag_mean": 0.0,
+            "generation_lag_max": 0,
+        },
+    ]
+    assert fleet["generation_lag"] == {
+        "games": 8,
+        "mean": 0.5,
+        "max": 2,
+        "lagging": 3,
+        "counts": [{"lag": 0, "games": 5}, {"lag": 1, "games": 2}, {"lag": 2, "games": 1}],
+    }
+    assert fleet["replacements"] == 1  # the ordinary state change is not one
+    (replaced,) = fleet["replaced"]
+    assert {k: replaced[k] for k in ("actor", "replacement", "exitcode")} == {
+        "actor": 2,
+        "replacement": 4,
+        "exitcode": -9,
+    }
+    assert replaced["reason"].endswith(HOSTILE) and replaced["seq"] and replaced["ts"]
+    latest = fleet["latest"]
+    assert latest["ts"] and {k: latest[k] for k in ("simulations_per_second", "learner_steps_per_second")} == {
+        "simulations_per_second": 310.0,
+        "learner_steps_per_second": 1.5,
+    }
+    assert latest["samples_per_position"] == 1.75 and latest["generation"] == 2
+    assert latest["actors"] == [{k: v for k, v in a.items() if k != "pid"} for a in FLEET_SNAPSHOT["actors"]]
+
+    page = (await api.client.get(f"/v1/sessions/{session_id}/report.html")).text
+    assert 'id="fleet"' in page and "Games per actor" in page and "Actor replacements" in page
+    assert "1.75 / 2<" in page  # samples per position, actual / target
+    assert HOSTILE not in page and "self-play actor 2 died &lt;script&gt;" in page
+
+
 async def test_report_json_of_an_evaluated_session(api):
     session_id = await seed_evaluated_session(api)
     r = await api.client.get(f"/v1/sessions/{session_id}/report.json")
@@ -209,6 +388,14 @@ async def test_report_json_of_an_evaluated_session(api):
     (alert,) = report["alerts"]
     assert alert["name"] == "loss_spike" and alert["message"].endswith(HOSTILE) and alert["seq"] and alert["ts"]
     assert report["manifest"]["seed"] == 0 and report["manifest"]["config"]["eval_interval_games"] == 4
+    # games stored before the fleet: all actor 0, generation 0, no recorded lag, no replacement
+    fleet = report["fleet"]
+    assert [(a["actor"], a["games"], a["first_game"], a["last_game"]) for a in fleet["actors"]] == [(0, 12, 1, 12)]
+    assert (fleet["actors"][0]["generation_min"], fleet["actors"][0]["generation_max"]) == (0, 0)
+    assert fleet["actors"][0]["generation_lag_mean"] is None and fleet["generation_lag"] is None
+    assert fleet["replacements"] == 0 and fleet["replaced"] == []
+    assert fleet["latest"]["simulations_per_second"] == 250.0 and fleet["latest"]["actors"] == []
+    assert fleet["latest"]["learner_steps_per_second"] is None
 
 
 async def test_report_html_of_an_evaluated_session(api):
@@ -239,6 +426,7 @@ async def test_a_running_session_and_one_with_nothing_stored(api):
     assert report["scorecard"]["games"] == 0 and report["rating_list"] == [] and report["elo"] is None
     assert report["series"]["elo"] == [] and report["series"]["learning"] == [] and report["alerts"] == []
     assert report["analysis"] == []
+    assert report["fleet"]["actors"] == [] and report["fleet"]["games"] == 0 and report["fleet"]["latest"] is None
     r = await api.client.get(f"/v1/sessions/{pending}/report.html")
     assert r.status_code == 200
     assert "No evaluation yet" in r.text and "No learning step yet" in r.text and 'id="chart-elo"' not in r.text
