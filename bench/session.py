@@ -36,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _shared
 import psutil
 
 
@@ -69,25 +70,16 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def fail(message: str) -> None:
-    print(f"bench/session.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def session_config(args: argparse.Namespace):
-    from service.config import SettingsError, load_settings, session_config_from
-
-    try:
-        return session_config_from(
-            load_settings(),
-            args.sets,
-            chess_preset=args.preset,
-            max_games=args.games,
-            session_duration_min=args.minutes,
-            torch_threads=args.threads,
-        )
-    except SettingsError as exc:
-        fail(str(exc))
+    _, config = _shared.session_config(
+        "session.py",
+        args.sets,
+        chess_preset=args.preset,
+        max_games=args.games,
+        session_duration_min=args.minutes,
+        torch_threads=args.threads,
+    )
+    return config
 
 
 def mb(n_bytes: float) -> float:
@@ -149,10 +141,7 @@ def main() -> None:
     rss_end = process.memory_info().rss
 
     n = len(games)
-    half = n // 2
-    second_half_gpm = None  # games half+1..n over the time since game `half` finished
-    if n >= 2 and game_times[-1] > game_times[half - 1]:
-        second_half_gpm = (n - half) / ((game_times[-1] - game_times[half - 1]) / 60)
+    second_half_gpm = _shared.per_minute_second_half(game_times)  # games half+1..n
     steps = learning[-1]["step"] if learning else 0
     learning_s = sum(row["seconds"] for row in learning)
     minutes = max(elapsed / 60, 1e-9)

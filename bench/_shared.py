@@ -1,0 +1,81 @@
+"""Helpers the session benches share (not a bench: `make bench` does not run it).
+
+A bench script imports it as `_shared` (its own folder is first on sys.path when it runs
+as `python bench/NAME.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from service.config import SessionConfig, Settings
+
+
+def fail(script: str, message: str) -> NoReturn:
+    """A bad argument or setting: one line on stderr, exit status 2."""
+    print(f"bench/{script}: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def session_config(
+    script: str, sets: list[str], settings: Settings | None = None, **overrides: Any
+) -> tuple[Settings, SessionConfig]:
+    """The settings (from the environment / `.env` unless given) and the session config with
+    the `--set NAME=VALUE` assignments and keyword overrides applied; a bad one fails."""
+    from service.config import SettingsError, load_settings, session_config_from
+
+    try:
+        if settings is None:
+            settings = load_settings()
+        return settings, session_config_from(settings, sets, **overrides)
+    except SettingsError as exc:
+        fail(script, str(exc))
+
+
+def per_minute_second_half(times: list[float]) -> float | None:
+    """Events per minute over the second half of them: events half+1..n over the time since
+    event `half` (`times`: seconds from the start, in order). Excludes the warm-up; None
+    with fewer than two events or no time between them."""
+    n = len(times)
+    half = n // 2
+    if n >= 2 and times[-1] > times[half - 1]:
+        return (n - half) / ((times[-1] - times[half - 1]) / 60)
+    return None
+
+
+def cpu_model() -> str | None:
+    """`lscpu`'s model name (/proc/cpuinfo's without it), or None."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name" and value.strip():
+            return value.strip()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
