@@ -10,9 +10,9 @@ after the other:
 - `single`: SELFPLAY_ACTORS=1, self-play interleaved with learning in the learner's process
   (today's single-worker layout): the baseline;
 - `fleet-N`: N actor processes (`service/sessions/fleet.py`) beside the learner. The service
-  runs a fleet only from 2 actors on; `fleet-1` is built here by handing the worker a
-  one-actor `Fleet` in place of its in-process self-play, so that the learner and one actor
-  in processes of their own can be compared with `single`.
+  runs a fleet only from 2 actors on; `fleet-1` is asked for here (`WorkerSpec.fleet`), so
+  that the learner and one actor in processes of their own can be compared with `single`.
+  A fleet's evaluations run in a process of their own, as the service runs them.
 
 Threads per role are the service's (`fleet_layout`, the whole machine for the one session):
 an actor takes 1 torch thread, the learner what the actors leave, the one worker of `single`
@@ -137,9 +137,8 @@ def run_layout(
     name: str, settings: Settings, config: SessionConfig, actors: int | None, seconds: float, threads: int | None
 ) -> dict:
     """One session of `seconds` in layout `name` (actors None: `single`); its figures."""
-    from service.sessions.fleet import Fleet
     from service.sessions.protocol import CommandKind, MessageKind
-    from service.sessions.worker import Commands, SessionWorker, WorkerSpec, selfplay_config
+    from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
     learner_threads, actor_threads = threads_for(settings, config, actors, threads)
     lags: list[int] = []
@@ -191,18 +190,10 @@ def run_layout(
             actor_threads=actor_threads,
             duration_s=seconds + STOP_MARGIN_S,
             move_interval_s=None,
+            fleet=actors is not None,  # even one actor in a process of its own
+            separate_evaluator=actors is not None,  # as the service runs a fleet (not under GATING)
         )
         worker = SessionWorker(spec, emit, commands=Commands(command))
-        if actors == 1:  # the worker plays in its own process with one actor: hand it a fleet of one
-            worker.play = Fleet(
-                1,
-                config,
-                selfplay_config(config),
-                spec.checkpoint_dir / "fleet",
-                actor_threads,
-                remaining=None,
-                on_replaced=worker._on_actor_replaced,
-            )
         print(f"{name}: {learner_threads} learner thread(s), {actors or 0} actor process(es)", file=sys.stderr)
         load_before = os.getloadavg()[0]  # other work on the machine skews the figures
         t0 = time.monotonic()
@@ -291,7 +282,7 @@ def main() -> None:
         "machine": _shared.machine(),
         "minutes_per_layout": args.minutes,
         "threads": args.threads,
-        "fleet_1_note": "fleet-1 is built by the bench (a one-actor Fleet handed to the worker): "
+        "fleet_1_note": "fleet-1 is asked for by the bench (WorkerSpec.fleet): "
         "the service runs a fleet only from SELFPLAY_ACTORS=2 on",
         "layouts": results,
         "settings": config.model_dump(mode="json"),
