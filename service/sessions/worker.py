@@ -11,6 +11,10 @@ messages, at most one every `WorkerSpec.move_interval_s` (plies in between are s
 live feed shows the game moving, its `game.finished` has every move). It reports through
 `emit(kind, data)` with plain picklable dicts, so the same code runs inline (tests,
 benchmarks), in a spawned process or a Ray actor (`serving.py`).
+
+Over 500 lines: the learner's pipeline is one class read top to bottom; what could leave it
+has (self-play to `fleet.py`, matches to `evaluation.py`/`evaluator.py`, a worker's life
+between sessions to `serving.py`); the next seam is the checkpoint write and restore.
 """
 
 from __future__ import annotations
