@@ -285,6 +285,14 @@ class SelfPlay:
         game.search.start(cfg.simulations if game.full else cfg.fast_simulations)
         game.move_started = time.perf_counter()
 
+    def play_generation(self, generation: int, max_lag: int | None) -> None:
+        """The evaluator now holds `generation`: new games record it, and with a bound
+        (MAX_GENERATION_LAG) the games in flight started more than `max_lag` before it are
+        abandoned (`drop_started_before`)."""
+        self.generation = generation
+        if max_lag is not None:
+            self.drop_started_before(generation - max_lag)
+
     def drop_started_before(self, generation: int) -> int:
         """Abandon the games in flight that started under a generation older than `generation`
         (MAX_GENERATION_LAG): they are never finished nor numbered, and their slots refill at

@@ -141,8 +141,5 @@ def _adopt(
     weights, generation = published
     net.load_state_dict(weights)
     evaluator.refresh()
-    selfplay.generation = generation
-    lag = spec.config.max_generation_lag
-    if lag is not None:
-        selfplay.drop_started_before(generation - lag)
+    selfplay.play_generation(generation, spec.config.max_generation_lag)
     return version

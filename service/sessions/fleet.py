@@ -96,9 +96,7 @@ class LocalPlay:
 
     def adopt(self, net: torch.nn.Module, generation: int) -> None:
         self.evaluator.refresh()  # the evaluator wraps the learner's own net
-        self.selfplay.generation = generation
-        if self.max_lag is not None:
-            self.selfplay.drop_started_before(generation - self.max_lag)
+        self.selfplay.play_generation(generation, self.max_lag)
 
     def pause(self) -> list[GameRecord]:
         return []  # nothing runs between two calls of `step`
@@ -139,8 +137,7 @@ class _Shared:
     """What the learner and its actor processes share: the newest published network, the
     games done (for the temperature schedule), and the pause and stop flags."""
 
-    version: Any  # mp.Value("q"): the newest published network's version, 0 = none yet
-    generation: Any  # mp.Value("q"): its generation
+    version: Any  # mp.Value("q"): the newest published network's version (its file names its generation)
     games: Any  # mp.Value("q"): games the learner has received
     paused: Any  # mp.Event
     stop: Any  # mp.Event
@@ -400,7 +397,6 @@ class Fleet(FleetBase):
         self._shared = _Shared(
             self._ctx.Value("q", 0, lock=False),
             self._ctx.Value("q", 0, lock=False),
-            self._ctx.Value("q", 0, lock=False),
             self._ctx.Event(),
             self._ctx.Event(),
         )
@@ -443,7 +439,6 @@ class Fleet(FleetBase):
         self._version += 1
         assert isinstance(net, network.ChessNet)
         network.save_weights(net, published_path(self.folder, self._version), generation=generation, seed=0)
-        self._shared.generation.value = generation
         self._shared.version.value = self._version
         for old in range(self._version - PUBLISHED_KEPT, 0, -1):
             path = published_path(self.folder, old)

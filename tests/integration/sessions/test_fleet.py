@@ -21,6 +21,7 @@ import chess.pgn
 import psutil
 import pytest
 import torch
+from support.tiny import TINY
 
 from service.config import SessionConfig
 from service.lifecycle import ActorState
@@ -29,26 +30,19 @@ from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 
 pytestmark = pytest.mark.integration
 
-FLEET = dict(
-    chess_preset="tiny",
-    seed=5,
-    selfplay_actors=2,
-    selfplay_parallel_games=4,
-    max_moves_per_game=30,
-    selfplay_simulations=8,
-    fast_simulations=2,
-    gumbel_considered=4,
-    min_games_before_learning=4,
-    learn_every_n_games=4,
-    learning_batch_size=16,
-    checkpoint_interval=8,
-    eval_interval_games=10_000,
-    eval_games=2,
-    eval_opponents="random",
-    eval_simulations=2,
-    torch_threads=1,
-    session_duration_min=10,
-)
+FLEET = {  # TINY with two actors, longer games and learning phases every 4 games
+    **TINY,
+    "seed": 5,
+    "selfplay_actors": 2,
+    "selfplay_parallel_games": 4,
+    "max_moves_per_game": 30,
+    "selfplay_simulations": 8,
+    "min_games_before_learning": 4,
+    "learn_every_n_games": 4,
+    "checkpoint_interval": 8,
+    "eval_interval_games": 10_000,
+    "session_duration_min": 10,
+}
 
 
 @pytest.fixture(autouse=True)
