@@ -128,6 +128,21 @@ class SessionFields(BaseModel):
         description="With VALUE_HORIZON_PLIES, the target is graded: tanh(material balance that "
         "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN).",
     )
+    value_material_decay_positions: int | None = Field(
+        150_000,
+        ge=0,
+        le=10**9,
+        description="The material signal's share of the value target falls linearly from 1 to 0 over "
+        "this many positions learned, leaving the game's result; 0 = the result from the start; "
+        "empty = never (the value learns material only).",
+    )
+    aux_material_weight: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="Loss weight of a training-only auxiliary head that learns the material signal "
+        "(VALUE_HORIZON_PLIES, VALUE_MATERIAL_SCALE) beside the value; 0 = no such head.",
+    )
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )
@@ -238,10 +253,16 @@ class SessionConfig(SessionFields):
     model_config = ConfigDict(extra="forbid")
 
 
-ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0, "selfplay_actors": 1}
+ADDED_SESSION_FIELDS: dict[str, Any] = {
+    "value_horizon_plies": 0,
+    "value_material_scale": 0.0,
+    "selfplay_actors": 1,
+    "value_material_decay_positions": None,
+    "aux_material_weight": 0.0,
+}
 """Session fields added after sessions were first stored, each with the value that keeps an
-older stored session doing what it did when it resumes (it learned the game's result; one
-worker played and learned)."""
+older stored session doing what it did when it resumes (it learned the game's result, or
+the material rule alone with no auxiliary head; one worker played and learned)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
@@ -364,6 +385,7 @@ _NOTES = {
     "adjudication_margin": "pawns",
     "value_material_scale": "pawns; 0 = win/draw/loss",
     "resign_threshold": "empty = off",
+    "value_material_decay_positions": "positions; 0 = the result only; empty = never",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",
     "eval_uci_elo": "empty = full strength",

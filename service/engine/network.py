@@ -92,6 +92,12 @@ class ChessNet(nn.Module):
         self.register_buffer("policy_index", torch.as_tensor(POLICY_TO_PLANE, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        policy, wdl, _ = self.heads(x)
+        return policy, wdl
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(policy logits, WDL logits, the value head's hidden layer (B, value_hidden)): the
+        hidden layer is what a training-only auxiliary head (`training.Trainer`) reads."""
         x = F.relu(self.input_bn(self.input_conv(x)))
         x = self.tower(x)
         p = F.relu(self.policy_bn(self.policy_conv(x)))
@@ -99,7 +105,7 @@ class ChessNet(nn.Module):
         policy = p.index_select(1, self.policy_index)
         v = F.relu(self.value_bn(self.value_conv(x))).flatten(1)
         v = F.relu(self.value_fc(v))
-        return policy, self.value_out(v)
+        return policy, self.value_out(v), v
 
 
 def build_network(preset: str, seed: int) -> ChessNet:

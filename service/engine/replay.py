@@ -1,7 +1,8 @@
 """Bounded replay buffer of self-play positions, sampled into dense training batches.
 
 Chess has no board symmetry to augment with, so a position is stored once, compactly:
-its `board_features` row (16 x uint64), its value target (float32), whether its
+its `board_features` row (16 x uint64), its value targets (float32: the material rule's,
+the game's result and the material signal alone), whether its
 policy is a target (bool) and its search policy as the legal moves' indices (int16) with
 their probabilities (float16), packed into one small bytes object per slot. Dense
 1858-wide targets exist only in a sampled batch. After a restart the buffer is rebuilt
@@ -45,6 +46,10 @@ class Sample:
     """Whether `policy` teaches the policy head: a full search's (playout-cap randomisation,
     KataGo); a fast search's mostly repeats the prior, so such a position teaches the value
     head only."""
+    outcome: float | None = None
+    """The game's result from the side to move's view (+1, 0, -1); None: `result`."""
+    material: float | None = None
+    """The material signal alone (`selfplay.material_targets`), for the auxiliary head; None: `result`."""
 
 
 @dataclass
@@ -54,8 +59,10 @@ class Batch:
     planes: np.ndarray  # float32 (B, 22, 8, 8)
     policy: np.ndarray  # float32 (B, 1858), sums to 1 over legal moves, 0 elsewhere
     legal: np.ndarray  # bool (B, 1858)
-    wdl: np.ndarray  # float32 (B, 3): win/draw/loss probabilities (`wdl_target`), rows sum to 1
+    wdl: np.ndarray  # float32 (B, 3): the material rule's value target as WDL (`wdl_target`), rows sum to 1
     policy_weight: np.ndarray  # float32 (B,): 1 where the row's policy is a target, else 0
+    outcome_wdl: np.ndarray  # float32 (B, 3): the game's result as WDL
+    material: np.ndarray  # float32 (B,): the material signal in [-1, 1]
 
     def __len__(self) -> int:
         return int(self.wdl.shape[0])
@@ -77,6 +84,8 @@ class ReplayBuffer:
         self._rng = np.random.default_rng(seed)
         self._features = np.zeros((self.capacity, FEATURE_WIDTH), dtype=np.uint64)
         self._value = np.zeros(self.capacity, dtype=np.float32)
+        self._outcome = np.zeros(self.capacity, dtype=np.float32)
+        self._material = np.zeros(self.capacity, dtype=np.float32)
         self._policy_target = np.zeros(self.capacity, dtype=bool)
         self._policies: list[bytes] = [b""] * self.capacity  # int16 indices then float16 probs
         self._size = 0
@@ -98,13 +107,18 @@ class ReplayBuffer:
                 raise ValueError(f"move index out of range 0..{POLICY_SIZE - 1}")
             if not (probs >= 0).all() or not probs.sum() > 0:
                 raise ValueError("policy target must be non-negative with a positive sum")
-            if not -1 <= s.result <= 1:  # also rejects NaN
-                raise ValueError(f"result must be a value in [-1, 1] from the side to move's view, got {s.result!r}")
+            outcome = s.result if s.outcome is None else s.outcome
+            material = s.result if s.material is None else s.material
+            for name, value in (("result", s.result), ("outcome", outcome), ("material", material)):
+                if not -1 <= value <= 1:  # also rejects NaN
+                    raise ValueError(f"{name} must be a value in [-1, 1] from the side to move's view, got {value!r}")
             if len(s.features) != FEATURE_WIDTH:
                 raise ValueError(f"features must be a board_features row of {FEATURE_WIDTH} ints")
             slot = self._next
             self._features[slot] = s.features
             self._value[slot] = s.result
+            self._outcome[slot] = outcome
+            self._material[slot] = material
             self._policy_target[slot] = s.policy_target
             self._policies[slot] = idx.astype("<i2").tobytes() + (probs / probs.sum()).astype("<f2").tobytes()
             self._next = (slot + 1) % self.capacity
@@ -150,6 +164,8 @@ class ReplayBuffer:
             legal=legal,
             wdl=wdl_target(self._value[slots]),
             policy_weight=self._policy_target[slots].astype(np.float32),
+            outcome_wdl=wdl_target(self._outcome[slots]),
+            material=self._material[slots].copy(),
         )
 
     def clear(self) -> None:

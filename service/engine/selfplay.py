@@ -89,10 +89,13 @@ class GameRecord:
         return len(self.moves)
 
     def samples(self, value_horizon: int, margin: int, scale: float) -> list[Sample]:
-        """Training samples of every searched ply with its `value_targets`; only full-search
-        plies are policy targets (playout-cap randomisation), every ply is a value target.
-        No defaults: the session's VALUE_HORIZON_PLIES, ADJUDICATION_MARGIN, VALUE_MATERIAL_SCALE."""
+        """Training samples of every searched ply with its `value_targets`, its result and its
+        `material_targets`; only full-search plies are policy targets (playout-cap
+        randomisation), every ply is a value target. No defaults: the session's
+        VALUE_HORIZON_PLIES, ADJUDICATION_MARGIN, VALUE_MATERIAL_SCALE."""
         values = value_targets(self.moves, self.result, value_horizon, margin, scale)
+        outcomes = value_targets(self.moves, self.result, 0, margin, scale)
+        materials = material_targets(self.moves, value_horizon, margin, scale)
         return [
             Sample(
                 self.features[ply],
@@ -100,6 +103,8 @@ class GameRecord:
                 self.policies[ply],
                 values[ply],
                 policy_target=full,
+                outcome=outcomes[ply],
+                material=materials[ply],
             )
             for ply, full in enumerate(self.full_search)
         ]
@@ -136,32 +141,45 @@ def material_balance(board: chess.Board) -> int:
 def value_targets(
     moves: list[chess.Move] | list[str], result: str, horizon: int, margin: int, scale: float
 ) -> list[float]:
-    """Each position's value target, from its side to move's view, in [-1, 1], for the
-    positions before each move and the final one.
+    """Each position's value target under the material rule, from its side to move's view, in
+    [-1, 1], for the positions before each move and the final one.
 
     With `horizon` 0 it is the game's result (AlphaZero: +1 win, 0 draw, -1 loss). With
     `horizon` H > 0, a position more than H plies from the end learns the material balance
-    H plies later: adjudicated (a lead of `margin` pawns wins, else a draw) when `scale` is
-    0, else graded, tanh(balance / `scale`), so that a queen up is worth more than a pawn
-    up; the last H positions get the result. A short horizon is a dense, learnable signal
-    (a piece left hanging is usually lost within a few plies), where a result decided 100
-    plies later is mostly noise to a young value head."""
+    H plies later (`material_targets`); the last H positions get the result. A short horizon
+    is a dense, learnable signal (a piece left hanging is usually lost within a few plies),
+    where a result decided 100 plies later is mostly noise to a young value head; but a
+    value taught only this converges to a material count (issue #24), so a session mixes
+    in the result as it learns (`training.material_share`)."""
     plies = len(moves)
     final = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
-    white = [final] * (plies + 1)
+    values = [final if ply % 2 == 0 else -final for ply in range(plies + 1)]
     if horizon > 0 and plies > horizon:
-        board = chess.Board()
-        balance = [0]
-        for move in moves:
-            board.push(move if isinstance(move, chess.Move) else chess.Move.from_uci(move))
-            balance.append(material_balance(board))
-        for ply in range(plies - horizon):
-            later = balance[ply + horizon]
-            if scale > 0:
-                white[ply] = math.tanh(later / scale)
-            else:
-                white[ply] = 1.0 if later >= margin else -1.0 if later <= -margin else 0.0
-    return [w if ply % 2 == 0 else -w for ply, w in enumerate(white)]
+        material = material_targets(moves, horizon, margin, scale)
+        values[: plies - horizon] = material[: plies - horizon]
+    return values
+
+
+def material_targets(moves: list[chess.Move] | list[str], horizon: int, margin: int, scale: float) -> list[float]:
+    """Each position's material signal, from its side to move's view, in [-1, 1]: the balance
+    `horizon` plies later (or at the game's end, when that comes first), graded as
+    tanh(balance / `scale`) so a queen up is worth more than a pawn up, or, with `scale` 0,
+    adjudicated (a lead of `margin` pawns wins, else a draw). What the auxiliary material
+    head learns, and the value target before results take over."""
+    board = chess.Board()
+    balance = [0]
+    for move in moves:
+        board.push(move if isinstance(move, chess.Move) else chess.Move.from_uci(move))
+        balance.append(material_balance(board))
+    out = []
+    for ply in range(len(balance)):
+        later = balance[min(ply + max(horizon, 0), len(balance) - 1)]
+        if scale > 0:
+            white = math.tanh(later / scale)
+        else:
+            white = 1.0 if later >= margin else -1.0 if later <= -margin else 0.0
+        out.append(white if ply % 2 == 0 else -white)
+    return out
 
 
 def adjudicate(board: chess.Board, rule: str, margin: int) -> str:
@@ -396,6 +414,8 @@ def replay_samples(
     replay buffer is refilled from the database, which keeps no board features): the same as
     `GameRecord.samples` gave."""
     values = value_targets(moves, result, value_horizon, margin, scale)
+    outcomes = value_targets(moves, result, 0, margin, scale)
+    materials = material_targets(moves, value_horizon, margin, scale)
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):
@@ -407,6 +427,8 @@ def replay_samples(
                 np.asarray(policy, dtype=np.float32),
                 values[ply],
                 policy_target=bool(full),
+                outcome=outcomes[ply],
+                material=materials[ply],
             )
         )
         if ply < len(moves):

@@ -32,7 +32,7 @@ from ..config import SessionConfig
 from ..engine import mcts, network, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
-from ..engine.training import Trainer, steps_for
+from ..engine.training import Trainer, material_share_after, steps_for
 from .evaluation import Evaluations
 from .evaluator import EvaluatorProcess
 from .fleet import Fleet, FleetBase, LocalPlay, Play
@@ -163,7 +163,9 @@ class SessionWorker:
         self.device = cfg.device
         torch.manual_seed(cfg.seed)
         self.net = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
-        self.trainer = Trainer(self.net, lr=cfg.learning_rate, device=self.device, seed=cfg.seed)
+        self.trainer = Trainer(
+            self.net, lr=cfg.learning_rate, device=self.device, seed=cfg.seed, aux_weight=cfg.aux_material_weight
+        )
         self.buffer = ReplayBuffer(cfg.replay_buffer_positions, seed=cfg.seed)
         self.generation = 0
         self.games_done = spec.first_game - 1
@@ -374,6 +376,7 @@ class SessionWorker:
         if steps <= 0:
             return
         t = time.perf_counter()
+        self.trainer.material_share = material_share_after(self.positions_learned, cfg.value_material_decay_positions)
         stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size)
         self.samples_trained += stats.steps * cfg.learning_batch_size
         if not cfg.gating:  # with gating only an SPRT-accepted checkpoint plays self-play
@@ -393,6 +396,8 @@ class SessionWorker:
                 "grad_norm": stats.grad_norm,
                 "lr": stats.lr,
                 "policy_entropy": stats.policy_entropy,
+                "aux_loss": stats.aux_loss,
+                "material_share": stats.material_share,
                 "samples": stats.samples,
                 "buffer_size": len(self.buffer),
                 "positions_learned": self.positions_learned,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 
@@ -90,7 +91,7 @@ def test_only_policy_target_rows_count_in_the_policy_loss(fixed_batch: Batch) ->
     net = build_network("tiny", seed=1)
     weight = np.zeros(len(fixed_batch), dtype=np.float32)
     weight[: len(weight) // 4] = 1.0
-    masked = Batch(fixed_batch.planes, fixed_batch.policy, fixed_batch.legal, fixed_batch.wdl, weight)
+    masked = dataclasses.replace(fixed_batch, policy_weight=weight)
     with torch.no_grad():
         logits, _ = copy.deepcopy(net).train()(torch.from_numpy(masked.planes))
     expected = 0.0
@@ -103,7 +104,7 @@ def test_only_policy_target_rows_count_in_the_policy_loss(fixed_batch: Batch) ->
     assert stats.policy_loss == pytest.approx(expected / weight.sum(), rel=1e-4)
     assert stats.value_loss == pytest.approx(full.value_loss, rel=1e-5)
 
-    value_only = Batch(masked.planes, masked.policy, masked.legal, masked.wdl, np.zeros_like(weight))
+    value_only = dataclasses.replace(masked, policy_weight=np.zeros_like(weight))
     probe = build_network("tiny", seed=1)
     Trainer(probe, lr=0.0, weight_decay=0.0).train_batch(value_only)
     assert all(
