@@ -93,9 +93,7 @@ class GameRecord:
         `material_targets`; only full-search plies are policy targets (playout-cap
         randomisation), every ply is a value target. No defaults: the session's
         VALUE_HORIZON_PLIES, ADJUDICATION_MARGIN, VALUE_MATERIAL_SCALE."""
-        values = value_targets(self.moves, self.result, value_horizon, margin, scale)
-        outcomes = value_targets(self.moves, self.result, 0, margin, scale)
-        materials = material_targets(self.moves, value_horizon, margin, scale)
+        values, outcomes, materials = position_targets(self.moves, self.result, value_horizon, margin, scale)
         return [
             Sample(
                 self.features[ply],
@@ -150,14 +148,23 @@ def value_targets(
     is a dense, learnable signal (a piece left hanging is usually lost within a few plies),
     where a result decided 100 plies later is mostly noise to a young value head; but a
     value taught only this converges to a material count (issue #24), so a session mixes
-    in the result as it learns (`training.material_share`)."""
+    in the result as it learns (`training.material_share_after`)."""
+    return position_targets(moves, result, horizon, margin, scale)[0]
+
+
+def position_targets(
+    moves: list[chess.Move] | list[str], result: str, horizon: int, margin: int, scale: float
+) -> tuple[list[float], list[float], list[float]]:
+    """(`value_targets`, the game's result, `material_targets`) of each position, from its side
+    to move's view: what a training sample keeps, computed with one replay of the game."""
     plies = len(moves)
     final = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
-    values = [final if ply % 2 == 0 else -final for ply in range(plies + 1)]
+    outcomes = [final if ply % 2 == 0 else -final for ply in range(plies + 1)]
+    materials = material_targets(moves, horizon, margin, scale)
+    values = list(outcomes)
     if horizon > 0 and plies > horizon:
-        material = material_targets(moves, horizon, margin, scale)
-        values[: plies - horizon] = material[: plies - horizon]
-    return values
+        values[: plies - horizon] = materials[: plies - horizon]
+    return values, outcomes, materials
 
 
 def material_targets(moves: list[chess.Move] | list[str], horizon: int, margin: int, scale: float) -> list[float]:
@@ -413,9 +420,7 @@ def replay_samples(
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as
     `GameRecord.samples` gave."""
-    values = value_targets(moves, result, value_horizon, margin, scale)
-    outcomes = value_targets(moves, result, 0, margin, scale)
-    materials = material_targets(moves, value_horizon, margin, scale)
+    values, outcomes, materials = position_targets(moves, result, value_horizon, margin, scale)
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):
