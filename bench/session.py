@@ -15,7 +15,10 @@ and then the arguments below, and prints ONE JSON object on stdout:
   end, the maximum, the growth, and the growth from game `--warmup-games` (100) to the
   end, which excludes the replay buffer's and the allocator's warm-up and shows leaks;
 - mean plies per game, W/D/L, adjudicated games, terminations, the stop reason and the
-  settings used.
+  settings used;
+- `cap_share`: the share of games that reached the move cap (termination `move_cap`) per
+  bucket of games in number order (the report's `series.cap_share`): it should fall as the
+  engine learns to finish won games.
 
 Progress goes to stderr every ~25 games. Figures move from machine to machine: compare
 runs made on one machine with the same --threads.
@@ -95,6 +98,7 @@ def main() -> None:
 
     torch.set_num_threads(config.torch_threads)
     torch.set_num_interop_threads(1)
+    from service.reports.builder import cap_share
     from service.sessions.worker import SessionWorker, WorkerSpec
 
     rss_start = process.memory_info().rss
@@ -181,6 +185,7 @@ def main() -> None:
         "black_wins": results["0-1"],
         "adjudicated": sum(g["adjudicated"] for g in games),
         "terminations": dict(sorted(Counter(g["termination"] for g in games).items())),
+        "cap_share": cap_share(games),
         "torch": torch.__version__,
         "cpu_count": psutil.cpu_count(),
         "settings": config.model_dump(mode="json"),

@@ -7,13 +7,24 @@ arena code: a learning curve that costs the session nothing. Evaluations during 
 session (every EVAL_INTERVAL_GAMES games) would take their time from its budget, so the
 bench runs none unless `--set EVAL_INTERVAL_GAMES=N` asks for them.
 
+After the session (outside its budget too), the newest checkpoint plays matches to the end
+(`--to-end-pairs` openings, colours swapped, default 20: 40 games; `0` turns them off) against
+the random mover, material-greedy and generation 0, by the same arena code with no
+adjudication and a cap of `--to-end-plies` (300) plies after the opening: W/D/L, score, Elo
+with its 95% interval (from the game pairs), pentanomial, and how each game ended
+(`endings`: checkmate for / against, stalemate, threefold, fifty-move, insufficient
+material, cap). Then it plays `--held-out-games` (64; 0: none) self-play games by the
+session's own self-play code, which no learning step sees, and `value_probe.calibration`
+checks the final checkpoint's WDL against their results (`value_calibration`).
+
 The session is a normal headless session (same orchestrator, worker and storage as
 `continuous-play run`) in a temporary database and folders. Its evaluations (at the end,
 after the time stop, and any asked for during it) are what the figures come from: the
 newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its score
 against the random mover and against material-greedy.
 
-    python bench/strength.py --minutes 20 [--preset small] [--curve K] [--set NAME=VALUE ...]
+    python bench/strength.py --minutes 20 [--preset small] [--curve K] [--to-end-pairs N]
+        [--to-end-plies P] [--held-out-games G] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from service.config import SettingsError, load_settings, session_config_from  # 
 from service.engine import arena, network, players  # noqa: E402
 from service.event_types import EventType  # noqa: E402
 from service.headless import run_session  # noqa: E402
+from service.reports.builder import match_estimate  # noqa: E402
 from service.stats.elo import elo_from_wdl  # noqa: E402
 from service.stats.ratings import player, rating_list, ratings_out  # noqa: E402
 from service.storage import repositories as repo  # noqa: E402
@@ -114,12 +126,25 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
                 final[f"score_vs_{e.opponent}"] = (e.wins + e.draws / 2) / max(e.games, 1)
     curve_after = offline_curve(args.curve, checkpoints, config, settings.checkpoint_dir, newest)
     probes = {}
+    to_end: dict = {}
+    calibration = None
     if newest is not None:  # does the value head count material yet? (bench/value_probe.py)
         by_generation = {c.generation: c for c in checkpoints.values()}
         boards = value_probe.positions()
         for generation in sorted({0, newest}):
             path = by_generation[generation].weights_path(settings.checkpoint_dir)
             probes[f"gen{generation}"] = {k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"}
+        final_path = by_generation[newest].weights_path(settings.checkpoint_dir)
+        to_end = played_to_end(args, by_generation, config, settings.checkpoint_dir, newest)
+        if args.held_out_games > 0:  # does the predicted WDL match results? (value_probe.calibration)
+            held = value_probe.play_held_out(final_path, config, args.held_out_games, by_generation[newest].games + 1)
+            calibration = {
+                "generation": newest,
+                "source": "self-play games of the final checkpoint after the session, never trained on",
+                **value_probe.calibration(
+                    final_path, [(r.pgn(), r.result) for r in held], [r.termination for r in held]
+                ),
+            }
     return {
         "bench": "strength",
         "preset": args.preset,
@@ -135,9 +160,84 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         "learning_curve_after": curve_after,
         "losses": {k: report["losses"].get(k) for k in ("policy_loss", "value_loss", "total_loss")},
         "value_probe": probes,
+        "value_calibration": calibration,
+        "played_to_end": to_end,
         "scorecard": report["scorecard"],
         "config": report["manifest"]["config"],
     }
+
+
+ENDINGS = (
+    "checkmate_for",
+    "checkmate_against",
+    "stalemate",
+    "threefold_repetition",
+    "fifty_moves",
+    "insufficient_material",
+    "move_cap",
+)
+"""How a game played to the end ended, from the candidate's side (`move_cap`: at the cap, a draw)."""
+
+
+def ending(game: arena.GameOutcome) -> str:
+    """The `ENDINGS` name of a finished match game."""
+    if game.termination == "checkmate":
+        return "checkmate_for" if game.score == 1.0 else "checkmate_against"
+    return game.termination
+
+
+def search_side(path: Path, config) -> arena.SearchSide:
+    """A checkpoint as the worker's evaluation plays it (EVAL_SIMULATIONS, the session's search)."""
+    net, _ = network.load_weights(path)
+    return arena.SearchSide(
+        network.Evaluator(net), config.eval_simulations or config.selfplay_simulations, config.search
+    )
+
+
+def played_to_end(args: argparse.Namespace, by_generation: dict, config, checkpoint_dir: Path, newest: int) -> dict:
+    """The newest checkpoint against random, greedy and generation 0, every game played to its
+    end (no adjudication; a draw at `--to-end-plies` plies after the opening), by the arena."""
+    if args.to_end_pairs <= 0:
+        return {}
+    candidate = search_side(by_generation[newest].weights_path(checkpoint_dir), config)
+    opponents = {
+        "random": lambda: players.RandomPlayer(config.seed),
+        "greedy": lambda: players.GreedyPlayer(config.seed),
+        "gen0": lambda: search_side(by_generation[0].weights_path(checkpoint_dir), config),
+    }
+    out: dict = {"generation": newest, "max_plies": args.to_end_plies, "pairs": args.to_end_pairs, "matches": {}}
+    for name, opponent in opponents.items():
+        result = arena.play_match(
+            candidate,
+            opponent(),
+            pairs=args.to_end_pairs,
+            max_plies=args.to_end_plies,
+            adjudication="none",
+            seed=config.seed + newest,
+        )
+        assert result is not None  # no should_stop: a match always finishes
+        penta = result.pentanomial()
+        counts = {k: 0 for k in ENDINGS}
+        for game in result.games:
+            counts[ending(game)] = counts.get(ending(game), 0) + 1
+        estimate = match_estimate(result.wins, result.draws, result.losses, penta)
+        out["matches"][name] = {
+            "games": len(result.games),
+            "wins": result.wins,
+            "draws": result.draws,
+            "losses": result.losses,
+            "score": (result.wins + result.draws / 2) / len(result.games),
+            "elo_diff": None if estimate is None else estimate["elo"],
+            "low": None if estimate is None else estimate["low"],
+            "high": None if estimate is None else estimate["high"],
+            "pentanomial": penta,
+            "endings": counts,
+            "mean_plies": sum(len(g.moves) for g in result.games) / len(result.games),  # the opening's included
+        }
+        print(
+            f"to the end: gen{newest} vs {name}: {result.wins}/{result.draws}/{result.losses} {counts}", file=sys.stderr
+        )
+    return out
 
 
 def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, newest: int | None) -> list[dict]:
@@ -147,11 +247,9 @@ def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, n
         return []
     by_generation = {c.generation: c for c in checkpoints.values()}
     wanted = sorted({round(newest * (i + 1) / (count + 1)) for i in range(count)} - {0, newest})
-    sims = config.eval_simulations or config.selfplay_simulations
 
     def side(generation: int) -> arena.SearchSide:
-        net, _ = network.load_weights(by_generation[generation].weights_path(checkpoint_dir))
-        return arena.SearchSide(network.Evaluator(net), sims, config.search)  # as the worker builds it
+        return search_side(by_generation[generation].weights_path(checkpoint_dir), config)
 
     gen0 = side(0)
     rows = []
@@ -198,6 +296,21 @@ def main() -> None:
         type=int,
         default=3,
         help="after the session, also evaluate this many earlier checkpoints (learning curve)",
+    )
+    parser.add_argument(
+        "--to-end-pairs",
+        type=int,
+        default=20,
+        help="openings (x2 games) the final checkpoint plays to the end vs random, greedy, gen0 (0: off)",
+    )
+    parser.add_argument(
+        "--to-end-plies", type=int, default=300, help="cap of those games, plies after the opening (a draw there)"
+    )
+    parser.add_argument(
+        "--held-out-games",
+        type=int,
+        default=64,
+        help="self-play games of the final checkpoint after the session for its value calibration (0: none)",
     )
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep the session's database and checkpoints in this new folder"

@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
+from ..stats import calibration
 from ..stats.elo import elo_from_pentanomial, elo_from_wdl
 from ..stats.numbers import finite
 from ..stats.scorecard import Scorecard
@@ -540,4 +541,84 @@ def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> d
     out.setdefault("alerts", [])
     out.setdefault("analysis", [])
     out.setdefault("fleet", None)  # a report.json older than the fleet: its games' actors are not in it
+    out["series"].setdefault("cap_share", cap_share(metrics.get("games") or []))
+    out.setdefault("value_health", None)  # from stored root values: a report.json file alone has none
     return finite(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finishing games and the value head's health: report.json's `series.cap_share` and
+# `value_health` (their own functions, so the rating tables' sections stay apart).
+
+MOVE_CAP = "move_cap"
+"""The termination of a self-play game cut at MAX_MOVES_PER_GAME (engine/selfplay.py's)."""
+CAP_BUCKETS = 20
+"""Buckets of `cap_share` at most (a share over fewer than ~20 games is mostly noise)."""
+CALIBRATION_GAMES = 100
+"""The newest games whose recorded root values `value_health` checks against their results."""
+
+
+def cap_share_size(games: int, max_buckets: int = CAP_BUCKETS) -> int:
+    """Games per bucket of `cap_share`: a round number, at most `max_buckets` buckets."""
+    return int(nice_step(games / max_buckets, integer=True)) if games else 1
+
+
+def cap_share_of(size: int, rows: Sequence[tuple[int, int, int, int]]) -> dict[str, Any]:
+    """`cap_share` from (first number, last number, games, games at the cap) per bucket."""
+    buckets: list[dict[str, Any]] = [
+        {"first": first, "last": last, "games": n, "move_cap": capped, "share": capped / n if n else None}
+        for first, last, n, capped in rows
+    ]
+    games = sum(n for _, _, n, _ in rows)
+    capped = sum(c for _, _, _, c in rows)
+    return {
+        "bucket_size": size,
+        "games": games,
+        "move_cap": capped,
+        "share": capped / games if games else None,
+        "buckets": buckets,
+    }
+
+
+def cap_share(games: list[dict[str, Any]], max_buckets: int = CAP_BUCKETS) -> dict[str, Any]:
+    """The share of self-play games that reached the move cap (termination `move_cap`) per
+    bucket of games in number order: it should fall as the engine learns to finish won games."""
+    ordered = sorted(games, key=lambda g: g["number"])
+    size = cap_share_size(len(ordered), max_buckets)
+    rows = []
+    for i in range(0, len(ordered), size):
+        chunk = ordered[i : i + size]
+        capped = sum(g.get("termination") == MOVE_CAP for g in chunk)
+        rows.append((chunk[0]["number"], chunk[-1]["number"], len(chunk), capped))
+    return cap_share_of(size, rows)
+
+
+def side_to_move_results(result: str, plies: int, white_first: bool = True) -> list[int]:
+    """The game's result (+1 win, 0 draw, -1 loss) from the side to move at each of `plies`
+    positions (`white_first`: White moves at the first)."""
+    white = {"1-0": 1, "0-1": -1}.get(result, 0)
+    return [white if (ply % 2 == 0) == white_first else -white for ply in range(plies)]
+
+
+def value_health(games: Sequence[tuple[int, str, Sequence[float], bool]]) -> dict[str, Any] | None:
+    """The value head's health figure: the root values the search recorded while it played
+    the games, (number, result, root values, white_first) each, against how the games ended
+    (`stats.calibration`: Brier against the constant prior, calibration table, ECE). Each
+    value was predicted before its game's result existed, so the games are held out from the
+    net that predicted them. A root value is a scalar, so there is no log loss here (the WDL
+    head's log loss is `bench/value_probe.py`'s). None without games."""
+    if not games:
+        return None
+    expected: list[float] = []
+    outcomes: list[int] = []
+    for _, result, values, white_first in games:
+        expected.extend(min(max((float(v) + 1.0) / 2.0, 0.0), 1.0) for v in values)
+        outcomes.extend(side_to_move_results(result, len(values), white_first))
+    numbers = [number for number, *_ in games]
+    return {
+        "source": "root values recorded in self-play, newest games",
+        "games": len(games),
+        "first_game": min(numbers),
+        "last_game": max(numbers),
+        **calibration.summary(outcomes, expected=expected),
+    }

@@ -11,8 +11,9 @@ SAMPLED_GAMES games' results and lengths and SEARCHED_GAMES games' policy and ro
 blobs, evenly spread over the session (`analysis_sample` says how many); learning steps and
 metric snapshots are counted and summed in SQL and their rows thinned to SERIES_ROWS, as the
 charts draw them anyway; the fleet's games per actor and recorded generation lags are grouped
-in SQL, its actor replacements counted there and the newest MAX_REPLACEMENTS listed. Below
-those bounds nothing is thinned.
+in SQL, its actor replacements counted there and the newest MAX_REPLACEMENTS listed; the
+share of games at the move cap is grouped in SQL and the value's calibration reads the root
+values of the newest CALIBRATION_GAMES games. Below those bounds nothing is thinned.
 
 `load_session` does the (async) reads; `compose` turns them into report.json (pure CPU:
 decoding the sampled policy targets, fitting the ratings; callers run it in a thread);
@@ -41,6 +42,7 @@ from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads
 from .builder import (
+    CALIBRATION_GAMES,
     MAX_POINTS,
     adjudication_counts,
     build_report,
@@ -48,6 +50,7 @@ from .builder import (
     fleet_section,
     match_estimate,
     sprt_verdicts,
+    value_health,
 )
 from .directory import write_atomic
 from .html import render_html
@@ -112,6 +115,8 @@ class StoredSession:
     checkpoints: list[models.CheckpointRow]
     evaluations: list[models.EvaluationRow]
     fleet: reads.Fleet
+    cap_share: dict[str, Any]  # `builder.cap_share` of every game, from SQL
+    newest: list[Any]  # (number, result, root values, white first) of the newest CALIBRATION_GAMES games
 
 
 def _events(session_id: str, kind: str) -> Any:
@@ -153,6 +158,8 @@ async def load_session(db, session_id: str) -> StoredSession | None:
         checkpoints=await repo.list_checkpoints(db, session_id),
         evaluations=await repo.list_evaluations(db, session_id),
         fleet=await reads.fleet(db, session_id, MAX_REPLACEMENTS),
+        cap_share=await reads.cap_share(db, session_id, totals.games),
+        newest=await reads.newest_games(db, session_id, CALIBRATION_GAMES),
     )
 
 
@@ -270,6 +277,8 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
         stats=[{"ts": _iso(ts), **data} for ts, data in stored.snapshots.rows],
     )
     report["series"].update(stored.game_series)
+    report["series"]["cap_share"] = stored.cap_share
+    report["value_health"] = value_health(stored.newest)
     report["sprt"] = sprt_verdicts(evaluations)
     report["adjudication"] = adjudication_counts(report["scorecard"], evaluations)
     report["alerts"] = [_alert(e) for e in stored.alerts]

@@ -12,10 +12,11 @@ string of a session can close the script element). A section without data (no ev
 no learning step, no game yet) says so in words instead of drawing an empty chart.
 
 Over 500 lines: one function per section of the page (header, summary, strength, learning,
-self-play, fleet, verdicts, alerts, checkpoints, manifest), each a template over its own keys of
-report.json, in the order the page shows them; they share only `markup` (escaping, number
-formats, building blocks), which is apart. Split further, the page would be read across
-files for no seam that the sections do not already draw.
+self-play, value health and finishing games, fleet, verdicts, alerts, checkpoints,
+manifest), each a template over its own keys of report.json, in the order the page shows
+them; they share only `markup` (escaping, number formats, building blocks), which is
+apart. Split further, the page would be read across files for no seam that the sections
+do not already draw.
 """
 
 from __future__ import annotations
@@ -632,6 +633,89 @@ def _evidence(indicator: dict[str, Any]) -> str:
     return " &middot; ".join(parts) or DASH
 
 
+def finishing(report: dict[str, Any]) -> str:
+    """The value head's health (its calibration against results) and the share of self-play
+    games that reach the move cap: does the engine predict results, and does it finish games?"""
+    health = report.get("value_health")
+    if health and health.get("positions"):
+        rows = [
+            [
+                f"{num(b.get('low'), 1)}&ndash;{num(b.get('high'), 1)}",
+                num(b.get("count")),
+                pct(b.get("predicted")),
+                pct(b.get("actual")),
+            ]
+            for b in health.get("bins") or []
+        ]
+        rates = health.get("base_rates") or {}
+        body = table(["Predicted score", "Positions", "Mean predicted", "Mean actual"], rows, numeric=(1, 2, 3)) + kv(
+            [
+                (
+                    "games",
+                    f"{num(health.get('games'))} (games {num(health.get('first_game'))}&ndash;"
+                    f"{num(health.get('last_game'))})",
+                ),
+                ("positions", num(health.get("positions"))),
+                (
+                    "results (side to move)",
+                    f"{pct(rates.get('win'))} W / {pct(rates.get('draw'))} D / {pct(rates.get('loss'))} L",
+                ),
+                (
+                    "Brier score (constant prior)",
+                    f"{sig(health.get('brier'), 3)} ({sig(health.get('brier_prior'), 3)})",
+                ),
+                ("expected calibration error", pct(health.get("ece"))),
+            ]
+        )
+    else:
+        body = empty("No self-play game with recorded root values yet.")
+    share = (report.get("series") or {}).get("cap_share") or {}
+    buckets = share.get("buckets") or []
+    cap_rows = [
+        [
+            f"{num(b.get('first'))}&ndash;{num(b.get('last'))}",
+            num(b.get("games")),
+            num(b.get("move_cap")),
+            pct(b.get("share")),
+        ]
+        for b in buckets
+    ]
+    cap_body = (
+        table(["Games", "Played", "At the cap", "Share"], cap_rows, numeric=(1, 2, 3))
+        + kv(
+            [
+                (
+                    "all games at the cap",
+                    f"{num(share.get('move_cap'))} of {num(share.get('games'))} ({pct(share.get('share'))})",
+                )
+            ]
+        )
+        if buckets
+        else empty("No self-play game has finished yet.")
+    )
+    return f"""<section id="finishing">
+  <h2>Value health and finishing games <small>does the value predict results; are won games finished</small></h2>
+  <div class="grid">
+    {
+        card(
+            "Value calibration",
+            body,
+            note="The search's root value at each position of the newest games "
+            "against the game's result from the side to move; each value was predicted before its game ended.",
+        )
+    }
+    {
+        card(
+            "Self-play games at the move cap",
+            cap_body,
+            note="Games cut at MAX_MOVES_PER_GAME (adjudicated): "
+            "the share should fall as the engine learns to convert won positions to mate.",
+        )
+    }
+  </div>
+</section>"""
+
+
 def analysis(report: dict[str, Any]) -> str:
     indicators = report.get("analysis") or []
     rows = []
@@ -758,6 +842,7 @@ _NAV = (
     ("strength", "Strength"),
     ("learning", "Learning"),
     ("selfplay", "Self-play"),
+    ("finishing", "Value"),
     ("fleet", "Fleet"),
     ("analysis", "Verdicts"),
     ("alerts", "Alerts"),
@@ -796,6 +881,7 @@ def render_html(report: dict[str, Any]) -> str:
             strength(report),
             learning(report),
             selfplay(report),
+            finishing(report),
             fleet(report),
             analysis(report),
             alerts(report),

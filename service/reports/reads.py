@@ -15,6 +15,8 @@ policy blobs but for a bounded sample.
 - `fleet`: the games per self-play actor (count, numbers, generations), the generation lag
   the `game.finished` events recorded (games per actor and lag) and the actor replacements
   (`session.state` events with `actor_replaced`), grouped in SQL;
+- `cap_share`: the games that reached the move cap per bucket of games (grouped in SQL);
+- `newest_games`: the newest `limit` games' number, result, root values and first mover;
 - `metrics_games`: every game's summary columns (no blobs), streamed: metrics.json, which only
   `continuous-play run` writes at its end;
 - `report_version`: what a report depends on, in one light query (the API's cache key).
@@ -25,6 +27,7 @@ plays, a game stored meanwhile may be in one figure and not yet in another.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..event_types import EventType
 from ..stats.scorecard import DRAW, median_of_counts, rate, summary
+from ..storage.codec import decode_values
 from ..storage.models import (
     CheckpointRow,
     EvaluationRow,
@@ -46,6 +50,9 @@ from ..storage.queries import MOVE_SECONDS, GameSums, count_if, game_sums
 from .builder import (
     BIN_EPSILON,
     MAX_BUCKETS,
+    MOVE_CAP,
+    cap_share_of,
+    cap_share_size,
     histogram_bin,
     histogram_bins,
     histogram_of,
@@ -256,6 +263,52 @@ async def game_series(db: AsyncSession, session_id: str, totals: GameTotals) -> 
             db, session_id, GameRow.duration_s, sums.games, (sums.duration_s, sums.min_duration_s, sums.max_duration_s)
         ),
     }
+
+
+async def cap_share(db: AsyncSession, session_id: str, n: int) -> dict[str, Any]:
+    """`builder.cap_share` of the session's `n` games in one grouped query."""
+    size = cap_share_size(n)
+    ranked = (
+        select(
+            GameRow.number,
+            GameRow.termination,
+            ((_RANK - 1) // bindparam("size", type_=Integer)).label("bucket"),
+        )
+        .where(_OF_SESSION)
+        .subquery()
+    )
+    query = (
+        select(
+            func.min(ranked.c.number),
+            func.max(ranked.c.number),
+            func.count(),
+            count_if(ranked.c.termination == MOVE_CAP),
+        )
+        .group_by(ranked.c.bucket)
+        .order_by(ranked.c.bucket)
+    )
+    rows = (await db.execute(query, {"session_id": session_id, "size": size})).all()
+    return cap_share_of(size, [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows])
+
+
+_FEN_TAG = re.compile(r'\[FEN "[^"]*? ([wb]) ')
+
+
+async def newest_games(db: AsyncSession, session_id: str, limit: int) -> list[tuple[int, str, list[float], bool]]:
+    """(number, result, root values, White moves first) of the newest `limit` games, oldest
+    first: what `builder.value_health` checks. The first mover comes from the PGN's FEN tag
+    (a game from a set-up position), White without one."""
+    rows = await db.execute(
+        select(GameRow.number, GameRow.result, GameRow.root_values, GameRow.pgn)
+        .where(GameRow.session_id == session_id)
+        .order_by(GameRow.number.desc())
+        .limit(limit)
+    )
+    out = []
+    for number, result, blob, pgn in rows.all():
+        fen = _FEN_TAG.search(pgn or "")
+        out.append((int(number), str(result), decode_values(blob), fen is None or fen.group(1) == "w"))
+    return out[::-1]
 
 
 async def spread_games(db: AsyncSession, session_id: str, games: int, limit: int, columns: Sequence[Any]) -> list[Any]:

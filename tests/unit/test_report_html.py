@@ -36,7 +36,18 @@ from service.stats.scorecard import Scorecard
 
 pytestmark = pytest.mark.unit
 
-SECTIONS = ("summary", "strength", "learning", "selfplay", "fleet", "analysis", "alerts", "checkpoints", "manifest")
+SECTIONS = (
+    "summary",
+    "strength",
+    "learning",
+    "selfplay",
+    "finishing",
+    "fleet",
+    "analysis",
+    "alerts",
+    "checkpoints",
+    "manifest",
+)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
