@@ -9,12 +9,12 @@ putting its weights in the object store once (`ray.put`, numpy arrays) and handi
 reference to every actor; an actor takes the newest between two search steps. Messages come
 back through `poll` (one outstanding call per actor, answered with what the actor sent since,
 waiting up to POLL_S); the actor's outbox is bounded, so an actor whose learner is busy
-waits, as a process actor does on its pipe. An actor whose
-process or node is lost fails its `poll` with `RayActorError`: it is replaced under a new
-number, its games in flight are lost, never numbered. A replacement that the cluster cannot
-place yet (its node is gone and no other has room) waits in Ray's queue while the others
-play on: nothing here waits for an actor to start. Ray must be initialised in the learner's
-process already (it runs in a Ray actor of `ray_pool.RayPool`, or a test's `ray.init`).
+waits, as a process actor does on its pipe. An actor whose process or node is lost fails its
+`poll` with `RayActorError`: it is replaced under a new number, its games in flight are lost,
+never numbered. A replacement that the cluster cannot place yet (its node is gone and no
+other has room) waits in Ray's queue while the others play on: nothing here waits for an
+actor to start. Ray must be initialised in the learner's process already (it runs in a Ray
+actor of `ray_pool.RayPool`, or a test's `ray.init`).
 """
 
 from __future__ import annotations
