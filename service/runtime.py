@@ -43,6 +43,7 @@ def default_pool(settings: Settings) -> Pool:
         settings.resolved_workers(),
         settings.resolved_torch_threads(),
         ray_address=settings.ray_address,
+        device=settings.device,
     )
 
 

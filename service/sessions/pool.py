@@ -322,9 +322,10 @@ class InlinePool(Pool):
         return ThreadWorker(f"inline-{self._count}", loop)
 
 
-def make_pool(backend: str, size: int, threads: int, *, ray_address: str = "local") -> Pool:
+def make_pool(backend: str, size: int, threads: int, *, ray_address: str = "local", device: str = "cpu") -> Pool:
     """The pool WORKER_BACKEND names: `size` workers of `threads` torch threads each (a Ray
-    actor reserves that many CPUs), Ray at `ray_address` (RAY_ADDRESS)."""
+    actor reserves that many CPUs, and a GPU when `device` (DEVICE) is cuda), Ray at
+    `ray_address` (RAY_ADDRESS)."""
     if backend == "process":
         return ProcessPool(size, threads)
     if backend == "inline":
@@ -332,5 +333,5 @@ def make_pool(backend: str, size: int, threads: int, *, ray_address: str = "loca
     if backend == "ray":
         from .ray_pool import RayPool  # imports nothing of Ray until the pool starts
 
-        return RayPool(size, threads, address=ray_address)
+        return RayPool(size, threads, address=ray_address, device=device)
     raise ValueError(f"WORKER_BACKEND={backend!r}: expected process, ray or inline")

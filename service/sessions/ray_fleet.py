@@ -3,18 +3,23 @@ one session's actors spread over several nodes while its learner stays where it 
 node when DEVICE=cuda).
 
 Each `SelfPlayActor` runs `actor.play` on a thread of its own Ray worker process, reserving
-`threads` CPUs. The learner publishes a network by putting its weights in the object store once
-(`ray.put`, numpy arrays) and handing the reference to every actor; an actor takes the newest
-between two search steps. Messages come back through `poll` (one outstanding call per actor,
-answered with what the actor sent since, waiting up to POLL_S); the actor's outbox is bounded,
-so an actor whose learner is busy waits, as a process actor does on its pipe. An actor whose
-process or node is lost fails its `poll` with `RayActorError`: it is replaced under a new
-number, its games in flight are lost, never numbered. Ray must be initialised in the learner's
-process already (it runs in a Ray actor of `ray_pool.RayPool`, or a test's `ray.init`).
+`threads` CPUs and no GPU (`ray_placement`: it plays on the CPU whatever DEVICE the learner
+has, and a session's actors are spread over the nodes). The learner publishes a network by
+putting its weights in the object store once (`ray.put`, numpy arrays) and handing the
+reference to every actor; an actor takes the newest between two search steps. Messages come
+back through `poll` (one outstanding call per actor, answered with what the actor sent since,
+waiting up to POLL_S); the actor's outbox is bounded, so an actor whose learner is busy
+waits, as a process actor does on its pipe. An actor whose process or node is lost fails its
+`poll` with `RayActorError`: it is replaced under a new number, its games in flight are lost,
+never numbered. A replacement that the cluster cannot place yet (its node is gone and no
+other has room) waits in Ray's queue while the others play on: nothing here waits for an
+actor to start. Ray must be initialised in the learner's process already (it runs in a Ray
+actor of `ray_pool.RayPool`, or a test's `ray.init`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue as queue_mod
 import threading
 from typing import Any
@@ -24,6 +29,7 @@ import torch
 
 from .actor import ActorSpec, play
 from .fleet import FleetBase, _Actor
+from .ray_placement import RayRole, ray_placement
 
 POLL_S = 0.5
 """How long one `poll` waits for the actor's first message."""
@@ -132,13 +138,20 @@ class RayFleet(FleetBase):
         import ray
 
         self._ray = ray
-        self._class = ray.remote(SelfPlayActor).options(num_cpus=self.threads, max_concurrency=4, max_restarts=0)
+        placement = ray_placement(
+            RayRole.SELFPLAY, device=self.config.device, threads=self.threads, advertised=ray.cluster_resources()
+        )
+        self._device = placement.device  # the CPU: Ray hides the GPUs from an actor that asks for none
+        self._class = ray.remote(SelfPlayActor).options(**placement.options(), max_concurrency=4, max_restarts=0)
+        self._pids: dict[int, Any] = {}  # actor number -> its `pid` call, until it answers
         self._version = 0
         self._weights: Any = None  # the newest published weights' object reference
         self._generation = 0
         self._lost: list[tuple[_Actor, int | None]] = []
 
     def _launch(self, spec: ActorSpec) -> _Actor:
+        if spec.config.device != self._device:
+            spec = dataclasses.replace(spec, config=spec.config.model_copy(update={"device": self._device}))
         handle: Any = self._class.remote(spec)
         actor = _Actor(spec.actor, handle)
         if self._weights is not None:
@@ -146,14 +159,24 @@ class RayFleet(FleetBase):
         if self._paused:
             handle.set_paused.remote(True)
         actor.link = handle.poll.remote(POLL_S)
-        try:
-            actor.pid = self._ray.get(handle.pid.remote(), timeout=120)
-        except Exception:  # not placed in time, or lost at once: its poll says so
-            actor.pid = None
+        self._pids[spec.actor] = handle.pid.remote()  # answered once Ray has placed it
         return actor
+
+    def _note_pids(self) -> None:
+        """The process ids of actors that have started since the last call."""
+        ready, _ = self._ray.wait(list(self._pids.values()), num_returns=len(self._pids), timeout=0)
+        for number, ref in list(self._pids.items()):
+            if ref in ready:
+                del self._pids[number]
+                try:
+                    self._actors[number].pid = self._ray.get(ref)
+                except Exception:  # lost at once: its poll says so
+                    pass
 
     def _receive(self, timeout: float) -> list[tuple[str, int, Any]]:
         ray = self._ray
+        if self._pids:
+            self._note_pids()
         polls = {a.link: a for a in self._actors.values() if not a.dead and a.link is not None}
         if not polls:
             return []

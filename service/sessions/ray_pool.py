@@ -13,7 +13,8 @@ backends apart.
   that has a Ray node on this machine. Ray is imported only when the pool starts and is an
   optional extra: without it the pool says `pip install '.[ray]'`.
 - Resources: an actor reserves TORCH_THREADS CPUs (`threads`, its torch threads), so Ray
-  never puts more sessions on a node than it has cores for.
+  never puts more sessions on a node than it has cores for, and with DEVICE=cuda a GPU (or a
+  share of one), so it runs on a GPU node; `ray_placement` derives this for every role.
 - Commands (run, pause, resume, stop, shutdown, exit) go to the actor's `command` method
   from a sender thread, one at a time, each acknowledged before the next (so they arrive
   in order, and a large `run` spec is never serialised on the event loop); the actor's
@@ -45,6 +46,7 @@ from typing import Any
 
 from .pool import INBOX_SIZE, Pool, _Base
 from .protocol import Command, CommandKind, MessageKind, WorkerMessage
+from .ray_placement import RayRole, ray_placement
 from .serving import serve_sessions
 from .worker import WorkerSpec
 
@@ -228,14 +230,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 class RayPool(Pool):
-    """WORKER_BACKEND=ray: `size` actors, each reserving `threads` CPUs, on the Ray cluster
-    at `address` (`local`: a head started in this process, bound to loopback)."""
+    """WORKER_BACKEND=ray: `size` actors, each reserving `threads` CPUs (and a GPU when
+    `device` is cuda: DEVICE, the learners' device), on the Ray cluster at `address` (`local`:
+    a head started in this process, bound to loopback)."""
 
     kind = "ray"
 
-    def __init__(self, size: int, threads: int = 1, *, address: str = "local") -> None:
+    def __init__(self, size: int, threads: int = 1, *, address: str = "local", device: str = "cpu") -> None:
         super().__init__(size, threads)
         self.address = address
+        self.device = device
         self._owns_ray = False
         self._actor_class: Any = None
 
@@ -247,7 +251,7 @@ class RayPool(Pool):
             raise RuntimeError(
                 f"the Ray cluster at RAY_ADDRESS={self.address} did not start {self.size} worker actor(s) of "
                 f"{self.threads} CPU(s) each within {START_TIMEOUT_S:g} s: does it have the CPUs free "
-                "(TORCH_THREADS per actor)?"
+                "(TORCH_THREADS per actor)" + (", and a GPU (DEVICE=cuda)?" if self.device == "cuda" else "?")
             ) from None
 
     def _connect(self) -> None:
@@ -272,8 +276,15 @@ class RayPool(Pool):
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(address=self.address, namespace="continuous-play", logging_level=logging.WARNING)
             self._owns_ray = True
+        placement = ray_placement(
+            RayRole.LEARNER,
+            device=self.device,
+            threads=self.threads,
+            advertised=ray.cluster_resources(),
+            learners=self.size,
+        )
         self._actor_class = ray.remote(SessionActor).options(
-            num_cpus=self.threads, max_concurrency=ACTOR_CONCURRENCY, max_restarts=0, max_task_retries=0
+            **placement.options(), max_concurrency=ACTOR_CONCURRENCY, max_restarts=0, max_task_retries=0
         )
         self._actor_class = _Bound(self._actor_class, self.threads)
 

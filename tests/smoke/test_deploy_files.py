@@ -437,6 +437,23 @@ def test_compose_refuses_to_run_with_placeholder_secrets(tmp_path):
                 assert done.returncode != 0 and "RAY_AUTH_TOKEN" in done.stderr and not ran.exists(), (name, done)
 
 
+def test_compose_ray_profile_spreads_one_session_over_several_worker_nodes():
+    """Profile `ray` with its defaults: two or more worker nodes, a head without CPUs (every
+    role on the workers), a fixed number of self-play actors per session (`auto` would count
+    api-ray's cores, not the cluster's) and CPUs on the workers for every session's learner and
+    actors (an actor that finds none waits for a node)."""
+    env = {name: "secret" for name in REQUIRED_SECRETS}
+    services = interpolate(yaml.safe_load(COMPOSE.read_text()), env)["services"]
+    workers = services["ray-worker"]["deploy"]["replicas"]
+    worker_cpus = int(re.search(r"--num-cpus=(\d+)", services["ray-worker"]["command"][2]).group(1))
+    assert "--num-cpus=0 " in services["ray-head"]["command"][2]
+    api = services["api-ray"]["environment"]
+    actors, threads, sessions = (int(api[k]) for k in ("SELFPLAY_ACTORS", "TORCH_THREADS", "MAX_CONCURRENT_SESSIONS"))
+    assert workers >= 2 and actors >= 2, "one session's actors on several nodes"
+    assert sessions * (threads + actors) <= workers * worker_cpus
+    assert api["WORKER_BACKEND"] == "ray" and api["RAY_ADDRESS"].startswith("ray://ray-head:")
+
+
 def test_compose_api_serves_the_names_it_is_reached_by():
     """Prometheus scrapes the api by its service name: that Host must be in ALLOWED_HOSTS."""
     compose = interpolate(yaml.safe_load(COMPOSE.read_text()), {name: "x" for name in REQUIRED_SECRETS})
