@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import types
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -21,7 +22,9 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-Opponent = Literal["gen0", "random", "greedy", "uci"]
+from .engine.players import OpponentKind, parse_opponent, stockfish_binary
+from .engine.yardstick import Adjudication
+
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 _HOST_NAME = re.compile(r"\*|\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
 """An ALLOWED_HOSTS entry: `*`, a bracketed IPv6 address, or a DNS name / IPv4 address."""
@@ -178,10 +181,27 @@ class SessionFields(BaseModel):
         le=2850,
         description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength.",
     )
-    eval_opponents: Annotated[list[Opponent], NoDecode] = Field(
+    eval_opponents: Annotated[list[str], NoDecode] = Field(
         ["gen0", "random", "greedy"],
         min_length=1,
-        description="Evaluation anchors (in the environment: comma-separated): gen0, random, greedy, uci.",
+        description="Evaluation anchors (in the environment: comma-separated): gen0, random, greedy, uci, "
+        "stockfish-s{SKILL}-d{DEPTH} (Stockfish at that Skill Level, 0-20, and fixed depth, 1-30).",
+    )
+    eval_adjudication: Adjudication = Field(
+        Adjudication.AUTO,
+        description="Result of an evaluation game at its cap: stockfish (Stockfish's evaluation, "
+        "EVAL_ADJUDICATION_CP at EVAL_ADJUDICATION_DEPTH), material (a 3-pawn lead wins), none (a draw); "
+        "auto = stockfish when installed, else material.",
+    )
+    eval_adjudication_cp: int = Field(
+        300, ge=1, le=10_000, description="Stockfish adjudication: a lead of this many centipawns wins, else a draw."
+    )
+    eval_adjudication_depth: int = Field(
+        10,
+        ge=1,
+        le=30,
+        description="Stockfish adjudication: search depth (10: as decisive as depth 18 on measured positions, "
+        "about 10 ms each; README).",
     )
     elo_anchor: float = Field(1500.0, description="Rating given to generation 0 in the rating list.")
     gating: bool = Field(False, description="Only an SPRT-accepted checkpoint becomes the self-play network.")
@@ -211,9 +231,19 @@ class SessionFields(BaseModel):
     @field_validator("eval_opponents")
     @classmethod
     def _check_opponents(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        if "uci" in value and not info.data.get("eval_uci_engine"):
+        kinds = {parse_opponent(entry).kind for entry in value}
+        if OpponentKind.UCI in kinds and not info.data.get("eval_uci_engine"):
             raise ValueError("'uci' needs EVAL_UCI_ENGINE (a UCI engine command, e.g. stockfish)")
+        if OpponentKind.STOCKFISH in kinds and stockfish_binary() is None:
+            raise ValueError(f"the Stockfish ladder needs Stockfish, {_NO_STOCKFISH}")
         return list(dict.fromkeys(value))
+
+    @field_validator("eval_adjudication")
+    @classmethod
+    def _check_adjudication(cls, value: Adjudication) -> Adjudication:
+        if value is Adjudication.STOCKFISH and stockfish_binary() is None:
+            raise ValueError(f"stockfish needs Stockfish, {_NO_STOCKFISH}; auto falls back to material")
+        return value
 
     @field_validator("eval_games")
     @classmethod
@@ -231,6 +261,9 @@ class SessionFields(BaseModel):
         return value
 
 
+_NO_STOCKFISH = "not found on PATH nor at /usr/games/stockfish (Debian: apt-get install stockfish)"
+
+
 class SessionConfig(SessionFields):
     """One session's configuration; the body of POST /v1/sessions, so unknown fields are errors.
     Also what a worker reads (`WorkerSpec.config`): typed, validated and picklable."""
@@ -238,10 +271,16 @@ class SessionConfig(SessionFields):
     model_config = ConfigDict(extra="forbid")
 
 
-ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0, "selfplay_actors": 1}
+ADDED_SESSION_FIELDS: dict[str, Any] = {
+    "value_horizon_plies": 0,
+    "value_material_scale": 0.0,
+    "selfplay_actors": 1,
+    "eval_adjudication": Adjudication.MATERIAL,
+}
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result; one
-worker played and learned)."""
+worker played and learned; its evaluations were adjudicated on material, so its rating list
+goes on under one yardstick and, under GATING, its SPRT decides as before)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
@@ -380,6 +419,8 @@ def _type_phrase(tp: Any) -> str:
         return _type_phrase(get_args(tp)[0])
     if origin is Literal:
         return "one of " + "|".join(map(str, get_args(tp)))
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + "|".join(str(member.value) for member in tp)
     if origin is list:
         item = get_args(tp)[0]
         inner = "|".join(get_args(item)) if get_origin(item) is Literal else "non-empty strings"
