@@ -181,3 +181,28 @@ def test_the_stockfish_rule_needs_an_adjudicator_and_others_work_as_before():
     drawn = arena.play_match(RandomPlayer(1), RandomPlayer(2), pairs=3, max_plies=20, adjudication="none")
     assert drawn is not None
     assert all(g.result == "1/2-1/2" for g in drawn.games if g.adjudicated)
+
+
+def test_a_sessions_evaluation_plays_the_ladder_and_names_its_yardstick(monkeypatch, tmp_path):
+    """The worker's evaluation: a ladder rung is an opponent named by its entry, every result
+    names the yardstick, and no Stockfish process outlives its match."""
+    import psutil
+
+    from service.config import SessionConfig
+    from service.engine import network
+    from service.sessions.evaluation import Evaluations, yardstick_for
+
+    cfg = SessionConfig(
+        chess_preset="tiny", eval_games=2, eval_simulations=2, eval_opponents=["stockfish-s0-d1", "random"]
+    )
+    evaluations = Evaluations(cfg, "cpu", None)
+    results = list(evaluations.play(network.build_network("tiny", 1), 1, 10, lambda: False))
+    assert [r["opponent"] for r in results] == ["stockfish-s0-d1", "random", "gen0"]
+    assert {r["yardstick"] for r in results} == {"cap150/stockfish300cp@d10"}
+    assert all(r["wins"] + r["draws"] + r["losses"] == 2 for r in results)
+    assert not [p for p in psutil.Process().children(recursive=True) if "stockfish" in p.name()]
+
+    assert str(yardstick_for(cfg.model_copy(update={"eval_adjudication": "none"}))) == "cap150/none"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(players, "DEBIAN_STOCKFISH", tmp_path / "stockfish")
+    assert str(yardstick_for(cfg)) == LEGACY  # auto without Stockfish: material
