@@ -200,8 +200,8 @@ class SessionFields(BaseModel):
         10,
         ge=1,
         le=30,
-        description="Stockfish adjudication: search depth (10: as decisive as depth 18 on measured positions, "
-        "about 10 ms each; README).",
+        description="Stockfish adjudication: search depth (10: agreed with depth 18 as often as 12 and 14 did, "
+        "at about 12 ms a position; README, bench/adjudication_depth.py).",
     )
     elo_anchor: float = Field(1500.0, description="Rating given to generation 0 in the rating list.")
     gating: bool = Field(False, description="Only an SPRT-accepted checkpoint becomes the self-play network.")
