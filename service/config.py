@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
@@ -33,6 +42,19 @@ _HOST_NAME = re.compile(r"\*|\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
 def _empty_to_none(value: Any) -> Any:
     """An optional variable set to an empty string (`RESIGN_THRESHOLD=`) means unset."""
     return None if isinstance(value, str) and not value.strip() else value
+
+
+_NO_STOCKFISH = "not found on PATH nor at /usr/games/stockfish (Debian: apt-get install stockfish)"
+
+
+def _opponent_entry(entry: str) -> str:
+    """One EVAL_OPPONENTS entry, parsed as the evaluation parses it; a ladder rung needs Stockfish."""
+    if parse_opponent(entry).kind is OpponentKind.STOCKFISH and stockfish_binary() is None:
+        raise ValueError(f"{entry} needs Stockfish, {_NO_STOCKFISH}")
+    return entry
+
+
+OpponentEntry = Annotated[str, AfterValidator(_opponent_entry)]
 
 
 def _split_csv(value: Any) -> Any:
@@ -181,7 +203,7 @@ class SessionFields(BaseModel):
         le=2850,
         description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength.",
     )
-    eval_opponents: Annotated[list[str], NoDecode] = Field(
+    eval_opponents: Annotated[list[OpponentEntry], NoDecode] = Field(
         ["gen0", "random", "greedy"],
         min_length=1,
         description="Evaluation anchors (in the environment: comma-separated): gen0, random, greedy, uci, "
@@ -231,11 +253,8 @@ class SessionFields(BaseModel):
     @field_validator("eval_opponents")
     @classmethod
     def _check_opponents(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        kinds = {parse_opponent(entry).kind for entry in value}
-        if OpponentKind.UCI in kinds and not info.data.get("eval_uci_engine"):
+        if OpponentKind.UCI in value and not info.data.get("eval_uci_engine"):
             raise ValueError("'uci' needs EVAL_UCI_ENGINE (a UCI engine command, e.g. stockfish)")
-        if OpponentKind.STOCKFISH in kinds and stockfish_binary() is None:
-            raise ValueError(f"the Stockfish ladder needs Stockfish, {_NO_STOCKFISH}")
         return list(dict.fromkeys(value))
 
     @field_validator("eval_adjudication")
@@ -259,9 +278,6 @@ class SessionFields(BaseModel):
         if elo0 is not None and value <= elo0:
             raise ValueError(f"expected a number > SPRT_ELO0 ({elo0:g})")
         return value
-
-
-_NO_STOCKFISH = "not found on PATH nor at /usr/games/stockfish (Debian: apt-get install stockfish)"
 
 
 class SessionConfig(SessionFields):
