@@ -12,16 +12,28 @@ import os
 import re
 import sys
 import types
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
-Opponent = Literal["gen0", "random", "greedy", "uci"]
+from .engine.players import OpponentKind, parse_opponent, stockfish_binary
+from .engine.yardstick import Adjudication
+
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 _HOST_NAME = re.compile(r"\*|\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
 """An ALLOWED_HOSTS entry: `*`, a bracketed IPv6 address, or a DNS name / IPv4 address."""
@@ -30,6 +42,19 @@ _HOST_NAME = re.compile(r"\*|\[[0-9a-f:.]+\]|[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
 def _empty_to_none(value: Any) -> Any:
     """An optional variable set to an empty string (`RESIGN_THRESHOLD=`) means unset."""
     return None if isinstance(value, str) and not value.strip() else value
+
+
+_NO_STOCKFISH = "not found on PATH nor at /usr/games/stockfish (Debian: apt-get install stockfish)"
+
+
+def _opponent_entry(entry: str) -> str:
+    """One EVAL_OPPONENTS entry, parsed as the evaluation parses it; a ladder rung needs Stockfish."""
+    if parse_opponent(entry).kind is OpponentKind.STOCKFISH and stockfish_binary() is None:
+        raise ValueError(f"{entry} needs Stockfish, {_NO_STOCKFISH}")
+    return entry
+
+
+OpponentEntry = Annotated[str, AfterValidator(_opponent_entry)]
 
 
 def _split_csv(value: Any) -> Any:
@@ -193,10 +218,27 @@ class SessionFields(BaseModel):
         le=2850,
         description="UCI_Elo of the UCI opponent (Debian Stockfish 15's range); empty = full strength.",
     )
-    eval_opponents: Annotated[list[Opponent], NoDecode] = Field(
+    eval_opponents: Annotated[list[OpponentEntry], NoDecode] = Field(
         ["gen0", "random", "greedy"],
         min_length=1,
-        description="Evaluation anchors (in the environment: comma-separated): gen0, random, greedy, uci.",
+        description="Evaluation anchors (in the environment: comma-separated): gen0, random, greedy, uci, "
+        "stockfish-s{SKILL}-d{DEPTH} (Stockfish at that Skill Level, 0-20, and fixed depth, 1-30).",
+    )
+    eval_adjudication: Adjudication = Field(
+        Adjudication.AUTO,
+        description="Result of an evaluation game at its cap: stockfish (Stockfish's evaluation, "
+        "EVAL_ADJUDICATION_CP at EVAL_ADJUDICATION_DEPTH), material (a 3-pawn lead wins), none (a draw); "
+        "auto = stockfish when installed, else material.",
+    )
+    eval_adjudication_cp: int = Field(
+        300, ge=1, le=10_000, description="Stockfish adjudication: a lead of this many centipawns wins, else a draw."
+    )
+    eval_adjudication_depth: int = Field(
+        10,
+        ge=1,
+        le=30,
+        description="Stockfish adjudication: search depth (10: agreed with depth 18 as often as 12 and 14 did, "
+        "at about 12 ms a position; README, bench/adjudication_depth.py).",
     )
     elo_anchor: float = Field(1500.0, description="Rating given to generation 0 in the rating list.")
     gating: bool = Field(False, description="Only an SPRT-accepted checkpoint becomes the self-play network.")
@@ -226,9 +268,16 @@ class SessionFields(BaseModel):
     @field_validator("eval_opponents")
     @classmethod
     def _check_opponents(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        if "uci" in value and not info.data.get("eval_uci_engine"):
+        if OpponentKind.UCI in value and not info.data.get("eval_uci_engine"):
             raise ValueError("'uci' needs EVAL_UCI_ENGINE (a UCI engine command, e.g. stockfish)")
         return list(dict.fromkeys(value))
+
+    @field_validator("eval_adjudication")
+    @classmethod
+    def _check_adjudication(cls, value: Adjudication) -> Adjudication:
+        if value is Adjudication.STOCKFISH and stockfish_binary() is None:
+            raise ValueError(f"stockfish needs Stockfish, {_NO_STOCKFISH}; auto falls back to material")
+        return value
 
     @field_validator("eval_games")
     @classmethod
@@ -259,10 +308,13 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "selfplay_actors": 1,
     "value_material_decay_positions": None,
     "aux_material_weight": 0.0,
+    "eval_adjudication": Adjudication.MATERIAL,
 }
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result, or
-the material rule alone with no auxiliary head; one worker played and learned)."""
+the material rule alone with no auxiliary head; one worker played and learned; its
+evaluations were adjudicated on material, so its rating list goes on under one yardstick
+and, under GATING, its SPRT decides as before)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
@@ -402,6 +454,8 @@ def _type_phrase(tp: Any) -> str:
         return _type_phrase(get_args(tp)[0])
     if origin is Literal:
         return "one of " + "|".join(map(str, get_args(tp)))
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + "|".join(str(member.value) for member in tp)
     if origin is list:
         item = get_args(tp)[0]
         inner = "|".join(get_args(item)) if get_origin(item) is Literal else "non-empty strings"

@@ -1,5 +1,6 @@
-"""/v1/ratings: one rating list over every session that shares a generation 0 (a seed),
-fitted in a thread and kept until the seed's evaluations change (`caches.RatingFits`)."""
+"""/v1/ratings: the rating lists of every session that shares a generation 0 (a seed), one
+per yardstick (results made under different rules are never fitted together), fitted in a
+thread and kept until the seed's evaluations change (`caches.RatingFits`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from service.api.caches import RatingFits
 from service.api.deps import Db, SettingsDep
 from service.api.errors import problem_responses
 from service.api.schemas import RatingList
-from service.stats.ratings import ANCHOR, rating_list, ratings_out
+from service.stats.ratings import ANCHOR, lists_out, rating_lists
 from service.storage import repositories as repo
 
 router = APIRouter(tags=["ratings"])
@@ -21,7 +22,7 @@ router = APIRouter(tags=["ratings"])
     "/ratings",
     response_model=RatingList,
     responses=problem_responses(422),
-    summary="Rating list of all evaluated checkpoints of the sessions sharing SEED's generation 0",
+    summary="Rating lists (one per yardstick) of all evaluated checkpoints of the sessions sharing SEED's generation 0",
 )
 async def ratings(
     request: Request,
@@ -37,8 +38,8 @@ async def ratings(
         rows = await repo.evaluations_for_seed(db, seed)
 
         def fit() -> RatingList:
-            fitted = rating_list([(e, c.generation, e.session_id) for e, c in rows], settings.elo_anchor)
-            return RatingList(seed=seed, anchor=ANCHOR, anchor_rating=settings.elo_anchor, ratings=ratings_out(fitted))
+            fitted = rating_lists([(e, c.generation, e.session_id) for e, c in rows], settings.elo_anchor)
+            return RatingList(seed=seed, anchor=ANCHOR, anchor_rating=settings.elo_anchor, ratings=lists_out(fitted))
 
         found = await fits.compute(("seed", seed), version, fit)
     return found

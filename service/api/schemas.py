@@ -233,6 +233,9 @@ class EvaluationOut(BaseModel):
     elo_low: float | None
     elo_high: float | None
     sprt: dict[str, Any] | None
+    yardstick: str | None = Field(
+        None, description="The rules the match was played under: cap and adjudication, e.g. cap150/stockfish300cp@d10."
+    )
     created_at: datetime
 
 
@@ -240,23 +243,30 @@ class RatingOut(BaseModel):
     """One player of a rating list: maximum-likelihood rating with its 95% interval."""
 
     player: str = Field(
-        description="gen<N> (a checkpoint; <session>/gen<N> across sessions), gen0, random, greedy, uci-<elo>"
+        description="gen<N> (a checkpoint; <session>/gen<N> across sessions), gen0, random, greedy, uci-<elo>, "
+        "stockfish-s<SKILL>-d<DEPTH>"
     )
     rating: float
     low: float
     high: float
     games: int
+    yardstick: str | None = Field(
+        None,
+        description="The yardstick of the list this rating belongs to (cap and adjudication rule); "
+        "ratings of different yardsticks are fitted apart and never compared.",
+    )
 
 
 class EvaluationPage(Page[EvaluationOut]):
-    """A session's evaluation matches, and the rating list fitted over all of them
-    (generation 0 anchored at ELO_ANCHOR)."""
+    """A session's evaluation matches, and its rating lists (generation 0 anchored at
+    ELO_ANCHOR): one per yardstick, the newest evaluation's first."""
 
     ratings: list[RatingOut] = Field(default_factory=list)
 
 
 class RatingList(BaseModel):
-    """The rating list of every evaluated checkpoint of the sessions sharing one generation 0."""
+    """The rating lists of every evaluated checkpoint of the sessions sharing one generation 0:
+    one per yardstick (each row names its own), the newest evaluation's first."""
 
     seed: int
     anchor: str

@@ -29,7 +29,7 @@ from service.api.schemas import (
 )
 from service.lifecycle import State
 from service.sessions.errors import SessionNotFound
-from service.stats.ratings import rating_list, ratings_out
+from service.stats.ratings import lists_out, rating_lists
 from service.storage import repositories as repo
 
 PGN_CHUNK_GAMES = 100
@@ -376,12 +376,12 @@ async def list_evaluations(request: Request, session_id: SessionId, db: Db, sett
         generation = {c.id: c.generation for c in await repo.list_checkpoints(db, session_id)}
 
         def fit() -> EvaluationPage:
-            fitted = rating_list([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
+            fitted = rating_lists([(r, generation[r.checkpoint_id], None) for r in rows], settings.elo_anchor)
             items = [
                 EvaluationOut.model_validate(r).model_copy(update={"generation": generation[r.checkpoint_id]})
                 for r in rows
             ]
-            return EvaluationPage(items=items, ratings=ratings_out(fitted))
+            return EvaluationPage(items=items, ratings=lists_out(fitted))
 
         page = await fits.compute(("session", session_id), newest, fit)
     return page

@@ -8,11 +8,13 @@ move. Each opening is played twice with colours swapped: the pair's total score 
 the pentanomial counts fishtest-style statistics need.
 
 Every match plays by the same rules, whatever the session's self-play settings: a game is
-cut `EVAL_MAX_PLIES` plies after its opening and adjudicated on material (a lead of
-`EVAL_ADJUDICATION_MARGIN` pawns wins, else a draw). Self-play's move cap and margin are
-training levers; were the yardstick to follow them, a session with shorter games or a
-smaller margin would score more against the same anchors, and one rating list over
-several sessions (GET /v1/ratings) would mix incomparable results.
+cut `EVAL_MAX_PLIES` plies after its opening and adjudicated there (by default on material:
+a lead of `EVAL_ADJUDICATION_MARGIN` pawns wins, else a draw; the evaluation passes
+Stockfish's verdict as an `adjudicator`, built outside so this module starts no process).
+Self-play's move cap and margin are training levers; were the yardstick to follow them, a
+session with shorter games or a smaller margin would score more against the same anchors,
+and one rating list over several sessions (GET /v1/ratings) would mix incomparable results
+(`yardstick.Yardstick` names the rules each result was made under).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class SearchSide:
 
 
 Side = SearchSide | Player
+
+Adjudicator = Callable[[chess.Board], str]
+"""Scores a game cut at the cap: its final board -> 1-0 | 0-1 | 1/2-1/2."""
 
 EVAL_MAX_PLIES = 150
 """Plies an evaluation game may last after its opening before it is adjudicated."""
@@ -133,18 +138,30 @@ def play_match(
     max_plies: int = EVAL_MAX_PLIES,
     adjudication: str = "material",
     margin: int = EVAL_ADJUDICATION_MARGIN,
+    adjudicator: Adjudicator | None = None,
     seed: int = 0,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> MatchResult | None:
     """Play `pairs` openings twice each (colours swapped); `max_plies` counts from the opening.
-    Returns None when `should_stop()` (asked once per step) interrupts the match."""
+    At the cap `adjudication` (material | none, with `margin`) scores a game, or `adjudicator`
+    when given (the rule `stockfish` needs one). Returns None when `should_stop()` (asked once
+    per step) interrupts the match."""
+    if adjudicator is None:
+        if adjudication not in ("material", "none"):
+            raise ValueError(f"adjudication {adjudication!r} needs an adjudicator")
+        rule = adjudication
+
+        def by_rule(board: chess.Board) -> str:
+            return adjudicate(board, rule, margin)
+
+        adjudicator = by_rule
     rng = random.Random(seed)
     games = [
         _Game(i, name, i % 2 == 0, candidate, opponent, rng)
         for i, name in enumerate(n for n in suite(pairs) for _ in range(2))
     ]
     start_ply = {g.index: g.board.ply() for g in games}
-    active = [g for g in games if not _maybe_over(g, start_ply[g.index], max_plies, adjudication, margin)]
+    active = [g for g in games if not _maybe_over(g, start_ply[g.index], max_plies, adjudicator)]
     while active:
         if should_stop():
             return None
@@ -166,7 +183,7 @@ def play_match(
             waiting.setdefault(id(side.evaluator), (side.evaluator, []))[1].append(search)
         for evaluator, searches in waiting.values():
             mcts.step(searches, evaluator)
-        active = [g for g in active if not _maybe_over(g, start_ply[g.index], max_plies, adjudication, margin)]
+        active = [g for g in active if not _maybe_over(g, start_ply[g.index], max_plies, adjudicator)]
     outcomes: list[GameOutcome] = []
     for g in games:
         assert g.outcome is not None  # a game leaves `active` only with its outcome
@@ -180,7 +197,7 @@ def _play(game: _Game, move: chess.Move) -> None:
         search.advance(move)
 
 
-def _maybe_over(game: _Game, start: int, max_plies: int, adjudication: str, margin: int) -> bool:
+def _maybe_over(game: _Game, start: int, max_plies: int, adjudicator: Adjudicator) -> bool:
     if game.outcome is not None:
         return True
     if game.thinking:
@@ -188,7 +205,7 @@ def _maybe_over(game: _Game, start: int, max_plies: int, adjudication: str, marg
     board = game.board
     over = game_over(board, list(board.legal_moves))
     if over is None and board.ply() - start >= max_plies:
-        over = (adjudicate(board, adjudication, margin), "move_cap")
+        over = (adjudicator(board), "move_cap")
     if over is None:
         return False
     game.outcome = GameOutcome(game.opening, game.index % 2 == 0, over[0], over[1], [m.uci() for m in board.move_stack])

@@ -1,7 +1,7 @@
 """Players: anything that picks a move in a position, behind one `Player` protocol.
 
 Evaluation matches play the learned engine against fixed anchors (a random mover, a
-material-greedy mover, an external UCI engine such as Stockfish), and the UCI mode drives
+material-greedy mover, the Stockfish ladder, an external UCI engine), and the UCI mode drives
 the learned engine from a GUI: both only need `choose(board) -> move`. `play_game` plays
 one game between two players under the same rules and adjudication as self-play, so
 evaluation games end the way self-play games do.
@@ -10,6 +10,11 @@ evaluation games end the way self-play games do.
 from __future__ import annotations
 
 import random
+import re
+import shutil
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import chess
@@ -226,6 +231,78 @@ class UciPlayer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+DEBIAN_STOCKFISH = Path("/usr/games/stockfish")
+"""Where Debian's `stockfish` package installs the engine (/usr/games is often not on PATH)."""
+
+
+def stockfish_binary() -> str | None:
+    """Stockfish's path: `stockfish` on PATH, else Debian's; None when it is not installed."""
+    found = shutil.which("stockfish")
+    if found:
+        return found
+    return str(DEBIAN_STOCKFISH) if DEBIAN_STOCKFISH.is_file() else None
+
+
+class OpponentKind(StrEnum):
+    """The kinds of EVAL_OPPONENTS entry."""
+
+    GEN0 = "gen0"
+    RANDOM = "random"
+    GREEDY = "greedy"
+    UCI = "uci"  # EVAL_UCI_ENGINE at EVAL_UCI_ELO
+    STOCKFISH = "stockfish"  # a rung of the ladder: stockfish-s{SKILL}-d{DEPTH}
+
+
+_LADDER = re.compile(r"stockfish-s(\d{1,2})-d(\d{1,2})")
+SKILL_LEVELS = range(0, 21)
+"""Stockfish's `Skill Level` option."""
+LADDER_DEPTHS = range(1, 31)
+
+
+@dataclass(frozen=True)
+class Opponent:
+    """One parsed EVAL_OPPONENTS entry; `entry` is also its name in ratings and reports."""
+
+    entry: str
+    kind: OpponentKind
+    skill: int | None = None
+    depth: int | None = None
+
+
+def parse_opponent(entry: str) -> Opponent:
+    """An EVAL_OPPONENTS entry (gen0, random, greedy, uci, stockfish-s{SKILL}-d{DEPTH} with SKILL
+    0..20 and DEPTH 1..30), or ValueError saying what is accepted. The one parser both the
+    settings' check and the evaluation use."""
+    if entry in (OpponentKind.GEN0, OpponentKind.RANDOM, OpponentKind.GREEDY, OpponentKind.UCI):
+        return Opponent(entry, OpponentKind(entry))
+    found = _LADDER.fullmatch(entry)
+    if found:
+        skill, depth = int(found.group(1)), int(found.group(2))
+        if skill in SKILL_LEVELS and depth in LADDER_DEPTHS:
+            return Opponent(entry, OpponentKind.STOCKFISH, skill, depth)
+    raise ValueError(
+        f"{entry!r} is not an opponent: expected gen0, random, greedy, uci or stockfish-s{{SKILL}}-d{{DEPTH}} "
+        "(SKILL 0 to 20, DEPTH 1 to 30, e.g. stockfish-s0-d1)"
+    )
+
+
+def ladder_player(opponent: Opponent, binary: str | None = None) -> UciPlayer:
+    """A rung of the Stockfish ladder: Stockfish at `Skill Level` SKILL searching to a fixed
+    DEPTH, one thread (one process: close it after the match). RuntimeError when Stockfish is
+    not installed."""
+    if opponent.kind is not OpponentKind.STOCKFISH:
+        raise ValueError(f"{opponent.entry!r} is not a rung of the Stockfish ladder")
+    binary = binary or stockfish_binary()
+    if binary is None:
+        raise RuntimeError(f"{opponent.entry} needs Stockfish (Debian: apt-get install stockfish)")
+    return UciPlayer(
+        binary,
+        options={"Skill Level": opponent.skill, "Threads": 1},
+        limit=chess.engine.Limit(depth=opponent.depth),
+        name=opponent.entry,
+    )
 
 
 class GameResult(NamedTuple):

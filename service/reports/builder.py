@@ -299,6 +299,7 @@ def build_series(
 
     - `elo`: the fitted rating of each evaluated checkpoint with its 95% interval, by generation
       and games played; `anchors`: the other players of the rating list (random, greedy, uci);
+      both from the current yardstick's list (the first rows), never a mix;
     - `matches`: per opponent, the candidate's Elo difference in each match with its interval
       (the matches against the previous checkpoint, the SPRT's, are one series);
     - `learning`: losses per head, policy entropy, grad norm, lr and buffer per learning phase
@@ -310,7 +311,10 @@ def build_series(
     """
     games_at = {c["generation"]: c["games"] for c in checkpoints}
     elo, anchors = [], []
+    current = rating_list[0].get("yardstick") if rating_list else None
     for row in rating_list:
+        if row.get("yardstick") != current:  # an older yardstick's list: not on the same scale
+            continue
         generation = generation_of(row["player"])
         if generation is None:
             anchors.append({k: row[k] for k in ("player", "rating", "low", "high", "games")})

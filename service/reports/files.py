@@ -37,7 +37,7 @@ from ..config import Settings, stored_session_config
 from ..event_types import EventType
 from ..stats.analyzer import analyze
 from ..stats.numbers import finite
-from ..stats.ratings import player, rating_list, ratings_out
+from ..stats.ratings import lists_out, player, rating_list, rating_lists
 from ..storage import codec, models
 from ..storage import repositories as repo
 from . import reads
@@ -228,8 +228,9 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     report["generated_at"] = datetime.now(timezone.utc).isoformat()
     generation_of = {c.id: c.generation for c in stored.checkpoints}
     games_at = {c.generation: c.games for c in stored.checkpoints}
-    ratings = rating_list([(e, generation_of[e.checkpoint_id], None) for e in stored.evaluations], settings.elo_anchor)
-    report["rating_list"] = ratings_out(ratings)
+    evaluated = [(e, generation_of[e.checkpoint_id], None) for e in stored.evaluations]
+    ratings = rating_list(evaluated, settings.elo_anchor)  # the current yardstick's: the Elo, curve and analysis
+    report["rating_list"] = lists_out(rating_lists(evaluated, settings.elo_anchor))
     adjudicated: dict[tuple[Any, Any], list[Any]] = {}  # per (checkpoint, opponent), in order
     for event in stored.evaluation_events:
         if isinstance(event.data, dict):
@@ -250,6 +251,7 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
                 "elo_low": e.elo_low,
                 "elo_high": e.elo_high,
                 "sprt": e.sprt,
+                "yardstick": e.yardstick,
                 "games": e.wins + e.draws + e.losses,
                 "adjudicated": known.pop(0) if known else None,
                 "match": match_estimate(e.wins, e.draws, e.losses, e.pentanomial),
@@ -261,7 +263,13 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
     newest = max((generation_of[e.checkpoint_id] for e in stored.evaluations), default=None)
     if newest is not None and player(newest) in ratings:
         r = ratings[player(newest)]
-        report["elo"] = {"generation": newest, "rating": r.rating, "low": r.low, "high": r.high}
+        report["elo"] = {
+            "generation": newest,
+            "rating": r.rating,
+            "low": r.low,
+            "high": r.high,
+            "yardstick": stored.evaluations[-1].yardstick,
+        }
     report["analysis"] = [i.to_dict() for i in analysis(stored.sampled, stored.searched, learning, ratings, games_at)]
     report["analysis_sample"] = {
         "games": totals.games,

@@ -214,16 +214,17 @@ def strength(report: dict[str, Any]) -> str:
                 else None
             ),
             num(r["games"]),
+            f"<code>{escaped(r['yardstick'])}</code>" if r.get("yardstick") else DASH,
         ]
         for r in ratings
     ]
     rating_table = (
-        table(["Player", "Elo", "95% interval", "&plusmn;", "Games"], rating_rows, numeric=(1, 2, 3, 4))
+        table(["Player", "Elo", "95% interval", "&plusmn;", "Games", "Yardstick"], rating_rows, numeric=(1, 2, 3, 4))
         if ratings
         else empty(no_eval)
     )
     evaluations = report.get("evaluations") or []
-    rated = {r["player"]: r for r in ratings}
+    rated = {(r.get("yardstick"), r["player"]): r for r in ratings}  # a match's rating: its yardstick's list
     eval_rows = []
     for ev in evaluations:
         match = ev.get("match") or {}
@@ -241,7 +242,7 @@ def strength(report: dict[str, Any]) -> str:
                 if match
                 else DASH,
                 num(ev.get("adjudicated")),
-                elo((rated.get(f"gen{ev['generation']}") or {}).get("rating")),
+                elo((rated.get((ev.get("yardstick"), f"gen{ev['generation']}")) or {}).get("rating")),
             ]
         )
     eval_table = (
@@ -305,7 +306,14 @@ def strength(report: dict[str, Any]) -> str:
   <h2>Strength <small>evaluation matches, never self-play</small></h2>
   <div class="grid">{charts}</div>
   <div class="grid">
-    {card("Rating list", rating_table)}
+    {
+        card(
+            "Rating list",
+            rating_table,
+            note="One list per yardstick (evaluation cap / adjudication rule, e.g. cap150/stockfish300cp@d10): "
+            "ratings made under different rules are fitted apart and never compared; the charts draw the first.",
+        )
+    }
     {card("SPRT verdicts (new checkpoint vs previous)", sprt_table, note=sprt_note)}
   </div>
   {

@@ -299,8 +299,8 @@ class Recorder:
         return False
 
     async def _store_evaluation(self, db, session_id: str, data: dict[str, Any]) -> None:
-        """Store a match, refit the session's rating list, and give the match's row the
-        candidate's fitted rating with its 95% interval."""
+        """Store a match, refit the session's rating list (the match's yardstick's), and give
+        the match's row the candidate's fitted rating with its 95% interval."""
         by_generation = {c.generation: c for c in await repo.list_checkpoints(db, session_id)}
         checkpoint = by_generation[data["generation"]]
         row = await repo.add_evaluation(
@@ -313,6 +313,7 @@ class Recorder:
             losses=data["losses"],
             pentanomial=data["pentanomial"],
             sprt=data.get("sprt"),
+            yardstick=data.get("yardstick"),
         )
         generation_of = {c.id: c.generation for c in by_generation.values()}
         stored = await repo.list_evaluations(db, session_id)
@@ -344,6 +345,7 @@ class Recorder:
                 "elo_low": row.elo_low,
                 "elo_high": row.elo_high,
                 "sprt": data.get("sprt"),
+                "yardstick": row.yardstick,
                 "ratings": {name: {"rating": r.rating, "low": r.low, "high": r.high} for name, r in ratings.items()},
             },
         )

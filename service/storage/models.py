@@ -229,6 +229,9 @@ class EvaluationRow(Base):
     elo_low: Mapped[float | None]
     elo_high: Mapped[float | None]
     sprt: Mapped[dict[str, Any] | None]
+    yardstick: Mapped[str | None] = mapped_column(String(64))
+    """The rules the match was played under (`engine.yardstick.Yardstick`, e.g. cap150/material3):
+    rating lists never mix two."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -644,8 +644,10 @@ async def add_evaluation(
     elo_low: float | None = None,
     elo_high: float | None = None,
     sprt: dict[str, Any] | None = None,
+    yardstick: str | None = None,
 ) -> EvaluationRow:
-    """Store an evaluation match of a checkpoint against `opponent` (games = W + D + L)."""
+    """Store an evaluation match of a checkpoint against `opponent` (games = W + D + L),
+    played under `yardstick` (the evaluation names it; rating lists are fitted per yardstick)."""
     row = EvaluationRow(
         session_id=session_id,
         checkpoint_id=checkpoint_id,
@@ -659,6 +661,7 @@ async def add_evaluation(
         elo_low=elo_low,
         elo_high=elo_high,
         sprt=sprt,
+        yardstick=yardstick,
     )
     db.add(row)
     await db.flush()

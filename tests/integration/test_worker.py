@@ -340,12 +340,13 @@ def test_gating_keeps_self_play_on_the_last_accepted_net(tmp_path):
 
 
 def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, monkeypatch):
-    """Self-play's cap and margin are training levers; matches keep arena's yardstick."""
+    """Self-play's cap and margin are training levers; matches keep arena's yardstick, and
+    every result names it."""
     seen = []
     real = arena.play_match
 
     def spy(*args, **kwargs):  # the real match, its rules recorded
-        seen.append({k: kwargs.get(k) for k in ("max_plies", "adjudication", "margin")})
+        seen.append({k: kwargs.get(k) for k in ("max_plies", "adjudication", "margin", "adjudicator")})
         result = real(*args, **kwargs)
         seen[-1]["plies"] = [len(g.moves) - len(OPENINGS[g.opening].split()) for g in result.games]
         return result
@@ -366,7 +367,10 @@ def test_evaluation_plays_by_fixed_rules_whatever_the_self_play_cap(tmp_path, mo
     )
     rec.worker.run()
     assert all(len(g["moves"]) <= 6 for g in rec.of("game"))
-    assert seen and all(s["max_plies"] is None and s["margin"] is None for s in seen)  # arena's defaults
+    # arena's fixed cap and margin; the cap judged by Stockfish (EVAL_ADJUDICATION=auto, installed)
+    assert seen and all((s["max_plies"], s["margin"]) == (arena.EVAL_MAX_PLIES, 3) for s in seen)
+    assert all(s["adjudication"] == "stockfish" and s["adjudicator"] is not None for s in seen)
+    assert all(e["yardstick"] == "cap150/stockfish300cp@d10" for e in rec.of("evaluation"))
     assert max(p for s in seen for p in s["plies"]) > 6  # not the session's 6-ply cap
     assert all(p <= arena.EVAL_MAX_PLIES for s in seen for p in s["plies"])
     assert rec.of("evaluation")[0]["opponent"] == "greedy"

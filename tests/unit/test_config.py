@@ -63,6 +63,9 @@ DESIGN_DEFAULTS = {
     "eval_opponents": ["gen0", "random", "greedy"],
     "eval_uci_engine": None,
     "eval_uci_elo": None,
+    "eval_adjudication": "auto",
+    "eval_adjudication_cp": 300,
+    "eval_adjudication_depth": 10,  # measured: as decisive as depth 18, about 10 ms a position (README)
     "elo_anchor": 1500,
     "gating": False,
     "sprt_elo0": 0,
@@ -186,7 +189,13 @@ def test_resolved_values(monkeypatch):
         ("CHESS_PRESET", "huge", "one of tiny|small|medium|large"),
         ("ENABLE_WANDB", "maybe", "true or false"),
         ("FULL_SEARCH_PROB", "1.5", "number from 0 to 1"),
-        ("EVAL_OPPONENTS", "gen0,foo", "gen0|random|greedy|uci"),
+        ("EVAL_OPPONENTS", "gen0,foo", "expected gen0, random, greedy, uci or stockfish-s{SKILL}-d{DEPTH}"),
+        ("EVAL_OPPONENTS", "gen0,stockfish-s21-d1", "SKILL 0 to 20, DEPTH 1 to 30"),
+        ("EVAL_OPPONENTS", "stockfish-s0-d0", "'stockfish-s0-d0' is not an opponent"),
+        ("EVAL_OPPONENTS", "stockfish-0-1", "stockfish-s{SKILL}-d{DEPTH}"),
+        ("EVAL_ADJUDICATION", "engine", "one of auto|stockfish|material|none"),
+        ("EVAL_ADJUDICATION_CP", "0", "integer from 1 to 10000"),
+        ("EVAL_ADJUDICATION_DEPTH", "31", "integer from 1 to 30"),
         ("EVAL_OPPONENTS", "gen0,uci", "EVAL_UCI_ENGINE"),
         ("EVAL_GAMES", "41", "even"),
         ("SPRT_ELO1", "0", "> SPRT_ELO0"),
@@ -200,6 +209,28 @@ def test_bad_value_is_one_line_naming_the_variable(clean_env, name, value, accep
     message = _error(clean_env, **{name: value})
     assert message.startswith(f"invalid setting {name}")
     assert accepts in message
+
+
+def test_the_stockfish_ladder_and_adjudication_are_accepted(clean_env):
+    clean_env.setenv("EVAL_OPPONENTS", "gen0,random,greedy,stockfish-s0-d1,stockfish-s0-d2,stockfish-s0-d1")
+    clean_env.setenv("EVAL_ADJUDICATION", "stockfish")
+    settings = load_settings()
+    assert settings.eval_opponents == ["gen0", "random", "greedy", "stockfish-s0-d1", "stockfish-s0-d2"]
+    assert settings.eval_adjudication == "stockfish"
+    assert settings.session_config().eval_opponents == settings.eval_opponents
+
+
+def test_a_missing_stockfish_is_one_line_naming_the_variable(clean_env, tmp_path):
+    from service.engine import players
+
+    clean_env.setenv("PATH", str(tmp_path))
+    clean_env.setattr(players, "DEBIAN_STOCKFISH", tmp_path / "stockfish")
+    message = _error(clean_env, EVAL_OPPONENTS="gen0,stockfish-s0-d1")
+    assert message.startswith("invalid setting EVAL_OPPONENTS") and "needs Stockfish" in message
+    clean_env.delenv("EVAL_OPPONENTS")
+    message = _error(clean_env, EVAL_ADJUDICATION="stockfish")
+    assert message.startswith("invalid setting EVAL_ADJUDICATION") and "needs Stockfish" in message
+    assert load_settings(eval_adjudication="auto").eval_adjudication == "auto"  # material, when evaluated
 
 
 def test_sprt_elo1_below_elo0_set_alone(clean_env):
@@ -284,6 +315,7 @@ def test_a_stored_session_that_predates_a_field_keeps_its_old_behaviour():
     resumed = stored_session_config(old)
     assert isinstance(resumed, SessionConfig)
     assert resumed.value_horizon_plies == 0 and resumed.value_material_scale == 0.0
+    assert resumed.eval_adjudication == "material"  # its rating list goes on under its yardstick
     assert resumed.model_dump(mode="json") == {**current, **ADDED_SESSION_FIELDS}
     assert stored_session_config({**old, "value_horizon_plies": 6}).value_horizon_plies == 6
     assert pickle.loads(pickle.dumps(resumed)) == resumed

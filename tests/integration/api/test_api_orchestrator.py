@@ -121,6 +121,7 @@ async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
             (2, "gen1"),
         ]
         for r in rows:
+            assert r["yardstick"] == "cap150/stockfish300cp@d10"  # EVAL_ADJUDICATION=auto, stockfish installed
             assert r["wins"] + r["draws"] + r["losses"] == r["games"] == 4
             assert sum(r["pentanomial"]) == 2
             assert r["elo_low"] <= r["elo"] <= r["elo_high"]
@@ -128,6 +129,7 @@ async def test_evaluations_ratings_and_elo_through_the_api(database, tmp_path):
         assert rows[-1]["sprt"]["against_generation"] == 1
         ratings = {r["player"]: r for r in evals["ratings"]}
         assert ratings["gen0"]["rating"] == 1500.0
+        assert {r["yardstick"] for r in evals["ratings"]} == {"cap150/stockfish300cp@d10"}
         assert {"gen1", "gen2", "random", "greedy"} <= set(ratings)
         assert body["elo"] is not None and body["elo"]["rating"] == pytest.approx(ratings["gen2"]["rating"])
         across = (await api.client.get("/v1/ratings", params={"seed": EVALUATED["seed"]})).json()

@@ -74,19 +74,20 @@ async def test_game_pages_are_bounded_in_entries_whatever_the_cursors():
 
 
 class FitCounter:
-    """Wraps a route module's `rating_list`: counts the fits and the threads they ran on."""
+    """Wraps a route module's `rating_lists` (a list per yardstick): counts the fits and the
+    threads they ran on."""
 
     def __init__(self, monkeypatch, module) -> None:
         self.calls = 0
         self.threads: set[int] = set()
-        real = module.rating_list
+        real = module.rating_lists
 
         def counted(*args, **kwargs):
             self.calls += 1
             self.threads.add(threading.get_ident())
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(module, "rating_list", counted)
+        monkeypatch.setattr(module, "rating_lists", counted)
 
 
 async def add_evaluation(api, session_id: str, checkpoint_id: int, opponent: str, wins: int = 3) -> None:

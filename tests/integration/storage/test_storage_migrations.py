@@ -49,7 +49,7 @@ async def test_head_matches_the_models(engine):
     assert schema["tables"] == TABLES
     assert schema["checks"] == {"ck_sessions_state"}
     assert schema["session_fks"] == {("fk_sessions_init_checkpoint_id_checkpoints", "SET NULL")}
-    assert schema["version"] == "0003"
+    assert schema["version"] == "0004"
 
 
 def _down_and_up(connection) -> None:
@@ -111,3 +111,44 @@ async def test_an_unreachable_database_is_named_without_its_password():
         assert "secret" not in str(caught.value)
     finally:
         await engine.dispose()
+
+
+def _migrate(connection, revision: str, *, down: bool) -> None:
+    cfg = alembic_config(connection.engine.url)
+    cfg.attributes["connection"] = connection
+    (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+@pytest.mark.asyncio
+async def test_0004_gives_existing_evaluations_the_yardstick_they_were_made_under(engine, tmp_path):
+    """Evaluations stored before 0004 were all played to 150 plies and adjudicated on material
+    with a 3-pawn margin: the upgrade names that yardstick on every one of them."""
+    from service.config import SessionConfig
+    from service.engine.yardstick import LEGACY
+    from service.storage import repositories as repo
+    from service.storage.database import session_factory
+
+    async with session_factory(engine)() as db, db.begin():
+        sid = (await repo.create_session(db, SessionConfig().model_dump(mode="json"), seed=0)).id
+        base = tmp_path / sid / "gen-0001"
+        checkpoint = {
+            "generation": 1,
+            "games": 10,
+            "path": str(base) + ".safetensors",
+            "state_path": str(base) + ".state.pt",
+            "sha256": "0" * 64,
+        }
+        ckpt = await repo.add_checkpoint(db, sid, checkpoint, tmp_path)
+        for opponent in ("gen0", "random"):
+            await repo.add_evaluation(db, sid, ckpt.id, opponent, wins=3, draws=1, losses=0)
+    async with engine.begin() as conn:
+        await conn.run_sync(_migrate, "0003", down=True)
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("evaluations")})
+        assert "yardstick" not in columns
+        await conn.run_sync(_migrate, "head", down=False)
+    async with session_factory(engine)() as db, db.begin():
+        rows = await repo.list_evaluations(db, sid)
+        assert [(r.opponent, r.yardstick) for r in rows] == [("gen0", LEGACY), ("random", LEGACY)]
+        await repo.add_evaluation(db, sid, ckpt.id, "greedy", wins=1, draws=0, losses=0, yardstick="cap150/none")
+        await repo.add_evaluation(db, sid, ckpt.id, "greedy", wins=1, draws=0, losses=0)
+        assert [r.yardstick for r in await repo.list_evaluations(db, sid)][2:] == ["cap150/none", None]
