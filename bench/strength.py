@@ -46,6 +46,7 @@ from service.engine import arena, network, players  # noqa: E402
 from service.event_types import EventType  # noqa: E402
 from service.headless import run_session  # noqa: E402
 from service.reports.builder import match_estimate  # noqa: E402
+from service.sessions import evaluation  # noqa: E402
 from service.stats.elo import elo_from_wdl  # noqa: E402
 from service.stats.ratings import player, rating_list, ratings_out  # noqa: E402
 from service.storage import repositories as repo  # noqa: E402
@@ -106,6 +107,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
                 "score": (e.wins + e.draws / 2) / max(e.games, 1),
                 "pentanomial": e.pentanomial,
                 "rating_after": e.elo,
+                "yardstick": e.yardstick,
                 "low": e.elo_low,
                 "high": e.elo_high,
                 "sprt": (e.sprt or {}).get("state"),
@@ -155,7 +157,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         "games_per_minute": report["throughput"]["games_per_minute"],
         "training_steps": report["losses"].get("steps"),
         "final": final,
-        "rating_list": ratings_out(ratings),
+        "rating_list": ratings_out(ratings, evaluations[-1].yardstick if evaluations else None),
         "learning_curve": curve,
         "learning_curve_after": curve_after,
         "losses": {k: report["losses"].get(k) for k in ("policy_loss", "value_loss", "total_loss")},
@@ -240,6 +242,17 @@ def played_to_end(args: argparse.Namespace, by_generation: dict, config, checkpo
     return out
 
 
+def _anchor(entry: players.Opponent, gen0: arena.SearchSide, seed: int) -> arena.Side:
+    """The anchor an EVAL_OPPONENTS entry names (not an external `uci` engine)."""
+    if entry.kind is players.OpponentKind.GEN0:
+        return gen0
+    if entry.kind is players.OpponentKind.RANDOM:
+        return players.RandomPlayer(seed)
+    if entry.kind is players.OpponentKind.GREEDY:
+        return players.GreedyPlayer(seed)
+    return players.ladder_player(entry)
+
+
 def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, newest: int | None) -> list[dict]:
     """`count` earlier checkpoints, evenly spaced, against the EVAL_OPPONENTS anchors (as the
     worker plays them: same arena rules, simulations and per-generation seed)."""
@@ -252,20 +265,23 @@ def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, n
         return search_side(by_generation[generation].weights_path(checkpoint_dir), config)
 
     gen0 = side(0)
+    yardstick = evaluation.yardstick_for(config)
     rows = []
     for generation in wanted:
         candidate = side(generation)
         for name in config.eval_opponents:
-            opponent = {
-                "gen0": lambda: gen0,
-                "random": lambda: players.RandomPlayer(config.seed),
-                "greedy": lambda: players.GreedyPlayer(config.seed),
-            }.get(name)
-            if opponent is None:
-                continue  # an external engine: not replayed here
-            result = arena.play_match(
-                candidate, opponent(), pairs=config.eval_games // 2, seed=config.seed + generation
-            )
+            entry = players.parse_opponent(name)
+            if entry.kind is players.OpponentKind.UCI:
+                continue  # an external engine of the user's: not replayed here
+            opponent = _anchor(entry, gen0, config.seed)
+            try:
+                result = evaluation.play_match(
+                    candidate, opponent, yardstick, pairs=config.eval_games // 2, seed=config.seed + generation
+                )
+            finally:
+                if not isinstance(opponent, arena.SearchSide):
+                    opponent.close()
+            assert result is not None  # nothing stops it
             elo = elo_from_wdl(result.wins, result.draws, result.losses)
             rows.append(
                 {
@@ -279,6 +295,7 @@ def offline_curve(count: int, checkpoints: dict, config, checkpoint_dir: Path, n
                     "elo_diff": elo.elo,
                     "low": elo.low,
                     "high": elo.high,
+                    "yardstick": str(yardstick),
                 }
             )
             print(f"curve: gen{generation} vs {name}: {result.wins}/{result.draws}/{result.losses}", file=sys.stderr)
