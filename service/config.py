@@ -106,6 +106,13 @@ class SessionFields(BaseModel):
         le=10_000,
         description="Plies of a game whose moves are sampled with temperature; later ones take the best.",
     )
+    selfplay_openings: str = Field(
+        "book",
+        max_length=4096,
+        description="Where self-play games start: empty = the initial position; book = a line of the "
+        "evaluation opening suite picked by the game's seed; or a path to a text file of opening lines "
+        "(UCI or SAN moves from the initial position, one line per opening).",
+    )
     adjudication: Literal["material", "none"] = Field(
         "material",
         description="Result of a self-play game at the ply cap: material lead of ADJUDICATION_MARGIN "
@@ -133,6 +140,13 @@ class SessionFields(BaseModel):
     )
     replay_buffer_positions: int = Field(
         50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer."
+    )
+    replay_window_positions: int = Field(
+        2_000,
+        ge=0,
+        le=100_000_000,
+        description="Training samples favour recent positions: a window of all positions up to this many, "
+        "then growing ever more slowly than the data (KataGo's); 0 = uniform over the replay buffer.",
     )
     train_samples_per_position: float = Field(
         2.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
@@ -203,6 +217,14 @@ class SessionFields(BaseModel):
     def _empty_is_none(cls, value: Any) -> Any:
         return _empty_to_none(value)
 
+    @field_validator("selfplay_openings")
+    @classmethod
+    def _check_openings(cls, value: str) -> str:
+        from .engine.openings import selfplay_openings
+
+        selfplay_openings(value)  # a bad book stops start-up, not the first game
+        return value.strip()
+
     @field_validator("eval_opponents", mode="before")
     @classmethod
     def _split_opponents(cls, value: Any) -> Any:
@@ -238,10 +260,17 @@ class SessionConfig(SessionFields):
     model_config = ConfigDict(extra="forbid")
 
 
-ADDED_SESSION_FIELDS: dict[str, Any] = {"value_horizon_plies": 0, "value_material_scale": 0.0, "selfplay_actors": 1}
+ADDED_SESSION_FIELDS: dict[str, Any] = {
+    "value_horizon_plies": 0,
+    "value_material_scale": 0.0,
+    "selfplay_actors": 1,
+    "selfplay_openings": "",
+    "replay_window_positions": 0,
+}
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result; one
-worker played and learned)."""
+worker played and learned; its games started at the initial position; it sampled the replay
+buffer uniformly)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
@@ -363,6 +392,7 @@ _NOTES = {
     "max_moves_per_game": "plies",
     "adjudication_margin": "pawns",
     "value_material_scale": "pawns; 0 = win/draw/loss",
+    "replay_window_positions": "0 = uniform over the buffer",
     "resign_threshold": "empty = off",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",
@@ -370,7 +400,10 @@ _NOTES = {
     "workers": "empty = MAX_CONCURRENT_SESSIONS",
 }
 _SECRET = {"api_keys", "database_url"}  # never echo their values
-_ACCEPTS = {"selfplay_actors": "an integer from 1 to 256, or auto"}
+_ACCEPTS = {
+    "selfplay_actors": "an integer from 1 to 256, or auto",
+    "selfplay_openings": "empty, book, or the path of a text file of opening lines (UCI or SAN moves)",
+}
 """What a variable whose type reads badly in words (a union) accepts."""
 
 
