@@ -73,7 +73,13 @@ class SessionFields(BaseModel):
         "linear_decay", description="How the move-sampling temperature changes over the games of a session."
     )
     initial_temperature: float = Field(1.0, ge=0, le=100, description="Temperature at the first game.")
-    final_temperature: float = Field(0.1, ge=0, le=100, description="Temperature once the schedule has run out.")
+    final_temperature: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="Temperature once the schedule has run out: the floor of the opening plies' temperature "
+        "(0.5 measured: lower, a trained net's openings grow nearly deterministic, docs/strength.md).",
+    )
     temperature_decay_games: int = Field(
         50, ge=1, le=100_000_000, description="Games over which the temperature decays."
     )

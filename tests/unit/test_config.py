@@ -26,7 +26,7 @@ DESIGN_DEFAULTS = {
     "learning_rate": 0.001,
     "temperature_schedule": "linear_decay",
     "initial_temperature": 1.0,
-    "final_temperature": 0.1,
+    "final_temperature": 0.5,
     "temperature_decay_games": 50,
     "enable_prometheus": True,
     "enable_wandb": False,

@@ -77,6 +77,43 @@ def test_self_play_samples_its_opening_moves_among_the_searched_ones(monkeypatch
         assert visits[moves.index(move)] > 0
 
 
+class PeakedEvaluator:
+    """A fixed, peaked prior (the same logits in every position) and value 0: a stand-in for
+    a trained net whose noise-free search plays the same moves every game."""
+
+    def __init__(self) -> None:
+        from service.engine.encoding import POLICY_SIZE
+
+        self.logits = (np.random.default_rng(0).normal(size=POLICY_SIZE) * 3).astype(np.float32)
+
+    def evaluate(self, planes: np.ndarray):
+        n = planes.shape[0]
+        wdl = np.tile(np.array([0.0, 1.0, 0.0], dtype=np.float32), (n, 1))
+        return np.tile(self.logits, (n, 1)), np.zeros(n, dtype=np.float32), wdl
+
+
+def opening_positions(temperature: float, games: int = 24) -> set[str]:
+    cfg = config(full_search_prob=0.0, fast_simulations=4, max_plies=4, temperature_plies=4)
+    sp = SelfPlay(cfg, PeakedEvaluator(), seed=1, temperature_for=lambda n: temperature)
+    sp.max_new_games = games
+    ends: set[str] = set()
+    while sp.in_flight or sp.max_new_games:
+        ends |= {_board(r.moves).epd() for r in sp.step()}
+    return ends
+
+
+def test_the_final_temperature_keeps_a_noise_free_opening_from_being_deterministic():
+    """Fast searches carry no noise: with a peaked prior and no temperature every game is the
+    same, and the old final temperature (0.1) left them so; the session's final temperature
+    (the opening's floor) keeps them apart."""
+    from service.config import SessionFields
+
+    floor = SessionFields.model_fields["final_temperature"].default
+    assert len(opening_positions(0.0)) == 1
+    assert len(opening_positions(0.1)) == 1
+    assert len(opening_positions(floor)) >= 4
+
+
 # -- root noise on full searches only -------------------------------------------------------
 
 
