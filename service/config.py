@@ -98,7 +98,13 @@ class SessionFields(BaseModel):
         "linear_decay", description="How the move-sampling temperature changes over the games of a session."
     )
     initial_temperature: float = Field(1.0, ge=0, le=100, description="Temperature at the first game.")
-    final_temperature: float = Field(0.1, ge=0, le=100, description="Temperature once the schedule has run out.")
+    final_temperature: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="Temperature once the schedule has run out: the floor of the opening plies' temperature "
+        "(0.5 measured: lower, a trained net's openings grow nearly deterministic, docs/strength.md).",
+    )
     temperature_decay_games: int = Field(
         50, ge=1, le=100_000_000, description="Games over which the temperature decays."
     )
@@ -130,6 +136,13 @@ class SessionFields(BaseModel):
         ge=0,
         le=10_000,
         description="Plies of a game whose moves are sampled with temperature; later ones take the best.",
+    )
+    selfplay_openings: str = Field(
+        "book",
+        max_length=4096,
+        description="Where self-play games start: empty = the initial position; book = a line of the "
+        "evaluation opening suite picked by the game's seed; or a path to a text file of opening lines "
+        "(UCI or SAN moves from the initial position, one line per opening).",
     )
     adjudication: Literal["material", "none"] = Field(
         "material",
@@ -173,6 +186,13 @@ class SessionFields(BaseModel):
     )
     replay_buffer_positions: int = Field(
         50_000, ge=1, le=10_000_000, description="Positions kept in the replay buffer."
+    )
+    replay_window_positions: int = Field(
+        2_000,
+        ge=0,
+        le=100_000_000,
+        description="Training samples favour recent positions: a window of all positions up to this many, "
+        "then growing ever more slowly than the data (KataGo's); 0 = uniform over the replay buffer.",
     )
     train_samples_per_position: float = Field(
         2.0, gt=0, le=1000, description="Training samples drawn per new position (training/self-play ratio)."
@@ -260,6 +280,14 @@ class SessionFields(BaseModel):
     def _empty_is_none(cls, value: Any) -> Any:
         return _empty_to_none(value)
 
+    @field_validator("selfplay_openings")
+    @classmethod
+    def _check_openings(cls, value: str) -> str:
+        from .engine.openings import selfplay_openings
+
+        selfplay_openings(value)  # a bad book stops start-up, not the first game
+        return value.strip()
+
     @field_validator("eval_opponents", mode="before")
     @classmethod
     def _split_opponents(cls, value: Any) -> Any:
@@ -309,12 +337,15 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "value_material_decay_positions": None,
     "aux_material_weight": 0.0,
     "eval_adjudication": Adjudication.MATERIAL,
+    "selfplay_openings": "",
+    "replay_window_positions": 0,
 }
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result, or
-the material rule alone with no auxiliary head; one worker played and learned; its
-evaluations were adjudicated on material, so its rating list goes on under one yardstick
-and, under GATING, its SPRT decides as before)."""
+the material rule alone with no auxiliary head; one worker played and learned; its games
+started at the initial position; it sampled the replay buffer uniformly; its evaluations
+were adjudicated on material, so its rating list goes on under one yardstick and, under
+GATING, its SPRT decides as before)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:
@@ -436,6 +467,7 @@ _NOTES = {
     "max_moves_per_game": "plies",
     "adjudication_margin": "pawns",
     "value_material_scale": "pawns; 0 = win/draw/loss",
+    "replay_window_positions": "0 = uniform over the buffer",
     "resign_threshold": "empty = off",
     "value_material_decay_positions": "positions; 0 = the result only; empty = never",
     "torch_threads": "empty = derive from cores",
@@ -444,7 +476,10 @@ _NOTES = {
     "workers": "empty = MAX_CONCURRENT_SESSIONS",
 }
 _SECRET = {"api_keys", "database_url"}  # never echo their values
-_ACCEPTS = {"selfplay_actors": "an integer from 1 to 256, or auto"}
+_ACCEPTS = {
+    "selfplay_actors": "an integer from 1 to 256, or auto",
+    "selfplay_openings": "empty, book, or the path of a text file of opening lines (UCI or SAN moves)",
+}
 """What a variable whose type reads badly in words (a union) accepts."""
 
 

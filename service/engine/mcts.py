@@ -271,6 +271,7 @@ class Search:
         "_considered",
         "_seq",
         "_root_priors",
+        "noise",
     )
 
     def __init__(self, board: chess.Board, cfg: SearchConfig, rng: random.Random, root: Node | None = None) -> None:
@@ -284,11 +285,16 @@ class Search:
         self._considered: list[int] = []
         self._seq: tuple[int, ...] = ()
         self._root_priors: list[float] = []
+        self.noise = True
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self, simulations: int) -> None:
-        """Begin a search of `simulations` simulations at the current position."""
+    def start(self, simulations: int, *, noise: bool = True) -> None:
+        """Begin a search of `simulations` simulations at the current position. `noise`: the
+        config's root noise (Gumbel or Dirichlet) applies; self-play's fast, playout-capped
+        searches go without it (KataGo): they are no policy target, and noise would spend
+        their few simulations on moves the prior rates low."""
         self.target = simulations
+        self.noise = noise
         self.started = self.finished = self.pending = 0
         if self.root is not None:
             if not self.root.expanded:
@@ -323,7 +329,7 @@ class Search:
             rnd = self.rng.random
             g = (
                 [-math.log(-math.log(rnd() or 1e-300)) * cfg.gumbel_scale for _ in range(k)]
-                if cfg.gumbel_scale > 0
+                if cfg.gumbel_scale > 0 and self.noise
                 else [0.0] * k
             )
             logits = [math.log(max(p, 1e-30)) for p in root.priors]
@@ -334,7 +340,7 @@ class Search:
             self._seq = considered_visits(m, max(self.target, 1))
         else:
             pri = root.priors
-            if cfg.dirichlet_epsilon > 0 and k > 1:
+            if cfg.dirichlet_epsilon > 0 and k > 1 and self.noise:
                 noise = np.random.default_rng(self.rng.getrandbits(64)).dirichlet([cfg.dirichlet_alpha] * k)
                 eps = cfg.dirichlet_epsilon
                 pri = [(1 - eps) * p + eps * x for p, x in zip(pri, noise.tolist())]

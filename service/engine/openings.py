@@ -1,6 +1,10 @@
 """The evaluation opening suite: named, roughly balanced main lines, written here as UCI
 move sequences (no book file copied). Each opening is played twice in an evaluation
-match, colours swapped, so the pair cancels most of the opening's bias."""
+match, colours swapped, so the pair cancels most of the opening's bias.
+
+The same suite (or a file of lines) is self-play's book under SELFPLAY_OPENINGS
+(`selfplay_openings`): a game's first moves follow a line its own RNG picks, so a
+session's games do not all grow from the one initial position."""
 
 from __future__ import annotations
 
@@ -46,3 +50,58 @@ def suite(count: int) -> list[str]:
     """`count` opening names, cycling through the suite in a fixed order."""
     names = list(OPENINGS)
     return [names[i % len(names)] for i in range(count)]
+
+
+BOOK = "book"
+"""SELFPLAY_OPENINGS value naming the suite above as self-play's book."""
+
+MAX_BOOK_LINES = 100_000
+"""Lines read from an openings file at most (a book is small; a huge file is a mistake)."""
+
+
+def opening_moves(line: str, where: str = "") -> tuple[chess.Move, ...]:
+    """The moves of one opening line, UCI or SAN, from the initial position; ValueError
+    naming `where` (and no more of the line than the offending token's position) when a
+    token is not a legal move."""
+    board = chess.Board()
+    for n, token in enumerate(line.split(), 1):
+        try:
+            move = chess.Move.from_uci(token)
+            if move not in board.legal_moves:
+                raise ValueError
+        except ValueError:
+            try:
+                move = board.parse_san(token)
+            except ValueError:
+                raise ValueError(f"{where}move {n} is not a legal move (UCI or SAN) there") from None
+        board.push(move)
+    return tuple(board.move_stack)
+
+
+def selfplay_openings(spec: str) -> tuple[tuple[chess.Move, ...], ...]:
+    """Self-play's start lines (SELFPLAY_OPENINGS): empty for "" (every game starts at the
+    initial position), the suite's lines for `book`, else those of a text file at path
+    `spec`, one line of moves (UCI or SAN) from the initial position per line (blank lines
+    and lines starting with # are skipped). Lines, not FEN positions: a stored game is its
+    moves from the initial position, so a start position must be reachable by moves.
+    ValueError (saying which line, never its text) on a bad file."""
+    spec = spec.strip()
+    if not spec:
+        return ()
+    if spec == BOOK:
+        return tuple(opening_moves(moves) for moves in OPENINGS.values())
+    try:
+        with open(spec, encoding="utf-8") as f:
+            lines = [line for _, line in zip(range(MAX_BOOK_LINES + 1), f)]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = type(exc).__name__
+        raise ValueError(f"expected '{BOOK}', empty, or a readable text file of opening lines ({reason})") from None
+    if len(lines) > MAX_BOOK_LINES:
+        raise ValueError(f"more than {MAX_BOOK_LINES} lines: a self-play book is small")
+    out = []
+    for number, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            out.append(opening_moves(line, f"line {number}: "))
+    if not out:
+        raise ValueError("the file holds no opening line")
+    return tuple(out)

@@ -68,6 +68,45 @@ class Batch:
         return int(self.wdl.shape[0])
 
 
+WINDOW_ALPHA = 0.75
+WINDOW_BETA = 0.4
+"""KataGo's window growth exponent and slope (its `-taper-window-exponent` and scale)."""
+
+
+def recency_window(seen: int, start: int) -> float:
+    """How many recent positions training samples favour once `seen` positions were played:
+    all of them up to `start` (REPLAY_WINDOW_POSITIONS), then KataGo's shuffle window,
+    start * (1 + beta * ((seen / start) ** alpha - 1) / alpha), which keeps growing but
+    ever more slowly than the data, so old games fall out of the sampled window while a
+    young session still learns from everything it has."""
+    if seen <= start:
+        return float(seen)
+    return start * (1 + WINDOW_BETA * ((seen / start) ** WINDOW_ALPHA - 1) / WINDOW_ALPHA)
+
+
+def window_recency(seen: int, size: int, start: int) -> float:
+    """The `ReplayBuffer.sample` recency for a window of `recency_window(seen, start)`
+    positions over a buffer of `size`: the window is the exponential's scale, so a position
+    `window` old weighs 1/e of the newest's (with the window the whole buffer, the newest
+    is e times as likely as the oldest). 0, uniform over the buffer, with `start` 0 (the
+    sampling of sessions stored before the window) or an empty buffer."""
+    if start <= 0 or size <= 0:
+        return 0.0
+    return recency_window(max(seen, size), start) / size
+
+
+def recency_ages(rng: np.random.Generator, size: int, batch_size: int, recency: float) -> np.ndarray:
+    """`batch_size` ages (0 = newest) drawn from a buffer of `size` (see `ReplayBuffer`)."""
+    if recency == 0:
+        return rng.integers(0, size, size=batch_size)
+    # Inverse CDF of an exponential truncated to [0, size): floor(age) has mass
+    # proportional to exp(-age / tau) for each integer age, in O(batch_size).
+    tau = recency * size
+    u = rng.random(batch_size)
+    ages = np.floor(-tau * np.log1p(-u * -math.expm1(-size / tau))).astype(np.int64)
+    return np.clip(ages, 0, size - 1)
+
+
 class ReplayBuffer:
     """Ring buffer of the last `capacity` positions (the oldest is dropped first).
 
@@ -133,16 +172,7 @@ class ReplayBuffer:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if recency < 0:
             raise ValueError(f"recency must be >= 0, got {recency}")
-        n = self._size
-        if recency == 0:
-            ages = self._rng.integers(0, n, size=batch_size)
-        else:
-            # Inverse CDF of an exponential truncated to [0, n): floor(age) has mass
-            # proportional to exp(-age / tau) for each integer age, in O(batch_size).
-            tau = recency * n
-            u = self._rng.random(batch_size)
-            ages = np.floor(-tau * np.log1p(-u * -math.expm1(-n / tau))).astype(np.int64)
-            ages = np.clip(ages, 0, n - 1)
+        ages = recency_ages(self._rng, self._size, batch_size, recency)
         slots = (self._next - 1 - ages) % self.capacity
         return self._batch(slots)
 

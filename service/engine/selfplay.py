@@ -8,6 +8,12 @@ policy targets, every position is a value target. At the move cap, material adju
 scores a clear lead as a win; without it an untrained net's games are all draws and its
 value head learns nothing.
 
+Exploration (issue #24): a game may follow a start line of a book for its first moves
+(`SelfPlayConfig.openings`, picked by the game's RNG; those positions are searched and
+recorded all the same, so a stored game is still its moves from the initial position);
+the temperature of the first plies samples among the moves the root search visited only;
+root noise (Gumbel or Dirichlet) goes on full searches only, as KataGo's.
+
 A watcher may follow one game as it is played (`SelfPlay.move_hook`, for the live feed):
 the featured game is the lowest-numbered one in flight, so the next one takes over when
 it ends. The hook is a plain callable; what it does with the moves (rate limits, sending)
@@ -53,6 +59,9 @@ class SelfPlayConfig:
     adjudication_margin: int = 1
     resign_threshold: float | None = None
     resign_playout_share: float = 0.1
+    openings: tuple[tuple[chess.Move, ...], ...] = ()
+    """Start lines (SELFPLAY_OPENINGS, `openings.selfplay_openings`): a game's first moves
+    follow one its RNG picks; empty: the search chooses from the initial position."""
 
 
 @dataclass
@@ -216,8 +225,19 @@ def game_over(board: chess.Board, legal: list[chess.Move]) -> tuple[str, str] | 
     return None
 
 
-def sample_move(moves: list[chess.Move], probs: list[float], temperature: float, rng: random.Random) -> chess.Move:
-    """A move drawn from probs ** (1 / temperature)."""
+def sample_move(
+    moves: list[chess.Move],
+    probs: list[float],
+    temperature: float,
+    rng: random.Random,
+    visits: list[int] | None = None,
+) -> chess.Move:
+    """A move drawn from probs ** (1 / temperature), among the moves the search visited
+    when `visits` (per move) is given: Gumbel's improved policy gives every legal move some
+    weight, and a move no simulation tried is a guess of the prior, not a searched choice."""
+    if visits is not None and any(visits):
+        moves = [m for m, n in zip(moves, visits) if n]
+        probs = [p for p, n in zip(probs, visits) if n]
     weights = [p ** (1.0 / temperature) for p in probs]
     if sum(weights) <= 0:
         return rng.choice(moves)
@@ -235,6 +255,7 @@ class _Game:
         "full",
         "may_resign",
         "resign_candidate",
+        "book",
     )
 
     def __init__(self, record: GameRecord, cfg: SelfPlayConfig, rng: random.Random) -> None:
@@ -247,6 +268,8 @@ class _Game:
         self.full = True
         self.may_resign = cfg.resign_threshold is not None and rng.random() >= cfg.resign_playout_share
         self.resign_candidate: chess.Color | None = None
+        # Drawn last, and only with a book: without one the game's random stream is what it was.
+        self.book: tuple[chess.Move, ...] = rng.choice(cfg.openings) if cfg.openings else ()
 
 
 class SelfPlay:
@@ -307,7 +330,8 @@ class SelfPlay:
     def _start_search(self, game: _Game) -> None:
         cfg = self.cfg
         game.full = cfg.full_search_prob >= 1.0 or game.rng.random() < cfg.full_search_prob
-        game.search.start(cfg.simulations if game.full else cfg.fast_simulations)
+        # Root noise on full searches only (KataGo): a fast search is no policy target.
+        game.search.start(cfg.simulations if game.full else cfg.fast_simulations, noise=game.full)
         game.move_started = time.perf_counter()
 
     def play_generation(self, generation: int, max_lag: int | None) -> None:
@@ -361,7 +385,13 @@ class SelfPlay:
         moves, probs = search.policy()
         ply = board.ply()
         temp = rec.temperature if ply < cfg.temperature_plies else 0.0
-        move = sample_move(moves, probs, temp, game.rng) if temp > 0 else search.best_move()
+        if ply < len(game.book):  # searched all the same: the position's targets are recorded
+            move = game.book[ply]
+        elif temp > 0:
+            assert search.root is not None  # a finished search has its root
+            move = sample_move(moves, probs, temp, game.rng, search.root.n)
+        else:
+            move = search.best_move()
         legal = list(board.legal_moves)
         where = {m: i for i, m in enumerate(legal)}
         policy = np.zeros(len(legal), dtype=np.float32)

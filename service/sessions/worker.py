@@ -29,7 +29,7 @@ import psutil
 import torch
 
 from ..config import SessionConfig
-from ..engine import mcts, network, schedules
+from ..engine import mcts, network, openings, replay, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, material_share_after, steps_for
@@ -88,6 +88,7 @@ def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
         adjudication=cfg.adjudication,
         adjudication_margin=cfg.adjudication_margin,
         resign_threshold=cfg.resign_threshold,
+        openings=openings.selfplay_openings(cfg.selfplay_openings),
     )
 
 
@@ -377,7 +378,9 @@ class SessionWorker:
             return
         t = time.perf_counter()
         self.trainer.material_share = material_share_after(self.positions_learned, cfg.value_material_decay_positions)
-        stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size)
+        seen = self.positions_learned + self.new_positions  # the session's, restarts included
+        recency = replay.window_recency(seen, len(self.buffer), cfg.replay_window_positions)
+        stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size, recency=recency)
         self.samples_trained += stats.steps * cfg.learning_batch_size
         if not cfg.gating:  # with gating only an SPRT-accepted checkpoint plays self-play
             self._adopt(self.generation)  # the trained net becomes generation self.generation when saved

@@ -46,6 +46,7 @@ CONFIG = dict(
     final_temperature=0.1,
     temperature_decay_games=50,
     temperature_plies=30,
+    selfplay_openings="book",
     adjudication="material",
     adjudication_margin=3,
     resign_threshold=None,
@@ -55,6 +56,7 @@ CONFIG = dict(
     learning_rate=0.001,
     train_samples_per_position=4.0,
     replay_buffer_positions=50_000,
+    replay_window_positions=100,
     checkpoint_interval=3,
     torch_threads=1,
     session_duration_min=10,
@@ -79,9 +81,10 @@ CONFIG = dict(
 # or improved policies then flips a move, and every later move differs.
 PINNED_GAME = 1
 PINNED_PLIES = 40
-PINNED_RESULT = ("0-1", "move_cap")
-PINNED_FIRST_MOVES = ["d2d4", "d7d6", "d1d2", "f7f6", "b2b4", "g7g5", "h2h4", "c8d7", "d4d5", "f6f5"]
-PINNED_SHA256 = "1fb4dab463c3b9a3505f25bdbcc685cc107254903df38b2f0e5b604e98786f0a"
+PINNED_RESULT = ("1/2-1/2", "move_cap")
+# the first 8 plies are the book's Sicilian Taimanov (SELFPLAY_OPENINGS=book)
+PINNED_FIRST_MOVES = ["e2e4", "c7c5", "g1f3", "e7e6", "d2d4", "c5d4", "f3d4", "b8c6", "d1g4", "g8e7"]
+PINNED_SHA256 = "cd12aad3f8dccce12d20a96862a8fcba8ded0da45e3cefb288f279d6b2a09af2"
 # The machine the pin above was recorded on (`fingerprint()` there). Regenerating the pin
 # records this too: paste `fingerprint()` as printed by the command above.
 PINNED_ON = {"torch": "2.13.0+cpu", "machine": "x86_64", "cpu_capability": "AVX512", "torch_threads": 1}
