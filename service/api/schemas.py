@@ -108,6 +108,15 @@ class CreateSession(_SessionOverrides):
             raise ValueError("must not contain NUL characters")
         return value
 
+    @field_validator("selfplay_openings")
+    @classmethod
+    def _no_book_path(cls, value: str | None) -> str | None:
+        """A book file is the operator's (SELFPLAY_OPENINGS in the environment): a client may
+        not make the server read a path of its choosing, nor learn whether one exists."""
+        if value is not None and value.strip() not in ("", "book"):
+            raise ValueError("must be 'book' or empty over the API; a book file is set in the server's environment")
+        return value
+
     def overrides(self) -> dict[str, Any]:
         """The settings the client gave, by name (explicit nulls included: they clear an
         optional setting such as resign_threshold)."""

@@ -98,6 +98,9 @@ BAD_CREATE_BODIES = [
     ({"gating": 1}, "gating"),
     ({"gating": "true"}, "gating"),
     ({"init_checkpoint_id": True}, "init_checkpoint_id"),
+    ({"selfplay_openings": "/etc/passwd"}, "selfplay_openings"),  # a book file is the operator's
+    ({"value_material_decay_positions": -1}, "value_material_decay_positions"),
+    ({"aux_material_weight": -0.5}, "aux_material_weight"),
 ]
 
 
