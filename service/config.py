@@ -271,6 +271,7 @@ class SessionFields(BaseModel):
         "resign_threshold",
         "torch_threads",
         "max_generation_lag",
+        "value_material_decay_positions",
         "eval_simulations",
         "eval_uci_engine",
         "eval_uci_elo",

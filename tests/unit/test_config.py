@@ -323,3 +323,13 @@ def test_a_stored_session_that_predates_a_field_keeps_its_old_behaviour():
     assert pickle.loads(pickle.dumps(resumed)) == resumed
     # a setting a later version removed is left out, not refused (SessionConfig forbids extras)
     assert stored_session_config({**current, "a_removed_setting": 3}) == SessionConfig()
+
+
+def test_value_material_decay_empty_means_never(monkeypatch):
+    """Empty keeps the material rule as the value target for good (how sessions stored
+    before the setting resume); 0 is the result from the start."""
+    monkeypatch.setenv("VALUE_MATERIAL_DECAY_POSITIONS", "")
+    assert load_settings().value_material_decay_positions is None
+    monkeypatch.setenv("VALUE_MATERIAL_DECAY_POSITIONS", "0")
+    assert load_settings().value_material_decay_positions == 0
+    assert "VALUE_MATERIAL_DECAY_POSITIONS" in _error(monkeypatch, VALUE_MATERIAL_DECAY_POSITIONS="-3")
