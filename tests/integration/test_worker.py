@@ -169,7 +169,10 @@ def test_learning_phases_when_due(session):
         for key in ("policy_loss", "value_loss", "total_loss", "grad_norm", "policy_entropy", "seconds"):
             assert math.isfinite(p[key]), (key, p)
         assert p["policy_loss"] > 0 and p["value_loss"] > 0 and p["policy_entropy"] >= 0
-        assert p["total_loss"] == pytest.approx(p["policy_loss"] + p["value_loss"], rel=1e-5)
+        aux = cfg.aux_material_weight * p["aux_loss"]  # the training-only material head's share
+        assert p["total_loss"] == pytest.approx(p["policy_loss"] + p["value_loss"] + aux, rel=1e-5)
+        assert (p["aux_loss"] > 0) == (cfg.aux_material_weight > 0)
+        assert 0 <= p["material_share"] <= 1
         assert p["lr"] == pytest.approx(cfg.learning_rate)
     assert summary["training_steps"] == worker.trainer.step == step
 

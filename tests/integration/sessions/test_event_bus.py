@@ -191,7 +191,7 @@ def test_selfplay_move_hook_follows_the_lowest_numbered_game_in_flight():
     games: dict[int, list[tuple]] = {}
     for (number, ply, uci, san, fen), _ in seen:
         games.setdefault(number, []).append((ply, uci, san, fen))
-    by_number = {r.number: r for r in finished}
+    by_number = {r.started: r for r in finished}  # the hook names a game by its start number
     order = list(games)
     assert order == sorted(order) and order[0] == 1  # one game at a time, lowest first
     assert [ply for ply, *_ in games[1]] == list(range(1, by_number[1].plies + 1))  # game 1: every ply
