@@ -19,6 +19,7 @@ between sessions to `serving.py`); the next seam is the checkpoint write and res
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from dataclasses import dataclass, field
@@ -192,7 +193,6 @@ class SessionWorker:
                 )
             )
         self.evaluator = network.Evaluator(self.net, self.device)
-        self.evaluations = Evaluations(cfg, self.device, spec.init_weights)
         self.played_generation = max(self.generation - 1, 0)  # what self-play plays: the checkpoint loaded
         remaining = max(cfg.max_games - self.games_done, 0) if cfg.max_games else None
         self.play: Play
@@ -457,8 +457,15 @@ class SessionWorker:
             for data in self.evaluator_process.results(timeout=0.5):
                 self.emit(MessageKind.EVALUATION, data)
 
-    # -- checkpoints ---------------------------------------------------------------------
     evaluator_process: EvaluatorProcess | None = None
+
+    @functools.cached_property
+    def evaluations(self) -> Evaluations:
+        """Evaluations in this process, built on first use: with an evaluator process of its
+        own the learner never needs them (nor generation 0's network)."""
+        return Evaluations(self.cfg, self.device, self.spec.init_weights)
+
+    # -- checkpoints ---------------------------------------------------------------------
 
     def _weights_path(self, generation: int) -> Path:
         return self.spec.checkpoint_dir / f"gen-{generation:04d}.safetensors"
