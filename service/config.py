@@ -167,7 +167,7 @@ class SessionFields(BaseModel):
         "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN).",
     )
     value_material_decay_positions: int | None = Field(
-        150_000,
+        200_000,
         ge=0,
         le=10**9,
         description="The material signal's share of the value target falls linearly from 1 to 0 over "
