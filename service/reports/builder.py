@@ -134,6 +134,8 @@ def build_report(
 
 _NICE_STEPS = (1, 2, 2.5, 5)
 MAX_BUCKETS = 40  # W/D/L-over-time buckets at most
+MOVE_CAP = "move_cap"
+"""The termination of a self-play game cut at MAX_MOVES_PER_GAME (engine/selfplay.py's)."""
 MAX_BINS = 30  # histogram bins at most
 MAX_POINTS = 2000  # points of a line series at most (longer ones are thinned evenly, the last kept)
 _GENERATION = re.compile(r"gen(\d+)")
@@ -235,6 +237,7 @@ def result_buckets(games: list[dict[str, Any]], max_buckets: int = MAX_BUCKETS) 
                 "black_wins": sum(g["result"] == "0-1" for g in chunk),
                 "draws": sum(g["result"] == "1/2-1/2" for g in chunk),
                 "adjudicated": sum(bool(g.get("adjudicated")) for g in chunk),
+                "move_cap": sum(g.get("termination") == MOVE_CAP for g in chunk),
                 "mean_plies": mean(plies) if plies else None,
                 "mean_move_s": mean(move_s) if move_s else None,
             }
@@ -545,7 +548,7 @@ def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> d
     out.setdefault("alerts", [])
     out.setdefault("analysis", [])
     out.setdefault("fleet", None)  # a report.json older than the fleet: its games' actors are not in it
-    out["series"].setdefault("cap_share", cap_share(metrics.get("games") or []))
+    out["series"].setdefault("cap_share", cap_share(out["series"].get("results") or {}))
     out.setdefault("value_health", None)  # from stored root values: a report.json file alone has none
     return finite(out)
 
@@ -554,47 +557,34 @@ def complete(report: dict[str, Any], metrics: dict[str, Any] | None = None) -> d
 # Finishing games and the value head's health: report.json's `series.cap_share` and
 # `value_health` (their own functions, so the rating tables' sections stay apart).
 
-MOVE_CAP = "move_cap"
-"""The termination of a self-play game cut at MAX_MOVES_PER_GAME (engine/selfplay.py's)."""
-CAP_BUCKETS = 20
-"""Buckets of `cap_share` at most (a share over fewer than ~20 games is mostly noise)."""
 CALIBRATION_GAMES = 100
 """The newest games whose recorded root values `value_health` checks against their results."""
 
 
-def cap_share_size(games: int, max_buckets: int = CAP_BUCKETS) -> int:
-    """Games per bucket of `cap_share`: a round number, at most `max_buckets` buckets."""
-    return int(nice_step(games / max_buckets, integer=True)) if games else 1
-
-
-def cap_share_of(size: int, rows: Sequence[tuple[int, int, int, int]]) -> dict[str, Any]:
-    """`cap_share` from (first number, last number, games, games at the cap) per bucket."""
-    buckets: list[dict[str, Any]] = [
-        {"first": first, "last": last, "games": n, "move_cap": capped, "share": capped / n if n else None}
-        for first, last, n, capped in rows
-    ]
-    games = sum(n for _, _, n, _ in rows)
-    capped = sum(c for _, _, _, c in rows)
+def cap_share(results: dict[str, Any]) -> dict[str, Any]:
+    """The share of self-play games that reached the move cap (termination `move_cap`) per
+    bucket of `series.results` (`result_buckets`' buckets, which count them): it should fall
+    as the engine learns to finish won games. A bucket from a report older than the count
+    (no `move_cap`) is left out."""
+    rows = [b for b in results.get("buckets") or [] if b.get("move_cap") is not None]
+    games = sum(b["games"] for b in rows)
+    capped = sum(b["move_cap"] for b in rows)
     return {
-        "bucket_size": size,
+        "bucket_size": results.get("bucket_size", 1),
         "games": games,
         "move_cap": capped,
         "share": capped / games if games else None,
-        "buckets": buckets,
+        "buckets": [
+            {
+                "first": b["first"],
+                "last": b["last"],
+                "games": b["games"],
+                "move_cap": b["move_cap"],
+                "share": b["move_cap"] / b["games"] if b["games"] else None,
+            }
+            for b in rows
+        ],
     }
-
-
-def cap_share(games: list[dict[str, Any]], max_buckets: int = CAP_BUCKETS) -> dict[str, Any]:
-    """The share of self-play games that reached the move cap (termination `move_cap`) per
-    bucket of games in number order: it should fall as the engine learns to finish won games."""
-    ordered = sorted(games, key=lambda g: g["number"])
-    size = cap_share_size(len(ordered), max_buckets)
-    rows = []
-    for i in range(0, len(ordered), size):
-        chunk = ordered[i : i + size]
-        capped = sum(g.get("termination") == MOVE_CAP for g in chunk)
-        rows.append((chunk[0]["number"], chunk[-1]["number"], len(chunk), capped))
-    return cap_share_of(size, rows)
 
 
 def side_to_move_results(result: str, plies: int, white_first: bool = True) -> list[int]:

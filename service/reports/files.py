@@ -47,6 +47,7 @@ from .builder import (
     adjudication_counts,
     build_report,
     build_series,
+    cap_share,
     fleet_section,
     match_estimate,
     sprt_verdicts,
@@ -115,7 +116,6 @@ class StoredSession:
     checkpoints: list[models.CheckpointRow]
     evaluations: list[models.EvaluationRow]
     fleet: reads.Fleet
-    cap_share: dict[str, Any]  # `builder.cap_share` of every game, from SQL
     newest: list[Any]  # (number, result, root values, white first) of the newest CALIBRATION_GAMES games
 
 
@@ -158,7 +158,6 @@ async def load_session(db, session_id: str) -> StoredSession | None:
         checkpoints=await repo.list_checkpoints(db, session_id),
         evaluations=await repo.list_evaluations(db, session_id),
         fleet=await reads.fleet(db, session_id, MAX_REPLACEMENTS),
-        cap_share=await reads.cap_share(db, session_id, totals.games),
         newest=await reads.newest_games(db, session_id, CALIBRATION_GAMES),
     )
 
@@ -285,7 +284,7 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
         stats=[{"ts": _iso(ts), **data} for ts, data in stored.snapshots.rows],
     )
     report["series"].update(stored.game_series)
-    report["series"]["cap_share"] = stored.cap_share
+    report["series"]["cap_share"] = cap_share(report["series"]["results"])
     report["value_health"] = value_health(stored.newest)
     report["sprt"] = sprt_verdicts(evaluations)
     report["adjudication"] = adjudication_counts(report["scorecard"], evaluations)

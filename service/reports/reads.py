@@ -6,7 +6,7 @@ policy blobs but for a bounded sample.
 - `game_totals`: the scorecard's counts and sums, exact (`storage.queries.game_sums`, one
   grouped query), with the games per length, the longest decisive and drawn runs and the
   current run (window functions);
-- `game_series`: the charts of the games, exact: W/D/L per bucket of games, and the
+- `game_series`: the charts of the games, exact: W/D/L (and games at the move cap) per bucket of games, and the
   histograms of game length, seconds per move and game duration (binned in SQL);
 - `spread_games`: at most `limit` games evenly spread over the session (the first and the
   last included), the columns asked for: the analyzer's input;
@@ -15,7 +15,6 @@ policy blobs but for a bounded sample.
 - `fleet`: the games per self-play actor (count, numbers, generations), the generation lag
   the `game.finished` events recorded (games per actor and lag) and the actor replacements
   (`session.state` events with `actor_replaced`), grouped in SQL;
-- `cap_share`: the games that reached the move cap per bucket of games (grouped in SQL);
 - `newest_games`: the newest `limit` games' number, result, root values and first mover;
 - `metrics_games`: every game's summary columns (no blobs), streamed: metrics.json, which only
   `continuous-play run` writes at its end;
@@ -51,8 +50,6 @@ from .builder import (
     BIN_EPSILON,
     MAX_BUCKETS,
     MOVE_CAP,
-    cap_share_of,
-    cap_share_size,
     histogram_bin,
     histogram_bins,
     histogram_of,
@@ -208,6 +205,7 @@ async def _result_buckets(db: AsyncSession, session_id: str, n: int) -> dict[str
             GameRow.number,
             GameRow.result,
             GameRow.adjudicated,
+            GameRow.termination,
             GameRow.plies,
             MOVE_SECONDS.label("move_s"),
             ((_RANK - 1) // bindparam("size", type_=Integer)).label("bucket"),
@@ -224,6 +222,7 @@ async def _result_buckets(db: AsyncSession, session_id: str, n: int) -> dict[str
             count_if(ranked.c.result == "0-1"),
             count_if(ranked.c.result == DRAW),
             count_if(ranked.c.adjudicated.is_(True)),
+            count_if(ranked.c.termination == MOVE_CAP),
             func.avg(cast(ranked.c.plies, Float)),
             func.avg(ranked.c.move_s),
         )
@@ -239,10 +238,11 @@ async def _result_buckets(db: AsyncSession, session_id: str, n: int) -> dict[str
             "black_wins": int(b),
             "draws": int(d),
             "adjudicated": int(adj),
+            "move_cap": int(capped),
             "mean_plies": float(plies),
             "mean_move_s": float(move_s),
         }
-        for first, last, games, w, b, d, adj, plies, move_s in (
+        for first, last, games, w, b, d, adj, capped, plies, move_s in (
             await db.execute(query, {"session_id": session_id, "size": size})
         ).all()
     ]
@@ -263,32 +263,6 @@ async def game_series(db: AsyncSession, session_id: str, totals: GameTotals) -> 
             db, session_id, GameRow.duration_s, sums.games, (sums.duration_s, sums.min_duration_s, sums.max_duration_s)
         ),
     }
-
-
-async def cap_share(db: AsyncSession, session_id: str, n: int) -> dict[str, Any]:
-    """`builder.cap_share` of the session's `n` games in one grouped query."""
-    size = cap_share_size(n)
-    ranked = (
-        select(
-            GameRow.number,
-            GameRow.termination,
-            ((_RANK - 1) // bindparam("size", type_=Integer)).label("bucket"),
-        )
-        .where(_OF_SESSION)
-        .subquery()
-    )
-    query = (
-        select(
-            func.min(ranked.c.number),
-            func.max(ranked.c.number),
-            func.count(),
-            count_if(ranked.c.termination == MOVE_CAP),
-        )
-        .group_by(ranked.c.bucket)
-        .order_by(ranked.c.bucket)
-    )
-    rows = (await db.execute(query, {"session_id": session_id, "size": size})).all()
-    return cap_share_of(size, [(int(a), int(b), int(c), int(d)) for a, b, c, d in rows])
 
 
 _FEN_TAG = re.compile(r'\[FEN "[^"]*? ([wb]) ')

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from service.reports.builder import cap_share, complete, side_to_move_results, value_health
+from service.reports.builder import cap_share, complete, result_buckets, side_to_move_results, value_health
 
 pytestmark = pytest.mark.unit
 
 
 def test_cap_share_per_bucket_of_games():
-    games = [{"number": n, "termination": "move_cap" if n <= 30 else "checkmate"} for n in range(1, 101)]
-    out = cap_share(list(reversed(games)))  # order of the rows does not matter
+    games = [
+        {"number": n, "result": "1-0", "plies": 40, "termination": "move_cap" if n <= 30 else "checkmate"}
+        for n in range(1, 101)
+    ]
+    out = cap_share(result_buckets(list(reversed(games))))  # order of the rows does not matter
     assert out["bucket_size"] == 5 and len(out["buckets"]) == 20
     assert (out["games"], out["move_cap"], out["share"]) == (100, 30, 0.3)
     assert out["buckets"][5] == {"first": 26, "last": 30, "games": 5, "move_cap": 5, "share": 1.0}
     assert out["buckets"][6]["share"] == 0.0
-    assert cap_share([]) == {"bucket_size": 1, "games": 0, "move_cap": 0, "share": None, "buckets": []}
+    assert cap_share(result_buckets([])) == {"bucket_size": 1, "games": 0, "move_cap": 0, "share": None, "buckets": []}
 
 
 def test_results_from_the_side_to_move():

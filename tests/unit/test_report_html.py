@@ -563,6 +563,7 @@ def test_result_buckets_have_round_sizes():
         "black_wins": 0,
         "draws": 2,
         "adjudicated": 2,
+        "move_cap": 0,  # no game carries a termination
         "mean_plies": 10,
         "mean_move_s": 0.1,
     }

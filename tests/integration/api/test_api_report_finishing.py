@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from api_support import game_message, seed_session
 
-from service.reports.builder import cap_share, side_to_move_results, value_health
+from service.reports.builder import cap_share, result_buckets, side_to_move_results, value_health
 from service.storage import codec
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -21,13 +21,15 @@ async def test_report_json_carries_cap_share_and_value_health(api):
     report = r.json()
 
     share = report["series"]["cap_share"]
-    assert share["bucket_size"] == 5 and len(share["buckets"]) == 9
+    assert share["bucket_size"] == 2 and len(share["buckets"]) == 23  # the results chart's buckets
     assert (share["games"], share["move_cap"]) == (45, 15)
     assert share["share"] == pytest.approx(1 / 3)
-    assert share["buckets"][0] == {"first": 1, "last": 5, "games": 5, "move_cap": 2, "share": 0.4}
+    capped = sum(game_message(n)["termination"] == "move_cap" for n in (1, 2))
+    assert share["buckets"][0] == {"first": 1, "last": 2, "games": 2, "move_cap": capped, "share": capped / 2}
     assert share["move_cap"] == report["scorecard"]["terminations"]["move_cap"]
     messages = [game_message(n) for n in range(1, 46)]
-    assert share == cap_share(messages)  # SQL and the pure function agree
+    assert share == cap_share(result_buckets(messages))  # SQL and the pure function agree
+    assert share == cap_share(report["series"]["results"])
 
     health = report["value_health"]
     assert (health["games"], health["first_game"], health["last_game"]) == (45, 1, 45)
