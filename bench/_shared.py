@@ -6,6 +6,7 @@ as `python bench/NAME.py`).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -20,6 +21,22 @@ def fail(script: str, message: str) -> NoReturn:
     """A bad argument or setting: one line on stderr, exit status 2."""
     print(f"bench/{script}: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def add_set_option(
+    parser: argparse.ArgumentParser, example: str = "SELFPLAY_PARALLEL_GAMES=32", defaults: list[str] | None = None
+) -> None:
+    """The benches' `--set NAME=VALUE` option (repeatable, into `args.sets`), which
+    `session_config` applies to the session config; `defaults`: the bench's own, applied first."""
+    note = f" (defaults here: {' '.join(defaults)})" if defaults else ""
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override a per-session setting, e.g. --set {example}{note}",
+    )
 
 
 def session_config(

@@ -47,14 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=None, help="a weights file (default: generation 0)")
     parser.add_argument("--plies", default="8,16", help="plies to count positions at (default 8,16)")
     parser.add_argument("--threads", type=int, default=2, help="TORCH_THREADS (default 2)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a per-session setting, e.g. --set FINAL_TEMPERATURE=0.5",
-    )
+    _shared.add_set_option(parser, "FINAL_TEMPERATURE=0.5")
     return parser.parse_args()
 
 

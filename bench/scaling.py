@@ -90,14 +90,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-single", action="store_true", help="skip the single-worker baseline")
     parser.add_argument("--seed", type=int, default=None, help="SEED (default: the setting)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a per-session setting (defaults here: " + " ".join(DEFAULT_SETS) + ")",
-    )
+    _shared.add_set_option(parser, defaults=DEFAULT_SETS)
     args = parser.parse_args()
     try:
         args.actors = [int(n) for n in args.actors.split(",") if n.strip()]

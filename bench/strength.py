@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _shared  # noqa: E402  (bench/_shared.py)
 import value_probe  # noqa: E402  (bench/value_probe.py)
 
 from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
@@ -307,7 +308,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    _shared.add_set_option(parser)
     parser.add_argument(
         "--curve",
         type=int,
