@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
@@ -119,6 +120,48 @@ def uci(
             device=settings.device,
         )
     )
+
+
+class ExportFormat(StrEnum):
+    """What `export` writes: ONNX only (what lc0 and KataGo ship, and ONNX Runtime runs)."""
+
+    ONNX = "onnx"
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Weights file (safetensors) of a checkpoint."),
+    format_: str = typer.Option(
+        ExportFormat.ONNX.value, "--format", help=f"Output format: {', '.join(ExportFormat)}.", show_default=True
+    ),
+    output: Path = typer.Option(..., "--output", help="The file to write (replaced atomically if it exists)."),
+) -> None:
+    """Export a checkpoint's network as ONNX: named inputs and outputs, metadata with the preset,
+    generation, input planes and move table; runs in ONNX Runtime with no project code."""
+    if format_ not in set(ExportFormat):
+        fail(f"unknown --format {format_!r}: the formats are {', '.join(ExportFormat)}")
+    if output.is_dir():
+        fail(f"--output {output} is a folder: name the file to write")
+    if not output.parent.is_dir():
+        fail(f"--output {output}: {output.parent} is not an existing folder")
+    if output.resolve() == checkpoint.resolve():
+        fail("--output names the --checkpoint file itself: it would be overwritten")
+    from .engine import network, onnx_export
+
+    try:
+        net, header = network.load_weights(checkpoint)
+    except (OSError, ValueError, TypeError) as exc:
+        fail(f"--checkpoint {checkpoint} cannot be loaded: {(str(exc) or type(exc).__name__).splitlines()[0][:300]}")
+    data = onnx_export.onnx_bytes(net, header)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    try:
+        network.write_durably(output, write)
+    except OSError as exc:
+        fail(f"cannot write --output {output}: {exc.strerror or exc}")
+    typer.echo(f"onnx {output} (preset {header.get('preset')}, generation {header.get('generation')})")
 
 
 def is_loopback(host: str) -> bool:

@@ -217,12 +217,14 @@ class CheckpointOut(BaseModel):
     games: int
     sha256: str
     created_at: datetime
-    weights_url: str
+    weights_url: str = Field(description="The safetensors weights.")
+    onnx_url: str = Field(description="The network as ONNX (exported on the first request, then kept).")
 
     @classmethod
     def of(cls, row: Any) -> "CheckpointOut":
-        data = {name: getattr(row, name) for name in cls.model_fields if name != "weights_url"}
-        return cls(weights_url=f"/v1/checkpoints/{row.id}/weights", **data)
+        data = {name: getattr(row, name) for name in cls.model_fields if not name.endswith("_url")}
+        url = f"/v1/checkpoints/{row.id}/weights"
+        return cls(weights_url=url, onnx_url=f"{url}.onnx", **data)
 
 
 class EvaluationOut(BaseModel):

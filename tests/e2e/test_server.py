@@ -2,7 +2,8 @@
 spawned process worker pool, SQLite or PostgreSQL), driven over real HTTP.
 
 - the full lifecycle of a session (create with overrides, pause, resume, stop, every illegal
-  transition a 409 problem, paginated games, PGN, checkpoint download, delete) on both databases;
+  transition a 409 problem, paginated games, PGN, checkpoint download as safetensors and as
+  ONNX, delete) on both databases;
 - a crash: `kill -9` mid-session, restart, the session completes with games 1..N stored
   exactly once and checkpoint generations without a gap;
 - SIGTERM: the server checkpoints the running session, exits, leaves it `running`, and a
@@ -17,6 +18,7 @@ import signal
 
 import chess
 import chess.pgn
+import onnxruntime as ort
 import psutil
 import pytest
 from server_support import (
@@ -187,6 +189,11 @@ def test_session_lifecycle_over_http(backend, tmp_path):
         assert header["generation"] == last["generation"] and header["preset"] == "tiny" and header["seed"] == 5
         assert header["games"] == n
         assert sum(p.numel() for p in net.parameters()) > 0
+        r = c.get(last["onnx_url"])  # the same network as ONNX, exported on this first request
+        assert r.status_code == 200, r.text
+        assert r.headers["content-disposition"] == f'attachment; filename="{sid}-gen-{last["generation"]:04d}.onnx"'
+        meta = ort.InferenceSession(r.content, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        assert (meta["generation"], meta["preset"], meta["seed"]) == (str(last["generation"]), "tiny", "5")
 
         # delete: gone, with its games, checkpoints and files
         r = c.delete(base)
@@ -195,6 +202,7 @@ def test_session_lifecycle_over_http(backend, tmp_path):
         assert_problem(c.get(f"{base}/games"), 404)
         assert_problem(c.get(f"/v1/games/{games[0]['id']}"), 404)
         assert_problem(c.get(last["weights_url"]), 404)
+        assert_problem(c.get(last["onnx_url"]), 404)
         assert_problem(c.delete(base), 404)
         assert sid not in [s["id"] for s in c.get("/v1/sessions").json()["items"]]
         assert not (tmp_path / "checkpoints" / sid).exists()

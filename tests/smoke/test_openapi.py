@@ -37,6 +37,7 @@ EXPECTED = {
     ("get", "/v1/sessions/{session_id}/evaluations"),
     ("get", "/v1/sessions/{session_id}/checkpoints"),
     ("get", "/v1/checkpoints/{checkpoint_id}/weights"),
+    ("get", "/v1/checkpoints/{checkpoint_id}/weights.onnx"),
     ("get", "/v1/sessions/{session_id}/report.json"),
     ("get", "/v1/sessions/{session_id}/report.html"),
 }

@@ -107,6 +107,7 @@ async def test_api_keys_guard_every_mutating_route(keyed_api, caplog):
         f"/v1/sessions/{sid}/evaluations",
         f"/v1/sessions/{sid}/checkpoints",
         f"/v1/checkpoints/{checkpoint_id}/weights",
+        f"/v1/checkpoints/{checkpoint_id}/weights.onnx",
         "/healthz",
         "/readyz",
     ]:
@@ -189,6 +190,7 @@ async def test_bad_input_never_loses_data_nor_answers_5xx(api):
         ("DELETE", "/v1/sessions", {}),
         ("DELETE", f"/v1/games/{checkpoint_id}", {}),
         ("DELETE", f"/v1/checkpoints/{checkpoint_id}/weights", {}),
+        ("POST", f"/v1/checkpoints/{checkpoint_id}/weights.onnx", {}),
         ("POST", f"/v1/sessions/{done}/pause", {}),
         ("POST", f"/v1/sessions/{done}/resume", {"json": {"force": True}}),
         ("POST", f"/v1/sessions/{running}/resume", {}),
@@ -233,6 +235,9 @@ async def test_bad_input_never_loses_data_nor_answers_5xx(api):
         ("GET", "/v1/games/1e3.pgn", {}),
         ("GET", f"/v1/checkpoints/{2**40}/weights", {}),
         ("GET", "/v1/checkpoints/..%2F..%2Fetc%2Fpasswd/weights", {}),
+        ("GET", f"/v1/checkpoints/{2**40}/weights.onnx", {}),
+        ("GET", "/v1/checkpoints/..%2F..%2Fetc%2Fpasswd/weights.onnx", {}),
+        ("GET", f"/v1/checkpoints/{checkpoint_id}/weights.onnx.exe", {}),
     ]
     for method, url, kwargs in requests:
         r = await api.client.request(method, url, **kwargs)

@@ -5,7 +5,7 @@
   overlong-encoded, backslashes, absolute paths, literal `../` in the raw path, NUL) with a
   4xx problem and never a byte of a file outside CHECKPOINT_DIR/REPORT_DIR; a checkpoint row
   whose stored file name leaves CHECKPOINT_DIR (absolute, `..` inside, a symbolic link out,
-  the directory itself, a NUL) is not served.
+  the directory itself, a NUL) is not served, as weights or as ONNX (nor exported).
 - The request body limit holds on every mutating route, at its exact boundary, and stores
   nothing (Content-Length and chunked bodies; over real HTTP in tests/e2e/test_api_fuzz.py).
 - Keys: compared with `hmac.compare_digest` against every configured key (no early exit, no
@@ -208,10 +208,12 @@ async def test_a_stored_name_that_leaves_checkpoint_dir_is_not_served(api, tmp_p
         names.append(f"{sid}/gen-0000.safetensors\x00../../secret.safetensors")
     for generation, name in enumerate(names, start=1):
         checkpoint_id = await bad_row(api, sid, generation, name)
-        r = await api.client.get(f"/v1/checkpoints/{checkpoint_id}/weights")
-        assert_problem(r, 404)
-        assert SENTINEL not in r.content and b"root:" not in r.content, name
-        assert str(tmp_path) not in r.text, "the answer names no server path"
+        for route in ("weights", "weights.onnx"):
+            r = await api.client.get(f"/v1/checkpoints/{checkpoint_id}/{route}")
+            assert_problem(r, 404)
+            assert SENTINEL not in r.content and b"root:" not in r.content, name
+            assert str(tmp_path) not in r.text, "the answer names no server path"
+    assert not list(tmp_path.rglob("*.onnx")), "an export was written (or attempted) from a file outside"
 
 
 # -- the body size limit --------------------------------------------------------------------
