@@ -32,6 +32,7 @@ If it grows, the seam is the selection rules (`_sigma`, `_select_*`, `considered
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ import chess
 import numpy as np
 
 from .encoding import board_features, move_indices, planes_from_features
+from .movegen import has_legal_move
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,11 @@ class SearchConfig:
 class Node:
     """A position in the tree; edge statistics live in the parent's lists."""
 
-    __slots__ = ("moves", "priors", "n", "w", "children", "visits", "value", "terminal", "logits")
+    __slots__ = ("moves", "order", "priors", "n", "w", "children", "visits", "value", "terminal", "logits")
 
     def __init__(self) -> None:
         self.moves: list[chess.Move] = []
+        self.order: list[int] = []  # per child, its index in python-chess's generation order
         self.priors: list[float] | None = None  # None until expanded
         self.n: list[int] = []
         self.w: list[float] = []
@@ -93,12 +96,15 @@ def expand_node(node: Node, board: chess.Board) -> None:
     legal = list(board.generate_legal_moves())
     assert node.logits is not None  # only an evaluated node is expanded
     x = node.logits[move_indices(legal, board.turn)].astype(np.float64)
-    np.exp(x - x.max(), out=x)
+    x -= x.max()
+    np.exp(x, out=x)
     x /= x.sum()
-    order = np.argsort(-x, kind="stable")
+    sort = np.argsort(-x, kind="stable")
+    order = sort.tolist()
     k = len(legal)
-    node.moves = [legal[j] for j in order.tolist()]
-    node.priors = x[order].tolist()
+    node.moves = [legal[j] for j in order]
+    node.order = order
+    node.priors = x[sort].tolist()
     node.n = [0] * k
     node.w = [0.0] * k
     node.children = [None] * k
@@ -236,6 +242,7 @@ def _select_puct(node: Node, priors: list[float], cfg: SearchConfig, scan_all: b
     return best_i
 
 
+@functools.lru_cache(maxsize=256)
 def considered_visits(m: int, simulations: int) -> tuple[int, ...]:
     """Sequential halving's visit target for each simulation (mctx's get_sequence_of_considered_visits)."""
     if m <= 1:
@@ -307,7 +314,9 @@ class Search:
         return self.root is not None and self.finished >= self.target and self.pending == 0
 
     def advance(self, move: chess.Move) -> None:
-        """Play `move` on the board and keep its subtree as the next root (tree reuse)."""
+        """Play `move` on the board and keep its subtree as the next root (tree reuse). A kept
+        root is expanded at once: the caller reads game over from its legal moves, and the
+        next `start()` would expand it anyway, so they are generated once."""
         child = None
         if self.root is not None:
             try:
@@ -316,6 +325,19 @@ class Search:
                 child = None
         self.board.push(move)
         self.root = child if child is not None and child.evaluated else None
+        if self.root is not None and not self.root.expanded:
+            expand_node(self.root, self.board)
+
+    def legal_moves(self) -> tuple[list[chess.Move], list[int]]:
+        """The root's legal moves in python-chess's generation order (what storage replays),
+        and for each root child (the order of `policy()`'s moves) its index there: read off
+        the expanded root rather than generated again."""
+        root = self.root
+        assert root is not None and root.priors is not None  # a search's results need its expanded root
+        legal: list[chess.Move] = list(root.moves)
+        for move, g in zip(root.moves, root.order):
+            legal[g] = move
+        return legal, root.order
 
     def _prepare_root(self) -> None:
         root, cfg = self.root, self.cfg
@@ -355,8 +377,17 @@ class Search:
         considered = self._considered
         seq = self._seq
         target = seq[min(self.started - 1, len(seq) - 1)]  # select() counted this one already
-        sig = _sigma(root, considered, cfg)
         n = root.n
+        if target == 0:
+            # Every candidate is unvisited, so all share one sigma (mixed value): the argmax of
+            # Gumbel + logit + sigma is the first candidate in `considered`, which is sorted by
+            # Gumbel + logit (float addition of one constant keeps that order, and the scan below
+            # keeps the first of equals). The first halving round and every fast search skip sigma.
+            for i in considered:
+                if n[i] == 0:
+                    return i
+            return min(considered, key=n.__getitem__)
+        sig = _sigma(root, considered, cfg)
         best, best_i = -1e18, -1
         for j, i in enumerate(considered):
             if n[i] == target:
@@ -395,7 +426,7 @@ class Search:
                 child = node.children[i]
                 if child is None:
                     child = node.children[i] = Node()
-                    child.terminal = terminal_value(board, any(board.generate_legal_moves()))
+                    child.terminal = terminal_value(board, has_legal_move(board))
                     if child.terminal is None:
                         self.pending += 1
                         return Leaf(self, child, path, board_features(board, 0))

@@ -392,11 +392,9 @@ class SelfPlay:
             move = sample_move(moves, probs, temp, game.rng, search.root.n)
         else:
             move = search.best_move()
-        legal = list(board.legal_moves)
-        where = {m: i for i, m in enumerate(legal)}
+        legal, where = search.legal_moves()  # generation order, and each policy move's place in it
         policy = np.zeros(len(legal), dtype=np.float32)
-        for m, p in zip(moves, probs):
-            policy[where[m]] = p
+        policy[where] = probs
         value = search.root_value()
         rec.policies.append(policy)
         rec.root_values.append(value)
