@@ -41,7 +41,7 @@ import chess
 import numpy as np
 
 from .encoding import board_features, move_indices, planes_from_features
-from .movegen import has_legal_move
+from .movegen import has_legal_move, is_insufficient_material, is_repetition
 
 
 @dataclass(frozen=True)
@@ -116,16 +116,16 @@ def terminal_value(board: chess.Board, legal: list[chess.Move] | bool, *, root: 
     draw, as lc0 does), else None. `legal`: `board`'s legal moves, or whether it has any."""
     if not legal:
         return -1.0 if board.is_check() else 0.0
-    if board.is_insufficient_material() or board.halfmove_clock >= 100:
+    if is_insufficient_material(board) or board.halfmove_clock >= 100:
         return 0.0
-    if not root and board.halfmove_clock >= 4 and board.is_repetition(2):
+    if not root and board.halfmove_clock >= 4 and is_repetition(board, 2):
         return 0.0
     return None
 
 
 def repetitions(board: chess.Board) -> int:
     """Earlier occurrences of this position (0, 1 or 2+), for the encoding's repetition planes."""
-    if board.halfmove_clock < 4 or not board.is_repetition(2):
+    if board.halfmove_clock < 4 or not is_repetition(board, 2):
         return 0
     return 2 if board.is_repetition(3) else 1
 

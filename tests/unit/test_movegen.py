@@ -1,4 +1,5 @@
-"""movegen.has_legal_move answers as python-chess does, on many thousands of positions."""
+"""movegen answers as python-chess does (a legal move, insufficient material, a repetition)
+on many thousands of positions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import chess
 import pytest
 
-from service.engine.movegen import has_legal_move
+from service.engine.movegen import has_legal_move, is_insufficient_material, is_repetition
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,8 @@ EDGES = [
     "k7/8/8/8/8/8/2q5/K7 w - - 0 1",  # stalemate by the queen
     "4k3/8/8/3pP3/8/8/8/4K3 w - d6 0 1",  # en passant available
     "r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1",  # castling
-    "8/8/8/8/8/8/p7/K1k5 w - - 0 1",  # bare king stalemated? (a2 pawn guards b1)
+    "8/8/8/8/8/8/p7/K1k5 w - - 0 1",  # a king and a pawn each: Ka1 has b2
+    "8/8/8/8/8/5bp1/5kN1/7K w - - 0 1",  # stalemate: the knight is pinned, the king boxed
 ]
 
 
@@ -63,3 +65,44 @@ def test_the_board_is_left_as_it_was():
     before = (board.fen(), list(board.move_stack))
     has_legal_move(board)
     assert (board.fen(), list(board.move_stack)) == before
+
+
+def test_insufficient_material_as_python_chess():
+    boards = playouts(20_000, seed=12) + [chess.Board(fen) for fen in EDGES]
+    answers = [is_insufficient_material(b) for b in boards]
+    assert answers == [b.is_insufficient_material() for b in boards]
+    assert answers.count(True) >= 20
+
+
+def shuffling_games(n: int, seed: int) -> list[chess.Board]:
+    """Boards (with their move stacks) along seeded games that often move a piece back where
+    it came from, so positions repeat once, twice or more, between captures and pawn moves."""
+    rng = random.Random(seed)
+    boards, board = [], chess.Board()
+    while len(boards) < n:
+        boards.append(board.copy())
+        moves = list(board.generate_legal_moves())
+        if not moves or board.ply() > 200:
+            board = chess.Board()
+            continue
+        back = None
+        if len(board.move_stack) >= 2:
+            earlier = board.move_stack[-2]
+            undo = chess.Move(earlier.to_square, earlier.from_square)
+            back = undo if undo in moves else None
+        if back is not None and rng.random() < 0.6:
+            board.push(back)
+        else:
+            quiet = [m for m in moves if not board.is_zeroing(m)]
+            board.push(rng.choice(quiet if quiet and rng.random() < 0.8 else moves))
+    return boards
+
+
+def test_repetition_as_python_chess():
+    boards = shuffling_games(6_000, seed=13)
+    boards.append(chess.Board("8/8/4k3/8/8/3K4/3R4/8 w - - 99 80"))  # a clock longer than the game
+    for count in (1, 2, 3, 4):
+        answers = [is_repetition(b, count) for b in boards]
+        assert answers == [b.is_repetition(count) for b in boards], count
+        if count in (2, 3):
+            assert answers.count(True) >= 200, count  # the sample holds repetitions
