@@ -8,7 +8,13 @@ measured on a 2-core CPU (DESIGN.md "Performance"):
 - a new leaf keeps the network's logits and is expanded (legal moves generated, priors
   soft-maxed and sorted) only when a later simulation passes through it: most leaves of
   a small search are never revisited, and move generation is the costliest part;
-- legal moves are generated once per node and cached; game-over is read from them;
+- legal moves are generated once per node and cached; game-over is read from them, and
+  so are the played move's targets: the node keeps python-chess's generation order
+  (`Node.order`, `Search.legal_moves`), and a kept root is expanded once, in `advance`;
+- a new leaf's terminal checks (a legal move? enough material? a repetition?) take
+  `movegen`'s quick answers, python-chess's own;
+- the Gumbel root skips sigma in the first halving round, where every candidate is
+  unvisited and shares it (all of a fast search): the choice is the same, exactly;
 - nodes hold plain Python lists and floats, and no parent pointers, so reference
   counting frees a discarded subtree (the caller may switch the cyclic GC off);
 - children are sorted by prior, so an interior selection scans the visited children
