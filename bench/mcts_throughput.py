@@ -95,39 +95,15 @@ class TimedEvaluator:
         return out
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """This checkout's figures (whatever `service` is on sys.path)."""
-    overrides: dict[str, Any] = {"chess_preset": args.preset}
-    if args.full_only:
-        overrides["full_search_prob"] = 1.0
-    if args.games is not None:
-        overrides["selfplay_parallel_games"] = args.games
-    _, config = _shared.session_config("mcts_throughput.py", args.sets, **overrides)
-
+def net_rates(evaluator: Any, games: int, seconds: float) -> tuple[float | None, float | None]:
+    """The network's own positions/s at batch `games` and at batch 1, on positions from
+    random openings (None: not measured)."""
+    if seconds <= 0:
+        return None, None
     import chess
-    import torch
 
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(1)
-    from service.engine import encoding, network, schedules
-    from service.engine.selfplay import SelfPlay
-    from service.sessions.worker import selfplay_config
+    from service.engine import encoding
 
-    cfg = selfplay_config(config)
-    net = network.build_network(config.chess_preset, seed=config.seed)
-    evaluator = TimedEvaluator(network.Evaluator(net))
-    games = cfg.parallel_games
-
-    def temperature_for(n: int) -> float:
-        return schedules.temperature(
-            config.temperature_schedule,
-            n,
-            config.initial_temperature,
-            config.final_temperature,
-            config.temperature_decay_games,
-        )
-
-    # Realistic inputs for the network-only figure: positions from random openings.
     rng = random.Random(0)
     boards = []
     for _ in range(games):
@@ -140,21 +116,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         boards.append(b)
     planes = encoding.encode_boards(boards)
 
-    def net_rate(x, seconds: float) -> float | None:
-        if seconds <= 0:
-            return None
+    def rate(x, limit: float) -> float:
         for _ in range(3):
-            evaluator.inner.evaluate(x)
+            evaluator.evaluate(x)
         n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            evaluator.inner.evaluate(x)
+        while time.perf_counter() - t0 < limit:
+            evaluator.evaluate(x)
             n += x.shape[0]
         return n / (time.perf_counter() - t0)
 
-    net_batch = net_rate(planes, args.net_seconds)
-    net_one = net_rate(planes[:1], args.net_seconds / 2)
+    return rate(planes, seconds), rate(planes[:1], seconds / 2)
 
-    sp = SelfPlay(cfg, evaluator, seed=args.seed, temperature_for=temperature_for)
+
+def selfplay_run(sp: Any, evaluator: TimedEvaluator, args: argparse.Namespace) -> dict[str, float]:
+    """Self-play's steps, measured: after `--warmup-steps`, `--steps` steps or `--seconds`."""
     for _ in range(args.warmup_steps):  # fill the trees past the first roots
         sp.step()
     if args.profile:
@@ -163,67 +138,113 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     gc.disable()  # as the session's self-play loop does
-    sims0, steps0 = sp.simulations, 0
-    finished = 0
+    sims0, steps, finished = sp.simulations, 0, 0
     evaluator.seconds = evaluator.cpu_seconds = evaluator.positions = evaluator.calls = 0
     t0, c0 = time.perf_counter(), time.process_time()
-    while (steps0 < args.steps) if args.steps else (time.perf_counter() - t0 < args.seconds):
+    while (steps < args.steps) if args.steps else (time.perf_counter() - t0 < args.seconds):
         finished += len(sp.step())
-        steps0 += 1
+        steps += 1
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     gc.enable()
     if args.profile:
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False), file=sys.stderr)
-    sims = sp.simulations - sims0
-    positions, net_s = evaluator.positions, evaluator.seconds
-    mean_batch = positions / max(evaluator.calls, 1)
+    return {
+        "steps": steps,
+        "finished": finished,
+        "wall": wall,
+        "cpu": cpu,
+        "sims": sp.simulations - sims0,
+        "positions": evaluator.positions,
+        "net_s": evaluator.seconds,
+        "net_cpu": evaluator.cpu_seconds,
+        "calls": evaluator.calls,
+    }
 
-    naive = None
-    if args.naive_seconds > 0:  # one game, one network call per simulation, the same tree code
-        naive_sp = SelfPlay(dataclasses.replace(cfg, parallel_games=1), evaluator.inner, seed=2)
-        gc.disable()
-        t1 = time.perf_counter()
-        while time.perf_counter() - t1 < args.naive_seconds:
-            naive_sp.step()
-        naive = naive_sp.simulations / (time.perf_counter() - t1)
-        gc.enable()
 
-    out: dict[str, Any] = {
+def naive_rate(cfg: Any, evaluator: Any, seconds: float) -> float | None:
+    """Simulations/s of one game alone: one network call per simulation, the same tree code."""
+    if seconds <= 0:
+        return None
+    from service.engine.selfplay import SelfPlay
+
+    sp = SelfPlay(dataclasses.replace(cfg, parallel_games=1), evaluator, seed=2)
+    gc.disable()
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        sp.step()
+    rate = sp.simulations / (time.perf_counter() - t0)
+    gc.enable()
+    return rate
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """This checkout's figures (whatever `service` is on sys.path)."""
+    overrides: dict[str, Any] = {"chess_preset": args.preset}
+    if args.full_only:
+        overrides["full_search_prob"] = 1.0
+    if args.games is not None:
+        overrides["selfplay_parallel_games"] = args.games
+    _, config = _shared.session_config("mcts_throughput.py", args.sets, **overrides)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    from service.engine import network, schedules
+    from service.engine.selfplay import SelfPlay
+    from service.sessions.worker import selfplay_config
+
+    cfg = selfplay_config(config)
+    evaluator = TimedEvaluator(network.Evaluator(network.build_network(config.chess_preset, seed=config.seed)))
+    net_batch, net_one = net_rates(evaluator.inner, cfg.parallel_games, args.net_seconds)
+
+    def temperature_for(n: int) -> float:
+        return schedules.temperature(
+            config.temperature_schedule,
+            n,
+            config.initial_temperature,
+            config.final_temperature,
+            config.temperature_decay_games,
+        )
+
+    run = selfplay_run(SelfPlay(cfg, evaluator, seed=args.seed, temperature_for=temperature_for), evaluator, args)
+    naive = naive_rate(cfg, evaluator.inner, args.naive_seconds)
+    wall, sims, positions, net_s = run["wall"], max(run["sims"], 1), run["positions"], run["net_s"]
+    return {
         "bench": "mcts_throughput",
         "preset": config.chess_preset,
         "backend": evaluator.backend,
         "mix": "full-only" if args.full_only else "session",
         "algorithm": config.search,
         "threads": args.threads,
-        "games_in_flight": games,
+        "games_in_flight": cfg.parallel_games,
         "simulations_full": cfg.simulations,
         "simulations_fast": cfg.fast_simulations,
         "full_search_prob": cfg.full_search_prob,
-        "steps": steps0,
+        "steps": run["steps"],
         "seconds": round(wall, 3),
-        "simulations": sims,
-        "games_finished": finished,
+        "simulations": run["sims"],
+        "games_finished": run["finished"],
         "net_positions_per_s_at_batch": None if net_batch is None else round(net_batch, 1),
         "net_positions_per_s_batch1": None if net_one is None else round(net_one, 1),
-        "selfplay_simulations_per_s": round(sims / wall, 1),
+        "selfplay_simulations_per_s": round(run["sims"] / wall, 1),
         "selfplay_net_positions_per_s": round(positions / wall, 1),
-        "selfplay_mean_batch": round(mean_batch, 2),
-        "net_positions_per_simulation": round(positions / max(sims, 1), 4),
+        "selfplay_mean_batch": round(positions / max(run["calls"], 1), 2),
+        "net_positions_per_simulation": round(positions / sims, 4),
         "network_share_of_wall_time": round(net_s / wall, 4),
-        "network_us_per_sim": round(1e6 * net_s / max(sims, 1), 2),
-        "search_overhead_us_per_sim": round(1e6 * (wall - net_s) / max(sims, 1), 2),
+        "network_us_per_sim": round(1e6 * net_s / sims, 2),
+        "search_overhead_us_per_sim": round(1e6 * (wall - net_s) / sims, 2),
         # CPU time (all threads) outside the network's calls: steadier than wall time on a
         # shared machine, and the same figure on an idle one with --threads 1.
-        "search_overhead_cpu_us_per_sim": round(1e6 * (cpu - evaluator.cpu_seconds) / max(sims, 1), 2),
-        "cpu_seconds": round(cpu, 3),
+        "search_overhead_cpu_us_per_sim": round(1e6 * (run["cpu"] - run["net_cpu"]) / sims, 2),
+        "cpu_seconds": round(run["cpu"], 3),
         "ratio_to_net": None if net_batch is None else round(positions / wall / net_batch, 3),
         "naive_simulations_per_s": None if naive is None else round(naive, 1),
-        "speedup_over_naive": None if naive is None else round(sims / wall / naive, 2),
+        "speedup_over_naive": None if naive is None else round(run["sims"] / wall / naive, 2),
         "machine": _shared.machine(),
     }
-    return out
 
 
 COMPARED = (
