@@ -9,7 +9,7 @@ and then the arguments below, and prints ONE JSON object on stdout:
   end, and TorchScript compiles on the first calls; meaningful only with many more games
   than SELFPLAY_PARALLEL_GAMES, since a batch's games all start together);
 - learning phases and steps, learning_steps_per_minute, the share of wall time spent
-  learning;
+  learning, and the evaluator's backend;
 - simulations/s (mean of the worker's periodic stats reports);
 - resident memory (psutil, this process, sampled after every game): at start, at the
   end, the maximum, the growth, and the growth from game `--warmup-games` (100) to the
@@ -165,6 +165,7 @@ def main() -> None:
         "learning_steps_per_minute": round(steps / minutes, 2),
         "learning_seconds": round(learning_s, 2),
         "learning_share_of_wall_time": round(learning_s / elapsed, 4) if elapsed > 0 else None,
+        "backend": getattr(getattr(worker, "evaluator", None), "backend", None),
         "positions_learned": summary.get("positions_learned"),
         "buffer_positions": len(worker.buffer),
         "checkpoints": checkpoints,

@@ -8,7 +8,13 @@ measured on a 2-core CPU (DESIGN.md "Performance"):
 - a new leaf keeps the network's logits and is expanded (legal moves generated, priors
   soft-maxed and sorted) only when a later simulation passes through it: most leaves of
   a small search are never revisited, and move generation is the costliest part;
-- legal moves are generated once per node and cached; game-over is read from them;
+- legal moves are generated once per node and cached; game-over is read from them, and
+  so are the played move's targets: the node keeps python-chess's generation order
+  (`Node.order`, `Search.legal_moves`), and a kept root is expanded once, in `advance`;
+- a new leaf's terminal checks (a legal move? enough material? a repetition?) take
+  `movegen`'s quick answers, python-chess's own;
+- the Gumbel root skips sigma in the first halving round, where every candidate is
+  unvisited and shares it (all of a fast search): the choice is the same, exactly;
 - nodes hold plain Python lists and floats, and no parent pointers, so reference
   counting frees a discarded subtree (the caller may switch the cyclic GC off);
 - children are sorted by prior, so an interior selection scans the visited children
@@ -32,6 +38,7 @@ If it grows, the seam is the selection rules (`_sigma`, `_select_*`, `considered
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ import chess
 import numpy as np
 
 from .encoding import board_features, move_indices, planes_from_features
+from .movegen import has_legal_move, is_insufficient_material, is_repetition
 
 
 @dataclass(frozen=True)
@@ -63,10 +71,11 @@ class SearchConfig:
 class Node:
     """A position in the tree; edge statistics live in the parent's lists."""
 
-    __slots__ = ("moves", "priors", "n", "w", "children", "visits", "value", "terminal", "logits")
+    __slots__ = ("moves", "order", "priors", "n", "w", "children", "visits", "value", "terminal", "logits")
 
     def __init__(self) -> None:
         self.moves: list[chess.Move] = []
+        self.order: list[int] = []  # per child, its index in python-chess's generation order
         self.priors: list[float] | None = None  # None until expanded
         self.n: list[int] = []
         self.w: list[float] = []
@@ -93,12 +102,15 @@ def expand_node(node: Node, board: chess.Board) -> None:
     legal = list(board.generate_legal_moves())
     assert node.logits is not None  # only an evaluated node is expanded
     x = node.logits[move_indices(legal, board.turn)].astype(np.float64)
-    np.exp(x - x.max(), out=x)
+    x -= x.max()
+    np.exp(x, out=x)
     x /= x.sum()
-    order = np.argsort(-x, kind="stable")
+    sort = np.argsort(-x, kind="stable")
+    order = sort.tolist()
     k = len(legal)
-    node.moves = [legal[j] for j in order.tolist()]
-    node.priors = x[order].tolist()
+    node.moves = [legal[j] for j in order]
+    node.order = order
+    node.priors = x[sort].tolist()
     node.n = [0] * k
     node.w = [0.0] * k
     node.children = [None] * k
@@ -110,16 +122,16 @@ def terminal_value(board: chess.Board, legal: list[chess.Move] | bool, *, root: 
     draw, as lc0 does), else None. `legal`: `board`'s legal moves, or whether it has any."""
     if not legal:
         return -1.0 if board.is_check() else 0.0
-    if board.is_insufficient_material() or board.halfmove_clock >= 100:
+    if is_insufficient_material(board) or board.halfmove_clock >= 100:
         return 0.0
-    if not root and board.halfmove_clock >= 4 and board.is_repetition(2):
+    if not root and board.halfmove_clock >= 4 and is_repetition(board, 2):
         return 0.0
     return None
 
 
 def repetitions(board: chess.Board) -> int:
     """Earlier occurrences of this position (0, 1 or 2+), for the encoding's repetition planes."""
-    if board.halfmove_clock < 4 or not board.is_repetition(2):
+    if board.halfmove_clock < 4 or not is_repetition(board, 2):
         return 0
     return 2 if board.is_repetition(3) else 1
 
@@ -236,6 +248,7 @@ def _select_puct(node: Node, priors: list[float], cfg: SearchConfig, scan_all: b
     return best_i
 
 
+@functools.lru_cache(maxsize=256)
 def considered_visits(m: int, simulations: int) -> tuple[int, ...]:
     """Sequential halving's visit target for each simulation (mctx's get_sequence_of_considered_visits)."""
     if m <= 1:
@@ -307,7 +320,9 @@ class Search:
         return self.root is not None and self.finished >= self.target and self.pending == 0
 
     def advance(self, move: chess.Move) -> None:
-        """Play `move` on the board and keep its subtree as the next root (tree reuse)."""
+        """Play `move` on the board and keep its subtree as the next root (tree reuse). A kept
+        root is expanded at once: the caller reads game over from its legal moves, and the
+        next `start()` would expand it anyway, so they are generated once."""
         child = None
         if self.root is not None:
             try:
@@ -316,6 +331,19 @@ class Search:
                 child = None
         self.board.push(move)
         self.root = child if child is not None and child.evaluated else None
+        if self.root is not None and not self.root.expanded:
+            expand_node(self.root, self.board)
+
+    def legal_moves(self) -> tuple[list[chess.Move], list[int]]:
+        """The root's legal moves in python-chess's generation order (what storage replays),
+        and for each root child (the order of `policy()`'s moves) its index there: read off
+        the expanded root rather than generated again."""
+        root = self.root
+        assert root is not None and root.priors is not None  # a search's results need its expanded root
+        legal: list[chess.Move] = list(root.moves)
+        for move, g in zip(root.moves, root.order):
+            legal[g] = move
+        return legal, root.order
 
     def _prepare_root(self) -> None:
         root, cfg = self.root, self.cfg
@@ -355,8 +383,17 @@ class Search:
         considered = self._considered
         seq = self._seq
         target = seq[min(self.started - 1, len(seq) - 1)]  # select() counted this one already
-        sig = _sigma(root, considered, cfg)
         n = root.n
+        if target == 0:
+            # Every candidate is unvisited, so all share one sigma (mixed value): the argmax of
+            # Gumbel + logit + sigma is the first candidate in `considered`, which is sorted by
+            # Gumbel + logit (float addition of one constant keeps that order, and the scan below
+            # keeps the first of equals). The first halving round and every fast search skip sigma.
+            for i in considered:
+                if n[i] == 0:
+                    return i
+            return min(considered, key=n.__getitem__)
+        sig = _sigma(root, considered, cfg)
         best, best_i = -1e18, -1
         for j, i in enumerate(considered):
             if n[i] == target:
@@ -395,7 +432,7 @@ class Search:
                 child = node.children[i]
                 if child is None:
                     child = node.children[i] = Node()
-                    child.terminal = terminal_value(board, any(board.generate_legal_moves()))
+                    child.terminal = terminal_value(board, has_legal_move(board))
                     if child.terminal is None:
                         self.pending += 1
                         return Leaf(self, child, path, board_features(board, 0))

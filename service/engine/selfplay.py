@@ -33,7 +33,7 @@ import chess
 import chess.pgn
 import numpy as np
 
-from . import mcts
+from . import mcts, movegen
 from .encoding import board_features, move_indices
 from .replay import Sample
 
@@ -216,11 +216,11 @@ def game_over(board: chess.Board, legal: list[chess.Move]) -> tuple[str, str] | 
         if board.is_check():
             return ("0-1" if board.turn else "1-0"), "checkmate"
         return "1/2-1/2", "stalemate"
-    if board.is_insufficient_material():
+    if movegen.is_insufficient_material(board):
         return "1/2-1/2", "insufficient_material"
     if board.halfmove_clock >= 100:
         return "1/2-1/2", "fifty_moves"
-    if board.halfmove_clock >= 8 and board.is_repetition(3):
+    if board.halfmove_clock >= 8 and movegen.is_repetition(board, 3):
         return "1/2-1/2", "threefold_repetition"
     return None
 
@@ -392,11 +392,9 @@ class SelfPlay:
             move = sample_move(moves, probs, temp, game.rng, search.root.n)
         else:
             move = search.best_move()
-        legal = list(board.legal_moves)
-        where = {m: i for i, m in enumerate(legal)}
+        legal, where = search.legal_moves()  # generation order, and each policy move's place in it
         policy = np.zeros(len(legal), dtype=np.float32)
-        for m, p in zip(moves, probs):
-            policy[where[m]] = p
+        policy[where] = probs
         value = search.root_value()
         rec.policies.append(policy)
         rec.root_values.append(value)

@@ -607,3 +607,112 @@ def test_uniform_evaluator_shapes():
     logits, values, wdl = UniformEvaluator().evaluate(np.zeros((3, 22, 8, 8), dtype=np.float32))
     assert logits.shape == (3, 1858) and values.shape == (3,) and wdl.shape == (3, 3)
     assert np.all(values == 0) and np.allclose(wdl.sum(axis=1), 1)
+
+
+# -- work done once (issue #25): the same choices, fewer computations -------------------------
+
+
+class NoisyEvaluator:
+    """Logits and values drawn from a hash of each position: a stand-in network with opinions
+    (uniform priors and a zero value leave every sigma equal), the same on every call."""
+
+    def evaluate(self, planes: np.ndarray):
+        import zlib
+
+        n = planes.shape[0]
+        logits = np.empty((n, 1858), dtype=np.float32)
+        values = np.empty(n, dtype=np.float32)
+        for b in range(n):
+            rng = np.random.default_rng(zlib.crc32(planes[b].tobytes()))
+            logits[b] = rng.standard_normal(1858).astype(np.float32) * 2
+            values[b] = rng.uniform(-1, 1)
+        return logits, values, np.zeros((n, 3), dtype=np.float32)
+
+
+def reference_root_choice(search: Search) -> int:
+    """The Gumbel root's choice as it was computed before issue #25: sigma of every considered
+    action at every simulation, argmax of Gumbel + logit + sigma among those on schedule."""
+    root, cfg = search.root, search.cfg
+    considered, seq = search._considered, search._seq
+    target = seq[min(search.started - 1, len(seq) - 1)]
+    sig = mcts._sigma(root, considered, cfg)
+    n = root.n
+    best, best_i = -1e18, -1
+    for j, i in enumerate(considered):
+        if n[i] == target:
+            s = search._gumbel[i] + sig[j]
+            if s > best:
+                best, best_i = s, i
+    if best_i < 0:
+        best_i = min(considered, key=n.__getitem__)
+    return best_i
+
+
+@pytest.mark.parametrize(
+    "considered, simulations, leaves_per_step, gumbel_scale",
+    [(16, 32, 1, 1.0), (16, 8, 1, 1.0), (4, 16, 1, 1.0), (8, 32, 3, 1.0), (16, 32, 1, 0.0), (2, 5, 2, 1.0)],
+)
+def test_gumbel_root_choice_is_the_full_sigma_argmax(
+    monkeypatch, considered, simulations, leaves_per_step, gumbel_scale
+):
+    """The first halving round skips sigma (every candidate unvisited shares it): the choice
+    is still the one the full computation makes, at every simulation of many searches."""
+    fast = Search._root_choice
+    checked = []
+
+    def both(self):
+        choice = fast(self)
+        assert choice == reference_root_choice(self)
+        checked.append(choice)
+        return choice
+
+    monkeypatch.setattr(Search, "_root_choice", both)
+    cfg = SearchConfig(
+        simulations=simulations,
+        gumbel_considered=considered,
+        leaves_per_step=leaves_per_step,
+        gumbel_scale=gumbel_scale,
+    )
+    searches = []
+    for seed, fen in enumerate([chess.STARTING_FEN, MIDDLEGAME, SCHOLAR, "8/8/4k3/8/8/3K4/3R4/8 w - - 0 1"]):
+        s = Search(chess.Board(fen), cfg, random.Random(seed))
+        s.start(simulations)
+        searches.append(s)
+    mcts.run(searches, NoisyEvaluator())
+    for s in searches:  # a second search on each kept tree: subtrees with visits already
+        s.advance(s.best_move())
+    searches = [s for s in searches if not s.board.is_game_over()]  # Qxf7# ends one
+    for s in searches:
+        s.start(simulations)
+    mcts.run(searches, NoisyEvaluator())
+    assert len(checked) >= 7 * (simulations - 1)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_legal_moves_come_from_the_root_in_python_chess_order(algorithm):
+    board = chess.Board(MIDDLEGAME)
+    s = run_search(board, search_config(algorithm, 24, gumbel_considered=8), evaluator=NoisyEvaluator())
+    for _ in range(4):
+        legal, where = s.legal_moves()
+        assert legal == list(board.generate_legal_moves())
+        assert [legal[g] for g in where] == s.root.moves  # the policy's moves, placed
+        moves, _ = s.policy()
+        assert [legal[g] for g in where] == moves
+        s.advance(s.best_move())
+        s.start(24)
+        mcts.run([s], NoisyEvaluator())
+
+
+def test_advance_expands_the_kept_root_once():
+    """The kept root's legal moves are generated when the move is played (game over is read
+    from them), and the next search starts on them without generating them again."""
+    board = chess.Board()
+    s = run_search(board, SearchConfig(simulations=4, gumbel_considered=4), evaluator=NoisyEvaluator())
+    move = next(m for m, c in zip(s.root.moves, s.root.children) if c is not None and not c.expanded)
+    kept = s.root.children[s.root.moves.index(move)]
+    s.advance(move)
+    assert s.root is kept and kept.expanded and kept.logits is None
+    assert s.legal_moves()[0] == list(board.generate_legal_moves())
+    moves = kept.moves
+    s.start(8)
+    assert s.root.moves is moves  # start() found it expanded

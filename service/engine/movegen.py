@@ -1,0 +1,67 @@
+"""python-chess's answers to the search's per-leaf questions, the same answers, sooner.
+
+The search asks three things of every new leaf: whether the side to move has a legal move
+(checkmate and stalemate end the game there), whether the material is insufficient, and
+whether the position repeats an earlier one. Most leaves are never expanded, so these
+checks are much of their cost (issue #25). python-chess answers each in general; each
+function here answers the common case from the bitboards and hands the rest to it:
+
+- a legal move: out of check, a knight, bishop, rook or queen that shares no line with its
+  king cannot be pinned, so any move it can make is legal (python-chess first computes
+  every pin and checker, then tries moves);
+- insufficient material: any pawn, rook or queen on the board is enough to mate;
+- a repetition: only the last `halfmove_clock` positions can repeat (python-chess's own
+  replay stops at the last irreversible move), and only those with the same side to move;
+  when none of them has the same occupancy the answer is no (python-chess's first pass
+  scans the whole game's).
+
+python-chess stays the reference: tests/unit/test_movegen.py compares every function with
+it on many thousands of positions. `is_repetition` reads `Board._stack` (python-chess's
+own record of earlier positions); without it, python-chess answers.
+"""
+
+from __future__ import annotations
+
+import chess
+
+# Squares sharing a rank, file or diagonal with each square (on an empty board).
+_LINES = [
+    chess.BB_RANK_ATTACKS[sq][0] | chess.BB_FILE_ATTACKS[sq][0] | chess.BB_DIAG_ATTACKS[sq][0] for sq in chess.SQUARES
+]
+_HAS_STACK = hasattr(chess.Board(), "_stack")
+
+
+def has_legal_move(board: chess.Board) -> bool:
+    """`any(board.generate_legal_moves())` of a standard-chess board."""
+    turn = board.turn
+    ours = board.occupied_co[turn]
+    king = board.king(turn)
+    if king is not None and not board.is_check():
+        # Knights, bishops, rooks and queens off the king's lines: never pinned.
+        free = ours & ~board.pawns & ~board.kings & ~_LINES[king]
+        while free:
+            square = free.bit_length() - 1
+            if board.attacks_mask(square) & ~ours:
+                return True
+            free ^= 1 << square
+    return any(board.generate_legal_moves())
+
+
+def is_insufficient_material(board: chess.Board) -> bool:
+    """`board.is_insufficient_material()`."""
+    if board.pawns | board.rooks | board.queens:
+        return False
+    return board.is_insufficient_material()
+
+
+def is_repetition(board: chess.Board, count: int = 2) -> bool:
+    """`board.is_repetition(count)`."""
+    if count < 2 or not _HAS_STACK:
+        return board.is_repetition(count)
+    stack = board._stack
+    occupied = board.occupied
+    # Positions 2, 4, ... plies back (the same side to move), since the last capture or pawn move.
+    for back in range(2, min(board.halfmove_clock, len(stack)) + 1, 2):
+        if stack[-back].occupied == occupied:
+            return board.is_repetition(count)
+    return False

@@ -1,0 +1,111 @@
+"""Self-play's outputs under fixed seeds, pinned bit for bit across the search's variants.
+
+Issue #25 removed duplicated work from the search and from playing a move (legal moves
+read off the root, the kept root expanded once, the first halving round without sigma, a
+quicker has-a-legal-move test); none of it may change a choice or a target. The digests
+below were recorded with the code before those changes and must hold after them: every
+game's moves, result, policies (float32 bytes), root values, full-search flags, features
+and policy indices, and the games still in flight, for Gumbel (the session's mix, full
+only, fast only, few considered moves, no noise, virtual loss) and PUCT.
+
+The network is a stand-in whose logits and value come from a hash of each position, so the
+figures need no torch; they do need numpy's and libm's float64 exp/log to round alike, so
+the digests are compared only on the machine kind they were recorded on (`PINNED_ON`),
+like tests/regression/test_determinism.py. To regenerate after an intended change of the
+search: `pytest tests/regression/test_search_pinned.py -s` prints them (say why in the commit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import zlib
+
+import numpy as np
+import pytest
+
+from service.engine import mcts, openings
+from service.engine.encoding import POLICY_SIZE
+from service.engine.selfplay import SelfPlay, SelfPlayConfig
+
+pytestmark = pytest.mark.regression
+
+BASE = SelfPlayConfig(parallel_games=8, max_plies=30, openings=openings.selfplay_openings("book"))
+CASES = {
+    "session_mix": BASE,
+    "full_only": dataclasses.replace(BASE, full_search_prob=1.0),
+    "fast_only": dataclasses.replace(BASE, full_search_prob=0.0),
+    "considered_4": dataclasses.replace(
+        BASE, search=mcts.SearchConfig(gumbel_considered=4, simulations=16), simulations=16, fast_simulations=2
+    ),
+    "no_book_resign": dataclasses.replace(BASE, openings=(), resign_threshold=-0.3, resign_playout_share=0.5),
+    "no_noise": dataclasses.replace(BASE, search=mcts.SearchConfig(gumbel_scale=0.0)),
+    "virtual_loss": dataclasses.replace(BASE, search=mcts.SearchConfig(leaves_per_step=3, virtual_loss=2)),
+    "puct": dataclasses.replace(BASE, search=mcts.SearchConfig(algorithm="puct", leaves_per_step=2)),
+}
+STEPS = 500
+
+PINNED = {
+    "session_mix": "ce7e7afd66958ff5d4177d61032d5e206ef99949cc9917e290930162a9a7e0ea",
+    "full_only": "47f0f51e42c10a778d5ab665586468afed15b577a81d9beac2e1f75c8fcb88e5",
+    "fast_only": "318d53e4f5db45a1c116a9acfee4f7212bc3b37ea076119a3e3acce09d1a1de5",
+    "considered_4": "81a7e2758c57503a57c18b46b1cf59be43edbb662cff68ad6b3f06fb551b354c",
+    "no_book_resign": "392ca539e30a4cd0e87da0cf0c50f9590a28a10dd486ac703afa0a2c6db2933d",
+    "no_noise": "55d9ce927e32161e9dc614d5c4adf1b60c012278a591ba8cecd1b913c4ebb6d3",
+    "virtual_loss": "a62e3ffebfc2848b3077efb84103513e786b25f82b4d072a57ed1b4a88c28103",
+    "puct": "945cb4f5d7bd9a9f3162cd3a228749f7ba582e7db2e7497ffb84d4491020aa93",
+}
+PINNED_ON = {"machine": "x86_64", "numpy": "2.4.6", "numpy_avx512f": True}
+
+
+def fingerprint() -> dict[str, object]:
+    """What decides the float64 rounding here: the architecture, numpy's version and whether its
+    exp/log dispatch to AVX-512 kernels."""
+    features = getattr(getattr(np, "_core", None), "_multiarray_umath", None)
+    cpu = getattr(features, "__cpu_features__", {}) if features is not None else {}
+    return {"machine": platform.machine(), "numpy": np.__version__, "numpy_avx512f": bool(cpu.get("AVX512F"))}
+
+
+class HashEvaluator:
+    """Logits and a value drawn from a hash of each position: a network with opinions, the
+    same on every machine and call."""
+
+    def evaluate(self, planes: np.ndarray):
+        n = planes.shape[0]
+        logits = np.empty((n, POLICY_SIZE), dtype=np.float32)
+        values = np.empty(n, dtype=np.float32)
+        for b in range(n):
+            rng = np.random.default_rng(zlib.crc32(planes[b].tobytes()))
+            logits[b] = rng.standard_normal(POLICY_SIZE).astype(np.float32) * 2
+            values[b] = rng.uniform(-1, 1)
+        return logits, values, np.zeros((n, 3), dtype=np.float32)
+
+
+def digest(cfg: SelfPlayConfig) -> tuple[str, int]:
+    """sha256 of everything self-play produced in STEPS steps, and the games finished."""
+    sp = SelfPlay(cfg, HashEvaluator(), seed=3, temperature_for=lambda n: 1.0 if n % 2 else 0.5)
+    h = hashlib.sha256()
+    records = []
+    for _ in range(STEPS):
+        records += sp.step()
+    for rec in records + [g.record for g in sp.games]:
+        h.update(" ".join(m.uci() for m in rec.moves).encode())
+        h.update(repr((rec.result, rec.termination, rec.simulations, rec.false_resign)).encode())
+        for policy, value, full, features, indices in zip(
+            rec.policies, rec.root_values, rec.full_search, rec.features, rec.indices
+        ):
+            h.update(policy.tobytes())
+            h.update(repr((value, full, features, indices)).encode())
+    return h.hexdigest(), len(records)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pinned_outputs(case):
+    value, finished = digest(CASES[case])
+    print(f"\n{case}: {value} ({finished} games finished)")
+    here = fingerprint()
+    differs = {k: (PINNED_ON[k], here[k]) for k in PINNED_ON if here[k] != PINNED_ON[k]}
+    if differs:
+        pytest.skip(f"the digests were recorded on another machine kind (pinned, here): {differs}")
+    assert value == PINNED[case]

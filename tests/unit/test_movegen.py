@@ -1,0 +1,108 @@
+"""movegen answers as python-chess does (a legal move, insufficient material, a repetition)
+on many thousands of positions."""
+
+from __future__ import annotations
+
+import random
+
+import chess
+import pytest
+
+from service.engine.movegen import has_legal_move, is_insufficient_material, is_repetition
+
+pytestmark = pytest.mark.unit
+
+
+def playouts(n: int, seed: int) -> list[chess.Board]:
+    """`n` positions of seeded random games played to their end (checkmates, stalemates and
+    long endgames included, where pieces are few and often pinned or in check)."""
+    rng = random.Random(seed)
+    boards, board = [], chess.Board()
+    while len(boards) < n:
+        boards.append(board.copy(stack=False))
+        moves = list(board.generate_legal_moves())
+        if not moves or board.ply() > 300:
+            board = chess.Board()
+            continue
+        # Captures first half the time: games reach sparse endgames, where the fast path often fails.
+        captures = [m for m in moves if board.is_capture(m)]
+        board.push(rng.choice(captures if captures and rng.random() < 0.5 else moves))
+    return boards
+
+
+EDGES = [
+    "7k/5Q2/6K1/8/8/8/8/8 b - - 0 1",  # stalemate
+    "r1bqkb1r/pppp1Qpp/2n2n2/4p3/2B1P3/8/PPPP1PPP/RNB1K1NR b KQkq - 0 4",  # checkmate
+    "4k3/8/8/8/8/8/8/4K3 w - - 0 1",  # bare kings
+    "4k3/4r3/8/8/8/8/4B3/4K3 w - - 0 1",  # the only piece is pinned; the king can move
+    "8/8/8/8/8/5k2/4r3/3BK3 w - - 0 1",  # the bishop is off the king's lines but boxed: king moves only
+    "k7/8/8/8/8/8/1q6/K7 w - - 0 1",  # in check, one escape (Kxb2)
+    "k7/8/8/8/8/8/2q5/K7 w - - 0 1",  # stalemate by the queen
+    "4k3/8/8/3pP3/8/8/8/4K3 w - d6 0 1",  # en passant available
+    "r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1",  # castling
+    "8/8/8/8/8/8/p7/K1k5 w - - 0 1",  # a king and a pawn each: Ka1 has b2
+    "8/8/8/8/8/5bp1/5kN1/7K w - - 0 1",  # stalemate: the knight is pinned, the king boxed
+]
+
+
+@pytest.mark.parametrize("fen", EDGES)
+def test_edge_positions(fen):
+    board = chess.Board(fen)
+    assert has_legal_move(board) == any(board.generate_legal_moves())
+
+
+def test_the_same_answer_as_python_chess_on_many_positions():
+    boards = playouts(20_000, seed=11)
+    answers = [has_legal_move(b) for b in boards]
+    assert answers == [any(b.generate_legal_moves()) for b in boards]
+    # The sample holds both answers, and positions in check and out of it.
+    assert answers.count(False) >= 5
+    assert sum(b.is_check() for b in boards) >= 500
+
+
+def test_the_board_is_left_as_it_was():
+    board = chess.Board("r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4")
+    before = (board.fen(), list(board.move_stack))
+    has_legal_move(board)
+    assert (board.fen(), list(board.move_stack)) == before
+
+
+def test_insufficient_material_as_python_chess():
+    boards = playouts(20_000, seed=12) + [chess.Board(fen) for fen in EDGES]
+    answers = [is_insufficient_material(b) for b in boards]
+    assert answers == [b.is_insufficient_material() for b in boards]
+    assert answers.count(True) >= 20
+
+
+def shuffling_games(n: int, seed: int) -> list[chess.Board]:
+    """Boards (with their move stacks) along seeded games that often move a piece back where
+    it came from, so positions repeat once, twice or more, between captures and pawn moves."""
+    rng = random.Random(seed)
+    boards, board = [], chess.Board()
+    while len(boards) < n:
+        boards.append(board.copy())
+        moves = list(board.generate_legal_moves())
+        if not moves or board.ply() > 200:
+            board = chess.Board()
+            continue
+        back = None
+        if len(board.move_stack) >= 2:
+            earlier = board.move_stack[-2]
+            undo = chess.Move(earlier.to_square, earlier.from_square)
+            back = undo if undo in moves else None
+        if back is not None and rng.random() < 0.6:
+            board.push(back)
+        else:
+            quiet = [m for m in moves if not board.is_zeroing(m)]
+            board.push(rng.choice(quiet if quiet and rng.random() < 0.8 else moves))
+    return boards
+
+
+def test_repetition_as_python_chess():
+    boards = shuffling_games(6_000, seed=13)
+    boards.append(chess.Board("8/8/4k3/8/8/3K4/3R4/8 w - - 99 80"))  # a clock longer than the game
+    for count in (1, 2, 3, 4):
+        answers = [is_repetition(b, count) for b in boards]
+        assert answers == [b.is_repetition(count) for b in boards], count
+        if count in (2, 3):
+            assert answers.count(True) >= 200, count  # the sample holds repetitions
