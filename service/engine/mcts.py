@@ -47,7 +47,7 @@ import chess
 import numpy as np
 
 from .encoding import board_features, move_indices, planes_from_features
-from .movegen import has_legal_move, is_insufficient_material, is_repetition
+from .movegen import has_legal_move, is_insufficient_material, is_repetition, mating_move
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,7 @@ class Search:
         "_seq",
         "_root_priors",
         "noise",
+        "mate",
     )
 
     def __init__(self, board: chess.Board, cfg: SearchConfig, rng: random.Random, root: Node | None = None) -> None:
@@ -299,6 +300,7 @@ class Search:
         self._seq: tuple[int, ...] = ()
         self._root_priors: list[float] = []
         self.noise = True
+        self.mate: int | None = None  # a root move that checkmates at once: the search's choice
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, simulations: int, *, noise: bool = True) -> None:
@@ -349,6 +351,7 @@ class Search:
         root, cfg = self.root, self.cfg
         assert root is not None and root.priors is not None  # start() expanded it
         k = len(root.moves)
+        self.mate = mating_move(self.board, root.moves)
         if cfg.algorithm == "gumbel":
             # Sequential halving counts visits from zero; the subtrees below stay.
             root.n = [0] * k
@@ -365,6 +368,10 @@ class Search:
             order = sorted(range(k), key=lambda i: g[i] + logits[i], reverse=True)
             self._gumbel = [g[i] + logits[i] for i in range(k)]
             self._considered = order[:m]
+            if self.mate is not None and self.mate not in self._considered:
+                # Searched, so the policy target sees its value; kept in Gumbel + logit order,
+                # which the first halving round's shortcut relies on.
+                self._considered = sorted([*order[: m - 1], self.mate], key=self._gumbel.__getitem__, reverse=True)
             self._seq = considered_visits(m, max(self.target, 1))
         else:
             pri = root.priors
@@ -459,9 +466,13 @@ class Search:
 
     # -- results -------------------------------------------------------------------
     def policy(self) -> tuple[list[chess.Move], list[float]]:
-        """The training target over the root's legal moves: the improved policy (Gumbel) or visit shares (PUCT)."""
+        """The training target over the root's legal moves: the improved policy (Gumbel) or
+        visit shares (PUCT); all on the mate when a move checkmates at once (the proven best
+        move, which teaches the policy to finish won games)."""
         root = self.root
         assert root is not None and root.priors is not None  # a search's results need its expanded root
+        if self.mate is not None:
+            return list(root.moves), [float(i == self.mate) for i in range(len(root.moves))]
         if self.cfg.algorithm == "gumbel":
             idxs = list(range(len(root.moves)))
             sig = _sigma(root, idxs, self.cfg)
@@ -476,10 +487,13 @@ class Search:
         return list(root.moves), [v / z for v in e]
 
     def best_move(self) -> chess.Move:
-        """The search's choice: Gumbel's most-visited considered action by Gumbel + logit + sigma(Q),
-        or PUCT's most-visited move."""
+        """The search's choice: a move that checkmates at once if there is one (a proven win,
+        whatever the few simulations made of it), else Gumbel's most-visited considered action
+        by Gumbel + logit + sigma(Q), or PUCT's most-visited move."""
         root = self.root
         assert root is not None  # a search's results need its root
+        if self.mate is not None:
+            return root.moves[self.mate]
         n = root.n
         if self.cfg.algorithm == "gumbel":
             considered = self._considered or list(range(len(n)))

@@ -15,6 +15,10 @@ function here answers the common case from the bitboards and hands the rest to i
   when none of them has the same occupancy the answer is no (python-chess's first pass
   scans the whole game's).
 
+It also finds a move that checkmates at once (`mating_move`), which the search plays
+whatever its few simulations made of it: a mate in one is a proven win (lc0's certainty
+propagation at the root).
+
 python-chess stays the reference: tests/unit/test_movegen.py compares every function with
 it on many thousands of positions. `is_repetition` reads `Board._stack` (python-chess's
 own record of earlier positions); without it, python-chess answers.
@@ -65,3 +69,26 @@ def is_repetition(board: chess.Board, count: int = 2) -> bool:
         if stack[-back].occupied == occupied:
             return board.is_repetition(count)
     return False
+
+
+def mating_move(board: chess.Board, moves: list[chess.Move]) -> int | None:
+    """The index in `moves` (legal moves of `board`) of the first that checkmates at once, or
+    None. Only a move that can give check is tried: one that lands on or leaves a square on a
+    queen line or a knight jump from the enemy king (direct or discovered check), castling
+    (the rook gives the check) or en passant (the captured pawn uncovers a line)."""
+    king = board.king(not board.turn)
+    if king is None:
+        return None
+    near = _LINES[king] | chess.BB_KNIGHT_ATTACKS[king]
+    squares = chess.BB_SQUARES
+    for i, move in enumerate(moves):
+        if not (squares[move.to_square] | squares[move.from_square]) & near:
+            if not (board.is_castling(move) or board.is_en_passant(move)):
+                continue
+        board.push(move)
+        try:
+            if board.is_check() and not has_legal_move(board):
+                return i
+        finally:
+            board.pop()
+    return None

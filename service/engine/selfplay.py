@@ -387,7 +387,7 @@ class SelfPlay:
         temp = rec.temperature if ply < cfg.temperature_plies else 0.0
         if ply < len(game.book):  # searched all the same: the position's targets are recorded
             move = game.book[ply]
-        elif temp > 0:
+        elif temp > 0 and search.mate is None:  # a mate in one is played, not sampled
             assert search.root is not None  # a finished search has its root
             move = sample_move(moves, probs, temp, game.rng, search.root.n)
         else:

@@ -3,7 +3,9 @@
 Issue #25 removed duplicated work from the search and from playing a move (legal moves
 read off the root, the kept root expanded once, the first halving round without sigma, a
 quicker has-a-legal-move test); none of it may change a choice or a target. The digests
-below were recorded with the code before those changes and must hold after them: every
+below were recorded with the code before those changes and held after them; they were
+recorded again when a mate in one became the search's choice and its training target
+(issue #24: finish won games), the one intended change since. They pin every
 game's moves, result, policies (float32 bytes), root values, full-search flags, features
 and policy indices, and the games still in flight, for Gumbel (the session's mix, full
 only, fast only, few considered moves, no noise, virtual loss) and PUCT.
@@ -47,14 +49,14 @@ CASES = {
 STEPS = 500
 
 PINNED = {
-    "session_mix": "ce7e7afd66958ff5d4177d61032d5e206ef99949cc9917e290930162a9a7e0ea",
-    "full_only": "47f0f51e42c10a778d5ab665586468afed15b577a81d9beac2e1f75c8fcb88e5",
-    "fast_only": "318d53e4f5db45a1c116a9acfee4f7212bc3b37ea076119a3e3acce09d1a1de5",
-    "considered_4": "81a7e2758c57503a57c18b46b1cf59be43edbb662cff68ad6b3f06fb551b354c",
+    "session_mix": "a4829359a612b9ed75c856da9abbf02bda43ef58974ac855d6d69868cbd2c76f",
+    "full_only": "420ef934a51455c5b9d447c105ca04625febba034f997c91e49ef11966b3f494",
+    "fast_only": "687d024f75a751825d9ab6ec083dc4df7ff4c44fae3e7c276cb496ceed66c6c7",
+    "considered_4": "2fbf305ec240f3aecd06a69ae4a264123f56cb0b9ba73ba2c5e3df9d1ecd8254",
     "no_book_resign": "392ca539e30a4cd0e87da0cf0c50f9590a28a10dd486ac703afa0a2c6db2933d",
     "no_noise": "55d9ce927e32161e9dc614d5c4adf1b60c012278a591ba8cecd1b913c4ebb6d3",
-    "virtual_loss": "a62e3ffebfc2848b3077efb84103513e786b25f82b4d072a57ed1b4a88c28103",
-    "puct": "945cb4f5d7bd9a9f3162cd3a228749f7ba582e7db2e7497ffb84d4491020aa93",
+    "virtual_loss": "09cd5e53aff26891df71163da3a46af06b61fb318224c681af07808474929aa2",
+    "puct": "2dee87079ec79c49855de5233594daf209c35aa1ac49d8b3e25a317166b3077c",
 }
 PINNED_ON = {"machine": "x86_64", "numpy": "2.4.6", "numpy_avx512f": True}
 

@@ -271,6 +271,27 @@ def test_gumbel_policy_is_a_distribution_over_exactly_the_legal_moves(fen, consi
     assert s.root.n[i] == max(s.root.n)
 
 
+@pytest.mark.parametrize("algorithm", ["gumbel", "puct"])
+def test_a_mate_in_one_is_the_choice_and_the_target_however_few_simulations(algorithm):
+    """With 2 simulations and 4 considered moves (Gumbel) the mate is rarely among the moves
+    visited; it is played and is the whole policy target all the same. Without a mate in
+    one, neither rule applies."""
+    mate = chess.Move.from_uci("h5f7")
+    for seed in range(5):
+        board = chess.Board(SCHOLAR)
+        cfg = SearchConfig(algorithm=algorithm, simulations=2, gumbel_considered=4)
+        s = run_search(board, cfg, seed=seed)
+        assert s.mate is not None and s.best_move() == mate
+        moves, probs = s.policy()
+        assert probs[moves.index(mate)] == 1.0 and sum(probs) == 1.0
+        if algorithm == "gumbel":
+            assert s.root.moves.index(mate) in s._considered  # searched, so its value is known
+    s = run_search(chess.Board(MIDDLEGAME), SearchConfig(algorithm=algorithm, simulations=8))
+    assert s.mate is None
+    if algorithm == "gumbel":  # the improved policy, not a one-hot target
+        assert sum(p > 0 for p in s.policy()[1]) > 1
+
+
 def test_gumbel_policy_prefers_the_mate():
     board = chess.Board(SCHOLAR)
     s = run_search(board, search_config("gumbel", 200, gumbel_considered=len(list(board.legal_moves))))
@@ -278,7 +299,7 @@ def test_gumbel_policy_prefers_the_mate():
     assert moves[int(np.argmax(probs))] == chess.Move.from_uci("h5f7")
 
 
-@pytest.mark.parametrize("fen", [chess.STARTING_FEN, SCHOLAR])
+@pytest.mark.parametrize("fen", [chess.STARTING_FEN, MIDDLEGAME])
 def test_puct_policy_is_the_visit_shares(fen):
     board = chess.Board(fen)
     s = run_search(board, SearchConfig(algorithm="puct", simulations=80), seed=1)

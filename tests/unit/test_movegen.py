@@ -8,6 +8,7 @@ import random
 import chess
 import pytest
 
+from service.engine import movegen
 from service.engine.movegen import has_legal_move, is_insufficient_material, is_repetition
 
 pytestmark = pytest.mark.unit
@@ -106,3 +107,44 @@ def test_repetition_as_python_chess():
         assert answers == [b.is_repetition(count) for b in boards], count
         if count in (2, 3):
             assert answers.count(True) >= 200, count  # the sample holds repetitions
+
+
+def test_mating_move_agrees_with_pushing_every_move():
+    """`mating_move` finds a mate exactly when one of the legal moves checkmates (python-chess
+    pushes each), on random positions and on the special cases: castling, en passant,
+    discovered and promotion mates."""
+    rng = random.Random(11)
+    special = [
+        "4k3/8/4K3/8/8/8/8/7R w - - 0 1",  # Rh8#
+        "6k1/5ppp/8/8/8/8/8/R3K3 w Q - 0 1",  # Ra8#, castling gives no check
+        "2rkr3/2p1p3/8/8/8/8/8/R3K3 w Q - 0 1",  # Rd1# and O-O-O# (the rook gives the check)
+        "k7/6n1/8/8/r2Pp2K/8/6r1/6n1 b - d3 0 1",  # exd3 e.p.# uncovers the fourth rank: the only mate
+        "k7/2P5/1K6/8/8/8/8/8 w - - 0 1",  # c8=Q# and c8=R#
+        "7k/6pp/8/8/8/8/8/4K3 w - - 0 1",  # no mate
+    ]
+    boards = [chess.Board(fen) for fen in special]
+    for _ in range(300):
+        board = chess.Board()
+        for _ in range(rng.randrange(10, 120)):
+            legal = list(board.legal_moves)
+            if not legal:
+                break
+            board.push(rng.choice(legal))
+        if not board.is_game_over():
+            boards.append(board)
+    found = 0
+    for board in boards:
+        moves = list(board.legal_moves)
+        expected = [i for i, m in enumerate(moves) if _mates(board, m)]
+        got = movegen.mating_move(board, moves)
+        assert got == (expected[0] if expected else None), board.fen()
+        found += got is not None
+    assert found >= 3  # the test saw mates, not only their absence
+
+
+def _mates(board: chess.Board, move: chess.Move) -> bool:
+    board.push(move)
+    try:
+        return board.is_checkmate()
+    finally:
+        board.pop()
