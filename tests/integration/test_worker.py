@@ -496,3 +496,24 @@ def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path
         assert any(Path(p).name.startswith(weights) and p.endswith(".tmp") for p in synced_before), synced_before
         assert any(Path(p).name.startswith(state) and p.endswith(".tmp") for p in synced_before), synced_before
         assert synced_before.count(folder) >= 2, synced_before
+
+
+def test_auto_resolves_the_inference_backend_once_and_reports_it(tmp_path):
+    """INFERENCE_BACKEND=auto: the worker probes (once: its CHECKPOINT_DIR keeps the choice),
+    evaluates with the chosen backend, hands it on resolved (actors, evaluations), and
+    reports it in its stats (the session's metrics, the report's manifest)."""
+    from service.engine import inference
+
+    rec, worker, _ = run_worker(tmp_path, worker_config(max_games=2, inference_backend="auto"))
+    chosen = worker.cfg.inference_backend
+    assert chosen in inference.available() and worker.evaluator.backend == chosen.value
+    stats = rec.of("stats")[-1]["inference"]
+    assert stats["backend"] == chosen.value and stats["requested"] == "auto"
+    assert stats["source"] in ("probe", "setting")  # setting: a machine with one backend only
+    if stats["source"] == "probe":
+        assert (tmp_path / inference.PROBE_FILE).is_file()  # beside the session folders
+        spec = WorkerSpec(
+            session_id="again", config=worker_config(inference_backend="auto"), checkpoint_dir=tmp_path / "b"
+        )
+        again = SessionWorker(spec, lambda kind, data: None)
+        assert again.inference.source == "cache" and again.cfg.inference_backend == chosen
