@@ -517,3 +517,31 @@ def test_auto_resolves_the_inference_backend_once_and_reports_it(tmp_path):
         )
         again = SessionWorker(spec, lambda kind, data: None)
         assert again.inference.source == "cache" and again.cfg.inference_backend == chosen
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch-bf16"])
+def test_a_session_plays_and_learns_on_another_backend(tmp_path, backend):
+    """Self-play, learning phases and the refresh after each of them on a non-default backend:
+    the self-play net changes at each learning phase and only then."""
+    from service.engine import inference
+
+    reason = inference.unavailable(inference.InferenceBackend(backend))
+    if reason is not None:
+        pytest.skip(f"{backend}: {reason}")
+    rec, worker, summary = run_worker(tmp_path, worker_config(max_games=4, inference_backend=backend))
+    assert worker.evaluator.backend == backend and summary["games"] == 4
+    assert rec.of("stats")[-1]["inference"] == {
+        "backend": backend,
+        "requested": backend,
+        "source": "setting",
+        "positions_per_s": {},
+    }
+    current, changed = rec.initial, 0
+    for kind, games, outputs in rec.outputs:
+        same = all(np.array_equal(a, b) for a, b in zip(outputs, current))
+        if kind == "game":
+            assert same, f"the self-play net changed between learning phases (game {games})"
+        else:
+            changed += not same
+            current = outputs
+    assert changed == len(rec.of("learning")) == 2

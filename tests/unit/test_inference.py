@@ -87,7 +87,9 @@ def test_every_backend_matches_torch_on_1000_positions(backend, positions, train
     assert np.abs(want[0][legal]).std() > 1.0, "the net's logits must spread as a trained net's do"
     evaluator = inference.make(trained, backend)
     assert evaluator.backend == backend.value
-    assert_parity(backend, evaluator.evaluate(planes), want, legal)
+    got = evaluator.evaluate(planes)
+    assert_parity(backend, got, want, legal)
+    assert all(np.array_equal(a, b) for a, b in zip(got, evaluator.evaluate(planes)))  # repeats bit for bit
     assert_parity(backend, evaluator.evaluate(planes[:1]), tuple(a[:1] for a in want), legal[:1])  # batch 1
 
 
@@ -184,3 +186,26 @@ def test_an_unreadable_cache_is_probed_over(tmp_path, monkeypatch):
     monkeypatch.setattr(inference, "probe", lambda net, backends, **kw: {b.value: 1.0 for b in backends})
     choice = inference.choose("auto", "tiny", batch=4, threads=1, cache_dir=tmp_path)
     assert choice.source == "probe" if len(inference.available()) > 1 else choice.source == "setting"
+
+
+def test_on_a_gpu_auto_keeps_torch_unless_onnxruntime_has_cuda(tmp_path, monkeypatch):
+    """DEVICE=cuda: bf16 is never `auto`'s pick there, and ONNX Runtime only with its CUDA
+    provider; with torch alone left nothing is probed."""
+    monkeypatch.setattr(inference, "probe", lambda *a, **kw: pytest.fail("probed with one candidate"))
+    monkeypatch.setattr(
+        inference, "unavailable", lambda b, device="cpu": None if b is InferenceBackend.TORCH else "not here"
+    )
+    choice = inference.choose("auto", "tiny", batch=8, device="cuda", cache_dir=tmp_path)
+    assert (choice.backend, choice.source) == (InferenceBackend.TORCH, "setting")
+    assert inference.runnable("onnxruntime", "cuda") is InferenceBackend.TORCH  # a role's fallback
+
+
+def test_what_a_backend_needs_is_said_in_words():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert "CUDA provider" in inference.unavailable(InferenceBackend.ONNXRUNTIME, "cuda")
+    if not torch.cuda.is_available():
+        assert inference.unavailable(InferenceBackend.TORCH_BF16, "cuda") == "no bfloat16 GPU"
+    assert inference.unavailable(InferenceBackend.TORCH, "cuda") is None
+    assert inference.unavailable(InferenceBackend.AUTO) is None
