@@ -93,7 +93,8 @@ def unavailable(backend: InferenceBackend, device: str = "cpu") -> str | None:
     if backend is InferenceBackend.TORCH_BF16:
         if device == "cuda":
             return None if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no bfloat16 GPU"
-        if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        # oneDNN also runs bfloat16 on plain AVX-512 by emulation, slower than float32: native only.
+        if not torch.backends.mkldnn.is_available() or not _cpu_info()[1] & {"avx512_bf16", "amx_bf16"}:
             return "this CPU has no native bfloat16 (AVX-512 BF16 or AMX)"
         return None
     try:
@@ -243,14 +244,23 @@ PROBE_SECONDS = 0.25
 """Timed seconds per backend in a probe (after construction and two warm-up calls)."""
 
 
+class ChoiceSource(str, Enum):
+    """How a session's backend was chosen (its stats' and manifest's `inference.source`)."""
+
+    SETTING = "setting"  # INFERENCE_BACKEND named it
+    ONLY = "only"  # auto, with one backend able to run here
+    PROBE = "probe"  # auto, timed now
+    CACHE = "cache"  # auto, timed before on this machine (the probe file)
+
+
 @dataclass(frozen=True)
 class Choice:
     """The backend a session runs, and how it was chosen: `requested` (what the setting said),
-    `source` (`setting`, `probe` or `cache`), and the probe's positions/s per backend."""
+    `source`, and the probe's positions/s per backend (empty without one)."""
 
     backend: InferenceBackend
     requested: InferenceBackend
-    source: str
+    source: ChoiceSource
     positions_per_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,7 +268,7 @@ class Choice:
         return {
             "backend": self.backend.value,
             "requested": self.requested.value,
-            "source": self.source,
+            "source": self.source.value,
             "positions_per_s": self.positions_per_s,
         }
 
@@ -342,21 +352,21 @@ def choose(
 
     requested = InferenceBackend(requested)
     if requested is not InferenceBackend.AUTO:
-        return Choice(requested, requested, "setting")
+        return Choice(requested, requested, ChoiceSource.SETTING)
     candidates = available(device)
     if device == "cuda":
         candidates = [b for b in candidates if b is not InferenceBackend.TORCH_BF16]
     if len(candidates) == 1:
-        return Choice(candidates[0], requested, "setting")
+        return Choice(candidates[0], requested, ChoiceSource.ONLY)
     threads = threads or torch.get_num_threads()
     key = probe_key(preset, batch, device, threads, candidates)
     path = Path(cache_dir) / PROBE_FILE if cache_dir is not None else None
     entries = _read_cache(path)
     if key in entries:
-        rates, source = entries[key], "cache"
+        rates, source = entries[key], ChoiceSource.CACHE
     else:
         net = build_network(preset, 0).to(device)
-        rates, source = probe(net, candidates, batch=batch, device=device, threads=threads), "probe"
+        rates, source = probe(net, candidates, batch=batch, device=device, threads=threads), ChoiceSource.PROBE
         if path is not None:
             _write_cache(path, {**entries, key: rates})
     best = max(candidates, key=lambda b: rates.get(b.value, 0.0))  # equals: the first in BACKENDS' order
@@ -386,14 +396,21 @@ def _write_cache(path: Path, entries: dict[str, dict[str, float]]) -> None:
         pass
 
 
-def cpu_model() -> str:
-    """The CPU's model name and its vector/matrix features that decide the backends' speed."""
+@functools.cache
+def _cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and feature flags (/proc/cpuinfo; the platform's name and no flags
+    where there is none)."""
     import platform
 
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in cpuinfo)}
     except OSError:
-        return platform.processor() or platform.machine()
-    features = set(fields.get("flags", "").split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni"}
-    return " ".join([fields.get("model name") or platform.machine(), *sorted(features)])
+        return platform.processor() or platform.machine(), frozenset()
+    return fields.get("model name") or platform.machine(), frozenset(fields.get("flags", "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the features that decide the backends' speed (the probe's key)."""
+    name, flags = _cpu_info()
+    return " ".join([name, *sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni"})])

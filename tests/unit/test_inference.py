@@ -185,7 +185,7 @@ def test_an_unreadable_cache_is_probed_over(tmp_path, monkeypatch):
     (tmp_path / inference.PROBE_FILE).write_text("{not json")
     monkeypatch.setattr(inference, "probe", lambda net, backends, **kw: {b.value: 1.0 for b in backends})
     choice = inference.choose("auto", "tiny", batch=4, threads=1, cache_dir=tmp_path)
-    assert choice.source == "probe" if len(inference.available()) > 1 else choice.source == "setting"
+    assert choice.source == ("probe" if len(inference.available()) > 1 else "only")
 
 
 def test_on_a_gpu_auto_keeps_torch_unless_onnxruntime_has_cuda(tmp_path, monkeypatch):
@@ -196,7 +196,7 @@ def test_on_a_gpu_auto_keeps_torch_unless_onnxruntime_has_cuda(tmp_path, monkeyp
         inference, "unavailable", lambda b, device="cpu": None if b is InferenceBackend.TORCH else "not here"
     )
     choice = inference.choose("auto", "tiny", batch=8, device="cuda", cache_dir=tmp_path)
-    assert (choice.backend, choice.source) == (InferenceBackend.TORCH, "setting")
+    assert (choice.backend, choice.source) == (InferenceBackend.TORCH, "only")
     assert inference.runnable("onnxruntime", "cuda") is InferenceBackend.TORCH  # a role's fallback
 
 
@@ -209,3 +209,14 @@ def test_what_a_backend_needs_is_said_in_words():
         assert inference.unavailable(InferenceBackend.TORCH_BF16, "cuda") == "no bfloat16 GPU"
     assert inference.unavailable(InferenceBackend.TORCH, "cuda") is None
     assert inference.unavailable(InferenceBackend.AUTO) is None
+
+
+def test_bf16_is_offered_only_where_the_cpu_computes_it_natively(monkeypatch):
+    """oneDNN emulates bfloat16 on plain AVX-512 (slower than float32): such a CPU is not offered it."""
+    monkeypatch.setattr(inference, "_cpu_info", lambda: ("Skylake-X", frozenset({"avx2", "avx512f", "avx512bw"})))
+    assert "no native bfloat16" in inference.unavailable(InferenceBackend.TORCH_BF16)
+    assert InferenceBackend.TORCH_BF16 not in inference.available()
+    assert inference.runnable("torch-bf16") is InferenceBackend.TORCH  # an actor landing on such a node
+    monkeypatch.setattr(inference, "_cpu_info", lambda: ("Sapphire Rapids", frozenset({"avx512_bf16", "amx_bf16"})))
+    if torch.backends.mkldnn.is_available():
+        assert inference.unavailable(InferenceBackend.TORCH_BF16) is None
