@@ -15,7 +15,8 @@ runtime is chosen by measurement (`INFERENCE_BACKEND`, one of `InferenceBackend`
 
 Measured and left out (README "Inference backends"): int8 through ONNX Runtime's static QDQ
 quantization was as fast as bf16 but lost the best move on ~2% of positions, and re-quantizing
-at each refresh needs a calibration run; ONNX Runtime offers no bf16 fast path on x86 CPUs.
+at each refresh needs a calibration run; in ONNX Runtime the graph cannot run in bfloat16
+(ONNX's Conv takes none at opset 18) and ran no faster in float16 than in float32.
 
 Every backend holds a snapshot of a training net and `refresh()` re-takes it after a learning
 phase, cheaply: the ONNX graph is exported once per network shape and process (a "template"),
