@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -55,19 +54,12 @@ def _args() -> argparse.Namespace:
 
 
 def _positions(n: int, seed: int):
-    """`n` boards with legal moves from seeded random games (restarted after 80 plies)."""
-    import chess
+    """`n` boards with legal moves from seeded random games: the parity test's positions
+    (tests/support/positions.py, seed 7) and the int8 calibration set (seed 99)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support.positions import random_positions
 
-    rng, boards, board = random.Random(seed), [], chess.Board()
-    while len(boards) < n:
-        moves = list(board.legal_moves)
-        if not moves or board.ply() > 80:
-            board = chess.Board()
-            continue
-        board.push(rng.choice(moves))
-        if any(board.generate_legal_moves()):
-            boards.append(board.copy(stack=False))
-    return boards
+    return [b for b in random_positions(n + n // 5, seed=seed) if any(b.generate_legal_moves())][:n]
 
 
 class _Int8:

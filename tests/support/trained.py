@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from service.engine import network
 from service.engine.encoding import POLICY_SIZE, encode_boards, legal_mask, move_index
-from tests.support.positions import random_positions
+from support.positions import random_positions
 
 _VALUES = {chess.PAWN: 1, chess.KNIGHT: 3, chess.BISHOP: 3, chess.ROOK: 5, chess.QUEEN: 9, chess.KING: 0}
 

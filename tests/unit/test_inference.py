@@ -20,12 +20,12 @@ import chess
 import numpy as np
 import pytest
 import torch
+from support.positions import random_positions
+from support.trained import trained_ish
 
 from service.engine import inference, mcts, network
 from service.engine.encoding import POLICY_SIZE, encode_boards, legal_mask
 from service.engine.inference import BACKENDS, InferenceBackend
-from tests.support.positions import random_positions
-from tests.support.trained import trained_ish
 
 pytestmark = pytest.mark.unit
 
