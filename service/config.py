@@ -31,6 +31,8 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
+from .engine import inference
+from .engine.inference import InferenceBackend
 from .engine.players import OpponentKind, parse_opponent, stockfish_binary
 from .engine.yardstick import Adjudication
 
@@ -200,6 +202,12 @@ class SessionFields(BaseModel):
     torch_threads: int | None = Field(
         None, ge=1, le=512, description="Torch threads per worker; empty = CPU cores / MAX_CONCURRENT_SESSIONS."
     )
+    inference_backend: InferenceBackend = Field(
+        InferenceBackend.AUTO,
+        description="The network's runtime: torch (folded float32), torch-bf16 (where the CPU or GPU computes "
+        "bfloat16), onnxruntime; auto = the fastest of those measured on this machine at the self-play batch "
+        "(probed once, cached beside the checkpoints).",
+    )
 
     # Fleet
     selfplay_actors: Annotated[int, at.Ge(1), at.Le(256)] | Literal["auto"] = Field(
@@ -308,6 +316,14 @@ class SessionFields(BaseModel):
             raise ValueError(f"stockfish needs Stockfish, {_NO_STOCKFISH}; auto falls back to material")
         return value
 
+    @field_validator("inference_backend")
+    @classmethod
+    def _check_backend(cls, value: InferenceBackend, info: ValidationInfo) -> InferenceBackend:
+        reason = inference.unavailable(value, info.data.get("device", "cpu"))
+        if reason is not None:
+            raise ValueError(f"{value.value} cannot run here: {reason}; auto picks among those that can")
+        return value
+
     @field_validator("eval_games")
     @classmethod
     def _check_even(cls, value: int) -> int:
@@ -340,13 +356,15 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "eval_adjudication": Adjudication.MATERIAL,
     "selfplay_openings": "",
     "replay_window_positions": 0,
+    "inference_backend": InferenceBackend.TORCH,
 }
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result, or
 the material rule alone with no auxiliary head; one worker played and learned; its games
 started at the initial position; it sampled the replay buffer uniformly; its evaluations
 were adjudicated on material, so its rating list goes on under one yardstick and, under
-GATING, its SPRT decides as before)."""
+GATING, its SPRT decides as before; its network ran in float32 torch, so its games go on
+rounding as they did)."""
 
 
 def stored_session_config(stored: dict[str, Any]) -> SessionConfig:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..config import SessionConfig, Settings
 
 REPORT_FORMAT = "continuous-play-report/1"
-_PACKAGES = ("continuous-play", "torch", "chess", "numpy", "safetensors", "pydantic")
+_PACKAGES = ("continuous-play", "torch", "onnxruntime", "chess", "numpy", "safetensors", "pydantic")
 
 
 def git_revision() -> str | None:
@@ -43,8 +43,12 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def manifest(config: SessionConfig, settings: Settings, torch_threads: int) -> dict[str, Any]:
-    """Seed, settings, versions and revision: enough to reproduce the session."""
+def manifest(
+    config: SessionConfig, settings: Settings, torch_threads: int, inference: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Seed, settings, versions and revision: enough to reproduce the session. `inference`: the
+    backend its worker ran (INFERENCE_BACKEND=auto resolved, with the probe's positions/s), as
+    the worker's stats reported it; None before the first report."""
     versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
@@ -56,6 +60,7 @@ def manifest(config: SessionConfig, settings: Settings, torch_threads: int) -> d
         "config": config.model_dump(mode="json"),
         "output": {"report_dir": str(settings.report_dir), "checkpoint_dir": str(settings.checkpoint_dir)},
         "torch_threads": torch_threads,
+        "inference": inference,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -111,7 +116,9 @@ def build_report(
     error: str | None,
     torch_threads: int,
 ) -> dict[str, Any]:
-    """The report.json document of a session (`scorecard`: a Scorecard or its `to_dict()`)."""
+    """The report.json document of a session (`scorecard`: a Scorecard or its `to_dict()`); the
+    manifest's inference backend is the newest of `stats` that names one."""
+    inference = next((row["inference"] for row in reversed(stats) if isinstance(row.get("inference"), dict)), None)
     return {
         "format": REPORT_FORMAT,
         "session_id": session_id,
@@ -124,7 +131,7 @@ def build_report(
         "throughput": _throughput(games, stats, learning, elapsed_s),
         "checkpoints": [{k: c[k] for k in ("generation", "games", "path", "sha256")} for c in checkpoints],
         "elo": None,  # measured by evaluation matches, never from self-play results
-        "manifest": manifest(config, settings, torch_threads),
+        "manifest": manifest(config, settings, torch_threads, inference),
     }
 
 

@@ -821,6 +821,7 @@ def manifest(report: dict[str, Any]) -> str:
             ("platform", escaped(m.get("platform"))),
             ("cpu count", escaped(m.get("cpu_count"))),
             ("torch threads", escaped(m.get("torch_threads"))),
+            ("inference backend", escaped((m.get("inference") or {}).get("backend"))),
             *[(k.replace("_", " "), f"<code>{escaped(v)}</code>") for k, v in (m.get("output") or {}).items()],
             ("report format", escaped(report.get("format"))),
         ]

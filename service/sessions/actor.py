@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from ..config import SessionConfig
-from ..engine import network, schedules
+from ..engine import inference, network, schedules
 from ..engine.selfplay import SelfPlay, SelfPlayConfig
 
 STATS_INTERVAL_S = 2.0
@@ -74,7 +74,7 @@ def play(spec: ActorSpec, control: ActorControl) -> None:
     torch.set_num_threads(spec.threads)
     cfg = spec.config
     net = network.build_network(cfg.chess_preset, cfg.seed).to(cfg.device)
-    evaluator = network.Evaluator(net, cfg.device)
+    evaluator = inference.make(net, inference.runnable(cfg.inference_backend, cfg.device), cfg.device)
     selfplay = SelfPlay(
         spec.selfplay,
         evaluator,
@@ -128,7 +128,7 @@ def play(spec: ActorSpec, control: ActorControl) -> None:
 
 def _adopt(
     net: network.ChessNet,
-    evaluator: network.Evaluator,
+    evaluator: inference.SnapshotEvaluator,
     selfplay: SelfPlay,
     spec: ActorSpec,
     control: ActorControl,

@@ -23,7 +23,7 @@ from typing import Any
 import chess.engine
 
 from ..config import SessionConfig
-from ..engine import arena, network, players
+from ..engine import arena, inference, network, players
 from ..engine.yardstick import Adjudication, StockfishAdjudicator, Yardstick, resolve
 from ..stats.sprt import sprt
 
@@ -87,11 +87,12 @@ class Evaluations:
     def __init__(self, cfg: SessionConfig, device: str, init_weights: Path | None) -> None:
         self.cfg = cfg
         self.device = device
+        self.backend = inference.runnable(cfg.inference_backend, device)
         anchor = network.build_network(cfg.chess_preset, cfg.seed).to(device)
         if init_weights is not None:
             anchor, _ = network.load_weights(init_weights, device)
-        self.gen0 = network.Evaluator(anchor, device)
-        self.previous: tuple[int, network.Evaluator] | None = None  # the last evaluated checkpoint
+        self.gen0 = inference.make(anchor, self.backend, device)
+        self.previous: tuple[int, inference.SnapshotEvaluator] | None = None  # the last evaluated checkpoint
         self.last_games = 0
         """Games played when the last evaluation completed."""
         self.yardstick = yardstick_for(cfg)
@@ -130,7 +131,7 @@ class Evaluations:
         evaluation does not count (`previous` and `last_games` stay as they were)."""
         cfg = self.cfg
         sims = cfg.eval_simulations or cfg.selfplay_simulations
-        candidate = arena.SearchSide(network.Evaluator(net, self.device), sims, cfg.search)
+        candidate = arena.SearchSide(inference.make(net, self.backend, self.device), sims, cfg.search)
         previous_generation, previous = self.previous or (0, self.gen0)
         matches: list[tuple[str, Callable[[], arena.Side]]] = [
             (self._name(entry), partial(self._opponent, entry, sims)) for entry in cfg.eval_opponents
@@ -171,5 +172,5 @@ class Evaluations:
                 data["sprt"] = verdict.to_dict() | {"against_generation": previous_generation}
             yield data
         frozen = copy.deepcopy(net).eval()
-        self.previous = (generation, network.Evaluator(frozen, self.device))
+        self.previous = (generation, inference.make(frozen, self.backend, self.device))
         self.last_games = games

@@ -35,7 +35,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from ..config import SessionConfig
-from ..engine import network
+from ..engine import inference, network
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig
 from ..lifecycle import ActorState
 from .actor import ActorSpec, play
@@ -85,7 +85,7 @@ class Play(Protocol):
 class LocalPlay:
     """SELFPLAY_ACTORS=1: self-play in the learner's own process, one step per call."""
 
-    def __init__(self, selfplay: SelfPlay, evaluator: network.Evaluator, max_lag: int | None) -> None:
+    def __init__(self, selfplay: SelfPlay, evaluator: inference.SnapshotEvaluator, max_lag: int | None) -> None:
         self.selfplay = selfplay
         self.evaluator = evaluator
         self.max_lag = max_lag

@@ -30,7 +30,7 @@ import psutil
 import torch
 
 from ..config import SessionConfig
-from ..engine import mcts, network, openings, replay, schedules
+from ..engine import inference, mcts, network, openings, replay, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
 from ..engine.training import Trainer, material_share_after, steps_for
@@ -156,12 +156,21 @@ class SessionWorker:
         commands: Commands | None = None,
     ) -> None:
         self.spec = spec
-        self.cfg = spec.config
         self.emit = emit
         self.should_stop = should_stop
         self.commands = commands or Commands.none()
-        cfg = self.cfg
         torch.set_num_threads(spec.torch_threads)
+        in_fleet = bool(spec.fleet or (spec.fleet is None and spec.actors > 1))
+        self.inference = inference.choose(
+            spec.config.inference_backend,
+            spec.config.chess_preset,
+            batch=spec.config.selfplay_parallel_games,
+            device=spec.config.device,
+            threads=spec.actor_threads if in_fleet else spec.torch_threads,  # the threads self-play runs on
+            cache_dir=spec.checkpoint_dir.parent,  # CHECKPOINT_DIR: shared by sessions and restarts
+        )
+        # `auto` resolved once, here: the actors, evaluations and evaluator process build this one.
+        self.cfg = cfg = spec.config.model_copy(update={"inference_backend": self.inference.backend})
         self.device = cfg.device
         torch.manual_seed(cfg.seed)
         self.net = network.build_network(cfg.chess_preset, cfg.seed).to(self.device)
@@ -192,11 +201,11 @@ class SessionWorker:
                     cfg.value_material_scale,
                 )
             )
-        self.evaluator = network.Evaluator(self.net, self.device)
+        self.evaluator = inference.make(self.net, cfg.inference_backend, self.device)
         self.played_generation = max(self.generation - 1, 0)  # what self-play plays: the checkpoint loaded
         remaining = max(cfg.max_games - self.games_done, 0) if cfg.max_games else None
         self.play: Play
-        if spec.fleet or (spec.fleet is None and spec.actors > 1):
+        if in_fleet:
             fleet = dict(
                 threads=spec.actor_threads,
                 remaining=remaining,
@@ -341,6 +350,7 @@ class SessionWorker:
                 "games_in_flight": self.play.in_flight,
                 "rss_mb": rss / 2**20,
                 "rss_growth_mb": (rss - start_rss) / 2**20,
+                "inference": self.inference.to_dict(),
             },
         )
         return now

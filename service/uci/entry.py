@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..engine.inference import InferenceBackend, unavailable
 from ..engine.weights_header import peek_header
 from .engine import UciEngine
 from .protocol import DEFAULT_SIMULATIONS, ENGINE_NAME, package_version
@@ -26,13 +27,19 @@ def main(
     threads: int | None = None,
     algorithm: str = "gumbel",
     device: str = "cpu",
+    backend: str = "torch",
     input: TextIO | None = None,
     output: TextIO | None = None,
 ) -> int:
     """Speak UCI on `input`/`output` (stdin/stdout) with the network of `checkpoint`, or without
-    one generation 0 of `seed` (`preset`, CHESS_PRESET). Returns the exit status: 0, or 2 when the
-    network cannot be loaded (one line on stderr naming why)."""
+    one generation 0 of `seed` (`preset`, CHESS_PRESET), run by inference `backend`. Returns the
+    exit status: 0, or 2 when the network cannot be loaded or the backend cannot run here (one
+    line on stderr naming why)."""
     output = output if output is not None else sys.stdout
+    reason = unavailable(InferenceBackend(backend), device)
+    if reason is not None:
+        print(f"continuous-play uci: backend {backend}: {reason}", file=sys.stderr, flush=True)
+        return 2
     version = package_version()
     if checkpoint is not None:
         try:
@@ -50,7 +57,7 @@ def main(
     def load():
         import torch
 
-        from ..engine import network
+        from ..engine import inference, network
 
         try:
             torch.set_num_interop_threads(1)
@@ -60,7 +67,7 @@ def main(
             net, _ = network.load_weights(checkpoint, device)
         else:
             net = network.build_network(preset, seed).to(device)
-        return network.Evaluator(net, device)
+        return inference.make(net, backend, device)
 
     engine = UciEngine(
         load, output=output, simulations=simulations, threads=threads, algorithm=algorithm, name=name, seed=seed
@@ -85,6 +92,12 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="default of the Threads option (torch threads)")
     parser.add_argument("--algorithm", default="gumbel", choices=("gumbel", "puct"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "torch-bf16", "onnxruntime"),
+        help="the network's runtime (README: Inference backends)",
+    )
     args = parser.parse_args(argv)
     return main(
         args.checkpoint,
@@ -94,4 +107,5 @@ def cli(argv: list[str] | None = None) -> int:
         threads=args.threads,
         algorithm=args.algorithm,
         device=args.device,
+        backend=args.backend,
     )

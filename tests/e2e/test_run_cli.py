@@ -234,6 +234,7 @@ def test_tiny_session_end_to_end(tmp_path):
     assert man["config"]["max_moves_per_game"] == MAX_MOVES
     assert man["packages"]["torch"] == torch.__version__
     assert "git_revision" in man and man["torch_threads"] == 1
+    assert man["inference"]["backend"] == man["config"]["inference_backend"] == "torch"  # TINY's, stored via stats
 
     # the seed's success criteria: completed, >= 10 games, an Elo tracked with its interval
     assert report["state"] == "completed" and card["games"] >= 10

@@ -351,7 +351,8 @@ def test_a_damaged_checkpoint_is_reported_at_isready(tmp_path, checkpoint):
 # -- in process ------------------------------------------------------------------------------
 
 
-def test_main_without_checkpoint_plays_generation_zero():
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_main_without_checkpoint_plays_generation_zero(backend):
     import torch
 
     out = io.StringIO()
@@ -362,6 +363,7 @@ def test_main_without_checkpoint_plays_generation_zero():
             seed=0,
             preset="tiny",
             threads=1,
+            backend=backend,
             input=io.StringIO("uci\nisready\nposition startpos moves d2d4\ngo nodes 12\n"),
             output=out,
         )
@@ -374,6 +376,13 @@ def test_main_without_checkpoint_plays_generation_zero():
     board = chess.Board()
     board.push_uci("d2d4")
     assert chess.Move.from_uci(bestmove(lines[-1])) in board.legal_moves
+
+
+def test_a_backend_that_cannot_run_here_exits_with_status_2(monkeypatch, capsys):
+    monkeypatch.setattr(entry, "unavailable", lambda backend, device="cpu": "not on this test machine")
+    assert entry.main(None, preset="tiny", backend="torch-bf16", input=io.StringIO("uci\n"), output=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backend torch-bf16: not on this test machine" in err
 
 
 def test_time_manager_and_score_mapping():

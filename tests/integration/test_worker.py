@@ -496,3 +496,52 @@ def test_checkpoint_files_are_on_disk_before_the_checkpoint_is_reported(tmp_path
         assert any(Path(p).name.startswith(weights) and p.endswith(".tmp") for p in synced_before), synced_before
         assert any(Path(p).name.startswith(state) and p.endswith(".tmp") for p in synced_before), synced_before
         assert synced_before.count(folder) >= 2, synced_before
+
+
+def test_auto_resolves_the_inference_backend_once_and_reports_it(tmp_path):
+    """INFERENCE_BACKEND=auto: the worker probes (once: its CHECKPOINT_DIR keeps the choice),
+    evaluates with the chosen backend, hands it on resolved (actors, evaluations), and
+    reports it in its stats (the session's metrics, the report's manifest)."""
+    from service.engine import inference
+
+    rec, worker, _ = run_worker(tmp_path, worker_config(max_games=2, inference_backend="auto"))
+    chosen = worker.cfg.inference_backend
+    assert chosen in inference.available() and worker.evaluator.backend == chosen.value
+    stats = rec.of("stats")[-1]["inference"]
+    assert stats["backend"] == chosen.value and stats["requested"] == "auto"
+    assert stats["source"] in ("probe", "only")  # only: a machine where one backend runs
+    if stats["source"] == "probe":
+        assert (tmp_path / inference.PROBE_FILE).is_file()  # beside the session folders
+        spec = WorkerSpec(
+            session_id="again", config=worker_config(inference_backend="auto"), checkpoint_dir=tmp_path / "b"
+        )
+        again = SessionWorker(spec, lambda kind, data: None)
+        assert again.inference.source == "cache" and again.cfg.inference_backend == chosen
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch-bf16"])
+def test_a_session_plays_and_learns_on_another_backend(tmp_path, backend):
+    """Self-play, learning phases and the refresh after each of them on a non-default backend:
+    the self-play net changes at each learning phase and only then."""
+    from service.engine import inference
+
+    reason = inference.unavailable(inference.InferenceBackend(backend))
+    if reason is not None:
+        pytest.skip(f"{backend}: {reason}")
+    rec, worker, summary = run_worker(tmp_path, worker_config(max_games=4, inference_backend=backend))
+    assert worker.evaluator.backend == backend and summary["games"] == 4
+    assert rec.of("stats")[-1]["inference"] == {
+        "backend": backend,
+        "requested": backend,
+        "source": "setting",
+        "positions_per_s": {},
+    }
+    current, changed = rec.initial, 0
+    for kind, games, outputs in rec.outputs:
+        same = all(np.array_equal(a, b) for a, b in zip(outputs, current))
+        if kind == "game":
+            assert same, f"the self-play net changed between learning phases (game {games})"
+        else:
+            changed += not same
+            current = outputs
+    assert changed == len(rec.of("learning")) == 2

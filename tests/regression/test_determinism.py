@@ -59,6 +59,7 @@ CONFIG = dict(
     replay_window_positions=100,
     checkpoint_interval=3,
     torch_threads=1,
+    inference_backend="torch",
     session_duration_min=10,
     eval_games=2,
     eval_opponents="random",

@@ -34,8 +34,12 @@ TINY: dict[str, Any] = {
     "eval_games": 2,
     "eval_opponents": ["random"],
     "eval_simulations": 2,
+    "inference_backend": "torch",
 }
-"""Session fields (keys of SessionConfig, and so of Settings and of POST /v1/sessions)."""
+"""Session fields (keys of SessionConfig, and so of Settings and of POST /v1/sessions).
+`inference_backend` is torch, not `auto`: a probe times the backends anew in each test's
+fresh CHECKPOINT_DIR (seconds), and its choice may differ between runs; tests/unit/
+test_inference.py and the worker tests that name `auto` cover it."""
 
 
 def folder_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -43,6 +47,7 @@ def folder_settings(tmp_path: Path, **overrides: Any) -> Settings:
     one session at a time; `overrides` win."""
     values: dict[str, Any] = {
         "chess_preset": "tiny",
+        "inference_backend": "torch",  # as in TINY
         "checkpoint_dir": tmp_path / "checkpoints",
         "report_dir": tmp_path / "reports",
         "max_concurrent_sessions": 1,
@@ -59,6 +64,7 @@ def app_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "checkpoint_dir": tmp_path / "checkpoints",
         "report_dir": tmp_path / "reports",
         "chess_preset": "tiny",
+        "inference_backend": "torch",  # as in TINY
         "worker_backend": "inline",
         "api_keys": [],
         "cors_origins": [],

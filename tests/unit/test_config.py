@@ -57,6 +57,7 @@ DESIGN_DEFAULTS = {
     "replay_window_positions": 2000,
     "train_samples_per_position": 2,
     "torch_threads": None,
+    "inference_backend": "auto",
     "selfplay_actors": "auto",
     "max_generation_lag": None,
     "eval_interval_games": 100,
@@ -205,6 +206,7 @@ def test_resolved_values(monkeypatch):
         ("RESIGN_THRESHOLD", "0.2", ">= -1 and < 0"),
         ("EVAL_UCI_ELO", "1000", "from 1350 to 2850"),
         ("TEMPERATURE_SCHEDULE", "cosine", "constant|linear_decay|exponential_decay|step"),
+        ("INFERENCE_BACKEND", "tensorrt", "expected one of auto|torch|torch-bf16|onnxruntime"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(clean_env, name, value, accepts):
@@ -233,6 +235,20 @@ def test_a_missing_stockfish_is_one_line_naming_the_variable(clean_env, tmp_path
     message = _error(clean_env, EVAL_ADJUDICATION="stockfish")
     assert message.startswith("invalid setting EVAL_ADJUDICATION") and "needs Stockfish" in message
     assert load_settings(eval_adjudication="auto").eval_adjudication == "auto"  # material, when evaluated
+
+
+def test_a_backend_that_cannot_run_here_is_one_line_naming_the_variable(clean_env):
+    """A backend this machine lacks (here: ONNX Runtime's CUDA provider, or bf16 on a GPU-less
+    machine) stops start-up naming INFERENCE_BACKEND and why; `auto` is always accepted."""
+    from service.engine import inference
+
+    clean_env.setattr(
+        inference, "unavailable", lambda b, device="cpu": None if b == "auto" else "not on this test machine"
+    )
+    message = _error(clean_env, INFERENCE_BACKEND="onnxruntime")
+    assert message.startswith("invalid setting INFERENCE_BACKEND='onnxruntime'")
+    assert "not on this test machine" in message
+    assert load_settings(inference_backend="auto").inference_backend == "auto"
 
 
 def test_sprt_elo1_below_elo0_set_alone(clean_env):

@@ -94,7 +94,7 @@ def test_evaluator_matches_eager_and_is_deterministic(planes: np.ndarray, optimi
         ref_policy, ref_wdl = net(torch.from_numpy(planes))
     ref_probs = torch.softmax(ref_wdl, dim=1).numpy()
     ev = Evaluator(net, optimize=optimize)
-    assert ev.backend == ("folded-channels-last" if optimize else "folded")
+    assert ev.backend == "torch" and ev.layout == ("folded-channels-last" if optimize else "folded")
     logits, value, probs = ev.evaluate(planes)
     assert logits.dtype == value.dtype == probs.dtype == np.float32
     assert logits.shape == (len(planes), POLICY_SIZE) and value.shape == (len(planes),)

@@ -139,6 +139,12 @@ def sample_report(session_id: str = "a" * 32, **extra) -> dict:
             "rss_growth_mb": float(i),
             "buffer_size": 10 * i,
             "games_in_flight": 4,
+            "inference": {
+                "backend": "torch-bf16",
+                "requested": "auto",
+                "source": "probe" if i == 0 else "cache",
+                "positions_per_s": {"torch": 5000.0, "torch-bf16": 12000.0, "onnxruntime": 5200.0},
+            },
         }
         for i in range(5)
     ]
@@ -328,6 +334,17 @@ def test_every_section_chart_and_table_is_there():
     data = embedded(page, "chart-data")["series"]
     assert [p["generation"] for p in data["elo"]] == [0, 1, 2, 3]
     assert set(data["matches"]) == {"random", "gen0", "previous generation"}
+
+
+def test_the_manifest_names_the_inference_backend_the_worker_ran():
+    """INFERENCE_BACKEND=auto is stored as asked; what ran (and the probe) is the newest stats'."""
+    report = sample_report()
+    manifest = report["manifest"]
+    assert manifest["config"]["inference_backend"] == "auto"
+    assert manifest["inference"]["backend"] == "torch-bf16" and manifest["inference"]["source"] == "cache"
+    assert manifest["packages"]["onnxruntime"] is not None
+    assert "inference backend torch-bf16" in Page(render_html(report)).visible_text()
+    assert empty_report()["manifest"]["inference"] is None  # no stats yet: not known
 
 
 def test_plotly_is_inlined_and_nothing_is_loaded_from_anywhere():
