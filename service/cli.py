@@ -105,11 +105,17 @@ def uci(
     checkpoint: Optional[Path] = typer.Option(
         None, "--checkpoint", help="Weights file (safetensors); default: generation 0 of SEED (CHESS_PRESET)."
     ),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="Inference backend (auto, torch, torch-bf16, onnxruntime); default INFERENCE_BACKEND."
+    ),
 ) -> None:
     """Speak UCI on stdin/stdout with a checkpoint's network (chess GUIs, cutechess, lichess-bot)."""
+    from .engine.inference import InferenceBackend
     from .uci.entry import main as uci_main
 
     settings = settings_or_exit()
+    if backend is not None and backend not in {b.value for b in InferenceBackend}:
+        fail(f"--backend {backend!r}: expected one of {', '.join(b.value for b in InferenceBackend)}")
     raise typer.Exit(
         uci_main(
             checkpoint,
@@ -118,6 +124,8 @@ def uci(
             threads=settings.torch_threads,
             algorithm=settings.search,
             device=settings.device,
+            backend=backend or settings.inference_backend.value,
+            probe_dir=settings.checkpoint_dir,
         )
     )
 

@@ -16,6 +16,7 @@ from ..engine.inference import InferenceBackend, unavailable
 from ..engine.weights_header import peek_header
 from .engine import UciEngine
 from .protocol import DEFAULT_SIMULATIONS, ENGINE_NAME, package_version
+from .search import LEAVES_PER_STEP
 
 
 def main(
@@ -28,11 +29,13 @@ def main(
     algorithm: str = "gumbel",
     device: str = "cpu",
     backend: str = "torch",
+    probe_dir: Path | str | None = None,
     input: TextIO | None = None,
     output: TextIO | None = None,
 ) -> int:
     """Speak UCI on `input`/`output` (stdin/stdout) with the network of `checkpoint`, or without
-    one generation 0 of `seed` (`preset`, CHESS_PRESET), run by inference `backend`. Returns the
+    one generation 0 of `seed` (`preset`, CHESS_PRESET), run by inference `backend` (`auto`: the
+    fastest at the engine's batch, probed once and cached in `probe_dir`). Returns the
     exit status: 0, or 2 when the network cannot be loaded or the backend cannot run here (one
     line on stderr naming why)."""
     output = output if output is not None else sys.stdout
@@ -67,7 +70,10 @@ def main(
             net, _ = network.load_weights(checkpoint, device)
         else:
             net = network.build_network(preset, seed).to(device)
-        return inference.make(net, backend, device)
+        chosen = inference.choose(
+            backend, net.preset, batch=LEAVES_PER_STEP, device=device, threads=threads, cache_dir=probe_dir
+        )
+        return inference.make(net, chosen.backend, device)
 
     engine = UciEngine(
         load, output=output, simulations=simulations, threads=threads, algorithm=algorithm, name=name, seed=seed

@@ -378,6 +378,32 @@ def test_main_without_checkpoint_plays_generation_zero(backend):
     assert chess.Move.from_uci(bestmove(lines[-1])) in board.legal_moves
 
 
+def test_auto_probes_once_at_the_engines_batch_and_caches_the_choice(tmp_path):
+    import torch
+
+    from service.engine import inference
+
+    threads = torch.get_num_threads()
+    try:
+        for _ in range(2):
+            out = io.StringIO()
+            code = entry.main(
+                None,
+                preset="tiny",
+                threads=1,
+                backend="auto",
+                probe_dir=tmp_path,
+                input=io.StringIO("uci\nisready\ngo nodes 8\n"),
+                output=out,
+            )
+            assert code == 0 and out.getvalue().splitlines()[-1].startswith("bestmove ")
+    finally:
+        torch.set_num_threads(threads)
+    choice = inference.choose("auto", "tiny", batch=search.LEAVES_PER_STEP, threads=1, cache_dir=tmp_path)
+    if len(inference.available()) > 1:  # probed by the first run, read back here
+        assert (tmp_path / inference.PROBE_FILE).is_file() and choice.source is inference.ChoiceSource.CACHE
+
+
 def test_a_backend_that_cannot_run_here_exits_with_status_2(monkeypatch, capsys):
     monkeypatch.setattr(entry, "unavailable", lambda backend, device="cpu": "not on this test machine")
     assert entry.main(None, preset="tiny", backend="torch-bf16", input=io.StringIO("uci\n"), output=io.StringIO()) == 2
