@@ -8,7 +8,8 @@ schedule. `--full-only` gives every move the full search (FULL_SEARCH_PROB=1).
 
 In one run, at the same torch threads, it measures:
 - the network's own positions/s at batch = games in flight (the limit on this machine)
-  and at batch 1, through the evaluator a session uses (its `backend` is reported);
+  and at batch 1, through the evaluator a session uses (INFERENCE_BACKEND, `auto` resolved;
+  its `backend` is reported; `--set INFERENCE_BACKEND=torch` for the plain snapshot);
 - self-play: simulations/s and network positions/s (the positions it sent to the network:
   a simulation ending on a terminal position sends none, a fresh tree's root is a position
   and no simulation), the mean batch, and the wall time spent outside the network's calls
@@ -128,6 +129,25 @@ def net_rates(evaluator: Any, games: int, seconds: float) -> tuple[float | None,
     return rate(planes, seconds), rate(planes[:1], seconds / 2)
 
 
+def session_evaluator(config: Any, net: Any) -> Any:
+    """The evaluator a session of `config` plays with: INFERENCE_BACKEND, `auto` resolved as
+    the learner resolves it (probed at the self-play batch, not cached here); plain torch on a
+    checkout from before the backends (`--against` an older one)."""
+    import torch
+
+    from service.engine import network
+
+    try:
+        from service.engine import inference
+    except ImportError:
+        return network.Evaluator(net)
+    threads = torch.get_num_threads()
+    choice = inference.choose(
+        config.inference_backend, config.chess_preset, batch=config.selfplay_parallel_games, threads=threads
+    )
+    return inference.make(net, choice.backend)
+
+
 def selfplay_run(sp: Any, evaluator: TimedEvaluator, args: argparse.Namespace) -> dict[str, float]:
     """Self-play's steps, measured: after `--warmup-steps`, `--steps` steps or `--seconds`."""
     for _ in range(args.warmup_steps):  # fill the trees past the first roots
@@ -197,7 +217,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from service.sessions.worker import selfplay_config
 
     cfg = selfplay_config(config)
-    evaluator = TimedEvaluator(network.Evaluator(network.build_network(config.chess_preset, seed=config.seed)))
+    evaluator = TimedEvaluator(session_evaluator(config, network.build_network(config.chess_preset, seed=config.seed)))
     net_batch, net_one = net_rates(evaluator.inner, cfg.parallel_games, args.net_seconds)
 
     def temperature_for(n: int) -> float:

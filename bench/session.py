@@ -98,7 +98,7 @@ def main() -> None:
 
     torch.set_num_threads(config.torch_threads)
     torch.set_num_interop_threads(1)
-    from service.reports.builder import cap_share
+    from service.reports.builder import cap_share, result_buckets
     from service.sessions.worker import SessionWorker, WorkerSpec
 
     rss_start = process.memory_info().rss
@@ -186,7 +186,7 @@ def main() -> None:
         "black_wins": results["0-1"],
         "adjudicated": sum(g["adjudicated"] for g in games),
         "terminations": dict(sorted(Counter(g["termination"] for g in games).items())),
-        "cap_share": cap_share(games),
+        "cap_share": cap_share(result_buckets(games)),
         "torch": torch.__version__,
         "cpu_count": psutil.cpu_count(),
         "settings": config.model_dump(mode="json"),
