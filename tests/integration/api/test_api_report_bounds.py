@@ -151,6 +151,7 @@ async def test_its_report_is_exact_in_its_totals(api, small_samples):
             "plies": g.plies,
             "duration_s": g.duration_s,
             "adjudicated": g.adjudicated,
+            "termination": g.termination,
         }
         for g in games
     ]
