@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import _shared  # noqa: E402  (bench/_shared.py: this script's folder is first on sys.path)
+
 DEFAULT_SETS = [
     "SELFPLAY_PARALLEL_GAMES=16",
     "MAX_MOVES_PER_GAME=60",
@@ -61,14 +63,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--backends", default="process,ray", help="comma-separated, in run order (default process,ray)")
     parser.add_argument("--ray-address", default=None, help="RAY_ADDRESS (default: the setting, `local`)")
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a per-session setting (defaults here: " + " ".join(DEFAULT_SETS) + ")",
-    )
+    _shared.add_set_option(parser, defaults=DEFAULT_SETS)
     return parser.parse_args()
 
 

@@ -61,14 +61,7 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="keep the checkpoints here (default: a temporary folder, removed after)",
     )
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a per-session setting, e.g. --set SELFPLAY_PARALLEL_GAMES=32",
-    )
+    _shared.add_set_option(parser)
     parser.add_argument("--progress-every", type=int, default=25, help="games between progress lines on stderr")
     return parser.parse_args()
 

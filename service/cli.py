@@ -161,12 +161,8 @@ def export(
     except (OSError, ValueError, TypeError) as exc:
         fail(f"--checkpoint {checkpoint} cannot be loaded: {(str(exc) or type(exc).__name__).splitlines()[0][:300]}")
     data = onnx_export.onnx_bytes(net, header)
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
     try:
-        network.write_durably(output, write)
+        onnx_export.save(data, output)
     except OSError as exc:
         fail(f"cannot write --output {output}: {exc.strerror or exc}")
     typer.echo(f"onnx {output} (preset {header.get('preset')}, generation {header.get('generation')})")

@@ -103,12 +103,8 @@ def export_beside(weights: Path, onnx: Path) -> Path | bytes:
 
     net, header = network.load_weights(weights)
     data = onnx_export.onnx_bytes(net, header)
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
     try:
-        network.write_durably(onnx, write)
+        onnx_export.save(data, onnx)
     except OSError as exc:
         log.warning("cannot keep the ONNX export at %s (%s): answered from memory", onnx, exc)
         return data

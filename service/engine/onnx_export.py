@@ -117,13 +117,17 @@ def onnx_bytes(net: ChessNet, header: dict | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def export_checkpoint(weights: str | os.PathLike, output: str | os.PathLike) -> dict[str, str]:
-    """Write the ONNX file of a weights file (atomically) and return its metadata."""
-    net, header = load_weights(weights)
-    data = onnx_bytes(net, header)
+def save(data: bytes, path: str | os.PathLike) -> None:
+    """Write an ONNX file's bytes at `path` durably and atomically (a reader never sees half)."""
 
     def write(tmp: Path) -> None:
         tmp.write_bytes(data)
 
-    write_durably(Path(output), write)
+    write_durably(Path(path), write)
+
+
+def export_checkpoint(weights: str | os.PathLike, output: str | os.PathLike) -> dict[str, str]:
+    """Write the ONNX file of a weights file (atomically) and return its metadata."""
+    net, header = load_weights(weights)
+    save(onnx_bytes(net, header), output)
     return metadata(header)

@@ -283,3 +283,14 @@ async def count_rows(api: Api) -> dict[str, int]:
     }
     async with api.sessionmaker() as db:
         return {name: int(await db.scalar(select(func.count()).select_from(model))) for name, model in tables.items()}
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int) -> dict:
+    """An RFC 9457 problem answer with `status`; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["status"] == status
+    return response.json()

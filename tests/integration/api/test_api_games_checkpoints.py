@@ -8,21 +8,12 @@ import chess
 import chess.pgn
 import pytest
 import torch
-from api_support import game_message, seed_checkpoint, seed_session
+from api_support import assert_problem, game_message, seed_checkpoint, seed_session
 
 from service.engine import network
 from service.storage import models
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["status"] == status
-    return response.json()
 
 
 def read_games(text: str) -> list[chess.pgn.Game]:

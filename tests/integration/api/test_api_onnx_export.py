@@ -14,21 +14,12 @@ import chess
 import numpy as np
 import onnxruntime as ort
 import pytest
-from api_support import seed_checkpoint, seed_session
+from api_support import assert_problem, seed_checkpoint, seed_session
 
 from service.api.checkpoints import OnnxExports
 from service.engine import encoding, network, onnx_export
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["status"] == status
-    return response.json()
 
 
 def check_model(data: bytes, generation: int) -> None:
