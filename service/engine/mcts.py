@@ -12,7 +12,9 @@ measured on a 2-core CPU (DESIGN.md "Performance"):
   so are the played move's targets: the node keeps python-chess's generation order
   (`Node.order`, `Search.legal_moves`), and a kept root is expanded once, in `advance`;
 - a new leaf's terminal checks (a legal move? enough material? a repetition?) take
-  `movegen`'s quick answers, python-chess's own;
+  `movegen`'s quick answers, python-chess's own; a leaf whose side to move can mate at once
+  is a proven win (`movegen.has_mate_in_one`, checking moves only), so a move that allows a
+  mate in one is refuted on its first visit rather than after the network learns it;
 - the Gumbel root skips sigma in the first halving round, where every candidate is
   unvisited and shares it (all of a fast search): the choice is the same, exactly;
 - nodes hold plain Python lists and floats, and no parent pointers, so reference
@@ -47,7 +49,7 @@ import chess
 import numpy as np
 
 from .encoding import board_features, move_indices, planes_from_features
-from .movegen import has_legal_move, is_insufficient_material, is_repetition, mating_move
+from .movegen import has_legal_move, has_mate_in_one, is_insufficient_material, is_repetition, mating_move
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Node:
         self.children: list[Node | None] = []
         self.visits = 0
         self.value = 0.0
-        self.terminal: float | None = None  # game over here: -1 mated, 0 drawn
+        self.terminal: float | None = None  # known without the network: -1 mated, 0 drawn, 1 mates in one
         self.logits: np.ndarray | None = None  # the network's policy row, until expanded
 
     @property
@@ -440,6 +442,8 @@ class Search:
                 if child is None:
                     child = node.children[i] = Node()
                     child.terminal = terminal_value(board, has_legal_move(board))
+                    if child.terminal is None and has_mate_in_one(board):
+                        child.terminal = 1.0  # a proven win for the side to move there
                     if child.terminal is None:
                         self.pending += 1
                         return Leaf(self, child, path, board_features(board, 0))

@@ -17,7 +17,9 @@ function here answers the common case from the bitboards and hands the rest to i
 
 It also finds a move that checkmates at once (`mating_move`), which the search plays
 whatever its few simulations made of it: a mate in one is a proven win (lc0's certainty
-propagation at the root).
+propagation at the root); and, for every new leaf, whether its side to move has one
+(`has_mate_in_one`, trying checking moves only), so that a move allowing a mate in one is
+refuted on its first visit.
 
 python-chess stays the reference: tests/unit/test_movegen.py compares every function with
 it on many thousands of positions. `is_repetition` reads `Board._stack` (python-chess's
@@ -92,3 +94,75 @@ def mating_move(board: chess.Board, moves: list[chess.Move]) -> int | None:
         finally:
             board.pop()
     return None
+
+
+def has_mate_in_one(board: chess.Board) -> bool:
+    """Whether the side to move can checkmate at once, for a new leaf (mcts): such a node is a
+    proven win, so the move that allowed it is a proven loss. Only moves that give check are
+    tried, found from the bitboards rather than by generating every legal move: a piece moving
+    to a square from which it attacks the enemy king, a pawn promoting near it, or any move of
+    a piece that stands between the king and our bishop, rook or queen (a discovered check).
+    Castling and en passant mates are not looked for: a mate missed here is left to the
+    network, and a move is only counted once it is pushed and found to mate."""
+    us = board.turn
+    king = board.king(not us)
+    if king is None:
+        return False
+    ours = board.occupied_co[us]
+    occupied = board.occupied
+    diagonal = chess.BB_DIAG_ATTACKS[king][chess.BB_DIAG_MASKS[king] & occupied]
+    straight = (
+        chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & occupied]
+        | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & occupied]
+    )
+    targets = ~ours & chess.BB_ALL
+    moves: list[chess.Move] = []
+    for squares, pieces in (
+        (chess.BB_KNIGHT_ATTACKS[king], board.knights),
+        (diagonal, board.bishops | board.queens),
+        (straight, board.rooks | board.queens),
+    ):
+        reach = squares & targets
+        if reach:
+            for square in chess.scan_reversed(pieces & ours):
+                for to in chess.scan_reversed(board.attacks_mask(square) & reach):
+                    moves.append(chess.Move(square, to))
+    pawns = board.pawns & ours
+    if pawns:
+        last_rank = chess.BB_RANK_8 if us == chess.WHITE else chess.BB_RANK_1
+        near = chess.BB_PAWN_ATTACKS[not us][king] | (last_rank & (diagonal | straight | chess.BB_KNIGHT_ATTACKS[king]))
+        moves.extend(board.generate_pseudo_legal_moves(pawns, near & ~ours))
+    discoverers = _discoverers(board, king, ours, diagonal, straight)
+    if discoverers:
+        moves.extend(board.generate_pseudo_legal_moves(discoverers, chess.BB_ALL))
+    for move in moves:
+        if board.is_castling(move):
+            continue
+        board.push(move)
+        try:
+            if board.is_check() and not board.was_into_check() and not has_legal_move(board):
+                return True
+        finally:
+            board.pop()
+    return False
+
+
+def _discoverers(board: chess.Board, king: chess.Square, ours: int, diagonal: int, straight: int) -> int:
+    """Our pieces whose move off the king's line uncovers our bishop, rook or queen behind them."""
+    blockers = ours & (diagonal | straight)
+    if not blockers:
+        return 0
+    rest = board.occupied & ~blockers
+    sliders = chess.BB_DIAG_ATTACKS[king][chess.BB_DIAG_MASKS[king] & rest] & (board.bishops | board.queens) & ours
+    sliders |= (
+        (
+            chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & rest]
+            | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & rest]
+        )
+        & (board.rooks | board.queens)
+        & ours
+    )
+    found = 0
+    for slider in chess.scan_forward(sliders & ~(diagonal | straight)):
+        found |= chess.between(king, slider) & blockers
+    return found

@@ -5,7 +5,8 @@ read off the root, the kept root expanded once, the first halving round without 
 quicker has-a-legal-move test); none of it may change a choice or a target. The digests
 below were recorded with the code before those changes and held after them; they were
 recorded again when a mate in one became the search's choice and its training target
-(issue #24: finish won games), the one intended change since. They pin every
+(issue #24: finish won games), and again when a leaf whose side to move mates at once
+became a proven win (the same issue), the intended changes since. They pin every
 game's moves, result, policies (float32 bytes), root values, full-search flags, features
 and policy indices, and the games still in flight, for Gumbel (the session's mix, full
 only, fast only, few considered moves, no noise, virtual loss) and PUCT.
@@ -49,14 +50,14 @@ CASES = {
 STEPS = 500
 
 PINNED = {
-    "session_mix": "a4829359a612b9ed75c856da9abbf02bda43ef58974ac855d6d69868cbd2c76f",
-    "full_only": "420ef934a51455c5b9d447c105ca04625febba034f997c91e49ef11966b3f494",
-    "fast_only": "687d024f75a751825d9ab6ec083dc4df7ff4c44fae3e7c276cb496ceed66c6c7",
-    "considered_4": "2fbf305ec240f3aecd06a69ae4a264123f56cb0b9ba73ba2c5e3df9d1ecd8254",
-    "no_book_resign": "392ca539e30a4cd0e87da0cf0c50f9590a28a10dd486ac703afa0a2c6db2933d",
-    "no_noise": "55d9ce927e32161e9dc614d5c4adf1b60c012278a591ba8cecd1b913c4ebb6d3",
-    "virtual_loss": "09cd5e53aff26891df71163da3a46af06b61fb318224c681af07808474929aa2",
-    "puct": "2dee87079ec79c49855de5233594daf209c35aa1ac49d8b3e25a317166b3077c",
+    "session_mix": "b6b1f1343d5d972bcd36f04f7e63afffcaed96399d5485ed0178f0d055a3c649",
+    "full_only": "9f948375d18f322622904ae0cb01901a470d8cf801712abd246a919a111d3fe1",
+    "fast_only": "aade4403993ff4ed6de092f27eeb9fd4b74a54fa49b326c325e38ad5bead3fc5",
+    "considered_4": "f26d24ae96f48803895dca18f6275c62f9678da5501b9bd16f77dc616d0b7391",
+    "no_book_resign": "0d6ca559320baaf21f4d43639bc73ce938b82a890883e14358c1d660a3c31fdb",
+    "no_noise": "3ef62d82b6d7c186f508ebbdf7f9c16877e6e3e613b8db7286da6eb9a0b2f42d",
+    "virtual_loss": "159072ffc7b7aafeb040ae7416f7c470a89528b9100a32aaa5d64c6cf5352a19",
+    "puct": "dec8c7cd03a9fbf2066c20e4d4ef984e1949bdf04e8435be96ac5a1408269c94",
 }
 PINNED_ON = {"machine": "x86_64", "numpy": "2.4.6", "numpy_avx512f": True}
 

@@ -56,6 +56,14 @@ def mates_in_one(board: chess.Board) -> list[chess.Move]:
     return out
 
 
+def is_mate_after(board: chess.Board, move: chess.Move) -> bool:
+    board.push(move)
+    try:
+        return board.is_checkmate()
+    finally:
+        board.pop()
+
+
 def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) -> int:
     """Statistics of the tree below `root` (at `board`) are exactly its backups; returns the node count.
 
@@ -73,7 +81,11 @@ def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) ->
         legal = list(board.legal_moves)
         if node.terminal is not None:
             assert not node.expanded and not node.n
-            assert node.terminal == terminal_value(board, legal)
+            over = terminal_value(board, legal)
+            if over is None:  # not over: a proven win, the side to move mates at once
+                assert node.terminal == 1.0 and any(board.gives_check(m) and is_mate_after(board, m) for m in legal)
+            else:
+                assert node.terminal == over
             assert node.visits >= 1
             return
         if not node.expanded:  # a leaf visited once keeps its logits until a later visit expands it
@@ -266,9 +278,11 @@ def test_gumbel_policy_is_a_distribution_over_exactly_the_legal_moves(fen, consi
     assert math.isclose(sum(probs), 1.0, abs_tol=1e-6)
     best = s.best_move()
     assert best in legal
-    # the chosen move is one of the most visited considered actions
     i = s.root.moves.index(best)
-    assert s.root.n[i] == max(s.root.n)
+    if s.mate is not None:  # a mate in one is the choice whatever the visits (lines that keep it open look won too)
+        assert i == s.mate and is_mate_after(board, best)
+    else:  # the chosen move is one of the most visited considered actions
+        assert s.root.n[i] == max(s.root.n)
 
 
 @pytest.mark.parametrize("algorithm", ["gumbel", "puct"])
