@@ -103,7 +103,8 @@ def has_mate_in_one(board: chess.Board) -> bool:
     to a square from which it attacks the enemy king, a pawn promoting near it, or any move of
     a piece that stands between the king and our bishop, rook or queen (a discovered check).
     Castling and en passant mates are not looked for: a mate missed here is left to the
-    network, and a move is only counted once it is pushed and found to mate."""
+    network, and a move is only counted once it is pushed and found to mate. Pushing is most
+    of the cost, so a check is not pushed while the king keeps a flight square nothing attacks."""
     us = board.turn
     king = board.king(not us)
     if king is None:
@@ -117,15 +118,17 @@ def has_mate_in_one(board: chess.Board) -> bool:
     )
     targets = ~ours & chess.BB_ALL
     moves: list[chess.Move] = []
-    for squares, pieces in (
-        (chess.BB_KNIGHT_ATTACKS[king], board.knights),
-        (diagonal, board.bishops | board.queens),
-        (straight, board.rooks | board.queens),
+    for piece, pieces, reach in (
+        (chess.KNIGHT, board.knights, chess.BB_KNIGHT_ATTACKS[king]),
+        (chess.BISHOP, board.bishops, diagonal),
+        (chess.ROOK, board.rooks, straight),
+        (chess.QUEEN, board.queens, diagonal | straight),
     ):
-        reach = squares & targets
-        if reach:
-            for square in chess.scan_reversed(pieces & ours):
-                for to in chess.scan_reversed(board.attacks_mask(square) & reach):
+        pieces &= ours
+        reach &= targets
+        if pieces and reach:
+            for square in chess.scan_reversed(pieces):
+                for to in chess.scan_reversed(_piece_attacks(piece, square, us, occupied) & reach):
                     moves.append(chess.Move(square, to))
     pawns = board.pawns & ours
     if pawns:
@@ -135,8 +138,9 @@ def has_mate_in_one(board: chess.Board) -> bool:
     discoverers = _discoverers(board, king, ours, diagonal, straight)
     if discoverers:
         moves.extend(board.generate_pseudo_legal_moves(discoverers, chess.BB_ALL))
+    flights = _safe_flights(board, king, us, occupied) if moves else []
     for move in moves:
-        if board.is_castling(move):
+        if board.is_castling(move) or (flights and _escapes(board, move, king, us, occupied, flights)):
             continue
         board.push(move)
         try:
@@ -166,3 +170,48 @@ def _discoverers(board: chess.Board, king: chess.Square, ours: int, diagonal: in
     for slider in chess.scan_forward(sliders & ~(diagonal | straight)):
         found |= chess.between(king, slider) & blockers
     return found
+
+
+def _safe_flights(board: chess.Board, king: chess.Square, us: chess.Color, occupied: int) -> list[chess.Square]:
+    """The enemy king's flight squares that none of our pieces attacks (seen through the king)."""
+    through = occupied & ~chess.BB_SQUARES[king]
+    free = chess.BB_KING_ATTACKS[king] & ~board.occupied_co[not us]
+    return [s for s in chess.scan_reversed(free) if not board.attackers_mask(us, s, through)]
+
+
+def _escapes(
+    board: chess.Board, move: chess.Move, king: chess.Square, us: chess.Color, occupied: int, flights: list[int]
+) -> bool:
+    """Whether, after `move`, the enemy king still has one of `flights` that nothing attacks:
+    then `move` cannot mate. The moved piece's new attacks count, and a line our piece opens by
+    leaving its square is recomputed; anything else (an en passant capture) may answer wrongly
+    only towards "escapes", which leaves a mate to the network, never claims one."""
+    start, to = move.from_square, move.to_square
+    after = (occupied & ~chess.BB_SQUARES[start] & ~chess.BB_SQUARES[king]) | chess.BB_SQUARES[to]
+    reach = _piece_attacks(move.promotion or board.piece_type_at(start) or chess.PAWN, to, us, after)
+    for square in flights:
+        if reach & chess.BB_SQUARES[square]:
+            continue
+        if chess.BB_RAYS[square][start] and board.attackers_mask(us, square, after) & ~chess.BB_SQUARES[start]:
+            continue
+        return True
+    return False
+
+
+def _piece_attacks(piece: chess.PieceType, square: chess.Square, color: chess.Color, occupied: int) -> int:
+    """The squares a `piece` of `color` on `square` attacks, with `occupied` blocking its lines."""
+    if piece == chess.KNIGHT:
+        return chess.BB_KNIGHT_ATTACKS[square]
+    if piece == chess.PAWN:
+        return chess.BB_PAWN_ATTACKS[color][square]
+    if piece == chess.KING:
+        return chess.BB_KING_ATTACKS[square]
+    reach = 0
+    if piece in (chess.BISHOP, chess.QUEEN):
+        reach |= chess.BB_DIAG_ATTACKS[square][chess.BB_DIAG_MASKS[square] & occupied]
+    if piece in (chess.ROOK, chess.QUEEN):
+        reach |= (
+            chess.BB_RANK_ATTACKS[square][chess.BB_RANK_MASKS[square] & occupied]
+            | chess.BB_FILE_ATTACKS[square][chess.BB_FILE_MASKS[square] & occupied]
+        )
+    return reach

@@ -162,7 +162,17 @@ def test_has_mate_in_one_never_claims_a_mate_that_is_not_and_misses_only_castlin
         "k7/6n1/8/8/r2Pp2K/8/6r1/6n1 b - d3 0 1",  # exd3 e.p.# only: not looked for
         "7k/6pp/8/8/8/8/8/4K3 w - - 0 1",  # no mate
     ]
-    boards = [chess.Board(fen) for fen in special] + [b for b in playouts(6000, 5) if not b.is_game_over()]
+    rng = random.Random(12)
+    boards = [chess.Board(fen) for fen in special] + [b for b in playouts(3000, 5) if not b.is_game_over()]
+    for _ in range(1500):  # random middlegames: queens and rooks about, many checks and mates
+        board = chess.Board()
+        for _ in range(rng.randrange(10, 120)):
+            legal = list(board.legal_moves)
+            if not legal:
+                break
+            board.push(rng.choice(legal))
+        if not board.is_game_over():
+            boards.append(board)
     found = missed = 0
     for board in boards:
         before = board.copy()
@@ -176,4 +186,4 @@ def test_has_mate_in_one_never_claims_a_mate_that_is_not_and_misses_only_castlin
             assert all(board.is_castling(m) or board.is_en_passant(m) for m in mating), board.fen()
             missed += 1
     assert movegen.has_mate_in_one(boards[0]) and movegen.has_mate_in_one(boards[1])
-    assert found >= 10 and missed <= 1  # the sample holds mates, and only the special one is missed
+    assert found >= 30 and missed <= 2  # the sample holds mates, and only the special one is missed
