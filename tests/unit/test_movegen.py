@@ -109,6 +109,21 @@ def test_repetition_as_python_chess():
             assert answers.count(True) >= 200, count  # the sample holds repetitions
 
 
+def random_middlegames(games: int, rng: random.Random) -> list[chess.Board]:
+    """The last position of each of `games` random games of 10-120 plies, if not over."""
+    boards = []
+    for _ in range(games):
+        board = chess.Board()
+        for _ in range(rng.randrange(10, 120)):
+            legal = list(board.legal_moves)
+            if not legal:
+                break
+            board.push(rng.choice(legal))
+        if not board.is_game_over():
+            boards.append(board)
+    return boards
+
+
 def test_mating_move_agrees_with_pushing_every_move():
     """`mating_move` finds a mate exactly when one of the legal moves checkmates (python-chess
     pushes each), on random positions and on the special cases: castling, en passant,
@@ -122,16 +137,7 @@ def test_mating_move_agrees_with_pushing_every_move():
         "k7/2P5/1K6/8/8/8/8/8 w - - 0 1",  # c8=Q# and c8=R#
         "7k/6pp/8/8/8/8/8/4K3 w - - 0 1",  # no mate
     ]
-    boards = [chess.Board(fen) for fen in special]
-    for _ in range(300):
-        board = chess.Board()
-        for _ in range(rng.randrange(10, 120)):
-            legal = list(board.legal_moves)
-            if not legal:
-                break
-            board.push(rng.choice(legal))
-        if not board.is_game_over():
-            boards.append(board)
+    boards = [chess.Board(fen) for fen in special] + random_middlegames(300, rng)
     found = 0
     for board in boards:
         moves = list(board.legal_moves)
@@ -162,17 +168,8 @@ def test_has_mate_in_one_never_claims_a_mate_that_is_not_and_misses_only_castlin
         "k7/6n1/8/8/r2Pp2K/8/6r1/6n1 b - d3 0 1",  # exd3 e.p.# only: not looked for
         "7k/6pp/8/8/8/8/8/4K3 w - - 0 1",  # no mate
     ]
-    rng = random.Random(12)
     boards = [chess.Board(fen) for fen in special] + [b for b in playouts(3000, 5) if not b.is_game_over()]
-    for _ in range(1500):  # random middlegames: queens and rooks about, many checks and mates
-        board = chess.Board()
-        for _ in range(rng.randrange(10, 120)):
-            legal = list(board.legal_moves)
-            if not legal:
-                break
-            board.push(rng.choice(legal))
-        if not board.is_game_over():
-            boards.append(board)
+    boards += random_middlegames(1500, random.Random(12))  # queens and rooks about, many checks and mates
     found = missed = 0
     for board in boards:
         before = board.copy()
