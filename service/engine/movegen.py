@@ -87,13 +87,19 @@ def mating_move(board: chess.Board, moves: list[chess.Move]) -> int | None:
         if not (squares[move.to_square] | squares[move.from_square]) & near:
             if not (board.is_castling(move) or board.is_en_passant(move)):
                 continue
-        board.push(move)
-        try:
-            if board.is_check() and not has_legal_move(board):
-                return i
-        finally:
-            board.pop()
+        if _checkmates(board, move):
+            return i
     return None
+
+
+def _checkmates(board: chess.Board, move: chess.Move) -> bool:
+    """Whether `move` (legal, or pseudo-legal: one that leaves its own king in check is no
+    mate) checkmates; the board is left as it was."""
+    board.push(move)
+    try:
+        return board.is_check() and not board.was_into_check() and not has_legal_move(board)
+    finally:
+        board.pop()
 
 
 def has_mate_in_one(board: chess.Board) -> bool:
@@ -142,12 +148,8 @@ def has_mate_in_one(board: chess.Board) -> bool:
     for move in moves:
         if board.is_castling(move) or (flights and _escapes(board, move, king, us, occupied, flights)):
             continue
-        board.push(move)
-        try:
-            if board.is_check() and not board.was_into_check() and not has_legal_move(board):
-                return True
-        finally:
-            board.pop()
+        if _checkmates(board, move):
+            return True
     return False
 
 
