@@ -183,6 +183,13 @@ class SessionFields(BaseModel):
         description="Loss weight of a training-only auxiliary head that learns the material signal "
         "(VALUE_HORIZON_PLIES, VALUE_MATERIAL_SCALE) beside the value; 0 = no such head.",
     )
+    value_root_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the search's root value in the result part of the value target: "
+        "(1 - w) * the game's result + w * the position's root value (lc0's q-ratio); 0 = the result alone.",
+    )
     resign_threshold: float | None = Field(
         None, ge=-1, lt=0, description="Resign when the root value falls below this; empty = never resign."
     )
@@ -357,6 +364,7 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "selfplay_openings": "",
     "replay_window_positions": 0,
     "inference_backend": InferenceBackend.TORCH,
+    "value_root_weight": 0.0,
 }
 """Session fields added after sessions were first stored, each with the value that keeps an
 older stored session doing what it did when it resumes (it learned the game's result, or
@@ -489,6 +497,7 @@ _NOTES = {
     "replay_window_positions": "0 = uniform over the buffer",
     "resign_threshold": "empty = off",
     "value_material_decay_positions": "positions; 0 = the result only; empty = never",
+    "value_root_weight": "0 = the game's result alone, 1 = the root value alone",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",
     "eval_uci_elo": "empty = full strength",

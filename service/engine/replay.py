@@ -47,7 +47,8 @@ class Sample:
     KataGo); a fast search's mostly repeats the prior, so such a position teaches the value
     head only."""
     outcome: float | None = None
-    """The game's result from the side to move's view (+1, 0, -1); None: `result`."""
+    """The result target from the side to move's view: the game's result (+1, 0, -1), mixed with
+    the position's root value under VALUE_ROOT_WEIGHT (`selfplay.position_targets`); None: `result`."""
     material: float | None = None
     """The material signal alone (`selfplay.material_targets`), for the auxiliary head; None: `result`."""
 
@@ -61,7 +62,7 @@ class Batch:
     legal: np.ndarray  # bool (B, 1858)
     wdl: np.ndarray  # float32 (B, 3): the material rule's value target as WDL (`wdl_target`), rows sum to 1
     policy_weight: np.ndarray  # float32 (B,): 1 where the row's policy is a target, else 0
-    outcome_wdl: np.ndarray  # float32 (B, 3): the game's result as WDL
+    outcome_wdl: np.ndarray  # float32 (B, 3): the result target (`Sample.outcome`) as WDL
     material: np.ndarray  # float32 (B,): the material signal in [-1, 1]
 
     def __len__(self) -> int:

@@ -26,8 +26,8 @@ import io
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import chess
 import chess.pgn
@@ -97,12 +97,15 @@ class GameRecord:
     def plies(self) -> int:
         return len(self.moves)
 
-    def samples(self, value_horizon: int, margin: int, scale: float) -> list[Sample]:
-        """Training samples of every searched ply with its `value_targets`, its result and its
+    def samples(self, value_horizon: int, margin: int, scale: float, *, root_weight: float = 0.0) -> list[Sample]:
+        """Training samples of every searched ply with its `value_targets`, its result target
+        (mixed with the ply's root value by `root_weight`, VALUE_ROOT_WEIGHT) and its
         `material_targets`; only full-search plies are policy targets (playout-cap
-        randomisation), every ply is a value target. No defaults: the session's
+        randomisation), every ply is a value target. No defaults for the session's
         VALUE_HORIZON_PLIES, ADJUDICATION_MARGIN, VALUE_MATERIAL_SCALE."""
-        values, outcomes, materials = position_targets(self.moves, self.result, value_horizon, margin, scale)
+        values, outcomes, materials = position_targets(
+            self.moves, self.result, value_horizon, margin, scale, root_values=self.root_values, root_weight=root_weight
+        )
         return [
             Sample(
                 self.features[ply],
@@ -162,10 +165,25 @@ def value_targets(
 
 
 def position_targets(
-    moves: list[chess.Move] | list[str], result: str, horizon: int, margin: int, scale: float
+    moves: list[chess.Move] | list[str],
+    result: str,
+    horizon: int,
+    margin: int,
+    scale: float,
+    *,
+    root_values: Sequence[float] = (),
+    root_weight: float = 0.0,
 ) -> tuple[list[float], list[float], list[float]]:
-    """(`value_targets`, the game's result, `material_targets`) of each position, from its side
-    to move's view: what a training sample keeps, computed with one replay of the game."""
+    """(`value_targets`, the result target, `material_targets`) of each position, from its side
+    to move's view: what a training sample keeps, computed with one replay of the game.
+
+    The result target is the game's result (+1, 0, -1) or, with `root_weight` w > 0, that
+    mixed with the position's own search value: (1 - w) * result + w * root value (lc0's
+    q-ratio; KataGo's value targets also lean on the search). A result decided 100 plies
+    later, or by the ply cap, says little about the position itself; the search's value is
+    what the position looked like with some lookahead, a denser, less noisy signal that
+    bootstraps the value head on its own improvement. Positions without a root value (the
+    final one) keep the result."""
     plies = len(moves)
     final = {"1-0": 1.0, "0-1": -1.0}.get(result, 0.0)
     outcomes = [final if ply % 2 == 0 else -final for ply in range(plies + 1)]
@@ -173,6 +191,9 @@ def position_targets(
     values = list(outcomes)
     if horizon > 0 and plies > horizon:
         values[: plies - horizon] = materials[: plies - horizon]
+    if root_weight > 0:
+        for ply, root in enumerate(root_values[: plies + 1]):
+            outcomes[ply] = (1.0 - root_weight) * outcomes[ply] + root_weight * max(-1.0, min(1.0, float(root)))
     return values, outcomes, materials
 
 
@@ -444,11 +465,16 @@ def replay_samples(
     value_horizon: int,
     margin: int,
     scale: float,
+    *,
+    root_values: Sequence[float] = (),
+    root_weight: float = 0.0,
 ) -> list[Sample]:
     """Training samples of a stored game, rebuilt by replaying its moves (after a restart the
     replay buffer is refilled from the database, which keeps no board features): the same as
-    `GameRecord.samples` gave."""
-    values, outcomes, materials = position_targets(moves, result, value_horizon, margin, scale)
+    `GameRecord.samples` gave (its root values, stored as float16, to about 3 digits)."""
+    values, outcomes, materials = position_targets(
+        moves, result, value_horizon, margin, scale, root_values=root_values, root_weight=root_weight
+    )
     board = chess.Board()
     out = []
     for ply, (policy, full) in enumerate(zip(policies, full_search)):

@@ -28,7 +28,6 @@ from typing import Any
 from ..config import Settings, stored_session_config
 from ..event_types import EventType
 from ..lifecycle import FINAL, State
-from ..storage import codec
 from ..storage import repositories as repo
 from .errors import SessionNotFound, SessionOwned
 from .fleet import fleet_layout
@@ -257,14 +256,12 @@ class Runner:
             replay = []
             if last is not None:
                 for game in await repo.newest_games(db, session_id, row.config["replay_buffer_positions"]):
-                    moves = game.moves.split() if game.moves else []
                     replay.append(
                         {
-                            "moves": moves,
-                            "policies": codec.decode_policies(game.policy),
-                            "full_search": codec.decode_flags(
-                                game.full_search, len(codec.decode_policies(game.policy))
-                            ),
+                            "moves": game.move_list(),
+                            "policies": game.policies(),
+                            "full_search": game.full_search_flags(),
+                            "root_values": game.values(),
                             "result": game.result,
                         }
                     )

@@ -60,7 +60,8 @@ class WorkerSpec:
     first_game: int = 1  # games already stored + 1 (resume)
     resume_state: Path | None = None  # the session's last checkpoint's state file
     init_weights: Path | None = None  # a stored checkpoint to start a new session from
-    replay_games: list[dict[str, Any]] = field(default_factory=list)  # stored games to refill the buffer
+    # stored games to refill the buffer: moves, policies, full_search, root_values, result
+    replay_games: list[dict[str, Any]] = field(default_factory=list)
     duration_s: float | None = None  # time left; None: SESSION_DURATION_MIN
     stats_interval_s: float = 2.0
     move_interval_s: float | None = MOVE_INTERVAL_S  # None: no `move` messages
@@ -199,6 +200,8 @@ class SessionWorker:
                     cfg.value_horizon_plies,
                     cfg.adjudication_margin,
                     cfg.value_material_scale,
+                    root_values=game["root_values"],
+                    root_weight=cfg.value_root_weight,
                 )
             )
         self.evaluator = inference.make(self.net, cfg.inference_backend, self.device)
@@ -368,7 +371,8 @@ class SessionWorker:
         cfg = self.cfg
         self.games_done += 1
         record.number = self.games_done  # in arrival order: from every actor, 1..N with no gap
-        samples = record.samples(cfg.value_horizon_plies, cfg.adjudication_margin, cfg.value_material_scale)
+        rules = (cfg.value_horizon_plies, cfg.adjudication_margin, cfg.value_material_scale)
+        samples = record.samples(*rules, root_weight=cfg.value_root_weight)
         self.buffer.add(samples)
         self.new_positions += len(samples)
         self.positions_received += len(samples)

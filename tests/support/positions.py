@@ -20,3 +20,12 @@ def random_positions(n: int, seed: int = 0) -> list[chess.Board]:
         board.push(rng.choice(moves))
         boards.append(board.copy(stack=False))
     return boards
+
+
+def mates_after(board: chess.Board, move: chess.Move) -> bool:
+    """Whether `move` checkmates: python-chess's own answer, the reference for the engine's."""
+    board.push(move)
+    try:
+        return board.is_checkmate()
+    finally:
+        board.pop()

@@ -51,6 +51,7 @@ DESIGN_DEFAULTS = {
     "value_horizon_plies": 4,
     "value_material_scale": 5.0,
     "value_material_decay_positions": 200_000,
+    "value_root_weight": 0.0,
     "aux_material_weight": 0.5,
     "resign_threshold": None,
     "replay_buffer_positions": 50000,

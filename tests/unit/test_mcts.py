@@ -10,6 +10,7 @@ import random
 import chess
 import numpy as np
 import pytest
+from support.positions import mates_after
 
 from service.engine import mcts
 from service.engine.mcts import (
@@ -56,14 +57,6 @@ def mates_in_one(board: chess.Board) -> list[chess.Move]:
     return out
 
 
-def is_mate_after(board: chess.Board, move: chess.Move) -> bool:
-    board.push(move)
-    try:
-        return board.is_checkmate()
-    finally:
-        board.pop()
-
-
 def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) -> int:
     """Statistics of the tree below `root` (at `board`) are exactly its backups; returns the node count.
 
@@ -83,7 +76,7 @@ def check_tree(root: Node, board: chess.Board, *, root_counters: bool = True) ->
             assert not node.expanded and not node.n
             over = terminal_value(board, legal)
             if over is None:  # not over: a proven win, the side to move mates at once
-                assert node.terminal == 1.0 and any(board.gives_check(m) and is_mate_after(board, m) for m in legal)
+                assert node.terminal == 1.0 and any(board.gives_check(m) and mates_after(board, m) for m in legal)
             else:
                 assert node.terminal == over
             assert node.visits >= 1
@@ -280,7 +273,7 @@ def test_gumbel_policy_is_a_distribution_over_exactly_the_legal_moves(fen, consi
     assert best in legal
     i = s.root.moves.index(best)
     if s.mate is not None:  # a mate in one is the choice whatever the visits (lines that keep it open look won too)
-        assert i == s.mate and is_mate_after(board, best)
+        assert i == s.mate and mates_after(board, best)
     else:  # the chosen move is one of the most visited considered actions
         assert s.root.n[i] == max(s.root.n)
 

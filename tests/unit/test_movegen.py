@@ -7,6 +7,7 @@ import random
 
 import chess
 import pytest
+from support.positions import mates_after
 
 from service.engine import movegen
 from service.engine.movegen import has_legal_move, is_insufficient_material, is_repetition
@@ -141,19 +142,11 @@ def test_mating_move_agrees_with_pushing_every_move():
     found = 0
     for board in boards:
         moves = list(board.legal_moves)
-        expected = [i for i, m in enumerate(moves) if _mates(board, m)]
+        expected = [i for i, m in enumerate(moves) if mates_after(board, m)]
         got = movegen.mating_move(board, moves)
         assert got == (expected[0] if expected else None), board.fen()
         found += got is not None
     assert found >= 3  # the test saw mates, not only their absence
-
-
-def _mates(board: chess.Board, move: chess.Move) -> bool:
-    board.push(move)
-    try:
-        return board.is_checkmate()
-    finally:
-        board.pop()
 
 
 def test_has_mate_in_one_never_claims_a_mate_that_is_not_and_misses_only_castling_and_en_passant():
@@ -173,7 +166,7 @@ def test_has_mate_in_one_never_claims_a_mate_that_is_not_and_misses_only_castlin
     found = missed = 0
     for board in boards:
         before = board.copy()
-        mating = [m for m in board.legal_moves if _mates(board, m)]
+        mating = [m for m in board.legal_moves if mates_after(board, m)]
         got = movegen.has_mate_in_one(board)
         assert board == before and board.move_stack == before.move_stack
         if got:

@@ -64,6 +64,22 @@ def test_samples_carry_the_result_and_the_material_signal():
     assert [s.material for s in samples] == material_targets(MOVES, 2, 3, 5.0)[: len(MOVES)]
 
 
+def test_the_root_weight_mixes_each_positions_root_value_into_its_result_target():
+    policies = _uniform_policies()
+    roots = [0.5, -0.25, 0.8, -1.0, 2.0, 0.0, 0.1, -0.3]  # 2.0: out of range, clipped to 1
+    plain = replay_samples(MOVES, policies, [True] * len(MOVES), "0-1", 0, 3, 0.0, root_values=roots)
+    mixed = replay_samples(MOVES, policies, [True] * len(MOVES), "0-1", 0, 3, 0.0, root_values=roots, root_weight=0.25)
+    for ply, (a, b) in enumerate(zip(plain, mixed)):
+        result = -1.0 if ply % 2 == 0 else 1.0  # Black won: White to move at even plies
+        assert a.outcome == result  # weight 0: the game's result alone, whatever the root values
+        assert b.outcome == pytest.approx(0.75 * result + 0.25 * max(-1.0, min(1.0, roots[ply])))
+        assert (b.result, b.material) == (a.result, a.material)  # the material rule and aux target unchanged
+    last = replay_samples(
+        MOVES, policies, [True] * len(MOVES), "0-1", 0, 3, 0.0, root_values=roots[:3], root_weight=1.0
+    )
+    assert [s.outcome for s in last[3:]] == [s.outcome for s in plain[3:]]  # no root value: the result
+
+
 def test_material_share_falls_linearly_and_none_keeps_it():
     assert material_share_after(10**9, None) == 1.0
     assert material_share_after(0, 0) == 0.0
