@@ -13,8 +13,10 @@ the random mover, material-greedy and generation 0, by the same arena code with 
 adjudication and a cap of `--to-end-plies` (300) plies after the opening: W/D/L, score, Elo
 with its 95% interval (from the game pairs), pentanomial, and how each game ended
 (`endings`: checkmate for / against, stalemate, threefold, fifty-move, insufficient
-material, cap). Then it plays `--held-out-games` (64; 0: none) self-play games by the
-session's own self-play code, which no learning step sees, and `value_probe.calibration`
+material, cap). With `--ladder K`, generation 0 and K checkpoints evenly spaced up to the
+newest play each other to the end the same way (bench/ladder.py: does the rating keep rising
+on a yardstick the anchors cannot saturate?). Then it plays `--held-out-games` (64; 0: none)
+self-play games by the session's own self-play code, which no learning step sees, and `value_probe.calibration`
 checks the final checkpoint's WDL against their results (`value_calibration`).
 
 The session is a normal headless session (same orchestrator, worker and storage as
@@ -24,7 +26,7 @@ newest checkpoint's rating against generation 0 (anchored at ELO_ANCHOR), its sc
 against the random mover and against material-greedy.
 
     python bench/strength.py --minutes 20 [--preset small] [--curve K] [--to-end-pairs N]
-        [--to-end-plies P] [--held-out-games G] [--set NAME=VALUE ...]
+        [--to-end-plies P] [--ladder K] [--held-out-games G] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402  (bench/_shared.py)
+import ladder  # noqa: E402  (bench/ladder.py)
 import value_probe  # noqa: E402  (bench/value_probe.py)
+from ladder import search_side, to_end_match  # noqa: E402
 
 from service.config import SettingsError, load_settings, session_config_from  # noqa: E402
-from service.engine import arena, network, players  # noqa: E402
+from service.engine import arena, players  # noqa: E402
 from service.event_types import EventType  # noqa: E402
 from service.headless import run_session  # noqa: E402
-from service.reports.builder import match_estimate  # noqa: E402
 from service.sessions import evaluation  # noqa: E402
 from service.stats.elo import elo_from_wdl  # noqa: E402
 from service.stats.ratings import player, rating_list, ratings_out  # noqa: E402
@@ -130,6 +133,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
     curve_after = offline_curve(args.curve, checkpoints, config, settings.checkpoint_dir, newest)
     probes = {}
     to_end: dict = {}
+    climb: dict = {}
     calibration = None
     if newest is not None:  # does the value head count material yet? (bench/value_probe.py)
         by_generation = {c.generation: c for c in checkpoints.values()}
@@ -139,6 +143,11 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
             probes[f"gen{generation}"] = {k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"}
         final_path = by_generation[newest].weights_path(settings.checkpoint_dir)
         to_end = played_to_end(args, by_generation, config, settings.checkpoint_dir, newest)
+        if args.ladder > 0:  # does the rating keep rising? (bench/ladder.py)
+            weights = {g: c.weights_path(settings.checkpoint_dir) for g, c in by_generation.items()}
+            climb = ladder.ladder(
+                weights, config, points=args.ladder, pairs=args.to_end_pairs or 20, plies=args.to_end_plies
+            )
         if args.held_out_games > 0:  # does the predicted WDL match results? (value_probe.calibration)
             held = value_probe.play_held_out(final_path, config, args.held_out_games, by_generation[newest].games + 1)
             calibration = {
@@ -165,36 +174,10 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         "value_probe": probes,
         "value_calibration": calibration,
         "played_to_end": to_end,
+        "ladder": climb,
         "scorecard": report["scorecard"],
         "config": report["manifest"]["config"],
     }
-
-
-ENDINGS = (
-    "checkmate_for",
-    "checkmate_against",
-    "stalemate",
-    "threefold_repetition",
-    "fifty_moves",
-    "insufficient_material",
-    "move_cap",
-)
-"""How a game played to the end ended, from the candidate's side (`move_cap`: at the cap, a draw)."""
-
-
-def ending(game: arena.GameOutcome) -> str:
-    """The `ENDINGS` name of a finished match game."""
-    if game.termination == "checkmate":
-        return "checkmate_for" if game.score == 1.0 else "checkmate_against"
-    return game.termination
-
-
-def search_side(path: Path, config) -> arena.SearchSide:
-    """A checkpoint as the worker's evaluation plays it (EVAL_SIMULATIONS, the session's search)."""
-    net, _ = network.load_weights(path)
-    return arena.SearchSide(
-        network.Evaluator(net), config.eval_simulations or config.selfplay_simulations, config.search
-    )
 
 
 def played_to_end(args: argparse.Namespace, by_generation: dict, config, checkpoint_dir: Path, newest: int) -> dict:
@@ -210,36 +193,12 @@ def played_to_end(args: argparse.Namespace, by_generation: dict, config, checkpo
     }
     out: dict = {"generation": newest, "max_plies": args.to_end_plies, "pairs": args.to_end_pairs, "matches": {}}
     for name, opponent in opponents.items():
-        result = arena.play_match(
-            candidate,
-            opponent(),
-            pairs=args.to_end_pairs,
-            max_plies=args.to_end_plies,
-            adjudication="none",
-            seed=config.seed + newest,
+        row = to_end_match(
+            candidate, opponent(), pairs=args.to_end_pairs, plies=args.to_end_plies, seed=config.seed + newest
         )
-        assert result is not None  # no should_stop: a match always finishes
-        penta = result.pentanomial()
-        counts = {k: 0 for k in ENDINGS}
-        for game in result.games:
-            counts[ending(game)] = counts.get(ending(game), 0) + 1
-        estimate = match_estimate(result.wins, result.draws, result.losses, penta)
-        out["matches"][name] = {
-            "games": len(result.games),
-            "wins": result.wins,
-            "draws": result.draws,
-            "losses": result.losses,
-            "score": (result.wins + result.draws / 2) / len(result.games),
-            "elo_diff": None if estimate is None else estimate["elo"],
-            "low": None if estimate is None else estimate["low"],
-            "high": None if estimate is None else estimate["high"],
-            "pentanomial": penta,
-            "endings": counts,
-            "mean_plies": sum(len(g.moves) for g in result.games) / len(result.games),  # the opening's included
-        }
-        print(
-            f"to the end: gen{newest} vs {name}: {result.wins}/{result.draws}/{result.losses} {counts}", file=sys.stderr
-        )
+        out["matches"][name] = row
+        wdl = f"{row['wins']}/{row['draws']}/{row['losses']}"
+        print(f"to the end: gen{newest} vs {name}: {wdl} {row['endings']}", file=sys.stderr)
     return out
 
 
@@ -323,6 +282,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--to-end-plies", type=int, default=300, help="cap of those games, plies after the opening (a draw there)"
+    )
+    parser.add_argument(
+        "--ladder",
+        type=int,
+        default=0,
+        help="checkpoints (evenly spaced, the newest included) that play each other to the end "
+        "after the session, gen 0 first: bench/ladder.py (0: off)",
     )
     parser.add_argument(
         "--held-out-games",

@@ -1,0 +1,184 @@
+"""Does a session's rating keep rising? Its checkpoints play each other to the end.
+
+Anchors saturate: from about 20 minutes on, a `small` session scores ~100% against the random
+mover and generation 0 and nothing against Stockfish skill 0, so a rating fitted against them
+cannot rise with non-overlapping intervals whatever the session learns. The ladder measures
+the session against itself instead, on a yardstick it cannot game (no adjudication, a draw at
+`--plies` plies after the opening): generation 0 and `--points` checkpoints evenly spaced by
+generation up to the newest (with a 60-minute session and `--points 3`: about 20, 40 and 60
+minutes) play each consecutive pair, and the newest plays the first point directly. One
+rating list is fitted over all those games (generation 0 at 0), and the rise from the first
+point to the newest is fitted again with the first point as the anchor, so its interval is
+the difference's own (the gen-0-anchored intervals share the gen0 -> first-point uncertainty).
+
+The matches are played by the arena (the evaluation's code): EVAL_SIMULATIONS of the
+session's search per move, paired openings with colours swapped.
+
+    python bench/ladder.py --folder F [--points 3] [--pairs 20] [--plies 300]
+
+`F` is a folder kept by `bench/strength.py --keep F` (its `strength.db` and checkpoints).
+`bench/strength.py --ladder K` runs the same ladder at the end of its own session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _shared  # noqa: E402  (bench/_shared.py)
+
+from service.config import SessionConfig, stored_session_config  # noqa: E402
+from service.engine import arena, network  # noqa: E402
+from service.reports.builder import match_estimate  # noqa: E402
+from service.stats.elo import Match, fit_ratings  # noqa: E402
+from service.storage import repositories as repo  # noqa: E402
+from service.storage.database import create_engine, session_factory  # noqa: E402
+
+ENDINGS = (
+    "checkmate_for",
+    "checkmate_against",
+    "stalemate",
+    "threefold_repetition",
+    "fifty_moves",
+    "insufficient_material",
+    "move_cap",
+)
+"""How a game played to the end ended, from the candidate's side (`move_cap`: at the cap, a draw)."""
+
+
+def ending(game: arena.GameOutcome) -> str:
+    """The `ENDINGS` name of a finished match game."""
+    if game.termination == "checkmate":
+        return "checkmate_for" if game.score == 1.0 else "checkmate_against"
+    return game.termination
+
+
+def search_side(path: Path, config: SessionConfig) -> arena.SearchSide:
+    """A checkpoint as the worker's evaluation plays it (EVAL_SIMULATIONS, the session's search)."""
+    net, _ = network.load_weights(path)
+    return arena.SearchSide(
+        network.Evaluator(net), config.eval_simulations or config.selfplay_simulations, config.search
+    )
+
+
+def to_end_match(candidate: arena.Side, opponent: arena.Side, *, pairs: int, plies: int, seed: int) -> dict[str, Any]:
+    """One match played to the end (no adjudication): W/D/L, score, Elo from the game pairs with
+    its 95% interval, pentanomial, how the games ended and their mean length."""
+    result = arena.play_match(candidate, opponent, pairs=pairs, max_plies=plies, adjudication="none", seed=seed)
+    assert result is not None  # no should_stop: a match always finishes
+    penta = result.pentanomial()
+    endings = dict.fromkeys(ENDINGS, 0)
+    for game in result.games:
+        endings[ending(game)] += 1
+    estimate = match_estimate(result.wins, result.draws, result.losses, penta)
+    return {
+        "games": len(result.games),
+        "wins": result.wins,
+        "draws": result.draws,
+        "losses": result.losses,
+        "score": (result.wins + result.draws / 2) / len(result.games),
+        "elo_diff": None if estimate is None else estimate["elo"],
+        "low": None if estimate is None else estimate["low"],
+        "high": None if estimate is None else estimate["high"],
+        "pentanomial": penta,
+        "endings": endings,
+        "mean_plies": sum(len(g.moves) for g in result.games) / len(result.games),  # the opening's included
+    }
+
+
+def ladder_points(newest: int, points: int, available: set[int]) -> list[int]:
+    """Generation 0 and `points` generations evenly spaced up to `newest` (the last is `newest`),
+    each the nearest stored checkpoint at or below its target; duplicates dropped."""
+    wanted = [round(newest * (i + 1) / points) for i in range(points)]
+    chosen = [max(g for g in available if g <= target) for target in wanted]
+    return sorted({0, *chosen})
+
+
+def pairings(points: list[int]) -> list[tuple[int, int]]:
+    """(later, earlier) generations: each consecutive pair, then the newest against the first
+    point after generation 0 when they are not already a consecutive pair."""
+    pairs = list(zip(points[1:], points[:-1]))
+    if len(points) >= 4:
+        pairs.append((points[-1], points[1]))
+    return pairs
+
+
+def fitted(matches: list[dict[str, Any]], anchor: str) -> dict[str, dict[str, float]]:
+    """Ratings over the ladder's games with `anchor` at 0 (stats.elo.fit_ratings, Ordo's model)."""
+    games = [Match(m["candidate"], m["opponent"], m["wins"], m["draws"], m["losses"]) for m in matches]
+    return {
+        name: {"rating": r.rating, "low": r.low, "high": r.high, "games": r.games}
+        for name, r in fit_ratings(games, anchor=anchor, anchor_rating=0.0).items()
+    }
+
+
+def ladder(weights: dict[int, Path], config: SessionConfig, *, points: int, pairs: int, plies: int) -> dict[str, Any]:
+    """The ladder over the checkpoints in `weights` (generation -> weights file; 0 and the
+    newest included): its matches, the rating list (gen0 at 0) and the rise from the first
+    point to the newest with the difference's own interval."""
+    chosen = ladder_points(max(weights), points, set(weights))
+    matches = []
+    for later, earlier in pairings(chosen):
+        row = to_end_match(
+            search_side(weights[later], config),
+            search_side(weights[earlier], config),
+            pairs=pairs,
+            plies=plies,
+            seed=config.seed + later + earlier,
+        )
+        matches.append({"candidate": f"gen{later}", "opponent": f"gen{earlier}", **row})
+        print(
+            f"ladder: gen{later} vs gen{earlier}: {row['wins']}/{row['draws']}/{row['losses']} {row['endings']}",
+            file=sys.stderr,
+        )
+    out: dict[str, Any] = {"points": chosen, "pairs": pairs, "max_plies": plies, "matches": matches}
+    out["ratings"] = fitted(matches, "gen0")
+    if len(chosen) >= 3:
+        first, last = f"gen{chosen[1]}", f"gen{chosen[-1]}"
+        rise = fitted(matches, first)[last]
+        out["rise"] = {"from": first, "to": last, **rise}
+        out["intervals_overlap"] = out["ratings"][last]["low"] <= out["ratings"][first]["high"]
+    return out
+
+
+async def _kept(folder: Path) -> tuple[dict[int, Path], SessionConfig]:
+    """Checkpoint files and config of the one session in a folder kept by `strength.py --keep`."""
+    engine = create_engine(f"sqlite+aiosqlite:///{folder / 'strength.db'}")
+    try:
+        async with session_factory(engine)() as db:
+            sessions, _ = await repo.list_sessions(db)
+            if len(sessions) != 1:
+                _shared.fail("ladder.py", f"{folder} holds {len(sessions)} sessions, not 1")
+            row = sessions[0]
+            checkpoints = await repo.list_checkpoints(db, row.id)
+    finally:
+        await engine.dispose()
+    config = stored_session_config(row.config)
+    return {c.generation: c.weights_path(folder / "checkpoints") for c in checkpoints}, config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, required=True, help="a folder kept by bench/strength.py --keep")
+    parser.add_argument("--points", type=int, default=3, help="checkpoints after generation 0, the newest included")
+    parser.add_argument("--pairs", type=int, default=20, help="openings per match (x2 games, colours swapped)")
+    parser.add_argument("--plies", type=int, default=300, help="cap after the opening (a draw there)")
+    args = parser.parse_args()
+    if not (args.folder / "strength.db").is_file():
+        _shared.fail("ladder.py", f"no strength.db in {args.folder} (keep one with bench/strength.py --keep)")
+    if args.points < 1 or args.pairs < 1 or args.plies < 1:
+        _shared.fail("ladder.py", "--points, --pairs and --plies must be at least 1")
+    weights, config = asyncio.run(_kept(args.folder))
+    result = ladder(weights, config, points=args.points, pairs=args.pairs, plies=args.plies)
+    print(json.dumps({"bench": "ladder", "folder": str(args.folder), **result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
