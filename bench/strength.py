@@ -97,66 +97,9 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
     ratings = rating_list(
         [(e, checkpoints[e.checkpoint_id].generation, None) for e in evaluations], settings.elo_anchor
     )
-    curve = []
-    for e in evaluations:
-        c = checkpoints[e.checkpoint_id]
-        curve.append(
-            {
-                "generation": c.generation,
-                "games": c.games,
-                "opponent": e.opponent,
-                "wins": e.wins,
-                "draws": e.draws,
-                "losses": e.losses,
-                "score": (e.wins + e.draws / 2) / max(e.games, 1),
-                "pentanomial": e.pentanomial,
-                "rating_after": e.elo,
-                "yardstick": e.yardstick,
-                "low": e.elo_low,
-                "high": e.elo_high,
-                "sprt": (e.sprt or {}).get("state"),
-            }
-        )
     newest = max((checkpoints[e.checkpoint_id].generation for e in evaluations), default=None)
-    final = {}
-    if newest is not None:
-        mine = ratings.get(player(newest))
-        final = {
-            "generation": newest,
-            "elo_vs_gen0": None if mine is None else mine.rating - settings.elo_anchor,
-            "low": None if mine is None else mine.low - settings.elo_anchor,
-            "high": None if mine is None else mine.high - settings.elo_anchor,
-        }
-        for e in evaluations:
-            if checkpoints[e.checkpoint_id].generation == newest:
-                final[f"score_vs_{e.opponent}"] = (e.wins + e.draws / 2) / max(e.games, 1)
-    curve_after = offline_curve(args.curve, checkpoints, config, settings.checkpoint_dir, newest)
-    probes = {}
-    to_end: dict = {}
-    climb: dict = {}
-    calibration = None
-    if newest is not None:  # does the value head count material yet? (bench/value_probe.py)
-        by_generation = {c.generation: c for c in checkpoints.values()}
-        boards = value_probe.positions()
-        for generation in sorted({0, newest}):
-            path = by_generation[generation].weights_path(settings.checkpoint_dir)
-            probes[f"gen{generation}"] = {k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"}
-        final_path = by_generation[newest].weights_path(settings.checkpoint_dir)
-        to_end = played_to_end(args, by_generation, config, settings.checkpoint_dir, newest)
-        if args.ladder > 0:  # does the rating keep rising? (bench/ladder.py)
-            weights = {g: c.weights_path(settings.checkpoint_dir) for g, c in by_generation.items()}
-            climb = ladder.ladder(
-                weights, config, points=args.ladder, pairs=args.to_end_pairs or 20, plies=args.to_end_plies
-            )
-        if args.held_out_games > 0:  # does the predicted WDL match results? (value_probe.calibration)
-            held = value_probe.play_held_out(final_path, config, args.held_out_games, by_generation[newest].games + 1)
-            calibration = {
-                "generation": newest,
-                "source": "self-play games of the final checkpoint after the session, never trained on",
-                **value_probe.calibration(
-                    final_path, [(r.pgn(), r.result) for r in held], [r.termination for r in held]
-                ),
-            }
+    by_generation = {c.generation: c for c in checkpoints.values()}
+    after = after_session(args, by_generation, config, settings.checkpoint_dir, newest)
     return {
         "bench": "strength",
         "preset": args.preset,
@@ -166,18 +109,83 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         "games": report["scorecard"]["games"],
         "games_per_minute": report["throughput"]["games_per_minute"],
         "training_steps": report["losses"].get("steps"),
-        "final": final,
+        "final": final_figures(evaluations, checkpoints, ratings, newest, settings.elo_anchor),
         "rating_list": ratings_out(ratings, evaluations[-1].yardstick if evaluations else None),
-        "learning_curve": curve,
-        "learning_curve_after": curve_after,
+        "learning_curve": [curve_row(e, checkpoints[e.checkpoint_id]) for e in evaluations],
+        "learning_curve_after": offline_curve(args.curve, checkpoints, config, settings.checkpoint_dir, newest),
         "losses": {k: report["losses"].get(k) for k in ("policy_loss", "value_loss", "total_loss")},
-        "value_probe": probes,
-        "value_calibration": calibration,
-        "played_to_end": to_end,
-        "ladder": climb,
+        **after,
         "scorecard": report["scorecard"],
         "config": report["manifest"]["config"],
     }
+
+
+def curve_row(e, checkpoint) -> dict:
+    """One evaluation the session played itself, as a learning-curve row."""
+    return {
+        "generation": checkpoint.generation,
+        "games": checkpoint.games,
+        "opponent": e.opponent,
+        "wins": e.wins,
+        "draws": e.draws,
+        "losses": e.losses,
+        "score": (e.wins + e.draws / 2) / max(e.games, 1),
+        "pentanomial": e.pentanomial,
+        "rating_after": e.elo,
+        "yardstick": e.yardstick,
+        "low": e.elo_low,
+        "high": e.elo_high,
+        "sprt": (e.sprt or {}).get("state"),
+    }
+
+
+def final_figures(evaluations, checkpoints: dict, ratings: dict, newest: int | None, anchor: float) -> dict:
+    """The newest evaluated checkpoint's rating against generation 0 and its score against each
+    opponent, from the session's own end-of-session evaluation."""
+    if newest is None:
+        return {}
+    mine = ratings.get(player(newest))
+    final: dict = {
+        "generation": newest,
+        "elo_vs_gen0": None if mine is None else mine.rating - anchor,
+        "low": None if mine is None else mine.low - anchor,
+        "high": None if mine is None else mine.high - anchor,
+    }
+    for e in evaluations:
+        if checkpoints[e.checkpoint_id].generation == newest:
+            final[f"score_vs_{e.opponent}"] = (e.wins + e.draws / 2) / max(e.games, 1)
+    return final
+
+
+def after_session(
+    args: argparse.Namespace, by_generation: dict, config, checkpoint_dir: Path, newest: int | None
+) -> dict:
+    """What is measured after the session, outside its budget: the value probe of generation 0
+    and the newest, matches played to the end, the ladder, and the held-out calibration."""
+    out: dict = {"value_probe": {}, "value_calibration": None, "played_to_end": {}, "ladder": {}}
+    if newest is None:
+        return out
+    boards = value_probe.positions()  # does the value head count material? (bench/value_probe.py)
+    for generation in sorted({0, newest}):
+        path = by_generation[generation].weights_path(checkpoint_dir)
+        out["value_probe"][f"gen{generation}"] = {
+            k: v for k, v in value_probe.probe(path, boards).items() if k != "checkpoint"
+        }
+    out["played_to_end"] = played_to_end(args, by_generation, config, checkpoint_dir, newest)
+    if args.ladder > 0:  # does the rating keep rising? (bench/ladder.py)
+        weights = {g: c.weights_path(checkpoint_dir) for g, c in by_generation.items()}
+        out["ladder"] = ladder.ladder(
+            weights, config, points=args.ladder, pairs=args.to_end_pairs or 20, plies=args.to_end_plies
+        )
+    if args.held_out_games > 0:  # does the predicted WDL match results? (value_probe.calibration)
+        final_path = by_generation[newest].weights_path(checkpoint_dir)
+        held = value_probe.play_held_out(final_path, config, args.held_out_games, by_generation[newest].games + 1)
+        out["value_calibration"] = {
+            "generation": newest,
+            "source": "self-play games of the final checkpoint after the session, never trained on",
+            **value_probe.calibration(final_path, [(r.pgn(), r.result) for r in held], [r.termination for r in held]),
+        }
+    return out
 
 
 def played_to_end(args: argparse.Namespace, by_generation: dict, config, checkpoint_dir: Path, newest: int) -> dict:
