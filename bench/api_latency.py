@@ -51,6 +51,9 @@ server: compare runs made on one machine. Progress goes to stderr.
     python bench/api_latency.py --preset tiny --seconds 20 --headless-compare
     python bench/api_latency.py --seconds 300 --headless-compare --repeats 2
     python bench/api_latency.py --set SELFPLAY_PARALLEL_GAMES=16 --seconds 300
+
+Over 500 lines: one bench script with its server, clients and each phase's measurement;
+split, the figures of one run would be read across files.
 """
 
 from __future__ import annotations

@@ -65,6 +65,9 @@ run.
     python bench/api_load.py                                  # 50 clients x 1 req/s, 50 subscribers, ULU x 60 s
     python bench/api_load.py --seconds 120 --order ULULU --saturate
     python bench/api_load.py --clients 8 --rate 0              # closed-loop clients in the L window
+
+Over 500 lines: one bench script with its server, load clients, feed subscribers and the
+windows they are measured in; split, the figures of one run would be read across files.
 """
 
 from __future__ import annotations
@@ -474,7 +477,9 @@ async def games_done(client: httpx.AsyncClient, url: str, ids: list[str]) -> dic
 async def window(
     kind: str, args: argparse.Namespace, server: Server, client: httpx.AsyncClient, ids: list[str], meter: CpuMeter
 ) -> dict[str, Any]:
-    """One measured window; its games, CPU and (loaded) HTTP and feed figures."""
+    """One measured window; its games, CPU and (loaded) HTTP and feed figures.
+
+    Not split: one window's steps (start, load, sample, stop) share a dozen local figures."""
     subscribers: list[Subscriber] = []
     tasks: list[asyncio.Task] = []
     slow = None

@@ -200,7 +200,9 @@ def naive_rate(cfg: Any, evaluator: Any, seconds: float) -> float | None:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """This checkout's figures (whatever `service` is on sys.path)."""
+    """This checkout's figures (whatever `service` is on sys.path).
+
+    Not split: the mixes are measured in one sequence on the same nets, so their figures compare."""
     overrides: dict[str, Any] = {"chess_preset": args.preset}
     if args.full_only:
         overrides["full_search_prob"] = 1.0

@@ -118,6 +118,8 @@ def _refresh_ms(evaluator, times: int = 7) -> dict[str, float]:
 
 
 def main() -> None:
+    """Arguments, then every backend at every batch size, one JSON object. Not split: one table's
+    loop over backends and batches."""
     args = _args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

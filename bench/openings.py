@@ -73,6 +73,8 @@ def diversity(games: list[list[chess.Move]], plies: list[int], start: chess.Boar
 
 
 def main() -> None:
+    """Arguments, the games, the distinct-position counts, one JSON object. Not split: a straight
+    script."""
     args = parse_args()
     plies = sorted({int(p) for p in args.plies.split(",") if p.strip()})
     if not plies or plies[0] < 1 or args.games < 1 or args.first_game < 1:

@@ -84,6 +84,8 @@ def synthetic_game(number: int, plies: int, rng: np.random.Generator) -> dict[st
 
 
 async def seed(maker, settings: Settings, games: int, plies: int) -> str:
+    """A session's rows at the requested size, written in batches. Not split: one insert sequence
+    per table, in order."""
     rng = np.random.default_rng(0)
     config = settings.session_config(seed=0)
     async with maker() as db, db.begin():
@@ -176,6 +178,7 @@ class RowCounter:
 
 
 async def main() -> None:
+    """Arguments, seed, time each build, one JSON object. Not split: a straight script."""
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="report-build-") as tmp:
         settings = Settings(

@@ -129,7 +129,9 @@ def threads_for(settings: Settings, config: SessionConfig, actors: int | None, l
 def run_layout(
     name: str, settings: Settings, config: SessionConfig, actors: int | None, seconds: float, threads: int | None
 ) -> dict:
-    """One session of `seconds` in layout `name` (actors None: `single`); its figures."""
+    """One session of `seconds` in layout `name` (actors None: `single`); its figures.
+
+    Not split: start, sample and stop of one session share its handles and figures."""
     from service.sessions.protocol import CommandKind, MessageKind
     from service.sessions.worker import Commands, SessionWorker, WorkerSpec
 

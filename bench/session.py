@@ -83,6 +83,7 @@ def mb(n_bytes: float) -> float:
 
 
 def main() -> None:
+    """Arguments, one session, its figures as one JSON object. Not split: a straight script."""
     args = parse_args()
     process = psutil.Process()
     config = session_config(args)

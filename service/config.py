@@ -4,6 +4,10 @@
 `SessionConfig` (the body of POST /v1/sessions) both inherit them, so their names,
 defaults and constraints cannot drift apart. A bad value must stop start-up with one
 line naming the variable and what it accepts: `load_settings` / `settings_or_exit`.
+
+Over 500 lines: one field per setting of DESIGN.md "Settings", each with its bounds and
+description (the start-up errors are written from them); split, the settings would be read
+across files for no seam between them.
 """
 
 from __future__ import annotations

@@ -318,6 +318,7 @@ def build_series(
     - `game_length` (plies), `move_time` (seconds per move, per game), `game_duration` (s):
       histograms;
     - `throughput`: simulations/s, memory and buffer of the stored metric snapshots.
+    Not split: one short block per chart, in the order the page draws them.
     """
     games_at = {c["generation"]: c["games"] for c in checkpoints}
     elo, anchors = [], []
@@ -417,7 +418,8 @@ def fleet_section(
       of sessions older than the fleet recorded none, and their `generation_lag` is None;
     - `replacements`, `replaced`: the actors that died, with (seq, ts, data) of the newest;
     - `latest`: (ts, data) of the newest metric snapshot: the learner's steps/s, the actual
-      samples per position, the simulations/s of all actors and each actor's figures."""
+      samples per position, the simulations/s of all actors and each actor's figures.
+    Not split: the section's rows are built in one pass over the same groups."""
     per_actor: dict[int, list[tuple[int, int]]] = {}
     per_lag: dict[int, int] = {}
     for actor, lag, games in lags:

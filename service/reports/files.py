@@ -188,7 +188,8 @@ def compose(stored: StoredSession, settings: Settings) -> dict[str, Any]:
 
     `build_report` and `build_series` make their sections from the rows they are given; the
     figures of games, learning steps and snapshots that rows thinned to a bound would get
-    wrong (counts, sums, minima, the games' charts) are then set from the SQL aggregates."""
+    wrong (counts, sums, minima, the games' charts) are then set from the SQL aggregates.
+    Not split: it is the list of report.json's sections, each a call, in the file's order."""
     row, totals, steps = stored.row, stored.totals, stored.steps
     learning = steps.rows
     stats = [data for _, data in stored.snapshots.rows]

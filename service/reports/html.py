@@ -108,6 +108,7 @@ def header(report: dict[str, Any]) -> str:
 
 
 def summary(report: dict[str, Any]) -> str:
+    """The page's summary cards. Not split: one card after another, in the page's order."""
     card_ = report.get("scorecard") or {}
     results = card_.get("results") or {}
     throughput = report.get("throughput") or {}
@@ -184,6 +185,8 @@ def summary(report: dict[str, Any]) -> str:
 
 
 def strength(report: dict[str, Any]) -> str:
+    """The strength section: rating chart, rating list, matches. Not split: its HTML reads top to
+    bottom as the page shows it."""
     series = report["series"]
     config = _config(report)
     interval_games = config.get("eval_interval_games")
@@ -366,6 +369,8 @@ def learning(report: dict[str, Any]) -> str:
 
 
 def selfplay(report: dict[str, Any]) -> str:
+    """The self-play section: results, lengths, timings. Not split: its HTML reads top to bottom as
+    the page shows it."""
     series = report["series"]
     sc = report.get("scorecard") or {}
     results = sc.get("results") or {}
@@ -486,6 +491,8 @@ def _actor_row(stored: dict[str, Any], now: dict[str, Any], games: int) -> list[
 
 
 def fleet(report: dict[str, Any]) -> str:
+    """The fleet section: actors, their games and lag. Not split: its HTML reads top to bottom as
+    the page shows it."""
     f = report.get("fleet")
     if not f:
         older = empty("This report has no fleet section: it was written before self-play ran as a fleet.")
@@ -643,7 +650,8 @@ def _evidence(indicator: dict[str, Any]) -> str:
 
 def finishing(report: dict[str, Any]) -> str:
     """The value head's health (its calibration against results) and the share of self-play
-    games that reach the move cap: does the engine predict results, and does it finish games?"""
+    games that reach the move cap: does the engine predict results, and does it finish games?
+    Not split: its HTML reads top to bottom as the page shows it."""
     health = report.get("value_health")
     if health and health.get("positions"):
         rows = [

@@ -22,6 +22,9 @@ policy blobs but for a bounded sample.
 
 The statements of one build run one after the other, not in one snapshot: while a session
 plays, a game stored meanwhile may be in one figure and not yet in another.
+
+Over 500 lines: one function per read above, each a query or two; they share the session's
+filters, and splitting them would part the report's reads for no seam between them.
 """
 
 from __future__ import annotations

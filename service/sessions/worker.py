@@ -156,6 +156,7 @@ class SessionWorker:
         should_stop: Callable[[], bool] = lambda: False,
         commands: Commands | None = None,
     ) -> None:
+        """Not split: one assignment per piece of the learner's state, read once."""
         self.spec = spec
         self.emit = emit
         self.should_stop = should_stop

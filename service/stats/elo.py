@@ -288,6 +288,7 @@ def fit_ratings(
 
     Players with no chain of games to the anchor are left out of the result. The anchor is
     always in it (with 0 games if it played none).
+    Not split: the Newton iteration and the interval share the same Hessian and index of players.
     """
     if prior_draws < 0 or not math.isfinite(prior_draws):
         raise ValueError(f"prior_draws is a finite number >= 0, got {prior_draws!r}")

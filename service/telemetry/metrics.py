@@ -118,6 +118,7 @@ class SessionMetrics:
     """The sessions' collectors on a registry of their own; feed them with `listener`."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *, clock: Callable[[], float] = time.monotonic):
+        """Not split: one registration per metric of DESIGN.md's list, a flat table."""
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._sessions: dict[str, _Session] = {}
