@@ -14,7 +14,7 @@ the difference's own (the gen-0-anchored intervals share the gen0 -> first-point
 The matches are played by the arena (the evaluation's code): EVAL_SIMULATIONS of the
 session's search per move, paired openings with colours swapped.
 
-    python bench/ladder.py --folder F [--points 3] [--pairs 20] [--plies 300]
+    python bench/ladder.py --folder F [--points 3] [--pairs 20] [--plies 300] [--play LATER:EARLIER ...]
 
 `F` is a folder kept by `bench/strength.py --keep F` (its `strength.db` and checkpoints).
 `bench/strength.py --ladder K` runs the same ladder at the end of its own session.
@@ -139,8 +139,9 @@ def ladder(weights: dict[int, Path], config: SessionConfig, *, points: int, pair
             file=sys.stderr,
         )
     out: dict[str, Any] = {"points": chosen, "pairs": pairs, "max_plies": plies, "matches": matches}
-    out["ratings"] = fitted(matches, "gen0")
-    if len(chosen) >= 3:
+    linked = any("gen0" in (m["candidate"], m["opponent"]) for m in matches)
+    out["ratings"] = fitted(matches, "gen0") if linked else {}
+    if len(chosen) >= 3 and linked:
         first, last = f"gen{chosen[1]}", f"gen{chosen[-1]}"
         rise = fitted(matches, first)[last]
         out["rise"] = {"from": first, "to": last, **rise}
@@ -170,13 +171,32 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=3, help="checkpoints after generation 0, the newest included")
     parser.add_argument("--pairs", type=int, default=20, help="openings per match (x2 games, colours swapped)")
     parser.add_argument("--plies", type=int, default=300, help="cap after the opening (a draw there)")
+    parser.add_argument(
+        "--play",
+        action="append",
+        default=[],
+        metavar="LATER:EARLIER",
+        help="play only these pairings of generations (repeatable), instead of the ladder's",
+    )
     args = parser.parse_args()
     if not (args.folder / "strength.db").is_file():
         _shared.fail("ladder.py", f"no strength.db in {args.folder} (keep one with bench/strength.py --keep)")
     if args.points < 1 or args.pairs < 1 or args.plies < 1:
         _shared.fail("ladder.py", "--points, --pairs and --plies must be at least 1")
+    try:
+        only = [tuple(int(g) for g in text.split(":")) for text in args.play]
+    except ValueError:
+        _shared.fail("ladder.py", f"--play takes LATER:EARLIER generations, got {args.play}")
+    if any(len(pairing) != 2 for pairing in only):
+        _shared.fail("ladder.py", f"--play takes LATER:EARLIER generations, got {args.play}")
     weights, config = asyncio.run(_kept(args.folder))
-    result = ladder(weights, config, points=args.points, pairs=args.pairs, plies=args.plies)
+    missing = sorted({g for pairing in only for g in pairing} - set(weights))
+    if missing:
+        _shared.fail("ladder.py", f"no checkpoint of generation {missing} in {args.folder}")
+    pairings_given = [(later, earlier) for later, earlier in only]
+    result = ladder(
+        weights, config, points=args.points, pairs=args.pairs, plies=args.plies, only=pairings_given or None
+    )
     print(json.dumps({"bench": "ladder", "folder": str(args.folder), **result}, indent=1))
 
 

@@ -84,3 +84,17 @@ def test_a_ladder_of_tiny_checkpoints_plays_every_pairing_to_the_end(ladder, tmp
     assert set(out["ratings"]) == {"gen0", "gen1", "gen2", "gen3"}
     assert out["rise"]["from"] == "gen1" and out["rise"]["to"] == "gen3"
     assert out["intervals_overlap"] is True  # 2 games a match cannot show a rise
+
+
+def test_only_the_pairings_asked_for_are_played_and_no_list_is_fitted_without_gen0(ladder, tmp_path):
+    weights = {}
+    for generation in (0, 1, 2, 3):
+        weights[generation] = tmp_path / f"gen{generation}.safetensors"
+        network.save_weights(
+            network.build_network("tiny", generation), weights[generation], generation=generation, seed=0
+        )
+    config = SessionConfig(chess_preset="tiny", eval_simulations=2, seed=3)
+    out = ladder.ladder(weights, config, points=3, pairs=1, plies=6, only=[(3, 1)])
+    assert [(m["candidate"], m["opponent"]) for m in out["matches"]] == [("gen3", "gen1")]
+    assert out["points"] == [0, 1, 3]
+    assert out["ratings"] == {} and "rise" not in out  # gen0 played nobody: nothing to anchor
