@@ -119,13 +119,24 @@ def fitted(matches: list[dict[str, Any]], anchor: str) -> dict[str, dict[str, fl
     }
 
 
-def ladder(weights: dict[int, Path], config: SessionConfig, *, points: int, pairs: int, plies: int) -> dict[str, Any]:
+def ladder(
+    weights: dict[int, Path],
+    config: SessionConfig,
+    *,
+    points: int,
+    pairs: int,
+    plies: int,
+    only: list[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     """The ladder over the checkpoints in `weights` (generation -> weights file; 0 and the
     newest included): its matches, the rating list (gen0 at 0) and the rise from the first
-    point to the newest with the difference's own interval."""
+    point to the newest with the difference's own interval. `only`: these (later, earlier)
+    pairings instead (the points are then the generations they name)."""
     chosen = ladder_points(max(weights), points, set(weights))
+    if only:
+        chosen = sorted({0, *(g for pairing in only for g in pairing)})
     matches = []
-    for later, earlier in pairings(chosen):
+    for later, earlier in only or pairings(chosen):
         row = to_end_match(
             search_side(weights[later], config),
             search_side(weights[earlier], config),
