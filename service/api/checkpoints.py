@@ -1,10 +1,8 @@
 """/v1/checkpoints/{id}/weights and /weights.onnx: a checkpoint's safetensors file, and its
 network as ONNX, by id (never by path).
 
-The ONNX file is exported on the first request (a few seconds of CPU, in a spawned process of
-its own: torch's exporter is Python that would hold the API process's GIL for 50-200 ms at a
-time, stalling the event loop, and would leave torch in the API process's memory), one
-export at a time, and kept beside the weights file
+The ONNX file is exported on the first request (a few seconds of CPU, in a worker thread,
+never on the event loop), one export at a time, and kept beside the weights file
 (`gen-NNNN.onnx`, written atomically), so later downloads are plain file responses and
 concurrent first requests share the one export. Deleting the session deletes it with the
 session's folder. Where that folder cannot be written (a read-only volume), each request
@@ -15,10 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -101,11 +95,10 @@ def is_current(onnx: Path, weights: Path) -> bool:
         return False
 
 
-def export_beside(weights: Path, onnx: Path) -> tuple[Path | bytes, int]:
+def export_beside(weights: Path, onnx: Path) -> Path | bytes:
     """Export `weights` to ONNX and keep it at `onnx` (atomically: a reader never sees a torn
     file, and two writers each rename a whole one); the bytes themselves when the folder
-    cannot be written. With the id of the process it ran in: an export process's, never the
-    API's (it imports torch and takes seconds)."""
+    cannot be written. Runs in a worker thread: it imports torch and takes seconds."""
     from service.engine import network, onnx_export
 
     net, header = network.load_weights(weights)
@@ -114,26 +107,22 @@ def export_beside(weights: Path, onnx: Path) -> tuple[Path | bytes, int]:
         onnx_export.save(data, onnx)
     except OSError as exc:
         log.warning("cannot keep the ONNX export at %s (%s): answered from memory", onnx, exc)
-        return data, os.getpid()
-    return onnx, os.getpid()
+        return data
+    return onnx
 
 
 class OnnxExports(PerApp):
     """The app's ONNX exports in flight: one per weights file (concurrent requests for it
     share it; it runs as its own task, so a client that goes away does not cancel it for the
-    others), and one at a time (each takes seconds of CPU): a client asking for many
-    checkpoints queues. They run in one spawned export process, started for the first export
-    and stopped when no other is waiting (exports are rare: an idle process would hold torch's
-    ~300 MB for nothing), so a burst of them pays one process start (~2 s)."""
+    others), and one at a time (each takes seconds of CPU and holds torch's exporter, whose
+    logging switches are process-wide): a client asking for many checkpoints queues."""
 
     STATE_NAME = "onnx_exports"
 
     def __init__(self) -> None:
         self._gate = asyncio.Semaphore(1)
         self._flights: dict[Path, asyncio.Future[Path | bytes]] = {}
-        self._pool: ProcessPoolExecutor | None = None
         self.exports = 0  # exports run (tests read it)
-        self.export_pids: list[int] = []  # the process each ran in (tests read it)
 
     async def get(self, weights: Path) -> Path | bytes:
         """The kept ONNX file of `weights`, exported first if there is none or it is older
@@ -153,23 +142,7 @@ class OnnxExports(PerApp):
             if is_current(onnx, weights):  # kept while this one waited its turn
                 return onnx
             self.exports += 1
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            try:
-                exported, pid = await asyncio.wrap_future(self._pool.submit(export_beside, weights, onnx))
-            except BrokenProcessPool:  # the export process died (killed, out of memory)
-                self._stop_pool()
-                raise
-            finally:
-                if len(self._flights) <= 1:  # no other export waits for the process
-                    self._stop_pool()
-            self.export_pids.append(pid)
-            return exported
-
-    def _stop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            return await asyncio.to_thread(export_beside, weights, onnx)
 
     def _landed(self, weights: Path, done: asyncio.Future[Path | bytes]) -> None:
         self._flights.pop(weights, None)
@@ -187,7 +160,7 @@ class OnnxExports(PerApp):
             "(batch, 1858), `wdl` (batch, 3), `value` (batch,); metadata with the preset, generation, encoding "
             'version, input planes and move table (README "ONNX export")',
         },
-        **problem_responses(404, 422, 503),
+        **problem_responses(404, 422),
     },
     summary="Download a checkpoint's network as ONNX (runs in ONNX Runtime with no project code)",
 )
@@ -202,11 +175,6 @@ async def download_onnx(checkpoint_id: CheckpointId, request: Request, db: Db, s
     except (ValueError, TypeError) as exc:  # the stored file is not weights this engine can load
         log.error("checkpoint %s cannot be exported: %s", checkpoint_id, exc)
         raise Problem(404, f"the weights of checkpoint {checkpoint_id} cannot be exported") from None
-    except BrokenProcessPool:
-        log.error("the export process of checkpoint %s died", checkpoint_id)
-        raise Problem(
-            503, "the ONNX export process died (out of memory?); try again", headers={"Retry-After": "5"}
-        ) from None
     if isinstance(exported, Path):
         return FileResponse(exported, media_type=ONNX_MEDIA_TYPE, filename=filename)
     return Response(

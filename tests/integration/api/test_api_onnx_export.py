@@ -1,6 +1,6 @@
 """GET /v1/checkpoints/{id}/weights.onnx over the real app and HTTP client, on SQLite and
 PostgreSQL: the download runs in onnxruntime and says which checkpoint it is; it is exported
-once, in a process of its own (never the API's), and kept beside the weights (concurrent first requests share the
+once, off the event loop, and kept beside the weights (concurrent first requests share the
 one export and leave no torn or stray file); a kept file older than the weights, a link or
 a folder in its place is never served; unknown ids, missing or unloadable weights are 404."""
 
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import threading
 
 import chess
 import numpy as np
 import onnxruntime as ort
-import psutil
 import pytest
 from api_support import assert_problem, seed_checkpoint, seed_session
 
@@ -38,66 +37,33 @@ def check_model(data: bytes, generation: int) -> None:
     np.testing.assert_allclose(value, t_value, atol=1e-5)
 
 
-async def test_onnx_download_runs_in_onnxruntime_and_is_kept(api):
+async def test_onnx_download_runs_in_onnxruntime_and_is_kept(api, monkeypatch):
     session_id = await seed_session(api)
     checkpoint_id = await seed_checkpoint(api, session_id, generation=2, games=20)
     listed = (await api.client.get(f"/v1/sessions/{session_id}/checkpoints")).json()["items"]
     assert listed[0]["onnx_url"] == f"/v1/checkpoints/{checkpoint_id}/weights.onnx"
 
+    threads: list[int] = []
+    real = onnx_export.onnx_bytes
+
+    def spy(*args, **kwargs):  # the real export, noting the thread it runs on
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "onnx_bytes", spy)
     r = await api.client.get(listed[0]["onnx_url"])
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["content-disposition"] == f'attachment; filename="{session_id}-gen-0002.onnx"'
     check_model(r.content, generation=2)
-    exports = OnnxExports.for_app(api.app)
-    assert exports.export_pids and os.getpid() not in exports.export_pids, "the export ran in the API's process"
+    assert threads and threading.get_ident() not in threads, "the export ran on the event loop's thread"
 
     kept = api.settings.checkpoint_dir / session_id / "gen-0002.onnx"
     assert kept.read_bytes() == r.content
     again = await api.client.get(f"/v1/checkpoints/{checkpoint_id}/weights.onnx")
     assert again.status_code == 200 and again.content == r.content
     assert int(again.headers["content-length"]) == len(r.content)
-    assert exports.exports == 1 and len(exports.export_pids) == 1  # the second was the kept file
-    assert await gone(exports.export_pids[0]), "the export process outlived its export"
-
-
-async def gone(pid: int, seconds: float = 20.0) -> bool:
-    """Whether process `pid` has exited (or is a zombie) within `seconds`."""
-    for _ in range(int(seconds / 0.05)):
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
-async def test_an_export_process_that_dies_is_a_503_and_the_next_request_exports_again(api):
-    session_id = await seed_session(api)
-    checkpoint_id = await seed_checkpoint(api, session_id, generation=1)
-    url = f"/v1/checkpoints/{checkpoint_id}/weights.onnx"
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
-    request = asyncio.ensure_future(api.client.get(url))
-    killed = None
-    for _ in range(400):  # the export process starts, imports torch and exports: seconds
-        await asyncio.sleep(0.025)
-        new = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
-        if new:
-            killed = new[0].pid
-            os.kill(killed, signal.SIGKILL)
-            break
-        assert not request.done(), "answered before any export process was seen"
-    assert killed is not None, "no export process was started"
-    r = await request
-    assert_problem(r, 503)
-    assert r.headers["retry-after"] == "5"
-    assert not (api.settings.checkpoint_dir / session_id / "gen-0001.onnx").exists()
-
-    again = await api.client.get(url)
-    assert again.status_code == 200, again.text
-    check_model(again.content, 1)
-    assert killed not in OnnxExports.for_app(api.app).export_pids
+    assert len(threads) == 1 and OnnxExports.for_app(api.app).exports == 1  # the second was the kept file
 
 
 async def test_concurrent_first_downloads_share_one_export(api):
