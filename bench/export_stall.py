@@ -1,9 +1,10 @@
 """How long does an ONNX export stall the API's event loop? A ticker task sleeps 1 ms at a
 time on the loop while a `small` checkpoint is exported, (a) the way the API does it
-(`OnnxExports`: a spawned export process) and (b) in a worker thread of the same process
-(how it was done before: torch's exporter is Python, and holds the GIL). Each way runs
-`--repeats` times; the figures are the ticker's longest gap and its 99th percentile gap (ms),
-and the export's wall time. One JSON object.
+(`export_beside` in a worker thread of the API's process: torch's exporter is Python, and
+holds the GIL while it runs) and (b) in a spawned process of its own (the alternative: no
+stall, but each export pays a process start and torch's import). Each way runs `--repeats`
+times; the figures are the ticker's longest gap and its 99th percentile gap (ms), and the
+export's wall time. One JSON object.
 
     python bench/export_stall.py [--preset small] [--repeats 3]
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402  (bench/_shared.py)
 
-from service.api.checkpoints import OnnxExports, export_beside  # noqa: E402
+from service.api.checkpoints import export_beside  # noqa: E402
 from service.engine import network  # noqa: E402
 
 
@@ -50,6 +53,12 @@ async def stalls(export) -> dict[str, float]:
     return {"max_gap_ms": gaps[-1], "p99_gap_ms": gaps[int(0.99 * (len(gaps) - 1))], "export_s": wall}
 
 
+async def in_process(weights: Path, onnx: Path) -> None:
+    """`export_beside` in a spawned process started for it (and stopped after it)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        await asyncio.wrap_future(pool.submit(export_beside, weights, onnx))
+
+
 async def measure(preset: str, repeats: int) -> dict:
     rows: dict[str, list[dict[str, float]]] = {"process": [], "thread": []}
     with tempfile.TemporaryDirectory(prefix="export-stall-") as folder:
@@ -57,7 +66,7 @@ async def measure(preset: str, repeats: int) -> dict:
         network.save_weights(network.build_network(preset, 1), weights, generation=1, seed=0)
         for i in range(repeats):
             onnx = Path(folder) / f"process-{i}.onnx"
-            rows["process"].append(await stalls(lambda onnx=onnx: OnnxExports()._export(weights, onnx)))
+            rows["process"].append(await stalls(lambda onnx=onnx: in_process(weights, onnx)))
             onnx = Path(folder) / f"thread-{i}.onnx"
             rows["thread"].append(await stalls(lambda onnx=onnx: asyncio.to_thread(export_beside, weights, onnx)))
     return {
