@@ -54,9 +54,13 @@ async def stalls(export) -> dict[str, float]:
 
 
 async def in_process(weights: Path, onnx: Path) -> None:
-    """`export_beside` in a spawned process started for it (and stopped after it)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    """`export_beside` in a spawned process started for it and let go after it (not joined on
+    the loop: a process that unloads torch takes about a second to exit)."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
         await asyncio.wrap_future(pool.submit(export_beside, weights, onnx))
+    finally:
+        pool.shutdown(wait=False)
 
 
 async def measure(preset: str, repeats: int) -> dict:
