@@ -204,10 +204,7 @@ def main() -> None:
     missing = sorted({g for pairing in only for g in pairing} - set(weights))
     if missing:
         _shared.fail("ladder.py", f"no checkpoint of generation {missing} in {args.folder}")
-    pairings_given = [(later, earlier) for later, earlier in only]
-    result = ladder(
-        weights, config, points=args.points, pairs=args.pairs, plies=args.plies, only=pairings_given or None
-    )
+    result = ladder(weights, config, points=args.points, pairs=args.pairs, plies=args.plies, only=only or None)
     print(json.dumps({"bench": "ladder", "folder": str(args.folder), **result}, indent=1))
 
 

@@ -62,15 +62,23 @@ def test_the_rise_is_fitted_with_the_first_point_as_the_anchor(ladder):
     assert width < by_gen0["gen60"]["high"] - by_gen0["gen60"]["low"]
 
 
-def test_a_ladder_of_tiny_checkpoints_plays_every_pairing_to_the_end(ladder, tmp_path):
+@pytest.fixture
+def tiny_weights(tmp_path) -> dict[int, Path]:
+    """Generations 0..3 as tiny networks of different seeds, saved as weights files."""
     weights = {}
     for generation in (0, 1, 2, 3):
         weights[generation] = tmp_path / f"gen{generation}.safetensors"
         network.save_weights(
             network.build_network("tiny", generation), weights[generation], generation=generation, seed=0
         )
-    config = SessionConfig(chess_preset="tiny", eval_simulations=2, seed=3)
-    out = ladder.ladder(weights, config, points=3, pairs=1, plies=6)
+    return weights
+
+
+TINY = SessionConfig(chess_preset="tiny", eval_simulations=2, seed=3)
+
+
+def test_a_ladder_of_tiny_checkpoints_plays_every_pairing_to_the_end(ladder, tiny_weights):
+    out = ladder.ladder(tiny_weights, TINY, points=3, pairs=1, plies=6)
     assert out["points"] == [0, 1, 2, 3]
     assert [(m["candidate"], m["opponent"]) for m in out["matches"]] == [
         ("gen1", "gen0"),
@@ -86,15 +94,8 @@ def test_a_ladder_of_tiny_checkpoints_plays_every_pairing_to_the_end(ladder, tmp
     assert out["intervals_overlap"] is True  # 2 games a match cannot show a rise
 
 
-def test_only_the_pairings_asked_for_are_played_and_no_list_is_fitted_without_gen0(ladder, tmp_path):
-    weights = {}
-    for generation in (0, 1, 2, 3):
-        weights[generation] = tmp_path / f"gen{generation}.safetensors"
-        network.save_weights(
-            network.build_network("tiny", generation), weights[generation], generation=generation, seed=0
-        )
-    config = SessionConfig(chess_preset="tiny", eval_simulations=2, seed=3)
-    out = ladder.ladder(weights, config, points=3, pairs=1, plies=6, only=[(3, 1)])
+def test_only_the_pairings_asked_for_are_played_and_no_list_is_fitted_without_gen0(ladder, tiny_weights):
+    out = ladder.ladder(tiny_weights, TINY, points=3, pairs=1, plies=6, only=[(3, 1)])
     assert [(m["candidate"], m["opponent"]) for m in out["matches"]] == [("gen3", "gen1")]
     assert out["points"] == [0, 1, 3]
     assert out["ratings"] == {} and "rise" not in out  # gen0 played nobody: nothing to anchor
