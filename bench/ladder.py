@@ -15,8 +15,11 @@ The matches are played by the arena (the evaluation's code): EVAL_SIMULATIONS of
 session's search per move, paired openings with colours swapped.
 
     python bench/ladder.py --folder F [--points 3] [--pairs 20] [--plies 300] [--play LATER:EARLIER ...]
+    python bench/ladder.py --folder F --against G [--pairs 20] [--plies 300]
 
 `F` is a folder kept by `bench/strength.py --keep F` (its `strength.db` and checkpoints).
+`--against G` compares two designs instead: F's newest checkpoint plays G's newest (another
+kept run) to the end, the same way, each with its own session's search settings.
 `bench/strength.py --ladder K` runs the same ladder at the end of its own session.
 """
 
@@ -160,6 +163,16 @@ def ladder(
     return out
 
 
+def head_to_head(
+    candidate: tuple[Path, SessionConfig], opponent: tuple[Path, SessionConfig], *, pairs: int, plies: int
+) -> dict[str, Any]:
+    """One run's checkpoint against another run's, played to the end: how two designs (or
+    layouts) compare after the same budget, where both beat every anchor."""
+    return to_end_match(
+        search_side(*candidate), search_side(*opponent), pairs=pairs, plies=plies, seed=candidate[1].seed
+    )
+
+
 async def _kept(folder: Path) -> tuple[dict[int, Path], SessionConfig]:
     """Checkpoint files and config of the one session in a folder kept by `strength.py --keep`."""
     engine = create_engine(f"sqlite+aiosqlite:///{folder / 'strength.db'}")
@@ -189,9 +202,13 @@ def main() -> None:
         metavar="LATER:EARLIER",
         help="play only these pairings of generations (repeatable), instead of the ladder's",
     )
+    parser.add_argument(
+        "--against", type=Path, metavar="G", help="another kept run: the two newest checkpoints play each other"
+    )
     args = parser.parse_args()
-    if not (args.folder / "strength.db").is_file():
-        _shared.fail("ladder.py", f"no strength.db in {args.folder} (keep one with bench/strength.py --keep)")
+    for folder in filter(None, (args.folder, args.against)):
+        if not (folder / "strength.db").is_file():
+            _shared.fail("ladder.py", f"no strength.db in {folder} (keep one with bench/strength.py --keep)")
     if args.points < 1 or args.pairs < 1 or args.plies < 1:
         _shared.fail("ladder.py", "--points, --pairs and --plies must be at least 1")
     try:
@@ -201,6 +218,14 @@ def main() -> None:
     if any(len(pairing) != 2 for pairing in only):
         _shared.fail("ladder.py", f"--play takes LATER:EARLIER generations, got {args.play}")
     weights, config = asyncio.run(_kept(args.folder))
+    if args.against is not None:
+        other, other_config = asyncio.run(_kept(args.against))
+        row = head_to_head(
+            (weights[max(weights)], config), (other[max(other)], other_config), pairs=args.pairs, plies=args.plies
+        )
+        names = {"candidate": f"{args.folder} gen{max(weights)}", "opponent": f"{args.against} gen{max(other)}"}
+        print(json.dumps({"bench": "ladder", "head_to_head": {**names, **row}}, indent=1))
+        return
     missing = sorted({g for pairing in only for g in pairing} - set(weights))
     if missing:
         _shared.fail("ladder.py", f"no checkpoint of generation {missing} in {args.folder}")

@@ -4,7 +4,8 @@ carries it (a spawned process, `fleet.Fleet`; a Ray actor, `ray_fleet.RayFleet`)
 `play` is the actor's loop; an `ActorControl` is its link to the learner: the stop and pause
 flags, the newest published network, the learner's game count (for the temperature schedule)
 and `send`, which waits while the learner's side is full (the learner is learning,
-checkpointing or evaluating: the actor waits rather than run ahead of the training ratio).
+checkpointing or evaluating and the actor is as far ahead as its transport lets it: the
+learner holds the training ratio, the lead only adds generation lag).
 Every message sent is a tuple: ("game", actor, GameRecord), ("stats", actor, data), ("move",
 actor, data) or ("paused", actor, None). A featured actor reports its lowest-numbered game's
 moves, at most one every `move_interval_s`.

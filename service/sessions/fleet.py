@@ -5,16 +5,17 @@ The learner (`worker.SessionWorker`) reads games from a `Play`, whatever plays t
 - `LocalPlay` (SELFPLAY_ACTORS=1): one `SelfPlay` in the learner's process, stepped between
   learning phases, as one worker always did; deterministic under a seed.
 - `Fleet` (SELFPLAY_ACTORS >= 2): that many actor processes (spawned, `actor_main` running
-  `actor.play`), each with
-  its own copy of the weights and `SELFPLAY_PARALLEL_GAMES` games in flight. The learner
-  publishes each new network as a file (`publish`: `fleet/net-<version>.safetensors` in the
-  session's checkpoint folder) and bumps a shared version number; an actor adopts the newest
-  between two search steps. Finished games come back on each actor's own pipe: while the learner
-  learns, checkpoints or evaluates, the pipes fill and the actors wait (the ratio of trained
-  samples per new position holds whatever their speed); the learner numbers games in the order
-  they arrive. An actor that dies is replaced under a new actor number (its games in flight are
-  lost, never numbered: no gap); pause holds every actor and waits until each has said so, so
-  every game finished before the pause is in the learner's hands.
+  `actor.play`), each with its own copy of the weights and `SELFPLAY_PARALLEL_GAMES` games in
+  flight. The learner publishes each new network as a file (`publish`:
+  `fleet/net-<version>.safetensors` in the session's checkpoint folder) and bumps a shared
+  version number; an actor adopts the newest between two search steps. Finished games come
+  back on each actor's own pipe: while the learner learns, checkpoints or evaluates, an actor
+  plays on until it holds one learning phase's games (`ahead_games`), then waits (the learner
+  holds the ratio of trained samples per new position whatever their speed); the learner
+  numbers games in the order they arrive. An actor that dies is replaced under a new actor
+  number (its games in flight are lost, never numbered: no gap); pause holds every actor and
+  waits until each has said so, so every game finished before the pause is in the learner's
+  hands.
 
 Actors report their throughput every few seconds (`ActorState`, simulations/s, generation) and
 the moves of one featured game (the lowest-numbered live actor's), all on the same queue.
@@ -26,7 +27,9 @@ import dataclasses
 import multiprocessing as mp
 import multiprocessing.connection as mp_connection
 import os
+import queue
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,11 +155,12 @@ def published_path(folder: Path, version: int) -> Path:
 class _ProcessControl:
     """An actor process's `ActorControl`: shared values, files and its own pipe (one per
     actor: one killed in the middle of a message leaves a torn message in its own pipe only,
-    which the learner reads as the end of that pipe; a full pipe makes the actor wait)."""
+    which the learner reads as the end of that pipe; `_Sender` makes the actor wait once it is
+    as far ahead as it may run)."""
 
     shared: _Shared
-    out: Any  # the write end of this actor's pipe
     folder: Path
+    sender: _Sender  # owns the write end of this actor's pipe
     parent: int = field(default_factory=os.getppid)
 
     def stopped(self) -> bool:
@@ -179,10 +183,47 @@ class _ProcessControl:
         return self.shared.games.value
 
     def send(self, item: tuple[str, int, Any]) -> None:
-        try:
-            self.out.send(item)
-        except (BrokenPipeError, EOFError, OSError):  # the learner is gone
-            os._exit(0)
+        self.sender.send(item)
+
+
+class _Sender:
+    """Sends an actor's messages from a thread of its own, in order, so that the actor plays on
+    while its learner learns: up to `ahead` finished games wait here (a pipe holds about one
+    game of `small`), and the next one makes the actor wait. Without it a learner and one actor
+    took turns on two cores (docs/performance.md). The ratio of trained samples per position is
+    the learner's to hold; running ahead costs generation lag (measured, MAX_GENERATION_LAG)."""
+
+    def __init__(self, out: Any, ahead: int) -> None:
+        self.out = out
+        self.queue: queue.SimpleQueue[tuple[str, int, Any] | None] = queue.SimpleQueue()
+        self.room = threading.Semaphore(ahead)
+        self.thread = threading.Thread(target=self._run, name="actor-sender", daemon=True)
+        self.thread.start()
+
+    def send(self, item: tuple[str, int, Any]) -> None:
+        if item[0] == "game":
+            self.room.acquire()
+        self.queue.put(item)
+
+    def close(self, timeout: float) -> None:
+        """Send what waits (the learner reads its actors' pipes while it closes), then stop."""
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            try:
+                self.out.send(item)
+            except (BrokenPipeError, EOFError, OSError):  # the learner is gone
+                os._exit(0)
+            if item[0] == "game":
+                self.room.release()
+
+
+def ahead_games(config: SessionConfig) -> int:
+    """Finished games an actor process may hold beyond its pipe: one learning phase's
+    (LEARN_EVERY_N_GAMES), at least 2."""
+    return max(2, config.learn_every_n_games)
 
 
 def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
@@ -190,7 +231,9 @@ def actor_main(spec: ActorSpec, shared: _Shared, out: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the learner decides when self-play stops
     torch.set_num_interop_threads(1)
     assert spec.folder is not None  # a process fleet publishes files
-    play(spec, _ProcessControl(shared, out, spec.folder))
+    sender = _Sender(out, ahead_games(spec.config))
+    play(spec, _ProcessControl(shared, spec.folder, sender))
+    sender.close(timeout=5.0)
 
 
 # -- the learner's side --------------------------------------------------------------------

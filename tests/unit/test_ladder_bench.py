@@ -99,3 +99,11 @@ def test_only_the_pairings_asked_for_are_played_and_no_list_is_fitted_without_ge
     assert [(m["candidate"], m["opponent"]) for m in out["matches"]] == [("gen3", "gen1")]
     assert out["points"] == [0, 1, 3]
     assert out["ratings"] == {} and "rise" not in out  # gen0 played nobody: nothing to anchor
+
+
+def test_two_runs_checkpoints_meet_each_with_its_own_search(ladder, tiny_weights):
+    other = SessionConfig(chess_preset="tiny", eval_simulations=3, seed=4)
+    row = ladder.head_to_head((tiny_weights[3], TINY), (tiny_weights[1], other), pairs=2, plies=6)
+    assert row["games"] == 4 == row["wins"] + row["draws"] + row["losses"]
+    assert sum(row["endings"].values()) == 4
+    assert row["endings"]["move_cap"] >= 1  # 6 plies after the opening end few games by the rules
