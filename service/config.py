@@ -83,7 +83,7 @@ class SessionFields(BaseModel):
     )
     max_games: int = Field(100, ge=0, le=100_000_000, description="Stop after this many self-play games; 0 = no limit.")
     max_moves_per_game: int = Field(
-        150,
+        300,
         ge=2,
         le=10_000,
         description="Ply cap of a self-play game; at the cap ADJUDICATION decides the result "
@@ -173,7 +173,7 @@ class SessionFields(BaseModel):
         "many plies later / this many pawns); 0 = adjudicated win/draw/loss (ADJUDICATION_MARGIN).",
     )
     value_material_decay_positions: int | None = Field(
-        200_000,
+        600_000,
         ge=0,
         le=10**9,
         description="The material signal's share of the value target falls linearly from 1 to 0 over "

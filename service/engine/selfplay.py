@@ -54,7 +54,7 @@ class SelfPlayConfig:
     full_search_prob: float = 0.25
     parallel_games: int = 64
     temperature_plies: int = 30
-    max_plies: int = 150
+    max_plies: int = 300
     adjudication: str = "material"  # material | none
     adjudication_margin: int = 1
     resign_threshold: float | None = None

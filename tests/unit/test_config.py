@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DESIGN_DEFAULTS = {
     "session_duration_min": 20,
     "max_games": 100,
-    "max_moves_per_game": 150,
+    "max_moves_per_game": 300,
     "checkpoint_interval": 10,
     "learn_every_n_games": 5,
     "min_games_before_learning": 10,
@@ -50,7 +50,7 @@ DESIGN_DEFAULTS = {
     "adjudication_margin": 1,
     "value_horizon_plies": 4,
     "value_material_scale": 5.0,
-    "value_material_decay_positions": 200_000,
+    "value_material_decay_positions": 600_000,
     "value_root_weight": 0.0,
     "aux_material_weight": 0.5,
     "resign_threshold": None,
@@ -350,3 +350,15 @@ def test_value_material_decay_empty_means_never(monkeypatch):
     monkeypatch.setenv("VALUE_MATERIAL_DECAY_POSITIONS", "0")
     assert load_settings().value_material_decay_positions == 0
     assert "VALUE_MATERIAL_DECAY_POSITIONS" in _error(monkeypatch, VALUE_MATERIAL_DECAY_POSITIONS="-3")
+
+
+def test_a_stored_session_keeps_the_cap_and_decay_it_was_created_with():
+    """The self-play cap and the material decay changed defaults (150 -> 300 plies, 200,000 ->
+    600,000 positions, #24); a session created under the old ones resumes with them."""
+    from service.config import SessionConfig, stored_session_config
+
+    created = {**SessionConfig().model_dump(mode="json"), "max_moves_per_game": 150}
+    created["value_material_decay_positions"] = 200_000
+    resumed = stored_session_config(created)
+    assert (resumed.max_moves_per_game, resumed.value_material_decay_positions) == (150, 200_000)
+    assert (SessionConfig().max_moves_per_game, SessionConfig().value_material_decay_positions) == (300, 600_000)
