@@ -117,6 +117,10 @@ def seed(server, keyed: bool) -> Target:
         checkpoints = c.get(f"/v1/sessions/{reader}/checkpoints").json()["items"]
         evaluations = c.get(f"/v1/sessions/{reader}/evaluations").json()["items"]
         assert games and checkpoints and evaluations
+        for checkpoint in checkpoints:  # the first ONNX export takes seconds of CPU (more on a loaded
+            # machine than the fuzzer's 10 s read timeout); later downloads are the kept file
+            r = c.get(f"/v1/checkpoints/{checkpoint['id']}/weights.onnx", timeout=180)
+            assert r.status_code == 200, r.text
     return Target(server, keyed, reader, paused, victim, [g["id"] for g in games], [k["id"] for k in checkpoints])
 
 
