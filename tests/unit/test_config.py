@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DESIGN_DEFAULTS = {
     "session_duration_min": 20,
     "max_games": 100,
-    "max_moves_per_game": 300,
+    "max_moves_per_game": 300,  # departs from DESIGN.md's 150 (#24: docs/strength.md, cap 300)
     "checkpoint_interval": 10,
     "learn_every_n_games": 5,
     "min_games_before_learning": 10,
@@ -50,7 +50,7 @@ DESIGN_DEFAULTS = {
     "adjudication_margin": 1,
     "value_horizon_plies": 4,
     "value_material_scale": 5.0,
-    "value_material_decay_positions": 600_000,
+    "value_material_decay_positions": 600_000,  # #24 measured (docs/strength.md)
     "value_root_weight": 0.0,
     "aux_material_weight": 0.5,
     "resign_threshold": None,
