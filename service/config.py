@@ -98,6 +98,19 @@ class SessionFields(BaseModel):
     )
     learning_batch_size: int = Field(256, ge=1, le=65536, description="Positions per training step.")
     learning_rate: float = Field(0.001, gt=0, le=1, description="AdamW learning rate.")
+    learning_rate_decay_positions: int | None = Field(
+        None,
+        ge=0,
+        le=10**9,
+        description="The learning rate falls linearly from LEARNING_RATE to LEARNING_RATE_FLOOR times it "
+        "over this many positions learned, then stays there; empty = constant.",
+    )
+    learning_rate_floor: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="With LEARNING_RATE_DECAY_POSITIONS: the final learning rate as a share of LEARNING_RATE.",
+    )
 
     # Temperature
     temperature_schedule: Literal["constant", "linear_decay", "exponential_decay", "step"] = Field(
@@ -291,6 +304,7 @@ class SessionFields(BaseModel):
         "torch_threads",
         "max_generation_lag",
         "value_material_decay_positions",
+        "learning_rate_decay_positions",
         "eval_simulations",
         "eval_uci_engine",
         "eval_uci_elo",
@@ -363,6 +377,7 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "value_material_scale": 0.0,
     "selfplay_actors": 1,
     "value_material_decay_positions": None,
+    "learning_rate_decay_positions": None,
     "aux_material_weight": 0.0,
     "eval_adjudication": Adjudication.MATERIAL,
     "selfplay_openings": "",
@@ -501,6 +516,7 @@ _NOTES = {
     "replay_window_positions": "0 = uniform over the buffer",
     "resign_threshold": "empty = off",
     "value_material_decay_positions": "positions; 0 = the result only; empty = never",
+    "learning_rate_decay_positions": "positions; empty = a constant learning rate",
     "value_root_weight": "0 = the game's result alone, 1 = the root value alone",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",

@@ -62,6 +62,17 @@ def material_share_after(positions_learned: int, decay_positions: int | None) ->
     return max(0.0, 1.0 - positions_learned / decay_positions)
 
 
+def learning_rate_after(positions_learned: int, base: float, decay_positions: int | None, floor: float) -> float:
+    """Learning rate once `positions_learned` positions have been learned: `base` forever with
+    `decay_positions` None, else falling linearly to `floor * base` over `decay_positions`
+    positions and staying there (a constant rate on a sliding window keeps chasing the newest
+    games; annealing lets a long session settle, as lc0's step drops do)."""
+    if decay_positions is None:
+        return base
+    done = 1.0 if decay_positions <= 0 else min(1.0, positions_learned / decay_positions)
+    return base * (1.0 - (1.0 - floor) * done)
+
+
 def steps_for(new_positions: int, samples_per_position: float, batch_size: int) -> int:
     """Training steps that draw about `samples_per_position` samples per new self-play position."""
     if batch_size <= 0:

@@ -33,7 +33,7 @@ from ..config import SessionConfig
 from ..engine import inference, mcts, network, openings, replay, schedules
 from ..engine.replay import ReplayBuffer
 from ..engine.selfplay import GameRecord, SelfPlay, SelfPlayConfig, replay_samples
-from ..engine.training import Trainer, material_share_after, steps_for
+from ..engine.training import Trainer, learning_rate_after, material_share_after, steps_for
 from .evaluation import Evaluations
 from .evaluator import EvaluatorProcess
 from .fleet import Fleet, FleetBase, LocalPlay, Play
@@ -393,6 +393,9 @@ class SessionWorker:
             return
         t = time.perf_counter()
         self.trainer.material_share = material_share_after(self.positions_learned, cfg.value_material_decay_positions)
+        self.trainer.lr = learning_rate_after(
+            self.positions_learned, cfg.learning_rate, cfg.learning_rate_decay_positions, cfg.learning_rate_floor
+        )
         seen = self.positions_learned + self.new_positions  # the session's, restarts included
         recency = replay.window_recency(seen, len(self.buffer), cfg.replay_window_positions)
         stats = self.trainer.train(self.buffer, steps, cfg.learning_batch_size, recency=recency)

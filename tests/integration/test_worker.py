@@ -21,7 +21,7 @@ from support.tiny import TINY
 from service.config import SessionConfig, Settings, load_settings
 from service.engine import arena, encoding, network
 from service.engine.openings import OPENINGS
-from service.engine.training import steps_for
+from service.engine.training import learning_rate_after, steps_for
 from service.event_types import EventType
 from service.headless import run_session
 from service.sessions.worker import Commands, SessionWorker, WorkerSpec
@@ -108,7 +108,7 @@ def session(tmp_path_factory):
     threads = torch.get_num_threads()
     try:
         tmp = tmp_path_factory.mktemp("worker")
-        cfg = worker_config()
+        cfg = worker_config(learning_rate_decay_positions=400)  # the rate falls over the session's phases
         rec, worker, summary = run_worker(tmp, cfg)
         yield cfg, rec, worker, summary, tmp
     finally:
@@ -161,7 +161,7 @@ def test_learning_phases_when_due(session):
     phases = rec.of("learning")
     assert [(p["games"], p["steps"]) for p in phases] == expected
     assert [p["games"] for p in phases] == [2, 4, 6]
-    step = 0
+    step = learned = 0
     for p in phases:
         step += p["steps"]
         assert p["step"] == step
@@ -173,7 +173,10 @@ def test_learning_phases_when_due(session):
         assert p["total_loss"] == pytest.approx(p["policy_loss"] + p["value_loss"] + aux, rel=1e-5)
         assert (p["aux_loss"] > 0) == (cfg.aux_material_weight > 0)
         assert 0 <= p["material_share"] <= 1
-        assert p["lr"] == pytest.approx(cfg.learning_rate)
+        lr = learning_rate_after(learned, cfg.learning_rate, cfg.learning_rate_decay_positions, cfg.learning_rate_floor)
+        assert p["lr"] == pytest.approx(lr)  # from the positions learned before the phase
+        learned = p["positions_learned"]
+    assert phases[-1]["lr"] < phases[0]["lr"] == pytest.approx(cfg.learning_rate)
     assert summary["training_steps"] == worker.trainer.step == step
 
 

@@ -24,6 +24,8 @@ DESIGN_DEFAULTS = {
     "min_games_before_learning": 10,
     "learning_batch_size": 256,
     "learning_rate": 0.001,
+    "learning_rate_decay_positions": None,  # not in DESIGN.md: #24's learning-rate schedule (docs/strength.md)
+    "learning_rate_floor": 0.1,
     "temperature_schedule": "linear_decay",
     "initial_temperature": 1.0,
     "final_temperature": 0.5,

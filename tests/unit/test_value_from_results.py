@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from service.engine.network import build_network
 from service.engine.replay import ReplayBuffer, Sample, wdl_target
 from service.engine.selfplay import material_targets, replay_samples, value_targets
-from service.engine.training import Trainer, material_share_after
+from service.engine.training import Trainer, learning_rate_after, material_share_after
 
 pytestmark = pytest.mark.unit
 
@@ -87,6 +87,15 @@ def test_material_share_falls_linearly_and_none_keeps_it():
     assert material_share_after(250, 1000) == pytest.approx(0.75)
     assert material_share_after(1000, 1000) == 0.0
     assert material_share_after(5000, 1000) == 0.0
+
+
+def test_learning_rate_falls_linearly_to_its_floor_and_none_keeps_it():
+    assert learning_rate_after(10**9, 1e-3, None, 0.1) == 1e-3
+    assert learning_rate_after(0, 1e-3, 1000, 0.1) == pytest.approx(1e-3)
+    assert learning_rate_after(500, 1e-3, 1000, 0.1) == pytest.approx(0.55e-3)
+    assert learning_rate_after(1000, 1e-3, 1000, 0.1) == pytest.approx(1e-4)
+    assert learning_rate_after(5000, 1e-3, 1000, 0.1) == pytest.approx(1e-4)
+    assert learning_rate_after(0, 1e-3, 0, 0.25) == pytest.approx(2.5e-4)
 
 
 def _buffer(samples: int = 32) -> ReplayBuffer:
