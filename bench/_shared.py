@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -52,6 +53,32 @@ def session_config(
         return settings, session_config_from(settings, sets, **overrides)
     except SettingsError as exc:
         fail(script, str(exc))
+
+
+def kept_session(folder: Path) -> tuple[dict[int, Path], SessionConfig, str]:
+    """The checkpoint files (by generation), config and id of the one session in a folder kept
+    by `strength.py --keep`; fails (exit 2) when the folder holds another number of sessions."""
+    import asyncio
+
+    from service.config import stored_session_config
+    from service.storage import repositories as repo
+    from service.storage.database import create_engine, session_factory
+
+    async def read() -> tuple[dict[int, Path], SessionConfig, str]:
+        engine = create_engine(f"sqlite+aiosqlite:///{folder / 'strength.db'}")
+        try:
+            async with session_factory(engine)() as db:
+                sessions, _ = await repo.list_sessions(db)
+                if len(sessions) != 1:
+                    fail("kept_session", f"{folder} holds {len(sessions)} sessions, not 1")
+                row = sessions[0]
+                checkpoints = await repo.list_checkpoints(db, row.id)
+        finally:
+            await engine.dispose()
+        weights = {c.generation: c.weights_path(folder / "checkpoints") for c in checkpoints}
+        return weights, stored_session_config(row.config), row.id
+
+    return asyncio.run(read())
 
 
 def per_minute_second_half(times: list[float]) -> float | None:

@@ -26,7 +26,6 @@ kept run) to the end, the same way, each with its own session's search settings.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -37,12 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _shared  # noqa: E402  (bench/_shared.py)
 
-from service.config import SessionConfig, stored_session_config  # noqa: E402
+from service.config import SessionConfig  # noqa: E402
 from service.engine import arena, network  # noqa: E402
 from service.reports.builder import match_estimate  # noqa: E402
 from service.stats.elo import Match, fit_ratings  # noqa: E402
-from service.storage import repositories as repo  # noqa: E402
-from service.storage.database import create_engine, session_factory  # noqa: E402
 
 ENDINGS = (
     "checkmate_for",
@@ -173,22 +170,6 @@ def head_to_head(
     )
 
 
-async def _kept(folder: Path) -> tuple[dict[int, Path], SessionConfig]:
-    """Checkpoint files and config of the one session in a folder kept by `strength.py --keep`."""
-    engine = create_engine(f"sqlite+aiosqlite:///{folder / 'strength.db'}")
-    try:
-        async with session_factory(engine)() as db:
-            sessions, _ = await repo.list_sessions(db)
-            if len(sessions) != 1:
-                _shared.fail("ladder.py", f"{folder} holds {len(sessions)} sessions, not 1")
-            row = sessions[0]
-            checkpoints = await repo.list_checkpoints(db, row.id)
-    finally:
-        await engine.dispose()
-    config = stored_session_config(row.config)
-    return {c.generation: c.weights_path(folder / "checkpoints") for c in checkpoints}, config
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, required=True, help="a folder kept by bench/strength.py --keep")
@@ -217,9 +198,9 @@ def main() -> None:
         _shared.fail("ladder.py", f"--play takes LATER:EARLIER generations, got {args.play}")
     if any(len(pairing) != 2 for pairing in only):
         _shared.fail("ladder.py", f"--play takes LATER:EARLIER generations, got {args.play}")
-    weights, config = asyncio.run(_kept(args.folder))
+    weights, config = _shared.kept_session(args.folder)[:2]
     if args.against is not None:
-        other, other_config = asyncio.run(_kept(args.against))
+        other, other_config = _shared.kept_session(args.against)[:2]
         row = head_to_head(
             (weights[max(weights)], config), (other[max(other)], other_config), pairs=args.pairs, plies=args.plies
         )

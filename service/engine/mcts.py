@@ -62,6 +62,7 @@ class SearchConfig:
     gumbel_scale: float = 1.0  # 0: no root noise (evaluation, UCI)
     c_visit: float = 50.0
     c_scale: float = 0.1
+    rescale_q: bool = True  # Gumbel: min-max rescale Q over the children (mctx's default); False: Q in [-1, 1] as is
     c_puct: float = 1.5
     fpu_reduction: float = 0.25
     dirichlet_alpha: float = 0.3
@@ -156,11 +157,18 @@ def _backup(path: list[tuple[Node, int]], value: float, vl: int) -> None:
         node.visits += 1 - vl
 
 
+def _q_range(lo: float, hi: float, cfg: SearchConfig) -> float:
+    """The span sigma divides Q by: the children's own (min-max rescaling, mctx's default, so
+    the best of them always gains (c_visit + max visits) * c_scale however close the values
+    are), or the whole value range [-1, 1] with `rescale_q` off (gains follow real value gaps)."""
+    return max(hi - lo, 1e-8) if cfg.rescale_q else 2.0
+
+
 def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     """mctx's qtransform_completed_by_mix_value for the children `idxs` of `node`.
 
     Unvisited children get the mixed value of the network's value and the prior-weighted
-    Q of the visited ones; Q is min-max rescaled over all children, then scaled by
+    Q of the visited ones; Q is min-max rescaled over all children (over [-1, 1] with `rescale_q` off), then scaled by
     (c_visit + max visits) * c_scale. Assumes every visited child is in `idxs`.
     """
     n, w, p = node.n, node.w, node.priors
@@ -188,7 +196,7 @@ def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     lo, hi = min(qs), max(qs)
     if len(idxs) < len(n):  # children outside idxs are unvisited: v_mix counts too
         lo, hi = min(lo, v_mix), max(hi, v_mix)
-    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / _q_range(lo, hi, cfg)
     return [scale * (q - lo) for q in qs]
 
 
@@ -215,7 +223,7 @@ def _select_gumbel_interior(node: Node, cfg: SearchConfig) -> int:
     lo, hi = min(qs), max(qs)
     if k < size:  # unvisited children take v_mix
         lo, hi = min(lo, v_mix), max(hi, v_mix)
-    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, 1e-8)
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / _q_range(lo, hi, cfg)
     exp = math.exp  # exponents relative to hi: at most 0, so no overflow however many visits
     weights = [p[i] * exp(scale * (qs[i] - hi)) for i in range(k)]
     rest = exp(scale * (v_mix - hi)) if k < size else 0.0

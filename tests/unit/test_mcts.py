@@ -398,7 +398,7 @@ def mctx_completed_q(node: Node, cfg: SearchConfig) -> np.ndarray:
     v_mix = (node.value + n.sum() * weighted) / (n.sum() + 1)
     completed = np.where(visited, q, v_mix)
     lo, hi = completed.min(), completed.max()
-    completed = (completed - lo) / max(hi - lo, 1e-8)
+    completed = (completed - lo) / (max(hi - lo, 1e-8) if cfg.rescale_q else 2.0)
     return (cfg.c_visit + n.max()) * cfg.c_scale * completed
 
 
@@ -453,6 +453,28 @@ def test_sigma_rescales_over_unconsidered_unvisited_children_too():
     node = make_node([0.5, 0.3, 0.2], [2, 2, 0], [0.1, -0.1, 0.0], 1.0)
     want = mctx_completed_q(node, cfg)[:2]  # v_mix = 0.22 lies above both Qs
     assert np.allclose(mcts._sigma(node, [0, 1], cfg), want)
+
+
+def test_sigma_without_rescaling_matches_the_reference():
+    rng = random.Random(3)
+    cfg = SearchConfig(rescale_q=False)
+    for _ in range(500):
+        node = random_node(rng, all_visited=rng.random() < 0.3)
+        got = mcts._sigma(node, list(range(len(node.n))), cfg)
+        assert np.allclose(got, mctx_completed_q(node, cfg), atol=1e-9)
+        scores = mctx_interior_scores(node, cfg)
+        assert scores[mcts._select_gumbel_interior(node, cfg)] >= scores.max() - 1e-9
+
+
+def test_rescaling_turns_a_hair_of_value_into_the_whole_gain():
+    """Two visited moves 0.01 apart: min-max rescaling gives the better one the full
+    (c_visit + max visits) * c_scale over the other; without it the gain is that times 0.01 / 2."""
+    node = make_node([0.5, 0.5], [4, 4], [0.50, 0.51], 0.5)
+    full = (50.0 + 4) * 0.1
+    rescaled = mcts._sigma(node, [0, 1], SearchConfig())
+    plain = mcts._sigma(node, [0, 1], SearchConfig(rescale_q=False))
+    assert rescaled[1] - rescaled[0] == pytest.approx(full)
+    assert plain[1] - plain[0] == pytest.approx(full * 0.01 / 2)
 
 
 def mctx_interior_scores(node: Node, cfg: SearchConfig) -> np.ndarray:
