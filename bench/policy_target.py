@@ -21,7 +21,8 @@ generations first), with fresh searches by the session's full-search settings:
 `--variant rescale` is today's sigma (Q min-max rescaled over the children, mctx's default);
 `--variant plain` divides Q's span by the value range instead (`SearchConfig.rescale_q`), so
 a hair of value no longer buys the whole gain; `NAME:C` sets sigma's `c_scale` to C (0.1
-today), e.g. `plain:1`. The reference is always today's search.
+today), e.g. `plain:1`; `NAME@S` searches S simulations instead of the session's, e.g.
+`rescale@64`. The reference is always today's search.
 Positions where a move mates at once (a one-hot target by rule) are left out.
 
     python bench/policy_target.py --folder F [--generations 20,60,100 | --points 3]
@@ -56,20 +57,20 @@ VARIANTS = {"rescale": True, "plain": False}
 
 
 def variant_config(base: mcts.SearchConfig, spec: str) -> mcts.SearchConfig:
-    """The search config of a `--variant` (NAME or NAME:C_SCALE); ValueError on a bad one."""
-    name, _, scale = spec.partition(":")
+    """The search config of a `--variant` (NAME[:C_SCALE][@SIMULATIONS]); ValueError on a bad one."""
+    rest, _, sims = spec.partition("@")
+    name, _, scale = rest.partition(":")
     if name not in VARIANTS:
-        raise ValueError(f"unknown variant {spec!r}; expected NAME[:C_SCALE] with NAME one of {sorted(VARIANTS)}")
+        raise ValueError(f"unknown variant {spec!r}; expected NAME[:C_SCALE][@SIMULATIONS], NAME in {sorted(VARIANTS)}")
     cfg = replace(base, rescale_q=VARIANTS[name])
-    if not scale:
-        return cfg
     try:
-        c_scale = float(scale)
+        c_scale = float(scale) if scale else cfg.c_scale
+        simulations = int(sims) if sims else cfg.simulations
     except ValueError:
-        c_scale = 0.0
-    if not c_scale > 0:
-        raise ValueError(f"variant {spec!r}: C_SCALE must be a positive number")
-    return replace(cfg, c_scale=c_scale)
+        c_scale = simulations = 0
+    if not (c_scale > 0 and simulations > 0):
+        raise ValueError(f"variant {spec!r}: C_SCALE and SIMULATIONS must be positive numbers")
+    return replace(cfg, c_scale=c_scale, simulations=simulations)
 
 
 def kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -78,11 +79,12 @@ def kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(np.maximum(q[mask], 1e-9)))))
 
 
-def searched(boards: list[chess.Board], evaluator, cfg: mcts.SearchConfig, simulations: int, seed: str) -> list:
-    """One finished search per board (root noise on, as self-play's full searches), in lock step."""
+def searched(boards: list[chess.Board], evaluator, cfg: mcts.SearchConfig, seed: str) -> list:
+    """One finished search of `cfg.simulations` per board (root noise on, as self-play's full
+    searches), in lock step."""
     searches = [mcts.Search(b.copy(), cfg, random.Random(f"{seed}:{i}")) for i, b in enumerate(boards)]
     for s in searches:
-        s.start(simulations, noise=True)
+        s.start(cfg.simulations, noise=True)
     mcts.run(searches, evaluator)
     return searches
 
@@ -115,13 +117,12 @@ def measure(
 ) -> dict[str, Any]:
     """The module docstring's figures on `boards` for each variant (means over the positions
     where no move mates at once)."""
-    sims = base.simulations
-    ref = searched(boards, evaluator, base, sims * reference, f"{seed}:ref")
-    out: dict[str, Any] = {"simulations": sims, "reference_simulations": sims * reference}
+    ref = searched(boards, evaluator, replace(base, simulations=base.simulations * reference), f"{seed}:ref")
+    out: dict[str, Any] = {"simulations": base.simulations, "reference_simulations": base.simulations * reference}
     for name in variants:
         cfg = variant_config(base, name)
-        first = searched(boards, evaluator, cfg, sims, f"{seed}:a")
-        second = searched(boards, evaluator, cfg, sims, f"{seed}:b")
+        first = searched(boards, evaluator, cfg, f"{seed}:a")
+        second = searched(boards, evaluator, cfg, f"{seed}:b")
         rows = []
         for a, b, r in zip(first, second, ref):
             if a.mate is not None:

@@ -60,7 +60,7 @@ def test_kl_is_zero_on_equal_distributions_and_matches_the_formula(bench):
 
 
 def test_completed_q_is_the_visited_moves_mean_values_up_to_one_constant(bench, evaluator):
-    (search,) = bench.searched(boards(1, seed=3), evaluator, mcts.SearchConfig(simulations=32), 32, "t")
+    (search,) = bench.searched(boards(1, seed=3), evaluator, mcts.SearchConfig(simulations=32), "t")
     root = search.root
     q = bench.completed_q(search)
     legal, where = search.legal_moves()
@@ -72,11 +72,10 @@ def test_completed_q_is_the_visited_moves_mean_values_up_to_one_constant(bench, 
 
 
 def test_the_figures_of_each_variant_over_positions_without_a_mate(bench, evaluator):
-    out = bench.measure(
-        boards(6), evaluator, mcts.SearchConfig(simulations=16), variants=["rescale", "plain:1"], reference=2, seed=0
-    )
+    variants = ["rescale", "plain:1", "rescale@32"]
+    out = bench.measure(boards(6), evaluator, mcts.SearchConfig(simulations=16), variants=variants, reference=2, seed=0)
     assert out["reference_simulations"] == 32
-    for name in ("rescale", "plain:1"):
+    for name in variants:
         row = out[name]
         assert row["positions"] == 6
         assert row["kl_target_prior"] > 0 and row["kl_target_target"] >= 0
@@ -89,6 +88,8 @@ def test_a_variant_names_its_search_config_and_a_bad_one_is_refused(bench):
     base = mcts.SearchConfig()
     assert bench.variant_config(base, "rescale") == base
     assert bench.variant_config(base, "plain:2.5") == mcts.SearchConfig(rescale_q=False, c_scale=2.5)
-    for bad in ("flat", "plain:x", "plain:0"):
+    assert bench.variant_config(base, "rescale@64") == mcts.SearchConfig(simulations=64)
+    assert bench.variant_config(base, "plain:1@8") == mcts.SearchConfig(rescale_q=False, c_scale=1.0, simulations=8)
+    for bad in ("flat", "plain:x", "plain:0", "rescale@0", "rescale@x"):
         with pytest.raises(ValueError):
             bench.variant_config(base, bad)
