@@ -18,11 +18,12 @@ generations first), with fresh searches by the session's full-search settings:
 - `top1_*`: how often the argmaxes agree (target and prior, two targets, the reference's
   choice and each).
 
-`--variant rescale` is today's sigma (Q min-max rescaled over the children, mctx's default);
-`--variant plain` divides Q's span by the value range instead (`SearchConfig.rescale_q`), so
-a hair of value no longer buys the whole gain; `NAME:C` sets sigma's `c_scale` to C (0.1
-today), e.g. `plain:1`; `NAME@S` searches S simulations instead of the session's, e.g.
-`rescale@64`. The reference is always today's search.
+A `--variant` is `SPAN[:C_SCALE][@SIMULATIONS]`: sigma divides Q by max(the children's Q
+span, SPAN) (`SearchConfig.q_span_floor`), times `c_scale` C (0.1 today), after a search of S
+simulations (the session's by default). `rescale` (SPAN 1e-8, mctx's min-max rescaling) is
+today's: the best child gains the whole (c_visit + max visits) x c_scale however close the
+values are; `plain` (SPAN 2, the value range) never rescales, so gains follow value gaps;
+e.g. `0.2`, `plain:1`, `rescale@64`. The reference is always today's search.
 Positions where a move mates at once (a one-hot target by rule) are left out.
 
     python bench/policy_target.py --folder F [--generations 20,60,100 | --points 3]
@@ -52,25 +53,25 @@ import _shared  # noqa: E402  (bench/_shared.py)
 from service.engine import mcts, network  # noqa: E402
 from service.storage import codec  # noqa: E402
 
-VARIANTS = {"rescale": True, "plain": False}
-"""`--variant` name -> SearchConfig.rescale_q."""
+SPANS = {"rescale": 1e-8, "plain": 2.0}
+"""Named `--variant` spans: mctx's min-max rescaling, and none (the whole value range)."""
 
 
 def variant_config(base: mcts.SearchConfig, spec: str) -> mcts.SearchConfig:
-    """The search config of a `--variant` (NAME[:C_SCALE][@SIMULATIONS]); ValueError on a bad one."""
+    """The search config of a `--variant` (SPAN[:C_SCALE][@SIMULATIONS]); ValueError on a bad one."""
     rest, _, sims = spec.partition("@")
-    name, _, scale = rest.partition(":")
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {spec!r}; expected NAME[:C_SCALE][@SIMULATIONS], NAME in {sorted(VARIANTS)}")
-    cfg = replace(base, rescale_q=VARIANTS[name])
+    span, _, scale = rest.partition(":")
     try:
-        c_scale = float(scale) if scale else cfg.c_scale
-        simulations = int(sims) if sims else cfg.simulations
+        floor = SPANS[span] if span in SPANS else float(span)
+        c_scale = float(scale) if scale else base.c_scale
+        simulations = int(sims) if sims else base.simulations
     except ValueError:
-        c_scale = simulations = 0
-    if not (c_scale > 0 and simulations > 0):
-        raise ValueError(f"variant {spec!r}: C_SCALE and SIMULATIONS must be positive numbers")
-    return replace(cfg, c_scale=c_scale, simulations=simulations)
+        floor = c_scale = simulations = 0
+    if not (floor > 0 and c_scale > 0 and simulations > 0):
+        raise ValueError(
+            f"variant {spec!r}: expected SPAN[:C_SCALE][@SIMULATIONS], positive numbers, SPAN may be {sorted(SPANS)}"
+        )
+    return replace(base, q_span_floor=floor, c_scale=c_scale, simulations=simulations)
 
 
 def kl(p: np.ndarray, q: np.ndarray) -> float:
@@ -103,7 +104,7 @@ def distributions(search: mcts.Search) -> tuple[np.ndarray, np.ndarray]:
 def completed_q(search: mcts.Search) -> np.ndarray:
     """The root's completed Q (visited: mean value; unvisited: the mixed value) in generation
     order, up to one constant: sigma without rescaling is an affine map of it."""
-    root, cfg = search.root, replace(search.cfg, rescale_q=False)
+    root, cfg = search.root, replace(search.cfg, q_span_floor=2.0)
     assert root is not None and root.priors is not None  # a finished search
     legal, where = search.legal_moves()
     sig = mcts._sigma(root, list(range(len(root.moves))), cfg)  # noqa: SLF001  (the engine's own completion)
@@ -189,7 +190,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=3, help="evenly spaced checkpoints up to the newest")
     parser.add_argument("--positions", type=int, default=300, help="positions per checkpoint")
     parser.add_argument("--reference", type=int, default=8, help="the reference search's simulations, x the session's")
-    parser.add_argument("--variant", action="append", help="NAME[:C_SCALE], NAME rescale or plain (default: both)")
+    parser.add_argument("--variant", action="append", help="SPAN[:C_SCALE][@SIMULATIONS] (default: rescale and plain)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

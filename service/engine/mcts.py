@@ -62,7 +62,7 @@ class SearchConfig:
     gumbel_scale: float = 1.0  # 0: no root noise (evaluation, UCI)
     c_visit: float = 50.0
     c_scale: float = 0.1
-    rescale_q: bool = True  # Gumbel: min-max rescale Q over the children (mctx's default); False: Q in [-1, 1] as is
+    q_span_floor: float = 1e-8  # Gumbel: sigma divides Q by max(children's span, this); 1e-8 = mctx, 2 = no rescaling
     c_puct: float = 1.5
     fpu_reduction: float = 0.25
     dirichlet_alpha: float = 0.3
@@ -158,17 +158,17 @@ def _backup(path: list[tuple[Node, int]], value: float, vl: int) -> None:
 
 
 def _q_range(lo: float, hi: float, cfg: SearchConfig) -> float:
-    """The span sigma divides Q by: the children's own (min-max rescaling, mctx's default, so
-    the best of them always gains (c_visit + max visits) * c_scale however close the values
-    are), or the whole value range [-1, 1] with `rescale_q` off (gains follow real value gaps)."""
-    return max(hi - lo, 1e-8) if cfg.rescale_q else 2.0
+    """The span sigma divides Q by: the children's own (min-max rescaling, mctx's default: the
+    best of them gains (c_visit + max visits) * c_scale however close the values are), but at
+    least `q_span_floor` (2, the whole value range: no rescaling, gains follow value gaps)."""
+    return max(hi - lo, cfg.q_span_floor)
 
 
 def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     """mctx's qtransform_completed_by_mix_value for the children `idxs` of `node`.
 
     Unvisited children get the mixed value of the network's value and the prior-weighted
-    Q of the visited ones; Q is min-max rescaled over all children (over [-1, 1] with `rescale_q` off), then scaled by
+    Q of the visited ones; Q is min-max rescaled over all children (a span of at least `q_span_floor`), then scaled by
     (c_visit + max visits) * c_scale. Assumes every visited child is in `idxs`.
     """
     n, w, p = node.n, node.w, node.priors

@@ -398,7 +398,7 @@ def mctx_completed_q(node: Node, cfg: SearchConfig) -> np.ndarray:
     v_mix = (node.value + n.sum() * weighted) / (n.sum() + 1)
     completed = np.where(visited, q, v_mix)
     lo, hi = completed.min(), completed.max()
-    completed = (completed - lo) / (max(hi - lo, 1e-8) if cfg.rescale_q else 2.0)
+    completed = (completed - lo) / max(hi - lo, cfg.q_span_floor)
     return (cfg.c_visit + n.max()) * cfg.c_scale * completed
 
 
@@ -455,9 +455,10 @@ def test_sigma_rescales_over_unconsidered_unvisited_children_too():
     assert np.allclose(mcts._sigma(node, [0, 1], cfg), want)
 
 
-def test_sigma_without_rescaling_matches_the_reference():
+@pytest.mark.parametrize("floor", [0.2, 2.0])
+def test_sigma_with_a_span_floor_matches_the_reference(floor):
     rng = random.Random(3)
-    cfg = SearchConfig(rescale_q=False)
+    cfg = SearchConfig(q_span_floor=floor)
     for _ in range(500):
         node = random_node(rng, all_visited=rng.random() < 0.3)
         got = mcts._sigma(node, list(range(len(node.n))), cfg)
@@ -468,11 +469,12 @@ def test_sigma_without_rescaling_matches_the_reference():
 
 def test_rescaling_turns_a_hair_of_value_into_the_whole_gain():
     """Two visited moves 0.01 apart: min-max rescaling gives the better one the full
-    (c_visit + max visits) * c_scale over the other; without it the gain is that times 0.01 / 2."""
+    (c_visit + max visits) * c_scale over the other; over the value range (a span floor of 2)
+    the gain is that times 0.01 / 2."""
     node = make_node([0.5, 0.5], [4, 4], [0.50, 0.51], 0.5)
     full = (50.0 + 4) * 0.1
     rescaled = mcts._sigma(node, [0, 1], SearchConfig())
-    plain = mcts._sigma(node, [0, 1], SearchConfig(rescale_q=False))
+    plain = mcts._sigma(node, [0, 1], SearchConfig(q_span_floor=2.0))
     assert rescaled[1] - rescaled[0] == pytest.approx(full)
     assert plain[1] - plain[0] == pytest.approx(full * 0.01 / 2)
 

@@ -87,9 +87,10 @@ def test_the_figures_of_each_variant_over_positions_without_a_mate(bench, evalua
 def test_a_variant_names_its_search_config_and_a_bad_one_is_refused(bench):
     base = mcts.SearchConfig()
     assert bench.variant_config(base, "rescale") == base
-    assert bench.variant_config(base, "plain:2.5") == mcts.SearchConfig(rescale_q=False, c_scale=2.5)
+    assert bench.variant_config(base, "plain:2.5") == mcts.SearchConfig(q_span_floor=2.0, c_scale=2.5)
+    assert bench.variant_config(base, "0.2") == mcts.SearchConfig(q_span_floor=0.2)
     assert bench.variant_config(base, "rescale@64") == mcts.SearchConfig(simulations=64)
-    assert bench.variant_config(base, "plain:1@8") == mcts.SearchConfig(rescale_q=False, c_scale=1.0, simulations=8)
-    for bad in ("flat", "plain:x", "plain:0", "rescale@0", "rescale@x"):
+    assert bench.variant_config(base, "plain:1@8") == mcts.SearchConfig(q_span_floor=2.0, c_scale=1.0, simulations=8)
+    for bad in ("flat", "plain:x", "plain:0", "rescale@0", "rescale@x", "0", "-1"):
         with pytest.raises(ValueError):
             bench.variant_config(base, bad)
