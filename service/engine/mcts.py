@@ -157,19 +157,16 @@ def _backup(path: list[tuple[Node, int]], value: float, vl: int) -> None:
         node.visits += 1 - vl
 
 
-def _q_range(lo: float, hi: float, cfg: SearchConfig) -> float:
-    """The span sigma divides Q by: the children's own (min-max rescaling, mctx's default: the
-    best of them gains (c_visit + max visits) * c_scale however close the values are), but at
-    least `q_span_floor` (2, the whole value range: no rescaling, gains follow value gaps)."""
-    return max(hi - lo, cfg.q_span_floor)
-
-
 def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     """mctx's qtransform_completed_by_mix_value for the children `idxs` of `node`.
 
     Unvisited children get the mixed value of the network's value and the prior-weighted
-    Q of the visited ones; Q is min-max rescaled over all children (a span of at least `q_span_floor`), then scaled by
+    Q of the visited ones; Q is min-max rescaled over all children, then scaled by
     (c_visit + max visits) * c_scale. Assumes every visited child is in `idxs`.
+
+    The span divided by is at least `cfg.q_span_floor`: mctx's 1e-8 lets the best child gain
+    the whole (c_visit + max visits) * c_scale however close the values are; 2 (the value
+    range) never rescales, so gains follow value gaps.
     """
     n, w, p = node.n, node.w, node.priors
     assert p is not None  # a node with children is expanded
@@ -196,7 +193,7 @@ def _sigma(node: Node, idxs: list[int], cfg: SearchConfig) -> list[float]:
     lo, hi = min(qs), max(qs)
     if len(idxs) < len(n):  # children outside idxs are unvisited: v_mix counts too
         lo, hi = min(lo, v_mix), max(hi, v_mix)
-    scale = (cfg.c_visit + max_n) * cfg.c_scale / _q_range(lo, hi, cfg)
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, cfg.q_span_floor)
     return [scale * (q - lo) for q in qs]
 
 
@@ -223,7 +220,7 @@ def _select_gumbel_interior(node: Node, cfg: SearchConfig) -> int:
     lo, hi = min(qs), max(qs)
     if k < size:  # unvisited children take v_mix
         lo, hi = min(lo, v_mix), max(hi, v_mix)
-    scale = (cfg.c_visit + max_n) * cfg.c_scale / _q_range(lo, hi, cfg)
+    scale = (cfg.c_visit + max_n) * cfg.c_scale / max(hi - lo, cfg.q_span_floor)
     exp = math.exp  # exponents relative to hi: at most 0, so no overflow however many visits
     weights = [p[i] * exp(scale * (qs[i] - hi)) for i in range(k)]
     rest = exp(scale * (v_mix - hi)) if k < size else 0.0
