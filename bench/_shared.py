@@ -81,6 +81,13 @@ def kept_session(folder: Path) -> tuple[dict[int, Path], SessionConfig, str]:
     return asyncio.run(read())
 
 
+def evenly_spaced(newest: int, points: int, available: set[int]) -> list[int]:
+    """`points` generations evenly spaced up to `newest` (the last is `newest`), each the
+    nearest stored one at or below its target; duplicates dropped, in order."""
+    targets = [round(newest * (i + 1) / points) for i in range(points)]
+    return sorted({max(g for g in available if g <= target) for target in targets})
+
+
 def per_minute_second_half(times: list[float]) -> float | None:
     """Events per minute over the second half of them: events half+1..n over the time since
     event `half` (`times`: seconds from the start, in order). Excludes the warm-up; None

@@ -96,9 +96,7 @@ def to_end_match(candidate: arena.Side, opponent: arena.Side, *, pairs: int, pli
 def ladder_points(newest: int, points: int, available: set[int]) -> list[int]:
     """Generation 0 and `points` generations evenly spaced up to `newest` (the last is `newest`),
     each the nearest stored checkpoint at or below its target; duplicates dropped."""
-    wanted = [round(newest * (i + 1) / points) for i in range(points)]
-    chosen = [max(g for g in available if g <= target) for target in wanted]
-    return sorted({0, *chosen})
+    return sorted({0, *_shared.evenly_spaced(newest, points, available)})
 
 
 def pairings(points: list[int]) -> list[tuple[int, int]]:

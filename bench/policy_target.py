@@ -206,9 +206,7 @@ def main() -> None:
     except ValueError:
         _shared.fail("policy_target.py", f"--generations takes comma-separated numbers, got {args.generations!r}")
     if wanted is None:
-        newest = max(weights)
-        targets = [round(newest * (i + 1) / args.points) for i in range(args.points)]
-        wanted = sorted({max(g for g in weights if g <= target) for target in targets})
+        wanted = _shared.evenly_spaced(max(weights), args.points, set(weights))
     missing = sorted(set(wanted) - set(weights))
     if missing:
         _shared.fail("policy_target.py", f"no checkpoint of generation {missing} in {args.folder}")
