@@ -6,29 +6,18 @@ a wrong pairing or a misread fit would show a rise that was never played.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from support.bench import load
 
 from service.config import SessionConfig
 from service.engine import network
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
 def ladder():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("ladder", BENCH / "ladder.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load("ladder")
 
 
 def test_the_points_are_generation_0_and_evenly_spaced_stored_checkpoints_up_to_the_newest(ladder):

@@ -6,31 +6,18 @@ against what they claim to be.
 
 from __future__ import annotations
 
-import importlib.util
-import random
-import sys
-from pathlib import Path
-
 import chess
 import numpy as np
 import pytest
+from support.bench import load
+from support.positions import random_positions
 
 from service.engine import mcts, network
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("policy_target", BENCH / "policy_target.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load("policy_target")
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +26,8 @@ def evaluator():
 
 
 def boards(n: int, seed: int = 0) -> list[chess.Board]:
-    rng, out = random.Random(seed), []
-    while len(out) < n:
-        board = chess.Board()
-        for _ in range(rng.randint(4, 30)):
-            moves = list(board.legal_moves)
-            if not moves:
-                break
-            board.push(rng.choice(moves))
-        if not board.is_game_over():
-            out.append(board)
-    return out
+    """`n` seeded random positions with a move to play."""
+    return [b for b in random_positions(4 * n, seed) if not b.is_game_over()][:n]
 
 
 def test_kl_is_zero_on_equal_distributions_and_matches_the_formula(bench):
