@@ -147,6 +147,17 @@ class SessionFields(BaseModel):
         0.25, ge=0, le=1, description="Share of moves given the full search and kept as policy targets (playout cap)."
     )
     fast_simulations: int = Field(8, ge=1, le=100_000, description="Simulations of a fast search per move.")
+    late_search_generation: int | None = Field(
+        None,
+        ge=0,
+        le=10**6,
+        description="From this generation on, self-play's full and fast searches use LATE_SEARCH_SCALE times "
+        "SELFPLAY_SIMULATIONS and FAST_SIMULATIONS (KataGo raises its visits as the net learns); evaluation "
+        "keeps SELFPLAY_SIMULATIONS; empty = never.",
+    )
+    late_search_scale: float = Field(
+        2.0, ge=1, le=16, description="With LATE_SEARCH_GENERATION: how many times the simulations late searches use."
+    )
     selfplay_parallel_games: int = Field(
         64, ge=1, le=4096, description="Games a worker keeps in flight, so network calls stay batched."
     )
@@ -305,6 +316,7 @@ class SessionFields(BaseModel):
         "max_generation_lag",
         "value_material_decay_positions",
         "learning_rate_decay_positions",
+        "late_search_generation",
         "eval_simulations",
         "eval_uci_engine",
         "eval_uci_elo",
@@ -378,6 +390,7 @@ ADDED_SESSION_FIELDS: dict[str, Any] = {
     "selfplay_actors": 1,
     "value_material_decay_positions": None,
     "learning_rate_decay_positions": None,
+    "late_search_generation": None,
     "aux_material_weight": 0.0,
     "eval_adjudication": Adjudication.MATERIAL,
     "selfplay_openings": "",
@@ -517,6 +530,7 @@ _NOTES = {
     "resign_threshold": "empty = off",
     "value_material_decay_positions": "positions; 0 = the result only; empty = never",
     "learning_rate_decay_positions": "positions; empty = a constant learning rate",
+    "late_search_generation": "empty = never",
     "value_root_weight": "0 = the game's result alone, 1 = the root value alone",
     "torch_threads": "empty = derive from cores",
     "eval_simulations": "empty = SELFPLAY_SIMULATIONS",

@@ -51,6 +51,9 @@ class SelfPlayConfig:
     search: mcts.SearchConfig = mcts.SearchConfig()
     simulations: int = 32
     fast_simulations: int = 8
+    late_search_generation: int | None = None
+    """From this generation on both budgets are `late_search_scale` times larger (None: never)."""
+    late_search_scale: float = 2.0
     full_search_prob: float = 0.25
     parallel_games: int = 64
     temperature_plies: int = 30
@@ -352,8 +355,18 @@ class SelfPlay:
         cfg = self.cfg
         game.full = cfg.full_search_prob >= 1.0 or game.rng.random() < cfg.full_search_prob
         # Root noise on full searches only (KataGo): a fast search is no policy target.
-        game.search.start(cfg.simulations if game.full else cfg.fast_simulations, noise=game.full)
+        game.search.start(self.budget(game.full), noise=game.full)
         game.move_started = time.perf_counter()
+
+    def budget(self, full: bool) -> int:
+        """A full or a fast search's budget under the generation playing now: the late budget
+        from LATE_SEARCH_GENERATION on (a policy that already matches its few-simulation targets
+        learns from deeper ones)."""
+        cfg = self.cfg
+        budget = cfg.simulations if full else cfg.fast_simulations
+        if cfg.late_search_generation is not None and self.generation >= cfg.late_search_generation:
+            budget = round(budget * cfg.late_search_scale)
+        return budget
 
     def play_generation(self, generation: int, max_lag: int | None) -> None:
         """The evaluator now holds `generation`: new games record it, and with a bound

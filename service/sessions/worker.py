@@ -83,6 +83,8 @@ def selfplay_config(cfg: SessionConfig) -> SelfPlayConfig:
         search=search,
         simulations=cfg.selfplay_simulations,
         fast_simulations=cfg.fast_simulations,
+        late_search_generation=cfg.late_search_generation,
+        late_search_scale=cfg.late_search_scale,
         full_search_prob=cfg.full_search_prob,
         parallel_games=cfg.selfplay_parallel_games,
         temperature_plies=cfg.temperature_plies,

@@ -25,6 +25,8 @@ PAIRS: list[tuple[Any, str, str]] = [
     # (engine class or function, its parameter or field, the matching SessionFields field)
     (SelfPlayConfig, "simulations", "selfplay_simulations"),
     (SelfPlayConfig, "fast_simulations", "fast_simulations"),
+    (SelfPlayConfig, "late_search_generation", "late_search_generation"),
+    (SelfPlayConfig, "late_search_scale", "late_search_scale"),
     (SelfPlayConfig, "full_search_prob", "full_search_prob"),
     (SelfPlayConfig, "parallel_games", "selfplay_parallel_games"),
     (SelfPlayConfig, "temperature_plies", "temperature_plies"),

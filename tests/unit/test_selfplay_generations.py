@@ -51,3 +51,37 @@ def test_games_older_than_the_bound_are_dropped_unnumbered_and_not_counted():
         finished += selfplay.step()
     assert [g.number for g in finished] == [1, 2, 3, 4, 5]  # no gap where the dropped ones were
     assert {g.generation for g in finished} == {3}
+
+
+def _simulations_of_one_move_each(selfplay: SelfPlay) -> set[int]:
+    """Step until every game in flight has played one more move: the simulations each spent."""
+    moves = {g.record.number: len(g.record.moves) for g in selfplay.games}
+    sims = {g.record.number: g.record.simulations for g in selfplay.games}
+    while any(len(g.record.moves) == moves[g.record.number] for g in selfplay.games):
+        selfplay.step()
+    return {g.record.simulations - sims[g.record.number] for g in selfplay.games}
+
+
+def test_searches_use_the_late_budget_from_the_late_search_generation_on():
+    """LATE_SEARCH_GENERATION: moves searched under an older network keep the base budgets,
+    from that generation on both full and fast searches run LATE_SEARCH_SCALE times as many."""
+    config = SelfPlayConfig(
+        search=mcts.SearchConfig(simulations=4, gumbel_considered=2),
+        simulations=4,
+        fast_simulations=2,
+        full_search_prob=1.0,
+        parallel_games=2,
+        max_plies=40,
+        late_search_generation=3,
+        late_search_scale=2.0,
+    )
+    selfplay = SelfPlay(config, mcts.UniformEvaluator(), seed=1)
+    assert (selfplay.budget(True), selfplay.budget(False)) == (4, 2)
+    selfplay.step()
+    assert _simulations_of_one_move_each(selfplay) == {4}
+    selfplay.play_generation(2, None)
+    assert _simulations_of_one_move_each(selfplay) == {4}
+    selfplay.play_generation(3, None)
+    assert (selfplay.budget(True), selfplay.budget(False)) == (8, 4)
+    _simulations_of_one_move_each(selfplay)  # the searches already started keep their budget
+    assert _simulations_of_one_move_each(selfplay) == {8}
