@@ -148,12 +148,12 @@ class SessionFields(BaseModel):
     )
     fast_simulations: int = Field(8, ge=1, le=100_000, description="Simulations of a fast search per move.")
     late_search_generation: int | None = Field(
-        None,
+        100,
         ge=0,
         le=10**6,
         description="From this generation on, self-play's full and fast searches use LATE_SEARCH_SCALE times "
-        "SELFPLAY_SIMULATIONS and FAST_SIMULATIONS (KataGo raises its visits as the net learns); evaluation "
-        "keeps SELFPLAY_SIMULATIONS; empty = never.",
+        "SELFPLAY_SIMULATIONS and FAST_SIMULATIONS (KataGo raises its visits as the net learns; 100: measured, "
+        "docs/strength.md); evaluation keeps SELFPLAY_SIMULATIONS; empty = never.",
     )
     late_search_scale: float = Field(
         2.0, ge=1, le=16, description="With LATE_SEARCH_GENERATION: how many times the simulations late searches use."

@@ -51,7 +51,7 @@ class SelfPlayConfig:
     search: mcts.SearchConfig = mcts.SearchConfig()
     simulations: int = 32
     fast_simulations: int = 8
-    late_search_generation: int | None = None
+    late_search_generation: int | None = 100
     """From this generation on both budgets are `late_search_scale` times larger (None: never)."""
     late_search_scale: float = 2.0
     full_search_prob: float = 0.25

@@ -26,7 +26,7 @@ DESIGN_DEFAULTS = {
     "learning_rate": 0.001,
     "learning_rate_decay_positions": None,  # not in DESIGN.md: #24's learning-rate schedule (docs/strength.md)
     "learning_rate_floor": 0.1,
-    "late_search_generation": None,  # not in DESIGN.md: #24's late search budget (docs/strength.md)
+    "late_search_generation": 100,  # not in DESIGN.md: #24's late search budget (docs/strength.md)
     "late_search_scale": 2.0,
     "temperature_schedule": "linear_decay",
     "initial_temperature": 1.0,
