@@ -85,3 +85,16 @@ def test_searches_use_the_late_budget_from_the_late_search_generation_on():
     assert (selfplay.budget(True), selfplay.budget(False)) == (8, 4)
     _simulations_of_one_move_each(selfplay)  # the searches already started keep their budget
     assert _simulations_of_one_move_each(selfplay) == {8}
+
+
+def test_a_session_config_passes_its_late_search_to_self_play():
+    """The worker builds self-play's budgets from LATE_SEARCH_GENERATION / LATE_SEARCH_SCALE,
+    and a session stored before the settings never switches."""
+    from service.config import SessionConfig, stored_session_config
+    from service.sessions.worker import selfplay_config
+
+    built = selfplay_config(SessionConfig(late_search_generation=7, late_search_scale=3.0))
+    assert (built.late_search_generation, built.late_search_scale) == (7, 3.0)
+    stored = SessionConfig().model_dump(mode="json")
+    del stored["late_search_generation"], stored["late_search_scale"]
+    assert selfplay_config(stored_session_config(stored)).late_search_generation is None
