@@ -18,6 +18,9 @@ A watcher may follow one game as it is played (`SelfPlay.move_hook`, for the liv
 the featured game is the lowest-numbered one in flight, so the next one takes over when
 it ends. The hook is a plain callable; what it does with the moves (rate limits, sending)
 is the caller's business.
+
+Over 500 lines: one class stepping many games through one batched search (openings,
+budgets, temperature, targets, game ends); each part is a short method on the same state.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ The learner (`worker.SessionWorker`) reads games from a `Play`, whatever plays t
 
 Actors report their throughput every few seconds (`ActorState`, simulations/s, generation) and
 the moves of one featured game (the lowest-numbered live actor's), all on the same queue.
+
+Over 500 lines: the `Play` protocol and both of its sides (local, process fleet) with the
+control they share; the Ray fleet builds on `FleetBase` here, and parting the process fleet
+from the protocol would split one contract across files.
 """
 
 from __future__ import annotations
