@@ -421,7 +421,30 @@ async def stop_sessions(client: httpx.AsyncClient, url: str, ids: list[str]) -> 
     return out
 
 
+def session_figures(
+    ids: list[str],
+    before: dict[str, int],
+    after: dict[str, dict],
+    final: dict[str, str],
+    sims: dict[str, list],
+    window_s: float,
+) -> dict[str, dict[str, Any]]:
+    """Each session's games and simulations/s in the measured window, and its final state."""
+    sessions = {}
+    for sid in ids:
+        games = after[sid]["games_done"] - before[sid]
+        sessions[sid] = {
+            "games_in_window": games,
+            "games_per_minute": round(games / (window_s / 60), 2),
+            "simulations_per_second": sims_summary(sims[sid]),
+            "games_done": after[sid]["games_done"],
+            "final_state": final[sid],
+        }
+    return sessions
+
+
 async def latency_phase(args: argparse.Namespace, folder: Path, extra: dict[str, str]) -> dict[str, Any]:
+    """Two running sessions under `--clients` polling clients for `--seconds`: latency, throughput, memory."""
     env = base_env(folder, args.preset, {"MAX_CONCURRENT_SESSIONS": "2", **extra})
     server = Server(folder, env, "latency")
     body = {"max_games": 0, "session_duration_min": 24 * 60, "chess_preset": args.preset}
@@ -449,17 +472,7 @@ async def latency_phase(args: argparse.Namespace, folder: Path, extra: dict[str,
             final = await stop_sessions(client, server.url, ids)
     finally:
         code = server.stop()
-    sims = measured.pop("sims")
-    sessions = {}
-    for sid in ids:
-        games = after[sid]["games_done"] - before[sid]
-        sessions[sid] = {
-            "games_in_window": games,
-            "games_per_minute": round(games / (window_s / 60), 2),
-            "simulations_per_second": sims_summary(sims[sid]),
-            "games_done": after[sid]["games_done"],
-            "final_state": final[sid],
-        }
+    sessions = session_figures(ids, before, after, final, measured.pop("sims"), window_s)
     resolved_threads = int(extra.get("TORCH_THREADS") or max(1, (os.cpu_count() or 1) // 2))
     notes = []
     if any(s["games_in_window"] < FEW_GAMES for s in sessions.values()):

@@ -57,7 +57,18 @@ from service.storage import repositories as repo  # noqa: E402
 from service.storage.database import create_engine, session_factory  # noqa: E402
 
 
+async def stored_results(database_url: str, session_id: str) -> tuple[dict, list]:
+    """The session's checkpoints (by id) and evaluations, read back from its database."""
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as db:
+        checkpoints = {c.id: c for c in await repo.list_checkpoints(db, session_id)}
+        evaluations = await repo.list_evaluations(db, session_id)
+    await engine.dispose()
+    return checkpoints, evaluations
+
+
 async def measure(args: argparse.Namespace, folder: Path) -> dict:
+    """The session of `--minutes`, then its figures and what `after_session` plays, as JSON."""
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{folder / 'strength.db'}",
         report_dir=folder / "reports",
@@ -89,11 +100,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict:
         ),
     )
 
-    engine = create_engine(settings.database_url)
-    async with session_factory(engine)() as db:
-        checkpoints = {c.id: c for c in await repo.list_checkpoints(db, session_id)}
-        evaluations = await repo.list_evaluations(db, session_id)
-    await engine.dispose()
+    checkpoints, evaluations = await stored_results(settings.database_url, session_id)
     ratings = rating_list(
         [(e, checkpoints[e.checkpoint_id].generation, None) for e in evaluations], settings.elo_anchor
     )

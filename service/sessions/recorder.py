@@ -44,6 +44,8 @@ FINAL_REASONS = {"max_games": State.COMPLETED, "duration": State.COMPLETED, "sto
 """The state a session ends in, by the reason its worker gives (`finished`); others: stopped."""
 LOSS_WINDOW = 10
 """Learning steps whose mean total loss a new loss is compared with (ALERT_LOSS_SPIKE_FACTOR)."""
+_MATCH_FIELDS = ("generation", "opponent", "wins", "draws", "losses", "pentanomial", "adjudicated")
+"""A match's fields that `evaluation.finished` carries as the worker reported them."""
 
 _PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s'\"(),:;/]+/)+([^\s'\"(),:;/]*)")
 
@@ -334,13 +336,7 @@ class Recorder:
             EventType.EVALUATION_FINISHED,
             {
                 "checkpoint_id": checkpoint.id,
-                "generation": data["generation"],
-                "opponent": data["opponent"],
-                "wins": data["wins"],
-                "draws": data["draws"],
-                "losses": data["losses"],
-                "pentanomial": data["pentanomial"],
-                "adjudicated": data["adjudicated"],
+                **{k: data[k] for k in _MATCH_FIELDS},
                 "elo": row.elo,
                 "elo_low": row.elo_low,
                 "elo_high": row.elo_high,
