@@ -72,8 +72,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import _shared
 import httpx
 import psutil
 
@@ -89,9 +90,8 @@ def log(message: str) -> None:
     print(f"[api_latency] {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> None:
-    print(f"bench/api_latency.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+def fail(message: str) -> NoReturn:
+    _shared.fail("api_latency.py", message)
 
 
 def parse_args() -> argparse.Namespace:

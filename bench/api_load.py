@@ -86,7 +86,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import psutil
@@ -95,6 +95,7 @@ import websockets
 from service.event_types import EventType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _shared  # noqa: E402  (bench/_shared.py)
 from api_latency import (  # noqa: E402  (the server harness of the latency bench)
     CONSOLE_SCRIPT,
     Server,
@@ -137,9 +138,8 @@ def log(message: str) -> None:
     print(f"[api_load] {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> None:
-    print(f"bench/api_load.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+def fail(message: str) -> NoReturn:
+    _shared.fail("api_load.py", message)
 
 
 def parse_args() -> argparse.Namespace:

@@ -53,7 +53,7 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import websockets
@@ -62,6 +62,7 @@ from service.event_types import EventType
 from service.lifecycle import FINAL, State
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _shared  # noqa: E402  (bench/_shared.py)
 from api_latency import (  # noqa: E402  (the server harness of the other service bench)
     CONSOLE_SCRIPT,
     Server,
@@ -93,9 +94,8 @@ def log(message: str) -> None:
     print(f"[live_feed] {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> None:
-    print(f"bench/live_feed.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
+def fail(message: str) -> NoReturn:
+    _shared.fail("live_feed.py", message)
 
 
 def parse_args() -> argparse.Namespace:
